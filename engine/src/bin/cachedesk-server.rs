@@ -1,0 +1,118 @@
+//! cachedesk-server: the engine as a headless server, taking redis-server's command-line
+//! syntax for the options both share, so one script can drive either.
+//!
+//!     cachedesk-server --port 6380 --maxmemory 100mb --maxmemory-policy allkeys-lru
+
+use std::process::ExitCode;
+
+use cachedesk_engine::config::{self, InstanceConfig};
+use cachedesk_engine::Instance;
+
+const USAGE: &str =
+    "usage: cachedesk-server [--port N] [--bind ADDR] [--dir PATH] [--maxmemory BYTES] \
+[--maxmemory-policy POLICY] [--maxmemory-samples N] [--requirepass KEY] [--secondary-key KEY] \
+[--hz N] [--maxclients N]";
+
+fn parse_args(args: &[String]) -> Result<InstanceConfig, String> {
+    let mut cfg = InstanceConfig {
+        name: "cachedesk-server".into(),
+        port: 6379,
+        ..Default::default()
+    };
+    let mut ks = cfg.keyspace_config();
+    let mut i = 0;
+    while i < args.len() {
+        let name = args[i]
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument '{}'\n{USAGE}", args[i]))?;
+        if name == "help" || name == "h" {
+            return Err(USAGE.into());
+        }
+        let value = args
+            .get(i + 1)
+            .ok_or_else(|| format!("option --{name} needs a value\n{USAGE}"))?;
+        match name {
+            "port" => {
+                cfg.port = value
+                    .parse()
+                    .map_err(|_| format!("invalid port '{value}'"))?
+            }
+            "bind" => {
+                cfg.bind = value
+                    .parse()
+                    .map_err(|_| format!("invalid bind address '{value}'"))?
+            }
+            "secondary-key" => cfg.secondary_key = Some(value.clone()),
+            "dir" => {
+                std::fs::create_dir_all(value)
+                    .map_err(|e| format!("cannot create dir '{value}': {e}"))?;
+                config::set("dir", value, &mut cfg, &mut ks).map_err(|e| e.to_string())?;
+            }
+            _ => config::set(name, value, &mut cfg, &mut ks).map_err(|e| match e {
+                config::ConfigError::Unknown(_) => format!("unknown option --{name}\n{USAGE}"),
+                other => other.to_string(),
+            })?,
+        }
+        i += 2;
+    }
+    Ok(cfg)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match parse_args(&args) {
+        Ok(cfg) => cfg,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let instance = match Instance::start(cfg).await {
+            Ok(instance) => instance,
+            Err(e) => {
+                eprintln!("cachedesk-server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!(
+            "cachedesk-server {} (Redis {} compatible) pid {} ready to accept connections on {}",
+            env!("CARGO_PKG_VERSION"),
+            cachedesk_engine::REDIS_VERSION,
+            std::process::id(),
+            instance.addr()
+        );
+        let mut shutdown = instance.shutdown_signal();
+        let reason = wait_for_signal(&mut shutdown).await;
+        eprintln!("cachedesk-server: {reason}, shutting down");
+        instance.stop().await;
+        eprintln!("cachedesk-server: bye");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal(shutdown: &mut tokio::sync::watch::Receiver<bool>) -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        let _ = shutdown.changed().await;
+        return "SHUTDOWN received";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM received",
+        _ = int.recv() => "SIGINT received",
+        _ = shutdown.changed() => "SHUTDOWN received",
+    }
+}

@@ -1,0 +1,241 @@
+//! Connection commands: PING, ECHO, AUTH, HELLO, QUIT, RESET, CLIENT.
+
+use bytes::Bytes;
+
+use super::transactions::release_watches;
+use super::{int_arg, is, lower, CmdError, CmdResult, Ctx};
+use crate::protocol::Reply;
+
+pub fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => Ok(Reply::Status("PONG")),
+        2 => Ok(Reply::Bulk(args[1].clone())),
+        _ => {
+            let _ = ctx;
+            Err(CmdError::Arity("ping".into()))
+        }
+    }
+}
+
+pub fn echo(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Bulk(args[1].clone()))
+}
+
+const NO_PASSWORD: &str = "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Checks a username/password pair against the instance's access keys.
+fn check_credentials(ctx: &mut Ctx, user: Option<&[u8]>, password: &[u8]) -> Result<(), CmdError> {
+    let keys = ctx.shared.access_keys();
+    if keys.is_empty() {
+        if user.is_some_and(|u| u != b"default") {
+            return Err(CmdError::Coded(WRONGPASS.into()));
+        }
+        return Err(CmdError::other(NO_PASSWORD));
+    }
+    let user_ok = user.is_none_or(|u| u == b"default");
+    if user_ok && keys.iter().any(|k| k.as_bytes() == password) {
+        ctx.client.authenticated = true;
+        Ok(())
+    } else {
+        Err(CmdError::Coded(WRONGPASS.into()))
+    }
+}
+
+pub fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        2 => check_credentials(ctx, None, &args[1])?,
+        3 => check_credentials(ctx, Some(&args[1]), &args[2])?,
+        _ => return Err(CmdError::Syntax),
+    }
+    Ok(Reply::OK)
+}
+
+pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut proto = None;
+    if let Some(v) = args.get(1) {
+        let version = crate::util::parse_i64(v)
+            .ok_or_else(|| CmdError::other("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&version) {
+            return Err(CmdError::Coded(
+                "NOPROTO unsupported protocol version".into(),
+            ));
+        }
+        proto = Some(version);
+    }
+    let mut name = None;
+    let mut i = 2;
+    while i < args.len() {
+        if is(&args[i], "AUTH") && i + 2 < args.len() {
+            check_credentials(ctx, Some(&args[i + 1]), &args[i + 2])?;
+            i += 3;
+        } else if is(&args[i], "SETNAME") && i + 1 < args.len() {
+            name = Some(valid_client_name(&args[i + 1])?);
+            i += 2;
+        } else {
+            return Err(CmdError::other(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::Coded("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
+    }
+    if let Some(name) = name {
+        ctx.client.set_name(name);
+    }
+    if let Some(version) = proto {
+        ctx.client.resp3 = version == 3;
+    }
+    Ok(Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("redis")),
+        (Reply::bulk("version"), Reply::bulk(crate::REDIS_VERSION)),
+        (
+            Reply::bulk("proto"),
+            Reply::Int(if ctx.client.resp3 { 3 } else { 2 }),
+        ),
+        (Reply::bulk("id"), Reply::Int(ctx.client.id() as i64)),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk("master")),
+        (Reply::bulk("modules"), Reply::Array(vec![])),
+    ]))
+}
+
+pub fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.client.close_after_reply = true;
+    Ok(Reply::OK)
+}
+
+pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.client.multi = None;
+    ctx.client.multi_failed = false;
+    release_watches(ctx);
+    ctx.client.db = 0;
+    ctx.client.resp3 = false;
+    ctx.client.clear_name();
+    ctx.client.authenticated = ctx.shared.access_keys().is_empty();
+    Ok(Reply::Status("RESET"))
+}
+
+fn valid_client_name(name: &[u8]) -> Result<String, CmdError> {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::other(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(String::from_utf8_lossy(name).into_owned())
+}
+
+pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = lower(&args[1]);
+    let arity_error = || CmdError::Arity(format!("client|{sub}"));
+    match sub.as_str() {
+        "id" if args.len() == 2 => Ok(Reply::Int(ctx.client.id() as i64)),
+        "getname" if args.len() == 2 => Ok(ctx.client.name().map_or(Reply::Null, Reply::bulk)),
+        "setname" if args.len() == 3 => {
+            let name = valid_client_name(&args[2])?;
+            if name.is_empty() {
+                ctx.client.clear_name();
+            } else {
+                ctx.client.set_name(name);
+            }
+            Ok(Reply::OK)
+        }
+        "info" if args.len() == 2 => Ok(Reply::Verbatim(format!(
+            "{}\n",
+            ctx.client.describe(ctx.client.db)
+        ))),
+        "list" => {
+            let mut ids: Option<Vec<u64>> = None;
+            let mut i = 2;
+            while i < args.len() {
+                if is(&args[i], "TYPE") && i + 1 < args.len() {
+                    if !is(&args[i + 1], "normal") {
+                        return Ok(Reply::Verbatim(String::new()));
+                    }
+                    i += 2;
+                } else if is(&args[i], "ID") && i + 1 < args.len() {
+                    let list = args[i + 1..]
+                        .iter()
+                        .map(|a| int_arg(a).map(|n| n as u64))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|_| CmdError::other("Invalid client ID"))?;
+                    ids = Some(list);
+                    i = args.len();
+                } else {
+                    return Err(CmdError::Syntax);
+                }
+            }
+            let mut text = String::new();
+            for client in ctx.shared.clients_snapshot() {
+                if ids.as_ref().is_some_and(|ids| !ids.contains(&client.id)) {
+                    continue;
+                }
+                let db = if client.id == ctx.client.id() {
+                    ctx.client.db
+                } else {
+                    client.db()
+                };
+                text.push_str(&client.describe(db));
+                text.push('\n');
+            }
+            Ok(Reply::Verbatim(text))
+        }
+        "kill" if args.len() >= 3 => {
+            let target = if args.len() == 3 {
+                ctx.shared
+                    .clients_snapshot()
+                    .into_iter()
+                    .find(|c| c.addr.to_string().as_bytes() == &args[2][..])
+            } else if is(&args[2], "ID") && args.len() == 4 {
+                let id = int_arg(&args[3])? as u64;
+                ctx.shared
+                    .clients_snapshot()
+                    .into_iter()
+                    .find(|c| c.id == id)
+            } else {
+                return Err(CmdError::Syntax);
+            };
+            match (target, args.len()) {
+                (Some(c), 3) => {
+                    c.kill();
+                    Ok(Reply::OK)
+                }
+                (Some(c), _) => {
+                    c.kill();
+                    Ok(Reply::Int(1))
+                }
+                (None, 3) => Err(CmdError::other("No such client")),
+                (None, _) => Ok(Reply::Int(0)),
+            }
+        }
+        "help" => Ok(Reply::Array(
+            [
+                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "ID",
+                "    Return the ID of the current connection.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "KILL <ip:port> | ID <client-id>",
+                "    Kill a connection.",
+                "LIST [TYPE normal] [ID <id> [<id> ...]]",
+                "    Return information about client connections.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Reply::StatusOwned((*l).into()))
+            .collect(),
+        )),
+        "id" | "getname" | "setname" | "info" | "kill" => Err(arity_error()),
+        _ => Err(CmdError::other(format!(
+            "unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}

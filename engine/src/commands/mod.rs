@@ -1,0 +1,268 @@
+//! Command table and dispatch: arity, authentication, MULTI queuing, maxmemory and WATCH
+//! bookkeeping happen here once, so each family file only implements its commands.
+//!
+//! A handler takes the arguments (the command name first) and returns a reply or a typed
+//! error whose text is Redis 7.0's.
+
+pub mod connection;
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod server;
+pub mod sets;
+pub mod strings;
+pub mod table;
+pub mod transactions;
+pub mod zsets;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::keyspace::{Blob, Keyspace, Value, ValueMut};
+use crate::protocol::Reply;
+use crate::server::client::ClientState;
+use crate::server::Shared;
+pub use table::{CommandSpec, Flags};
+
+/// A command's failure, rendered as Redis 7.0's error text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CmdError {
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    Arity(String),
+    #[error("ERR no such key")]
+    NoSuchKey,
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    #[error("ERR index out of range")]
+    IndexOutOfRange,
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpire(&'static str),
+    #[error("ERR DB index is out of range")]
+    DbIndexOutOfRange,
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    Oom,
+    #[error("ERR {0}")]
+    Other(String),
+    /// An error whose text carries its own code (WRONGPASS, NOPROTO, EXECABORT...).
+    #[error("{0}")]
+    Coded(String),
+}
+
+impl CmdError {
+    pub fn other(text: impl Into<String>) -> Self {
+        CmdError::Other(text.into())
+    }
+}
+
+impl From<CmdError> for Reply {
+    fn from(e: CmdError) -> Reply {
+        Reply::Error(e.to_string())
+    }
+}
+
+pub type CmdResult = Result<Reply, CmdError>;
+
+/// What a command runs against: the keyspace (locked by the caller for the whole batch), the
+/// client that sent it, and the instance's shared state.
+pub struct Ctx<'a> {
+    pub ks: &'a mut Keyspace,
+    pub client: &'a mut ClientState,
+    pub shared: &'a Shared,
+    /// Set by a blocking command that found nothing: the connection waits, then retries.
+    pub block: Option<BlockRequest>,
+}
+
+/// A blocking command's wish to wait: until `deadline_ms` (None: forever).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockRequest {
+    pub deadline_ms: Option<u64>,
+}
+
+impl Ctx<'_> {
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    /// Reads a key expected to hold a string.
+    pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&Blob>, CmdError> {
+        let db = self.db();
+        match self.ks.get(db, key) {
+            None => Ok(None),
+            Some(Value::Str(s)) => Ok(Some(s)),
+            Some(_) => Err(CmdError::WrongType),
+        }
+    }
+
+    /// Reads a key, checking its type with `want`; None if absent.
+    pub fn read<T>(
+        &mut self,
+        key: &[u8],
+        want: impl FnOnce(&Value) -> Option<&T>,
+    ) -> Result<Option<&T>, CmdError> {
+        let db = self.db();
+        match self.ks.get(db, key) {
+            None => Ok(None),
+            Some(v) => want(v).map(Some).ok_or(CmdError::WrongType),
+        }
+    }
+
+    /// Writable access to a key of the type `want` accepts; None if absent.
+    pub fn write(
+        &mut self,
+        key: &[u8],
+        want: fn(&Value) -> bool,
+    ) -> Result<Option<ValueMut<'_>>, CmdError> {
+        let db = self.db();
+        match self.ks.get_mut(db, key) {
+            None => Ok(None),
+            Some(v) if want(&v) => Ok(Some(v)),
+            Some(_) => Err(CmdError::WrongType),
+        }
+    }
+
+    /// Writable access to a key of the type `want` accepts, creating it with `make` if absent.
+    pub fn write_or_create(
+        &mut self,
+        key: &[u8],
+        want: fn(&Value) -> bool,
+        make: fn() -> Value,
+    ) -> Result<ValueMut<'_>, CmdError> {
+        let db = self.db();
+        if !self.ks.contains(db, key) {
+            self.ks.set(db, key, make());
+        }
+        match self.ks.get_mut(db, key) {
+            Some(v) if want(&v) => Ok(v),
+            Some(_) => Err(CmdError::WrongType),
+            None => Err(CmdError::NoSuchKey),
+        }
+    }
+}
+
+/// Parses an integer argument.
+pub fn int_arg(arg: &[u8]) -> Result<i64, CmdError> {
+    crate::util::parse_i64(arg).ok_or(CmdError::NotInteger)
+}
+
+/// Parses a float argument.
+pub fn float_arg(arg: &[u8]) -> Result<f64, CmdError> {
+    crate::util::parse_f64(arg).ok_or(CmdError::NotFloat)
+}
+
+/// Case-insensitive comparison of an argument with a keyword.
+pub fn is(arg: &[u8], keyword: &str) -> bool {
+    arg.eq_ignore_ascii_case(keyword.as_bytes())
+}
+
+/// Lower-case text of an argument, for error messages.
+pub fn lower(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_lowercase()
+}
+
+fn lookup_table() -> &'static HashMap<&'static [u8], &'static CommandSpec> {
+    static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        table::COMMANDS
+            .iter()
+            .map(|c| (c.name.as_bytes(), c))
+            .collect()
+    })
+}
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    let lowered = &mut buf[..name.len()];
+    lowered.copy_from_slice(name);
+    lowered.make_ascii_lowercase();
+    lookup_table().get(&*lowered).copied()
+}
+
+fn unknown_command_error(args: &[Bytes]) -> CmdError {
+    let mut text = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        String::from_utf8_lossy(&args[0][..args[0].len().min(128)])
+    );
+    for arg in args.iter().skip(1) {
+        if text.len() >= 128 + 60 {
+            break;
+        }
+        text.push_str(&format!(
+            "'{}' ",
+            String::from_utf8_lossy(&arg[..arg.len().min(128)])
+        ));
+    }
+    CmdError::Coded(text)
+}
+
+/// Checks a command's name and arity.
+pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
+    let spec = lookup(&args[0]).ok_or_else(|| unknown_command_error(args))?;
+    let n = args.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Err(CmdError::Arity(spec.name.to_string()));
+    }
+    Ok(spec)
+}
+
+/// Runs one request from a client: the whole path from lookup to reply.
+pub fn execute(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let spec = match resolve(args) {
+        Ok(spec) => spec,
+        Err(e) => {
+            if ctx.client.multi.is_some() {
+                ctx.client.multi_failed = true;
+            }
+            return e.into();
+        }
+    };
+    if !ctx.client.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+        return CmdError::NoAuth.into();
+    }
+    if ctx.client.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION_CONTROL) {
+        return transactions::queue(ctx, spec, args);
+    }
+    run(ctx, spec, args)
+}
+
+/// Runs a resolved command (also used by EXEC for queued commands).
+pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+    ctx.ks.now = crate::util::now_ms();
+    if spec.flags.contains(Flags::DENY_OOM) && ctx.ks.config.maxmemory > 0 {
+        ctx.ks.evict_to_limit();
+        if ctx.ks.used_memory() as u64 > ctx.ks.config.maxmemory {
+            return CmdError::Oom.into();
+        }
+    }
+    let db = ctx.db();
+    let reply = match (spec.handler)(ctx, args) {
+        Ok(reply) => reply,
+        Err(e) => e.into(),
+    };
+    ctx.shared.stats.command_processed();
+    if spec.flags.contains(Flags::WRITE) && !reply.is_error() && ctx.block.is_none() {
+        let keys = spec.key_positions(args.len());
+        let keys: Vec<&[u8]> = keys.map(|i| &args[i][..]).collect();
+        for key in &keys {
+            ctx.ks.touch_watched(db, key);
+        }
+        ctx.ks.remove_emptied(db, &keys);
+        ctx.ks.dirty += 1;
+    }
+    reply
+}

@@ -1,0 +1,402 @@
+//! Server commands: COMMAND, INFO, CONFIG, TIME, LASTSAVE, DEBUG, MEMORY, SHUTDOWN.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use super::table::COMMANDS;
+use super::{int_arg, is, lookup, lower, CmdError, CmdResult, CommandSpec, Ctx};
+use crate::config::{self, human_bytes, ConfigError};
+use crate::keyspace::{Blob, Value};
+use crate::protocol::Reply;
+
+fn command_info(spec: &CommandSpec) -> Reply {
+    Reply::Array(vec![
+        Reply::bulk(spec.name),
+        Reply::Int(i64::from(spec.arity)),
+        Reply::Set(spec.flags.names().map(Reply::Status).collect()),
+        Reply::Int(i64::from(spec.first_key)),
+        Reply::Int(i64::from(spec.last_key)),
+        Reply::Int(i64::from(spec.step)),
+        Reply::Set(vec![]),
+        Reply::Set(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn command_docs(spec: &CommandSpec) -> Reply {
+    Reply::Map(vec![
+        (Reply::bulk("summary"), Reply::bulk(spec.summary)),
+        (Reply::bulk("since"), Reply::bulk("1.0.0")),
+        (Reply::bulk("group"), Reply::bulk(spec.group)),
+    ])
+}
+
+pub fn command(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(sub) = args.get(1).map(|s| lower(s)) else {
+        return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+    };
+    match sub.as_str() {
+        "count" => Ok(Reply::Int(COMMANDS.len() as i64)),
+        "list" => Ok(Reply::Array(
+            COMMANDS.iter().map(|c| Reply::bulk(c.name)).collect(),
+        )),
+        "info" => Ok(Reply::Array(if args.len() == 2 {
+            COMMANDS.iter().map(command_info).collect()
+        } else {
+            args[2..]
+                .iter()
+                .map(|n| lookup(n).map_or(Reply::NullArray, command_info))
+                .collect()
+        })),
+        "docs" => {
+            let specs: Vec<&CommandSpec> = if args.len() == 2 {
+                COMMANDS.iter().collect()
+            } else {
+                args[2..].iter().filter_map(|n| lookup(n)).collect()
+            };
+            Ok(Reply::Map(
+                specs
+                    .into_iter()
+                    .map(|s| (Reply::bulk(s.name), command_docs(s)))
+                    .collect(),
+            ))
+        }
+        "getkeys" if args.len() >= 3 => {
+            let spec = super::resolve(&args[2..])?;
+            let keys: Vec<Reply> = spec
+                .key_positions(args.len() - 2)
+                .map(|i| Reply::Bulk(args[2 + i].clone()))
+                .collect();
+            if keys.is_empty() {
+                return Err(CmdError::other("The command has no key arguments"));
+            }
+            Ok(Reply::Array(keys))
+        }
+        _ => Err(CmdError::other(format!(
+            "unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}
+
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "keyspace",
+];
+
+pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let requested: Vec<String> = args[1..].iter().map(|a| lower(a)).collect();
+    let all = requested.is_empty()
+        || requested
+            .iter()
+            .any(|s| matches!(s.as_str(), "all" | "everything" | "default"));
+    let mut out = String::new();
+    for section in SECTIONS {
+        if all || requested.iter().any(|r| r == section) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            write_section(ctx, section, &mut out);
+        }
+    }
+    Ok(Reply::Verbatim(out))
+}
+
+fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
+    let shared = ctx.shared;
+    let stats = &shared.stats;
+    let cfg = shared.config();
+    let ks = &*ctx.ks;
+    let now_ms = crate::util::now_ms();
+    let mut w = Lines(out);
+    match section {
+        "server" => {
+            w.header("Server");
+            w.line("redis_version", &crate::REDIS_VERSION);
+            w.line("cachedesk_version", &env!("CARGO_PKG_VERSION"));
+            w.line("redis_git_sha1", &"00000000");
+            w.line("redis_git_dirty", &0);
+            w.line("redis_mode", &"standalone");
+            w.line("os", &std::env::consts::OS);
+            w.line("arch_bits", &64);
+            w.line("multiplexing_api", &"tokio");
+            w.line("process_id", &std::process::id());
+            w.line("run_id", &shared.run_id);
+            w.line("tcp_port", &shared.local_addr().port());
+            w.line("server_time_usec", &crate::util::now_us());
+            let uptime = shared.started.elapsed().as_secs();
+            w.line("uptime_in_seconds", &uptime);
+            w.line("uptime_in_days", &(uptime / 86400));
+            w.line("hz", &cfg.hz);
+            w.line(
+                "executable",
+                &std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
+            w.line("config_file", &"");
+        }
+        "clients" => {
+            w.header("Clients");
+            w.line("connected_clients", &shared.connected_clients());
+            w.line("maxclients", &cfg.maxclients);
+            w.line("blocked_clients", &stats.blocked_clients());
+        }
+        "memory" => {
+            w.header("Memory");
+            let used = ks.used_memory() as u64;
+            let peak = stats.note_memory(used);
+            w.line("used_memory", &used);
+            w.line("used_memory_human", &human_bytes(used));
+            w.line("used_memory_rss", &crate::server::process_rss());
+            w.line("used_memory_peak", &peak);
+            w.line("used_memory_peak_human", &human_bytes(peak));
+            w.line("used_memory_dataset", &used);
+            w.line("maxmemory", &ks.config.maxmemory);
+            w.line("maxmemory_human", &human_bytes(ks.config.maxmemory));
+            w.line("maxmemory_policy", &ks.config.policy.name());
+            w.line("mem_allocator", &"libc");
+        }
+        "persistence" => {
+            w.header("Persistence");
+            w.line("loading", &0);
+            w.line("async_loading", &0);
+            w.line("rdb_changes_since_last_save", &ks.dirty);
+            w.line("rdb_bgsave_in_progress", &0);
+            w.line("rdb_last_save_time", &(shared.started_unix_ms / 1000));
+            w.line("rdb_last_bgsave_status", &"ok");
+            w.line("rdb_last_bgsave_time_sec", &-1);
+            w.line("rdb_current_bgsave_time_sec", &-1);
+            w.line("aof_enabled", &0);
+            w.line("aof_rewrite_in_progress", &0);
+            w.line("aof_rewrite_scheduled", &0);
+            w.line("aof_last_rewrite_time_sec", &-1);
+            w.line("aof_current_rewrite_time_sec", &-1);
+            w.line("aof_last_bgrewrite_status", &"ok");
+            w.line("aof_last_write_status", &"ok");
+        }
+        "stats" => {
+            w.header("Stats");
+            w.line("total_connections_received", &stats.connections_received());
+            w.line("total_commands_processed", &stats.commands_processed());
+            w.line("instantaneous_ops_per_sec", &stats.ops_per_sec());
+            w.line("total_net_input_bytes", &stats.net_input());
+            w.line("total_net_output_bytes", &stats.net_output());
+            w.line("rejected_connections", &stats.rejected_connections());
+            w.line("expired_keys", &ks.stats.expired_keys);
+            w.line(
+                "expired_stale_perc",
+                &format!("{:.2}", ks.stats.expired_stale_perc * 100.0),
+            );
+            w.line("evicted_keys", &ks.stats.evicted_keys);
+            w.line("keyspace_hits", &ks.stats.keyspace_hits);
+            w.line("keyspace_misses", &ks.stats.keyspace_misses);
+        }
+        _ => {
+            w.header("Keyspace");
+            for (i, db) in ks.dbs.iter().enumerate().filter(|(_, d)| !d.is_empty()) {
+                let avg_ttl = average_ttl(&db.expires, now_ms);
+                w.line(
+                    &format!("db{i}"),
+                    &format!(
+                        "keys={},expires={},avg_ttl={avg_ttl}",
+                        db.len(),
+                        db.expires.len()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Writes INFO's `# Section` headers and `field:value` lines.
+struct Lines<'a>(&'a mut String);
+
+impl Lines<'_> {
+    fn header(&mut self, title: &str) {
+        let _ = write!(self.0, "# {title}\r\n");
+    }
+    fn line(&mut self, field: &str, value: &dyn std::fmt::Display) {
+        let _ = write!(self.0, "{field}:{value}\r\n");
+    }
+}
+
+/// Mean remaining TTL of up to 100 sampled volatile keys, in ms.
+fn average_ttl(expires: &crate::keyspace::Dict<u64>, now_ms: u64) -> u64 {
+    let sample: Vec<u64> = expires
+        .iter()
+        .take(100)
+        .map(|(_, &at)| at.saturating_sub(now_ms))
+        .collect();
+    if sample.is_empty() {
+        0
+    } else {
+        sample.iter().sum::<u64>() / sample.len() as u64
+    }
+}
+
+pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = lower(&args[1]);
+    match sub.as_str() {
+        "get" if args.len() >= 3 => {
+            let cfg = ctx.shared.config();
+            let mut pairs = Vec::new();
+            for name in config::PARAMETERS {
+                if args[2..]
+                    .iter()
+                    .any(|p| crate::util::glob_match(p, name.as_bytes(), true))
+                {
+                    if let Some(v) = config::get(name, &cfg, &ctx.ks.config) {
+                        pairs.push((Reply::bulk(name), Reply::bulk(v)));
+                    }
+                }
+            }
+            Ok(Reply::Map(pairs))
+        }
+        "set" if args.len() >= 4 && args.len() % 2 == 0 => {
+            let mut cfg = ctx.shared.config();
+            let mut ks_cfg = ctx.ks.config.clone();
+            for pair in args[2..].chunks(2) {
+                let name = lower(&pair[0]);
+                let value = String::from_utf8_lossy(&pair[1]);
+                config::set(&name, &value, &mut cfg, &mut ks_cfg).map_err(|e| match e {
+                    ConfigError::Unknown(_) | ConfigError::Invalid(..) => {
+                        CmdError::other(e.to_string())
+                    }
+                })?;
+            }
+            ctx.ks.config = ks_cfg;
+            ctx.shared.set_config(cfg);
+            Ok(Reply::OK)
+        }
+        "resetstat" if args.len() == 2 => {
+            ctx.shared.stats.reset();
+            let expired_stale = ctx.ks.stats.expired_stale_perc;
+            ctx.ks.stats = Default::default();
+            ctx.ks.stats.expired_stale_perc = expired_stale;
+            Ok(Reply::OK)
+        }
+        "rewrite" if args.len() == 2 => Err(CmdError::other(
+            "The server is running without a config file",
+        )),
+        "get" | "set" | "resetstat" | "rewrite" => Err(CmdError::Arity(format!("config|{sub}"))),
+        "help" => Ok(Reply::Array(
+            [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Reply::StatusOwned((*l).into()))
+            .collect(),
+        )),
+        _ => Err(CmdError::other(format!(
+            "unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}
+
+pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let us = crate::util::now_us();
+    Ok(Reply::Array(vec![
+        Reply::bulk((us / 1_000_000).to_string()),
+        Reply::bulk((us % 1_000_000).to_string()),
+    ]))
+}
+
+pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int((ctx.shared.started_unix_ms / 1000) as i64))
+}
+
+pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = lower(&args[1]);
+    match sub.as_str() {
+        "sleep" if args.len() == 3 => {
+            let secs = crate::util::parse_f64(&args[2])
+                .filter(|s| *s >= 0.0)
+                .ok_or(CmdError::NotFloat)?;
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(60.0)));
+            Ok(Reply::OK)
+        }
+        "populate" if (3..=5).contains(&args.len()) => {
+            let count = int_arg(&args[2])?;
+            if count < 0 {
+                return Err(CmdError::other("count can't be negative"));
+            }
+            let prefix = args.get(3).map_or(&b"key"[..], |p| &p[..]);
+            let size = args
+                .get(4)
+                .map(|s| int_arg(s))
+                .transpose()?
+                .map(|s| s.max(0) as usize);
+            let db = ctx.db();
+            for i in 0..count {
+                let key = [prefix, b":", i.to_string().as_bytes()].concat();
+                if ctx.ks.contains(db, &key) {
+                    continue;
+                }
+                let mut value = Blob::from_slice(format!("value:{i}").as_bytes());
+                if let Some(size) = size {
+                    value.resize(size, 0);
+                }
+                ctx.ks.set(db, &key, Value::Str(value));
+            }
+            Ok(Reply::OK)
+        }
+        "set-active-expire" if args.len() == 3 => {
+            ctx.shared.set_active_expire(int_arg(&args[2])? != 0);
+            Ok(Reply::OK)
+        }
+        _ => Err(CmdError::other(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}
+
+pub fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = lower(&args[1]);
+    match sub.as_str() {
+        "usage" if args.len() == 3 || (args.len() == 5 && is(&args[3], "SAMPLES")) => {
+            let db = ctx.db();
+            Ok(match ctx.ks.peek(db, &args[2]) {
+                None => Reply::Null,
+                Some(e) => {
+                    let node = crate::keyspace::dict::node_alloc_size::<crate::keyspace::Entry>();
+                    Reply::Int(
+                        (node + 8 + args[2].len().saturating_sub(16) + e.value.heap_size()) as i64,
+                    )
+                }
+            })
+        }
+        "usage" => Err(CmdError::Syntax),
+        _ => Err(CmdError::other(format!(
+            "unknown subcommand '{}'. Try MEMORY HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}
+
+pub fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    for a in &args[1..] {
+        if !(is(a, "NOSAVE") || is(a, "SAVE") || is(a, "NOW") || is(a, "FORCE") || is(a, "ABORT")) {
+            return Err(CmdError::Syntax);
+        }
+    }
+    ctx.shared.request_shutdown();
+    ctx.client.close_after_reply = true;
+    Ok(Reply::OK)
+}

@@ -1,0 +1,315 @@
+//! Set commands, including the algebra (SINTER, SUNION, SDIFF and their STORE forms).
+
+use bytes::Bytes;
+
+use super::hashes::pick_random;
+use super::keys::{parse_scan, scan_dict, scan_reply};
+use super::{int_arg, is, CmdError, CmdResult, Ctx};
+use crate::keyspace::{Blob, Set, Value};
+use crate::protocol::Reply;
+use crate::util::glob_match;
+
+fn as_set(v: &Value) -> Option<&Set> {
+    match v {
+        Value::Set(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn is_set(v: &Value) -> bool {
+    matches!(v, Value::Set(_))
+}
+
+fn new_set() -> Value {
+    Value::Set(Box::default())
+}
+
+fn set_mut(v: &mut Value) -> &mut Set {
+    match v {
+        Value::Set(s) => s,
+        _ => unreachable!("type checked by Ctx::write"),
+    }
+}
+
+fn members_reply<'a>(members: impl Iterator<Item = &'a Blob>) -> Reply {
+    Reply::Set(members.map(Reply::bulk).collect())
+}
+
+pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut value = ctx.write_or_create(&args[1], is_set, new_set)?;
+    let set = set_mut(&mut value);
+    Ok(Reply::Int(
+        args[2..].iter().filter(|m| set.insert(m)).count() as i64,
+    ))
+}
+
+pub fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(mut value) = ctx.write(&args[1], is_set)? else {
+        return Ok(Reply::Int(0));
+    };
+    let set = set_mut(&mut value);
+    Ok(Reply::Int(
+        args[2..].iter().filter(|m| set.remove(m)).count() as i64,
+    ))
+}
+
+pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let set = ctx.read(&args[1], as_set)?;
+    Ok(set.map_or(Reply::Set(vec![]), |s| members_reply(s.iter())))
+}
+
+pub fn sismember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let set = ctx.read(&args[1], as_set)?;
+    Ok(Reply::Int(i64::from(
+        set.is_some_and(|s| s.contains(&args[2])),
+    )))
+}
+
+pub fn smismember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let set = ctx.read(&args[1], as_set)?;
+    Ok(Reply::Array(
+        args[2..]
+            .iter()
+            .map(|m| Reply::Int(i64::from(set.is_some_and(|s| s.contains(m)))))
+            .collect(),
+    ))
+}
+
+pub fn scard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(
+        ctx.read(&args[1], as_set)?.map_or(0, |s| s.len() as i64),
+    ))
+}
+
+fn positive_count(arg: &[u8]) -> Result<usize, CmdError> {
+    crate::util::parse_i64(arg)
+        .filter(|&n| n >= 0)
+        .map(|n| n as usize)
+        .ok_or_else(|| CmdError::other("value is out of range, must be positive"))
+}
+
+pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let count = args.get(2).map(|c| positive_count(c)).transpose()?;
+    let Some(mut value) = ctx.write(&args[1], is_set)? else {
+        return Ok(if count.is_some() {
+            Reply::Set(vec![])
+        } else {
+            Reply::Null
+        });
+    };
+    let set = set_mut(&mut value);
+    let rng = &mut rand::rng();
+    let picked: Vec<Blob> = pick_random(&set.members, count.unwrap_or(1), false, rng)
+        .into_iter()
+        .map(|(m, _)| m.clone())
+        .collect();
+    for m in &picked {
+        set.remove(m);
+    }
+    Ok(match count {
+        None => picked.first().map_or(Reply::Null, Reply::bulk),
+        Some(_) => Reply::Set(picked.iter().map(Reply::bulk).collect()),
+    })
+}
+
+pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let count = args
+        .get(2)
+        .map(|c| super::hashes::random_count(c, false))
+        .transpose()?;
+    let Some(set) = ctx.read(&args[1], as_set)? else {
+        return Ok(if count.is_some() {
+            Reply::Array(vec![])
+        } else {
+            Reply::Null
+        });
+    };
+    let rng = &mut rand::rng();
+    Ok(match count {
+        None => set
+            .members
+            .random_entry(rng)
+            .map_or(Reply::Null, |(m, _)| Reply::bulk(m)),
+        Some((n, repeat)) => Reply::Array(
+            pick_random(&set.members, n, repeat, rng)
+                .into_iter()
+                .map(|(m, _)| Reply::bulk(m))
+                .collect(),
+        ),
+    })
+}
+
+pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (src, dst, member) = (&args[1], &args[2], &args[3]);
+    let Some(src_set) = ctx.read(src, as_set)? else {
+        return Ok(Reply::Int(0));
+    };
+    let present = src_set.contains(member);
+    ctx.read(dst, as_set)?;
+    if src == dst {
+        return Ok(Reply::Int(i64::from(present)));
+    }
+    if !present {
+        return Ok(Reply::Int(0));
+    }
+    if let Some(mut value) = ctx.write(src, is_set)? {
+        set_mut(&mut value).remove(member);
+    }
+    let mut value = ctx.write_or_create(dst, is_set, new_set)?;
+    set_mut(&mut value).insert(member);
+    Ok(Reply::Int(1))
+}
+
+/// The sets stored at `keys` (missing keys as None), type-checked.
+fn load_sets(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<Set>>, CmdError> {
+    keys.iter()
+        .map(|k| Ok(ctx.read(k, as_set)?.cloned()))
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Inter,
+    Union,
+    Diff,
+}
+
+fn compute(sets: &[Option<Set>], op: Op) -> Set {
+    match op {
+        Op::Inter => {
+            if sets.iter().any(Option::is_none) {
+                return Set::default();
+            }
+            let mut all: Vec<&Set> = sets.iter().flatten().collect();
+            all.sort_by_key(|s| s.len());
+            let Some((smallest, rest)) = all.split_first() else {
+                return Set::default();
+            };
+            smallest
+                .iter()
+                .filter(|m| rest.iter().all(|s| s.contains(m)))
+                .map(|m| &m[..])
+                .collect()
+        }
+        Op::Union => sets
+            .iter()
+            .flatten()
+            .flat_map(|s| s.iter())
+            .map(|m| &m[..])
+            .collect(),
+        Op::Diff => {
+            let Some(Some(first)) = sets.first() else {
+                return Set::default();
+            };
+            first
+                .iter()
+                .filter(|m| !sets[1..].iter().flatten().any(|s| s.contains(m)))
+                .map(|m| &m[..])
+                .collect()
+        }
+    }
+}
+
+fn algebra(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> CmdResult {
+    let sets = load_sets(ctx, keys)?;
+    Ok(members_reply(compute(&sets, op).iter()))
+}
+
+fn algebra_store(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
+    let sets = load_sets(ctx, &args[2..])?;
+    let result = compute(&sets, op);
+    let len = result.len() as i64;
+    let db = ctx.db();
+    ctx.ks.delete(db, &args[1]);
+    if len > 0 {
+        ctx.ks.set(db, &args[1], Value::Set(Box::new(result)));
+    }
+    Ok(Reply::Int(len))
+}
+
+pub fn sinter(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    algebra(ctx, &args[1..], Op::Inter)
+}
+pub fn sunion(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    algebra(ctx, &args[1..], Op::Union)
+}
+pub fn sdiff(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    algebra(ctx, &args[1..], Op::Diff)
+}
+pub fn sinterstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    algebra_store(ctx, args, Op::Inter)
+}
+pub fn sunionstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    algebra_store(ctx, args, Op::Union)
+}
+pub fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    algebra_store(ctx, args, Op::Diff)
+}
+
+/// Parses `numkeys key...` at args[1]; returns the keys and the index after them.
+pub fn numkeys<'a>(args: &'a [Bytes], at: usize) -> Result<(&'a [Bytes], usize), CmdError> {
+    let n = int_arg(&args[at])?;
+    if n <= 0 {
+        return Err(CmdError::other("numkeys should be greater than 0"));
+    }
+    let end = at + 1 + n as usize;
+    if n as usize > args.len() - at - 1 {
+        return Err(CmdError::other(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    Ok((&args[at + 1..end], end))
+}
+
+pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (keys, mut i) = numkeys(args, 1)?;
+    let mut limit = 0usize;
+    while i < args.len() {
+        if is(&args[i], "LIMIT") && i + 1 < args.len() {
+            let n = int_arg(&args[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::other("LIMIT can't be negative"));
+            }
+            limit = n as usize;
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let sets = load_sets(ctx, keys)?;
+    let card = compute(&sets, Op::Inter).len();
+    Ok(Reply::Int(
+        if limit > 0 { card.min(limit) } else { card } as i64
+    ))
+}
+
+pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let opts = parse_scan(args, 2, false)?;
+    let Some(set) = ctx.read(&args[1], as_set)? else {
+        return Ok(scan_reply(0, vec![]));
+    };
+    let mut items = Vec::new();
+    let mut emit = |m: &Blob, _: &()| {
+        if opts
+            .pattern
+            .as_ref()
+            .is_none_or(|p| glob_match(p, m, false))
+        {
+            items.push(Reply::bulk(m));
+        }
+    };
+    // An intset is returned whole in one call, as Redis does.
+    let next = if set.intset {
+        set.members.for_each(&mut emit);
+        0
+    } else {
+        scan_dict(&set.members, opts.cursor, opts.count, emit)
+    };
+    Ok(scan_reply(next, items))
+}

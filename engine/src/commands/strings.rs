@@ -1,0 +1,398 @@
+//! String commands: GET/SET and friends, counters, ranges.
+
+use bytes::Bytes;
+
+use super::{float_arg, int_arg, is, CmdError, CmdResult, Ctx};
+use crate::keyspace::{Blob, Value};
+use crate::protocol::Reply;
+use crate::util::format_incr_float;
+
+/// Largest string a command may build (proto-max-bulk-len).
+const MAX_STRING: usize = crate::protocol::parser::PROTO_MAX_BULK_LEN;
+
+fn str_value(bytes: &[u8]) -> Value {
+    Value::Str(Blob::from_slice(bytes))
+}
+
+fn bulk_of(s: Option<&Blob>) -> Reply {
+    s.map_or(Reply::Null, |s| Reply::bulk(s))
+}
+
+pub fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(bulk_of(ctx.get_str(&args[1])?))
+}
+
+/// An expiry option as SET/GETEX take them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expiry {
+    None,
+    At(u64),
+    Keep,
+    Persist,
+}
+
+/// Converts a relative or absolute time to an absolute ms time, as Redis validates it.
+fn expiry_at(
+    now: u64,
+    amount: i64,
+    unit_ms: i64,
+    absolute: bool,
+    cmd: &'static str,
+) -> Result<u64, CmdError> {
+    if amount <= 0 {
+        return Err(CmdError::InvalidExpire(cmd));
+    }
+    let ms = amount
+        .checked_mul(unit_ms)
+        .ok_or(CmdError::InvalidExpire(cmd))?;
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(now as i64)
+            .ok_or(CmdError::InvalidExpire(cmd))?
+    };
+    Ok(at as u64)
+}
+
+pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (key, value) = (&args[1], &args[2]);
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    let mut expiry = Expiry::None;
+    let mut i = 3;
+    while i < args.len() {
+        let a = &args[i];
+        let next = args.get(i + 1);
+        let unit = if is(a, "EX") {
+            Some((1000, false))
+        } else if is(a, "PX") {
+            Some((1, false))
+        } else if is(a, "EXAT") {
+            Some((1000, true))
+        } else if is(a, "PXAT") {
+            Some((1, true))
+        } else {
+            None
+        };
+        if let (Some((unit_ms, absolute)), Some(amount)) = (unit, next) {
+            if expiry != Expiry::None {
+                return Err(CmdError::Syntax);
+            }
+            let amount = int_arg(amount)?;
+            expiry = Expiry::At(expiry_at(ctx.ks.now, amount, unit_ms, absolute, "set")?);
+            i += 2;
+            continue;
+        }
+        if is(a, "NX") && !xx {
+            nx = true;
+        } else if is(a, "XX") && !nx {
+            xx = true;
+        } else if is(a, "GET") {
+            get = true;
+        } else if is(a, "KEEPTTL") && expiry == Expiry::None {
+            expiry = Expiry::Keep;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let db = ctx.db();
+    let old = if get {
+        ctx.get_str(key)?.cloned()
+    } else {
+        None
+    };
+    let exists = ctx.ks.contains(db, key);
+    if (nx && exists) || (xx && !exists) {
+        return Ok(if get {
+            bulk_of(old.as_ref())
+        } else {
+            Reply::Null
+        });
+    }
+    write_with_expiry(ctx, key, value, expiry);
+    Ok(if get {
+        bulk_of(old.as_ref())
+    } else {
+        Reply::OK
+    })
+}
+
+fn write_with_expiry(ctx: &mut Ctx, key: &[u8], value: &[u8], expiry: Expiry) {
+    let db = ctx.db();
+    match expiry {
+        Expiry::Keep => ctx.ks.set_keep_ttl(db, key, str_value(value)),
+        Expiry::At(at) if at <= ctx.ks.now => {
+            ctx.ks.delete(db, key);
+        }
+        Expiry::At(at) => {
+            ctx.ks.set(db, key, str_value(value));
+            ctx.ks.set_expire(db, key, at);
+        }
+        Expiry::None | Expiry::Persist => ctx.ks.set(db, key, str_value(value)),
+    }
+}
+
+pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let db = ctx.db();
+    let replies = args[1..]
+        .iter()
+        .map(|k| match ctx.ks.get(db, k) {
+            Some(Value::Str(s)) => Reply::bulk(s),
+            _ => Reply::Null,
+        })
+        .collect();
+    Ok(Reply::Array(replies))
+}
+
+pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() % 2 == 0 {
+        return Err(CmdError::Arity("mset".into()));
+    }
+    let db = ctx.db();
+    for pair in args[1..].chunks(2) {
+        ctx.ks.set(db, &pair[0], str_value(&pair[1]));
+    }
+    Ok(Reply::OK)
+}
+
+pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() % 2 == 0 {
+        return Err(CmdError::Arity("msetnx".into()));
+    }
+    let db = ctx.db();
+    if args[1..]
+        .chunks(2)
+        .any(|pair| ctx.ks.contains(db, &pair[0]))
+    {
+        return Ok(Reply::Int(0));
+    }
+    for pair in args[1..].chunks(2) {
+        ctx.ks.set(db, &pair[0], str_value(&pair[1]));
+    }
+    Ok(Reply::Int(1))
+}
+
+pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let db = ctx.db();
+    if ctx.ks.contains(db, &args[1]) {
+        return Ok(Reply::Int(0));
+    }
+    ctx.ks.set(db, &args[1], str_value(&args[2]));
+    Ok(Reply::Int(1))
+}
+
+fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, cmd: &'static str) -> CmdResult {
+    let amount = int_arg(&args[2])?;
+    let at = expiry_at(ctx.ks.now, amount, unit_ms, false, cmd)?;
+    write_with_expiry(ctx, &args[1], &args[3], Expiry::At(at));
+    Ok(Reply::OK)
+}
+
+pub fn setex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    set_with_ttl(ctx, args, 1000, "setex")
+}
+
+pub fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    set_with_ttl(ctx, args, 1, "psetex")
+}
+
+pub fn getset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let old = ctx.get_str(&args[1])?.cloned();
+    let db = ctx.db();
+    ctx.ks.set(db, &args[1], str_value(&args[2]));
+    Ok(bulk_of(old.as_ref()))
+}
+
+pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let old = ctx.get_str(&args[1])?.cloned();
+    if old.is_some() {
+        let db = ctx.db();
+        ctx.ks.delete(db, &args[1]);
+    }
+    Ok(bulk_of(old.as_ref()))
+}
+
+pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut expiry = Expiry::None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        let unit = if is(a, "EX") {
+            Some((1000, false))
+        } else if is(a, "PX") {
+            Some((1, false))
+        } else if is(a, "EXAT") {
+            Some((1000, true))
+        } else if is(a, "PXAT") {
+            Some((1, true))
+        } else {
+            None
+        };
+        match (unit, args.get(i + 1)) {
+            (Some((unit_ms, absolute)), Some(amount)) if expiry == Expiry::None => {
+                let amount = int_arg(amount)?;
+                expiry = Expiry::At(expiry_at(ctx.ks.now, amount, unit_ms, absolute, "getex")?);
+                i += 2;
+            }
+            (None, _) if is(a, "PERSIST") && expiry == Expiry::None => {
+                expiry = Expiry::Persist;
+                i += 1;
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    let Some(value) = ctx.get_str(&args[1])?.cloned() else {
+        return Ok(Reply::Null);
+    };
+    let db = ctx.db();
+    match expiry {
+        Expiry::At(at) if at <= ctx.ks.now => {
+            ctx.ks.delete(db, &args[1]);
+        }
+        Expiry::At(at) => ctx.ks.set_expire(db, &args[1], at),
+        Expiry::Persist => {
+            ctx.ks.persist(db, &args[1]);
+        }
+        Expiry::None | Expiry::Keep => {}
+    }
+    Ok(Reply::bulk(&value))
+}
+
+fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
+    let current = match ctx.get_str(key)? {
+        Some(s) => crate::util::parse_i64(s).ok_or(CmdError::NotInteger)?,
+        None => 0,
+    };
+    let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
+    let db = ctx.db();
+    ctx.ks.set_keep_ttl(
+        db,
+        key,
+        str_value(itoa::Buffer::new().format(next).as_bytes()),
+    );
+    Ok(Reply::Int(next))
+}
+
+pub fn incr(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], 1)
+}
+
+pub fn decr(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], -1)
+}
+
+pub fn incrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let delta = int_arg(&args[2])?;
+    incr_by(ctx, &args[1], delta)
+}
+
+pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let delta = int_arg(&args[2])?;
+    let delta = delta
+        .checked_neg()
+        .ok_or_else(|| CmdError::other("decrement would overflow"))?;
+    incr_by(ctx, &args[1], delta)
+}
+
+pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let delta = float_arg(&args[2])?;
+    let current = match ctx.get_str(&args[1])? {
+        Some(s) => crate::util::parse_f64(s).ok_or(CmdError::NotFloat)?,
+        None => 0.0,
+    };
+    let next = current + delta;
+    if !next.is_finite() {
+        return Err(CmdError::other("increment would produce NaN or Infinity"));
+    }
+    let text = format_incr_float(next);
+    let db = ctx.db();
+    ctx.ks
+        .set_keep_ttl(db, &args[1], str_value(text.as_bytes()));
+    Ok(Reply::bulk(text))
+}
+
+pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let db = ctx.db();
+    let mut joined = match ctx.get_str(&args[1])? {
+        Some(s) => s.clone(),
+        None => Blob::new(),
+    };
+    if joined.len() + args[2].len() > MAX_STRING {
+        return Err(CmdError::other(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    joined.extend_from_slice(&args[2]);
+    let len = joined.len();
+    ctx.ks.set_keep_ttl(db, &args[1], Value::Str(joined));
+    Ok(Reply::Int(len as i64))
+}
+
+pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(
+        ctx.get_str(&args[1])?.map_or(0, |s| s.len() as i64),
+    ))
+}
+
+/// Resolves Redis-style inclusive start/end indices (negative from the end) against `len`.
+/// Returns None for an empty range.
+pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let mut start = if start < 0 { len + start } else { start };
+    let mut end = if end < 0 { len + end } else { end };
+    if start < 0 {
+        start = 0;
+    }
+    if end < 0 {
+        end = 0;
+    }
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return None;
+    }
+    Some((start as usize, end as usize))
+}
+
+pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let start = int_arg(&args[2])?;
+    let end = int_arg(&args[3])?;
+    let Some(s) = ctx.get_str(&args[1])? else {
+        return Ok(Reply::bulk(""));
+    };
+    if start < 0 && end < 0 && start > end {
+        return Ok(Reply::bulk(""));
+    }
+    Ok(match clamp_range(start, end, s.len()) {
+        Some((a, b)) => Reply::bulk(&s[a..=b]),
+        None => Reply::bulk(""),
+    })
+}
+
+pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let offset = int_arg(&args[2])?;
+    if offset < 0 {
+        return Err(CmdError::other("offset is out of range"));
+    }
+    let offset = offset as usize;
+    let patch = &args[3];
+    let db = ctx.db();
+    let current = ctx.get_str(&args[1])?.cloned();
+    if patch.is_empty() {
+        return Ok(Reply::Int(current.map_or(0, |s| s.len() as i64)));
+    }
+    if offset + patch.len() > MAX_STRING {
+        return Err(CmdError::other(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    let mut s = current.unwrap_or_default();
+    if s.len() < offset + patch.len() {
+        s.resize(offset + patch.len(), 0);
+    }
+    s[offset..offset + patch.len()].copy_from_slice(patch);
+    let len = s.len();
+    ctx.ks.set_keep_ttl(db, &args[1], Value::Str(s));
+    Ok(Reply::Int(len as i64))
+}

@@ -1,0 +1,95 @@
+//! MULTI/EXEC/DISCARD and optimistic locking with WATCH/UNWATCH.
+
+use bytes::Bytes;
+
+use super::{run, CmdError, CmdResult, CommandSpec, Ctx};
+use crate::keyspace::Blob;
+use crate::protocol::Reply;
+
+/// Queues a command inside MULTI.
+pub fn queue(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+    if let Some(queue) = ctx.client.multi.as_mut() {
+        queue.push((spec, args.to_vec()));
+    }
+    Reply::Status("QUEUED")
+}
+
+pub fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::other("MULTI calls can not be nested"));
+    }
+    ctx.client.multi = Some(Vec::new());
+    ctx.client.multi_failed = false;
+    Ok(Reply::OK)
+}
+
+pub fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let Some(queued) = ctx.client.multi.take() else {
+        return Err(CmdError::other("EXEC without MULTI"));
+    };
+    if std::mem::take(&mut ctx.client.multi_failed) {
+        release_watches(ctx);
+        return Err(CmdError::Coded(
+            "EXECABORT Transaction discarded because of previous errors.".into(),
+        ));
+    }
+    let touched = ctx
+        .client
+        .watched
+        .iter()
+        .any(|(db, key, version)| ctx.ks.watch_version(*db, key) != *version);
+    release_watches(ctx);
+    if touched {
+        return Ok(Reply::NullArray);
+    }
+    ctx.client.in_exec = true;
+    let replies = queued
+        .iter()
+        .map(|(spec, args)| run(ctx, spec, args))
+        .collect();
+    ctx.client.in_exec = false;
+    Ok(Reply::Array(replies))
+}
+
+pub fn discard(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.take().is_none() {
+        return Err(CmdError::other("DISCARD without MULTI"));
+    }
+    ctx.client.multi_failed = false;
+    release_watches(ctx);
+    Ok(Reply::OK)
+}
+
+pub fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::other("WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.db();
+    for key in &args[1..] {
+        if ctx
+            .client
+            .watched
+            .iter()
+            .any(|(d, k, _)| *d == db && k[..] == key[..])
+        {
+            continue;
+        }
+        let version = ctx.ks.watch(db, key);
+        ctx.client
+            .watched
+            .push((db, Blob::from_slice(key), version));
+    }
+    Ok(Reply::OK)
+}
+
+pub fn unwatch(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    release_watches(ctx);
+    Ok(Reply::OK)
+}
+
+/// Drops every WATCH this client holds (after EXEC/DISCARD/UNWATCH, on RESET and on close).
+pub fn release_watches(ctx: &mut Ctx) {
+    for (db, key, _) in ctx.client.watched.drain(..) {
+        ctx.ks.unwatch(db, &key);
+    }
+}

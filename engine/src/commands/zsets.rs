@@ -1,0 +1,888 @@
+//! Sorted set commands: adds and increments, ranges by rank, score and lex (forward and
+//! reverse, with LIMIT), pops, removals by range, stores and the union/intersection algebra.
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use super::hashes::{pick_random, random_count, random_pairs_reply};
+use super::keys::{parse_scan, scan_dict, scan_reply};
+use super::strings::clamp_range;
+use super::{float_arg, int_arg, is, CmdError, CmdResult, Ctx};
+use crate::keyspace::{Blob, Scored, Value, ZSet};
+use crate::protocol::reply::format_double;
+use crate::protocol::Reply;
+use crate::util::{glob_match, parse_f64};
+
+fn as_zset(v: &Value) -> Option<&ZSet> {
+    match v {
+        Value::ZSet(z) => Some(z),
+        _ => None,
+    }
+}
+
+fn is_zset(v: &Value) -> bool {
+    matches!(v, Value::ZSet(_))
+}
+
+fn new_zset() -> Value {
+    Value::ZSet(Box::default())
+}
+
+fn zset_mut(v: &mut Value) -> &mut ZSet {
+    match v {
+        Value::ZSet(z) => z,
+        _ => unreachable!("type checked by Ctx::write"),
+    }
+}
+
+pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "NX") {
+            nx = true;
+        } else if is(a, "XX") {
+            xx = true;
+        } else if is(a, "GT") {
+            gt = true;
+        } else if is(a, "LT") {
+            lt = true;
+        } else if is(a, "CH") {
+            ch = true;
+        } else if is(a, "INCR") {
+            incr = true;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let pairs = &args[i..];
+    if pairs.is_empty() || pairs.len() % 2 != 0 {
+        return Err(CmdError::Syntax);
+    }
+    if nx && xx {
+        return Err(CmdError::other(
+            "XX and NX options at the same time are not compatible",
+        ));
+    }
+    if (gt && nx) || (lt && nx) || (gt && lt) {
+        return Err(CmdError::other(
+            "GT, LT, and/or NX options at the same time are not compatible",
+        ));
+    }
+    if incr && pairs.len() > 2 {
+        return Err(CmdError::other(
+            "INCR option supports a single increment-element pair",
+        ));
+    }
+    let scores: Vec<f64> = pairs
+        .chunks(2)
+        .map(|p| float_arg(&p[0]))
+        .collect::<Result<_, _>>()?;
+    if xx && ctx.read(&args[1], as_zset)?.is_none() {
+        return Ok(if incr { Reply::Null } else { Reply::Int(0) });
+    }
+    let mut value = ctx.write_or_create(&args[1], is_zset, new_zset)?;
+    let zset = zset_mut(&mut value);
+    let (mut added, mut changed) = (0, 0);
+    let mut incr_result = None;
+    for (pair, &score) in pairs.chunks(2).zip(&scores) {
+        let member = &pair[1];
+        let old = zset.score(member);
+        let mut new_score = score;
+        if let Some(old_score) = old {
+            if nx {
+                continue;
+            }
+            if incr {
+                new_score = old_score + score;
+                if new_score.is_nan() {
+                    return Err(CmdError::other("resulting score is not a number (NaN)"));
+                }
+            }
+            if (gt && new_score <= old_score) || (lt && new_score >= old_score) {
+                continue;
+            }
+            incr_result = Some(new_score);
+            if new_score != old_score {
+                zset.insert(member, new_score);
+                changed += 1;
+            }
+        } else {
+            if xx {
+                continue;
+            }
+            zset.insert(member, new_score);
+            incr_result = Some(new_score);
+            added += 1;
+        }
+    }
+    if incr {
+        return Ok(incr_result.map_or(Reply::Null, Reply::Double));
+    }
+    Ok(Reply::Int(if ch { added + changed } else { added }))
+}
+
+pub fn zincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let delta = float_arg(&args[2])?;
+    let mut value = ctx.write_or_create(&args[1], is_zset, new_zset)?;
+    let zset = zset_mut(&mut value);
+    let next = zset.score(&args[3]).unwrap_or(0.0) + delta;
+    if next.is_nan() {
+        return Err(CmdError::other("resulting score is not a number (NaN)"));
+    }
+    zset.insert(&args[3], next);
+    Ok(Reply::Double(next))
+}
+
+pub fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(mut value) = ctx.write(&args[1], is_zset)? else {
+        return Ok(Reply::Int(0));
+    };
+    let zset = zset_mut(&mut value);
+    Ok(Reply::Int(
+        args[2..]
+            .iter()
+            .filter(|m| zset.remove(m).is_some())
+            .count() as i64,
+    ))
+}
+
+pub fn zscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let zset = ctx.read(&args[1], as_zset)?;
+    Ok(zset
+        .and_then(|z| z.score(&args[2]))
+        .map_or(Reply::Null, Reply::Double))
+}
+
+pub fn zmscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let zset = ctx.read(&args[1], as_zset)?;
+    Ok(Reply::Array(
+        args[2..]
+            .iter()
+            .map(|m| {
+                zset.and_then(|z| z.score(m))
+                    .map_or(Reply::Null, Reply::Double)
+            })
+            .collect(),
+    ))
+}
+
+pub fn zcard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(
+        ctx.read(&args[1], as_zset)?.map_or(0, |z| z.len() as i64),
+    ))
+}
+
+/// A score interval as ZRANGEBYSCORE takes it: `1.5`, `(1.5`, `-inf`, `+inf`.
+#[derive(Debug, Clone, Copy)]
+struct ScoreRange {
+    min: f64,
+    min_ex: bool,
+    max: f64,
+    max_ex: bool,
+}
+
+fn score_bound(arg: &[u8]) -> Result<(f64, bool), CmdError> {
+    let err = || CmdError::other("min or max is not a float");
+    match arg.first() {
+        Some(b'(') => Ok((parse_f64(&arg[1..]).ok_or_else(err)?, true)),
+        _ => Ok((parse_f64(arg).ok_or_else(err)?, false)),
+    }
+}
+
+impl ScoreRange {
+    fn parse(min: &[u8], max: &[u8]) -> Result<Self, CmdError> {
+        let (min, min_ex) = score_bound(min)?;
+        let (max, max_ex) = score_bound(max)?;
+        Ok(ScoreRange {
+            min,
+            min_ex,
+            max,
+            max_ex,
+        })
+    }
+    fn above_min(&self, s: f64) -> bool {
+        if self.min_ex {
+            s > self.min
+        } else {
+            s >= self.min
+        }
+    }
+    fn below_max(&self, s: f64) -> bool {
+        if self.max_ex {
+            s < self.max
+        } else {
+            s <= self.max
+        }
+    }
+    /// Elements in range, ascending or descending, using the tree's order to start.
+    fn select<'a>(&self, z: &'a ZSet, rev: bool) -> Box<dyn Iterator<Item = &'a Scored> + 'a> {
+        let r = *self;
+        if rev {
+            let upper = if r.max == f64::INFINITY {
+                Bound::Unbounded
+            } else {
+                Bound::Excluded(Scored {
+                    score: r.max.next_up(),
+                    member: Blob::new(),
+                })
+            };
+            Box::new(
+                z.ordered
+                    .range((Bound::Unbounded, upper))
+                    .rev()
+                    .skip_while(move |e| !r.below_max(e.score))
+                    .take_while(move |e| r.above_min(e.score)),
+            )
+        } else {
+            let lower = if r.min == f64::NEG_INFINITY {
+                Bound::Unbounded
+            } else {
+                Bound::Included(Scored {
+                    score: r.min,
+                    member: Blob::new(),
+                })
+            };
+            Box::new(
+                z.ordered
+                    .range((lower, Bound::Unbounded))
+                    .skip_while(move |e| !r.above_min(e.score))
+                    .take_while(move |e| r.below_max(e.score)),
+            )
+        }
+    }
+}
+
+/// A lex interval: `[a`, `(a`, `-`, `+`.
+#[derive(Debug, Clone)]
+enum LexBound {
+    NegInf,
+    PosInf,
+    Incl(Bytes),
+    Excl(Bytes),
+}
+
+fn lex_bound(arg: &Bytes) -> Result<LexBound, CmdError> {
+    match arg.first() {
+        Some(b'-') if arg.len() == 1 => Ok(LexBound::NegInf),
+        Some(b'+') if arg.len() == 1 => Ok(LexBound::PosInf),
+        Some(b'[') => Ok(LexBound::Incl(arg.slice(1..))),
+        Some(b'(') => Ok(LexBound::Excl(arg.slice(1..))),
+        _ => Err(CmdError::other("min or max not valid string range item")),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LexRange {
+    min: LexBound,
+    max: LexBound,
+}
+
+impl LexRange {
+    fn parse(min: &Bytes, max: &Bytes) -> Result<Self, CmdError> {
+        Ok(LexRange {
+            min: lex_bound(min)?,
+            max: lex_bound(max)?,
+        })
+    }
+    fn above_min(&self, m: &[u8]) -> bool {
+        match &self.min {
+            LexBound::NegInf => true,
+            LexBound::PosInf => false,
+            LexBound::Incl(b) => m >= &b[..],
+            LexBound::Excl(b) => m > &b[..],
+        }
+    }
+    fn below_max(&self, m: &[u8]) -> bool {
+        match &self.max {
+            LexBound::NegInf => false,
+            LexBound::PosInf => true,
+            LexBound::Incl(b) => m <= &b[..],
+            LexBound::Excl(b) => m < &b[..],
+        }
+    }
+    fn contains(&self, m: &[u8]) -> bool {
+        self.above_min(m) && self.below_max(m)
+    }
+    fn select<'a>(&'a self, z: &'a ZSet, rev: bool) -> Box<dyn Iterator<Item = &'a Scored> + 'a> {
+        if rev {
+            Box::new(
+                z.ordered
+                    .iter()
+                    .rev()
+                    .skip_while(|e| !self.below_max(&e.member))
+                    .take_while(|e| self.above_min(&e.member)),
+            )
+        } else {
+            Box::new(
+                z.ordered
+                    .iter()
+                    .skip_while(|e| !self.above_min(&e.member))
+                    .take_while(|e| self.below_max(&e.member)),
+            )
+        }
+    }
+}
+
+pub fn zcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let range = ScoreRange::parse(&args[2], &args[3])?;
+    let zset = ctx.read(&args[1], as_zset)?;
+    Ok(Reply::Int(
+        zset.map_or(0, |z| range.select(z, false).count() as i64),
+    ))
+}
+
+pub fn zlexcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let range = LexRange::parse(&args[2], &args[3])?;
+    let zset = ctx.read(&args[1], as_zset)?;
+    Ok(Reply::Int(
+        zset.map_or(0, |z| range.select(z, false).count() as i64),
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RangeKind {
+    Rank,
+    Score,
+    Lex,
+}
+
+/// A parsed ZRANGE-family request.
+#[derive(Debug, Clone)]
+struct RangeQuery {
+    kind: RangeKind,
+    rev: bool,
+    start: Bytes,
+    stop: Bytes,
+    limit: Option<(i64, i64)>,
+    with_scores: bool,
+}
+
+impl RangeQuery {
+    /// Parses options after `start stop` beginning at `args[at]`, for ZRANGE/ZRANGESTORE.
+    fn parse_zrange(args: &[Bytes], at: usize, store: bool) -> Result<Self, CmdError> {
+        let mut q = RangeQuery {
+            kind: RangeKind::Rank,
+            rev: false,
+            start: args[at - 2].clone(),
+            stop: args[at - 1].clone(),
+            limit: None,
+            with_scores: false,
+        };
+        let mut i = at;
+        while i < args.len() {
+            let a = &args[i];
+            if is(a, "BYSCORE") {
+                q.kind = RangeKind::Score;
+            } else if is(a, "BYLEX") {
+                q.kind = RangeKind::Lex;
+            } else if is(a, "REV") {
+                q.rev = true;
+            } else if !store && is(a, "WITHSCORES") {
+                q.with_scores = true;
+            } else if is(a, "LIMIT") && i + 2 < args.len() {
+                q.limit = Some((int_arg(&args[i + 1])?, int_arg(&args[i + 2])?));
+                i += 2;
+            } else {
+                return Err(CmdError::Syntax);
+            }
+            i += 1;
+        }
+        if q.limit.is_some() && q.kind == RangeKind::Rank {
+            return Err(CmdError::other(
+                "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+            ));
+        }
+        if q.with_scores && q.kind == RangeKind::Lex {
+            return Err(CmdError::other(
+                "syntax error, WITHSCORES not supported in combination with BYLEX",
+            ));
+        }
+        if q.rev && q.kind != RangeKind::Rank {
+            std::mem::swap(&mut q.start, &mut q.stop);
+        }
+        Ok(q)
+    }
+
+    /// Parses the options of the older forms (ZRANGEBYSCORE, ZREVRANGE, ...).
+    fn parse_legacy(args: &[Bytes], kind: RangeKind, rev: bool) -> Result<Self, CmdError> {
+        let (start, stop) = if rev && kind != RangeKind::Rank {
+            (args[3].clone(), args[2].clone())
+        } else {
+            (args[2].clone(), args[3].clone())
+        };
+        let mut q = RangeQuery {
+            kind,
+            rev,
+            start,
+            stop,
+            limit: None,
+            with_scores: false,
+        };
+        let mut i = 4;
+        while i < args.len() {
+            if kind != RangeKind::Lex && is(&args[i], "WITHSCORES") {
+                q.with_scores = true;
+            } else if kind != RangeKind::Rank && is(&args[i], "LIMIT") && i + 2 < args.len() {
+                q.limit = Some((int_arg(&args[i + 1])?, int_arg(&args[i + 2])?));
+                i += 2;
+            } else {
+                return Err(CmdError::Syntax);
+            }
+            i += 1;
+        }
+        Ok(q)
+    }
+
+    /// Validates the bounds before the key is looked up (errors win over a missing key).
+    fn check(&self) -> Result<(), CmdError> {
+        match self.kind {
+            RangeKind::Rank => {
+                int_arg(&self.start)?;
+                int_arg(&self.stop)?;
+            }
+            RangeKind::Score => {
+                ScoreRange::parse(&self.start, &self.stop)?;
+            }
+            RangeKind::Lex => {
+                LexRange::parse(&self.start, &self.stop)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The selected (member, score) pairs.
+    fn run(&self, z: &ZSet) -> Result<Vec<(Blob, f64)>, CmdError> {
+        let pairs = |it: Box<dyn Iterator<Item = &Scored> + '_>| -> Vec<(Blob, f64)> {
+            let it = match self.limit {
+                Some((offset, count)) => {
+                    if offset < 0 {
+                        return vec![];
+                    }
+                    let count = if count < 0 {
+                        usize::MAX
+                    } else {
+                        count as usize
+                    };
+                    Box::new(it.skip(offset as usize).take(count))
+                        as Box<dyn Iterator<Item = &Scored>>
+                }
+                None => it,
+            };
+            it.map(|e| (e.member.clone(), e.score)).collect()
+        };
+        Ok(match self.kind {
+            RangeKind::Rank => {
+                let (start, stop) = (int_arg(&self.start)?, int_arg(&self.stop)?);
+                match clamp_range(start, stop, z.len()) {
+                    None => vec![],
+                    Some((a, b)) => {
+                        let it: Box<dyn Iterator<Item = &Scored>> = if self.rev {
+                            Box::new(z.iter().rev())
+                        } else {
+                            Box::new(z.iter())
+                        };
+                        it.skip(a)
+                            .take(b - a + 1)
+                            .map(|e| (e.member.clone(), e.score))
+                            .collect()
+                    }
+                }
+            }
+            RangeKind::Score => {
+                pairs(ScoreRange::parse(&self.start, &self.stop)?.select(z, self.rev))
+            }
+            RangeKind::Lex => {
+                let range = LexRange::parse(&self.start, &self.stop)?;
+                pairs(range.select(z, self.rev))
+            }
+        })
+    }
+}
+
+/// Member/score pairs as a reply: flat in RESP2, nested pairs in RESP3.
+fn pairs_reply(items: Vec<(Blob, f64)>, with_scores: bool, resp3: bool) -> Reply {
+    if !with_scores {
+        return Reply::Array(items.iter().map(|(m, _)| Reply::bulk(m)).collect());
+    }
+    if resp3 {
+        Reply::Array(
+            items
+                .iter()
+                .map(|(m, s)| Reply::Array(vec![Reply::bulk(m), Reply::Double(*s)]))
+                .collect(),
+        )
+    } else {
+        Reply::Array(
+            items
+                .iter()
+                .flat_map(|(m, s)| [Reply::bulk(m), Reply::Double(*s)])
+                .collect(),
+        )
+    }
+}
+
+fn range_reply(ctx: &mut Ctx, key: &[u8], q: RangeQuery) -> CmdResult {
+    q.check()?;
+    let resp3 = ctx.client.resp3;
+    let Some(zset) = ctx.read(key, as_zset)? else {
+        return Ok(Reply::Array(vec![]));
+    };
+    Ok(pairs_reply(q.run(zset)?, q.with_scores, resp3))
+}
+
+pub fn zrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let q = RangeQuery::parse_zrange(args, 4, false)?;
+    range_reply(ctx, &args[1], q)
+}
+pub fn zrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    range_reply(
+        ctx,
+        &args[1],
+        RangeQuery::parse_legacy(args, RangeKind::Score, false)?,
+    )
+}
+pub fn zrevrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    range_reply(
+        ctx,
+        &args[1],
+        RangeQuery::parse_legacy(args, RangeKind::Score, true)?,
+    )
+}
+pub fn zrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    range_reply(
+        ctx,
+        &args[1],
+        RangeQuery::parse_legacy(args, RangeKind::Lex, false)?,
+    )
+}
+pub fn zrevrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    range_reply(
+        ctx,
+        &args[1],
+        RangeQuery::parse_legacy(args, RangeKind::Lex, true)?,
+    )
+}
+pub fn zrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    range_reply(
+        ctx,
+        &args[1],
+        RangeQuery::parse_legacy(args, RangeKind::Rank, true)?,
+    )
+}
+
+pub fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let q = RangeQuery::parse_zrange(&args[1..], 4, true)?;
+    q.check()?;
+    let picked = match ctx.read(&args[2], as_zset)? {
+        Some(z) => q.run(z)?,
+        None => vec![],
+    };
+    store_pairs(ctx, &args[1], picked)
+}
+
+/// Replaces `dst` with a sorted set of the given pairs (deleting it when empty).
+fn store_pairs(ctx: &mut Ctx, dst: &[u8], pairs: Vec<(Blob, f64)>) -> CmdResult {
+    let db = ctx.db();
+    ctx.ks.delete(db, dst);
+    let mut zset = ZSet::default();
+    for (m, s) in &pairs {
+        zset.insert(m, *s);
+    }
+    let len = zset.len() as i64;
+    if len > 0 {
+        ctx.ks.set(db, dst, Value::ZSet(Box::new(zset)));
+    }
+    Ok(Reply::Int(len))
+}
+
+fn rank_generic(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
+    let zset = ctx.read(&args[1], as_zset)?;
+    Ok(zset
+        .and_then(|z| {
+            z.rank(&args[2])
+                .map(|r| if rev { z.len() - 1 - r } else { r })
+        })
+        .map_or(Reply::Null, |r| Reply::Int(r as i64)))
+}
+
+pub fn zrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rank_generic(ctx, args, false)
+}
+pub fn zrevrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rank_generic(ctx, args, true)
+}
+
+fn pop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let count = match args.get(2) {
+        Some(c) => Some(
+            crate::util::parse_i64(c)
+                .filter(|&n| n >= 0)
+                .ok_or_else(|| CmdError::other("value is out of range, must be positive"))?
+                as usize,
+        ),
+        None => None,
+    };
+    let resp3 = ctx.client.resp3;
+    let Some(mut value) = ctx.write(&args[1], is_zset)? else {
+        return Ok(Reply::Array(vec![]));
+    };
+    let zset = zset_mut(&mut value);
+    let mut popped = Vec::new();
+    for _ in 0..count.unwrap_or(1) {
+        let next = if max {
+            zset.ordered.last()
+        } else {
+            zset.ordered.first()
+        };
+        let Some(e) = next.cloned() else { break };
+        zset.remove(&e.member);
+        popped.push((e.member, e.score));
+    }
+    if count.is_none() {
+        return Ok(Reply::Array(
+            popped
+                .into_iter()
+                .flat_map(|(m, s)| [Reply::bulk(&m), Reply::Double(s)])
+                .collect(),
+        ));
+    }
+    Ok(pairs_reply(popped, true, resp3))
+}
+
+pub fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    pop_generic(ctx, args, false)
+}
+pub fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    pop_generic(ctx, args, true)
+}
+
+fn remove_where(ctx: &mut Ctx, key: &[u8], pick: impl Fn(&ZSet) -> Vec<Blob>) -> CmdResult {
+    let Some(mut value) = ctx.write(key, is_zset)? else {
+        return Ok(Reply::Int(0));
+    };
+    let zset = zset_mut(&mut value);
+    let doomed = pick(zset);
+    for m in &doomed {
+        zset.remove(m);
+    }
+    Ok(Reply::Int(doomed.len() as i64))
+}
+
+pub fn zremrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let range = ScoreRange::parse(&args[2], &args[3])?;
+    remove_where(ctx, &args[1], |z| {
+        range.select(z, false).map(|e| e.member.clone()).collect()
+    })
+}
+
+pub fn zremrangebyrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (start, stop) = (int_arg(&args[2])?, int_arg(&args[3])?);
+    remove_where(ctx, &args[1], |z| match clamp_range(start, stop, z.len()) {
+        Some((a, b)) => z
+            .iter()
+            .skip(a)
+            .take(b - a + 1)
+            .map(|e| e.member.clone())
+            .collect(),
+        None => vec![],
+    })
+}
+
+pub fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let range = LexRange::parse(&args[2], &args[3])?;
+    remove_where(ctx, &args[1], |z| {
+        z.iter()
+            .filter(|e| range.contains(&e.member))
+            .map(|e| e.member.clone())
+            .collect()
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            Aggregate::Sum => {
+                let s = a + b;
+                if s.is_nan() {
+                    0.0
+                } else {
+                    s
+                }
+            }
+            Aggregate::Min => a.min(b),
+            Aggregate::Max => a.max(b),
+        }
+    }
+}
+
+/// Members and scores of a sorted set or a plain set (score 1) at `key`.
+fn weighted_source(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<(Blob, f64)>>, CmdError> {
+    let db = ctx.db();
+    Ok(match ctx.ks.get(db, key) {
+        None => None,
+        Some(Value::ZSet(z)) => Some(z.iter().map(|e| (e.member.clone(), e.score)).collect()),
+        Some(Value::Set(s)) => Some(s.iter().map(|m| (m.clone(), 1.0)).collect()),
+        Some(_) => return Err(CmdError::WrongType),
+    })
+}
+
+fn union_inter_store(ctx: &mut Ctx, args: &[Bytes], union: bool) -> CmdResult {
+    let name = if union { "zunionstore" } else { "zinterstore" };
+    let n = int_arg(&args[2])?;
+    if n < 1 {
+        return Err(CmdError::other(format!(
+            "at least 1 input key is needed for '{name}' command"
+        )));
+    }
+    let n = n as usize;
+    if n > args.len() - 3 {
+        return Err(CmdError::Syntax);
+    }
+    let keys = &args[3..3 + n];
+    let mut weights = vec![1.0; n];
+    let mut aggregate = Aggregate::Sum;
+    let mut i = 3 + n;
+    while i < args.len() {
+        if is(&args[i], "WEIGHTS") && i + n < args.len() {
+            for (w, arg) in weights.iter_mut().zip(&args[i + 1..=i + n]) {
+                *w =
+                    parse_f64(arg).ok_or_else(|| CmdError::other("weight value is not a float"))?;
+            }
+            i += n + 1;
+        } else if is(&args[i], "AGGREGATE") && i + 1 < args.len() {
+            aggregate = if is(&args[i + 1], "SUM") {
+                Aggregate::Sum
+            } else if is(&args[i + 1], "MIN") {
+                Aggregate::Min
+            } else if is(&args[i + 1], "MAX") {
+                Aggregate::Max
+            } else {
+                return Err(CmdError::Syntax);
+            };
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut sources = Vec::with_capacity(n);
+    for key in keys {
+        sources.push(weighted_source(ctx, key)?);
+    }
+    let weigh = |s: f64, w: f64| {
+        let v = s * w;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    let mut acc: std::collections::HashMap<Blob, f64> = std::collections::HashMap::new();
+    if union {
+        for (source, &w) in sources.iter().zip(&weights) {
+            for (m, s) in source.iter().flatten() {
+                let v = weigh(*s, w);
+                acc.entry(m.clone())
+                    .and_modify(|cur| *cur = aggregate.apply(*cur, v))
+                    .or_insert(v);
+            }
+        }
+    } else if sources.iter().all(Option::is_some) {
+        let lookups: Vec<std::collections::HashMap<&Blob, f64>> = sources
+            .iter()
+            .flatten()
+            .map(|src| src.iter().map(|(m, s)| (m, *s)).collect())
+            .collect();
+        if let Some(Some(first)) = sources.first() {
+            'members: for (m, s) in first {
+                let mut v = weigh(*s, weights[0]);
+                for (lookup, &w) in lookups.iter().zip(&weights).skip(1) {
+                    match lookup.get(m) {
+                        Some(&other) => v = aggregate.apply(v, weigh(other, w)),
+                        None => continue 'members,
+                    }
+                }
+                acc.insert(m.clone(), v);
+            }
+        }
+    }
+    store_pairs(ctx, &args[1], acc.into_iter().collect())
+}
+
+pub fn zunionstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    union_inter_store(ctx, args, true)
+}
+pub fn zinterstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    union_inter_store(ctx, args, false)
+}
+
+pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let opts = parse_scan(args, 2, false)?;
+    let Some(zset) = ctx.read(&args[1], as_zset)? else {
+        return Ok(scan_reply(0, vec![]));
+    };
+    let mut items = Vec::new();
+    let mut emit = |m: &Blob, s: &f64| {
+        if opts
+            .pattern
+            .as_ref()
+            .is_none_or(|p| glob_match(p, m, false))
+        {
+            items.push(Reply::bulk(m));
+            items.push(Reply::bulk(format_double(*s)));
+        }
+    };
+    // A compact (listpack) sorted set is returned whole, in order, as Redis does.
+    let next = if zset.compact {
+        zset.iter().for_each(|e| emit(&e.member, &e.score));
+        0
+    } else {
+        scan_dict(&zset.scores, opts.cursor, opts.count, emit)
+    };
+    Ok(scan_reply(next, items))
+}
+
+pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let with_scores = match args.len() {
+        2 | 3 => false,
+        4 if is(&args[3], "WITHSCORES") => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    let count = args
+        .get(2)
+        .map(|c| random_count(c, with_scores))
+        .transpose()?;
+    let resp3 = ctx.client.resp3;
+    let Some(zset) = ctx.read(&args[1], as_zset)? else {
+        return Ok(if count.is_some() {
+            Reply::Array(vec![])
+        } else {
+            Reply::Null
+        });
+    };
+    let rng = &mut rand::rng();
+    let Some((count, repeat)) = count else {
+        return Ok(zset
+            .scores
+            .random_entry(rng)
+            .map_or(Reply::Null, |(m, _)| Reply::bulk(m)));
+    };
+    let picked = pick_random(&zset.scores, count, repeat, rng);
+    Ok(random_pairs_reply(picked, with_scores, resp3, |s| {
+        Reply::Double(*s)
+    }))
+}

@@ -1,0 +1,257 @@
+//! An instance's settings: what it is started with (`InstanceConfig`) and the CONFIG GET/SET
+//! view of every setting the engine has, with Redis's names, units and error texts.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use crate::keyspace::{EvictionPolicy, KeyspaceConfig};
+
+/// How an instance is started. Runtime changes go through CONFIG SET or the Instance API.
+#[derive(Debug, Clone)]
+pub struct InstanceConfig {
+    /// A name for logs and telemetry.
+    pub name: String,
+    pub bind: IpAddr,
+    /// 0 picks any free port.
+    pub port: u16,
+    /// Where the instance keeps its files.
+    pub dir: PathBuf,
+    pub maxmemory: u64,
+    pub maxmemory_policy: EvictionPolicy,
+    pub maxmemory_samples: usize,
+    pub lfu_log_factor: u32,
+    pub lfu_decay_time: u64,
+    /// Access keys: when either is set, clients must AUTH with one of them.
+    pub primary_key: Option<String>,
+    pub secondary_key: Option<String>,
+    pub maxclients: usize,
+    /// Background task frequency (active expiry, statistics), as Redis's hz.
+    pub hz: u32,
+}
+
+impl Default for InstanceConfig {
+    fn default() -> Self {
+        InstanceConfig {
+            name: "cache".into(),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            dir: PathBuf::from("."),
+            maxmemory: 0,
+            maxmemory_policy: EvictionPolicy::NoEviction,
+            maxmemory_samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            primary_key: None,
+            secondary_key: None,
+            maxclients: 10_000,
+            hz: 10,
+        }
+    }
+}
+
+impl InstanceConfig {
+    pub fn keyspace_config(&self) -> KeyspaceConfig {
+        KeyspaceConfig {
+            maxmemory: self.maxmemory,
+            policy: self.maxmemory_policy,
+            maxmemory_samples: self.maxmemory_samples,
+            lfu_log_factor: self.lfu_log_factor,
+            lfu_decay_time: self.lfu_decay_time,
+        }
+    }
+
+    /// The keys AUTH accepts.
+    pub fn access_keys(&self) -> Vec<String> {
+        self.primary_key
+            .iter()
+            .chain(&self.secondary_key)
+            .filter(|k| !k.is_empty())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Every parameter CONFIG GET knows, in the order it lists them.
+pub const PARAMETERS: &[&str] = &[
+    "bind",
+    "port",
+    "dir",
+    "databases",
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "lfu-log-factor",
+    "lfu-decay-time",
+    "requirepass",
+    "maxclients",
+    "hz",
+    "proto-max-bulk-len",
+    "hash-max-listpack-entries",
+    "hash-max-listpack-value",
+    "set-max-intset-entries",
+    "zset-max-listpack-entries",
+    "zset-max-listpack-value",
+];
+
+/// Why CONFIG SET refused a value (Redis words the reason after the parameter name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    Unknown(String),
+    #[error("CONFIG SET failed (possibly related to argument '{0}') - {1}")]
+    Invalid(String, String),
+}
+
+/// The current value of a parameter.
+pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<String> {
+    use crate::keyspace::value::{INTSET_MAX_ENTRIES, LISTPACK_MAX_ENTRIES, LISTPACK_MAX_VALUE};
+    Some(match name {
+        "bind" => cfg.bind.to_string(),
+        "port" => cfg.port.to_string(),
+        "dir" => cfg.dir.display().to_string(),
+        "databases" => crate::keyspace::DB_COUNT.to_string(),
+        "maxmemory" => ks.maxmemory.to_string(),
+        "maxmemory-policy" => ks.policy.name().to_string(),
+        "maxmemory-samples" => ks.maxmemory_samples.to_string(),
+        "lfu-log-factor" => ks.lfu_log_factor.to_string(),
+        "lfu-decay-time" => ks.lfu_decay_time.to_string(),
+        "requirepass" => cfg.primary_key.clone().unwrap_or_default(),
+        "maxclients" => cfg.maxclients.to_string(),
+        "hz" => cfg.hz.to_string(),
+        "proto-max-bulk-len" => crate::protocol::parser::PROTO_MAX_BULK_LEN.to_string(),
+        "hash-max-listpack-entries" | "zset-max-listpack-entries" => {
+            LISTPACK_MAX_ENTRIES.to_string()
+        }
+        "hash-max-listpack-value" | "zset-max-listpack-value" => LISTPACK_MAX_VALUE.to_string(),
+        "set-max-intset-entries" => INTSET_MAX_ENTRIES.to_string(),
+        _ => return None,
+    })
+}
+
+/// Applies one CONFIG SET.
+pub fn set(
+    name: &str,
+    value: &str,
+    cfg: &mut InstanceConfig,
+    ks: &mut KeyspaceConfig,
+) -> Result<(), ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid(name.to_string(), reason.to_string());
+    let number = |max: u64| -> Result<u64, ConfigError> {
+        value
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n <= max)
+            .ok_or_else(|| invalid(&format!("argument couldn't be parsed into an integer")))
+    };
+    match name {
+        "maxmemory" => {
+            ks.maxmemory =
+                parse_memory(value).ok_or_else(|| invalid("argument must be a memory value"))?;
+            cfg.maxmemory = ks.maxmemory;
+        }
+        "maxmemory-policy" => {
+            ks.policy = EvictionPolicy::from_name(value).ok_or_else(|| invalid("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"))?;
+            cfg.maxmemory_policy = ks.policy;
+        }
+        "maxmemory-samples" => {
+            let n = number(64)?;
+            if n == 0 {
+                return Err(invalid("argument must be between 1 and 64 inclusive"));
+            }
+            ks.maxmemory_samples = n as usize;
+            cfg.maxmemory_samples = n as usize;
+        }
+        "lfu-log-factor" => {
+            ks.lfu_log_factor = number(u64::from(u32::MAX))? as u32;
+            cfg.lfu_log_factor = ks.lfu_log_factor;
+        }
+        "lfu-decay-time" => {
+            ks.lfu_decay_time = number(u64::MAX)?;
+            cfg.lfu_decay_time = ks.lfu_decay_time;
+        }
+        "requirepass" => cfg.primary_key = (!value.is_empty()).then(|| value.to_string()),
+        "maxclients" => cfg.maxclients = number(1_000_000)? as usize,
+        "hz" => cfg.hz = number(500)?.max(1) as u32,
+        "dir" => {
+            let path = PathBuf::from(value);
+            if !path.is_dir() {
+                return Err(invalid("No such file or directory"));
+            }
+            cfg.dir = path;
+        }
+        _ if PARAMETERS.contains(&name) => return Err(invalid("can't set immutable config")),
+        _ => return Err(ConfigError::Unknown(name.to_string())),
+    }
+    Ok(())
+}
+
+/// Parses a memory amount as Redis's memtoull: plain bytes, or k/kb/m/mb/g/gb (any case).
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let multiplier = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(multiplier)
+}
+
+/// Formats bytes as Redis's INFO does ("1.50M").
+pub fn human_bytes(n: u64) -> String {
+    let n_f = n as f64;
+    const K: f64 = 1024.0;
+    if n < 1024 {
+        format!("{n}B")
+    } else if n_f < K * K {
+        format!("{:.2}K", n_f / K)
+    } else if n_f < K * K * K {
+        format!("{:.2}M", n_f / (K * K))
+    } else if n_f < K * K * K * K {
+        format!("{:.2}G", n_f / (K * K * K))
+    } else {
+        format!("{:.2}T", n_f / (K * K * K * K))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("1kb"), Some(1024));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("2GB"), Some(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_memory("1x"), None);
+        assert_eq!(human_bytes(1536), "1.50K");
+    }
+
+    #[test]
+    fn set_and_get_round_trip() {
+        let mut cfg = InstanceConfig::default();
+        let mut ks = cfg.keyspace_config();
+        set("maxmemory", "10mb", &mut cfg, &mut ks).unwrap();
+        assert_eq!(get("maxmemory", &cfg, &ks).unwrap(), "10485760");
+        set("maxmemory-policy", "allkeys-lfu", &mut cfg, &mut ks).unwrap();
+        assert_eq!(get("maxmemory-policy", &cfg, &ks).unwrap(), "allkeys-lfu");
+        assert!(matches!(
+            set("port", "1", &mut cfg, &mut ks),
+            Err(ConfigError::Invalid(..))
+        ));
+        assert!(matches!(
+            set("nope", "1", &mut cfg, &mut ks),
+            Err(ConfigError::Unknown(..))
+        ));
+    }
+}

@@ -1,0 +1,543 @@
+//! The keyspace: 16 databases of keys with expiry, access metadata for LRU/LFU eviction,
+//! memory accounting, WATCH versions and the statistics INFO reports.
+//!
+//! Expiry is lazy (a key found past its time on access is deleted) plus active (`expire_cycle`
+//! samples keys with a TTL, as Redis does). Memory is accounted incrementally: every table
+//! knows its bucket and node allocations and every value its heap bytes, so `used_memory` is
+//! O(1) to read and follows allocation closely (see `Keyspace::used_memory`).
+
+pub mod dict;
+pub mod eviction;
+pub mod value;
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+pub use dict::Dict;
+pub use eviction::EvictionPolicy;
+pub use value::{Blob, Hash, List, Scored, Set, Value, ValueType, ZSet};
+
+pub const DB_COUNT: usize = 16;
+
+/// A key's value and its access metadata (Redis's 24-bit `lru` field: seconds clock for LRU,
+/// or minutes/counter for LFU).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: Value,
+    pub access: u32,
+    pub volatile: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Db {
+    pub entries: Dict<Entry>,
+    pub expires: Dict<u64>,
+    value_heap: usize,
+    /// Set when a write left a collection empty; the dispatcher then removes empty keys.
+    pub emptied: bool,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn mem_size(&self) -> usize {
+        self.entries.mem_size() + self.expires.mem_size() + self.value_heap
+    }
+
+    fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.value_heap -= entry.value.heap_size();
+        if entry.volatile {
+            self.expires.remove(key);
+        }
+        Some(entry)
+    }
+}
+
+/// Counters reported under INFO stats.
+#[derive(Debug, Default, Clone)]
+pub struct KeyspaceStats {
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_stale_perc: f64,
+}
+
+/// Mutable access to a value; on drop it settles the value's memory and notes emptiness.
+pub struct ValueMut<'a> {
+    value: &'a mut Value,
+    heap: &'a mut usize,
+    emptied: &'a mut bool,
+    before: usize,
+}
+
+impl Deref for ValueMut<'_> {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        self.value
+    }
+}
+
+impl DerefMut for ValueMut<'_> {
+    fn deref_mut(&mut self) -> &mut Value {
+        self.value
+    }
+}
+
+impl Drop for ValueMut<'_> {
+    fn drop(&mut self) {
+        *self.heap = *self.heap - self.before + self.value.heap_size();
+        if !matches!(self.value, Value::Str(_)) && self.value.element_count() == 0 {
+            *self.emptied = true;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct WatchSlot {
+    version: u64,
+    watchers: usize,
+}
+
+/// Settings of the keyspace that CONFIG can change.
+#[derive(Debug, Clone)]
+pub struct KeyspaceConfig {
+    pub maxmemory: u64,
+    pub policy: EvictionPolicy,
+    pub maxmemory_samples: usize,
+    pub lfu_log_factor: u32,
+    pub lfu_decay_time: u64,
+}
+
+impl Default for KeyspaceConfig {
+    fn default() -> Self {
+        KeyspaceConfig {
+            maxmemory: 0,
+            policy: EvictionPolicy::NoEviction,
+            maxmemory_samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+        }
+    }
+}
+
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    pub stats: KeyspaceStats,
+    pub config: KeyspaceConfig,
+    /// Writes since the last successful save (Redis's `dirty`).
+    pub dirty: u64,
+    /// Time of the command being run, in ms; expiry decisions use it throughout a command.
+    pub now: u64,
+    /// Set when a list received elements, so blocked clients are woken after the batch.
+    pub lists_pushed: bool,
+    watched: HashMap<(usize, Blob), WatchSlot>,
+    watch_clock: u64,
+    rng: SmallRng,
+    eviction_pool: Vec<eviction::Candidate>,
+}
+
+impl std::fmt::Debug for Keyspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyspace")
+            .field("keys", &self.key_count())
+            .finish()
+    }
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Self::new(KeyspaceConfig::default())
+    }
+}
+
+impl Keyspace {
+    pub fn new(config: KeyspaceConfig) -> Self {
+        Keyspace {
+            dbs: (0..DB_COUNT).map(|_| Db::default()).collect(),
+            stats: KeyspaceStats::default(),
+            config,
+            dirty: 0,
+            now: crate::util::now_ms(),
+            lists_pushed: false,
+            watched: HashMap::new(),
+            watch_clock: 0,
+            rng: SmallRng::from_os_rng(),
+            eviction_pool: Vec::new(),
+        }
+    }
+
+    pub fn rng(&mut self) -> &mut SmallRng {
+        &mut self.rng
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.dbs.iter().map(Db::len).sum()
+    }
+
+    /// Bytes held by the data set: bucket arrays, entry nodes, spilled keys and values, TTL
+    /// tables. Each allocation is counted at the size glibc's malloc gives it.
+    pub fn used_memory(&self) -> usize {
+        self.dbs.iter().map(Db::mem_size).sum()
+    }
+
+    fn is_expired(&self, db: usize, key: &[u8]) -> bool {
+        self.dbs[db]
+            .expires
+            .get(key)
+            .is_some_and(|&at| at <= self.now)
+    }
+
+    /// Deletes `key` if its time has passed; true if it did.
+    fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
+        if self.dbs[db].expires.is_empty() || !self.is_expired(db, key) {
+            return false;
+        }
+        self.dbs[db].remove_entry(key);
+        self.stats.expired_keys += 1;
+        self.touch_watched(db, key);
+        true
+    }
+
+    fn touch_access(&mut self, db: usize, key: &[u8]) {
+        let policy = self.config.policy;
+        let now = self.now;
+        let (log_factor, decay) = (self.config.lfu_log_factor, self.config.lfu_decay_time);
+        let r: f64 = rand::Rng::random(&mut self.rng);
+        if let Some(entry) = self.dbs[db].entries.get_mut(key) {
+            entry.access = if policy.is_lfu() {
+                eviction::lfu_touch(entry.access, now, log_factor, decay, r)
+            } else {
+                eviction::lru_clock(now)
+            };
+        }
+    }
+
+    fn new_access(&self) -> u32 {
+        if self.config.policy.is_lfu() {
+            eviction::lfu_new(self.now)
+        } else {
+            eviction::lru_clock(self.now)
+        }
+    }
+
+    /// Looks a key up for reading: lazy expiry, access time update, hit/miss statistics.
+    pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.expire_if_needed(db, key);
+        if self.dbs[db].entries.contains_key(key) {
+            self.stats.keyspace_hits += 1;
+            self.touch_access(db, key);
+            self.dbs[db].entries.get(key).map(|e| &e.value)
+        } else {
+            self.stats.keyspace_misses += 1;
+            None
+        }
+    }
+
+    /// Looks a key up without touching its access time or statistics (TYPE, OBJECT, TTL...).
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        self.expire_if_needed(db, key);
+        self.dbs[db].entries.get(key)
+    }
+
+    /// Looks a key up for writing.
+    pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<ValueMut<'_>> {
+        self.expire_if_needed(db, key);
+        self.touch_access(db, key);
+        let d = &mut self.dbs[db];
+        let entry = d.entries.get_mut(key)?;
+        let before = entry.value.heap_size();
+        Some(ValueMut {
+            value: &mut entry.value,
+            heap: &mut d.value_heap,
+            emptied: &mut d.emptied,
+            before,
+        })
+    }
+
+    pub fn contains(&mut self, db: usize, key: &[u8]) -> bool {
+        self.expire_if_needed(db, key);
+        self.dbs[db].entries.contains_key(key)
+    }
+
+    /// Stores a value, dropping any TTL the key had (SET without KEEPTTL).
+    pub fn set(&mut self, db: usize, key: &[u8], value: Value) {
+        self.store(db, key, value, false);
+    }
+
+    /// Stores a value, keeping the key's TTL if it had one.
+    pub fn set_keep_ttl(&mut self, db: usize, key: &[u8], value: Value) {
+        self.store(db, key, value, true);
+    }
+
+    fn store(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) {
+        self.expire_if_needed(db, key);
+        let access = self.new_access();
+        let d = &mut self.dbs[db];
+        d.value_heap += value.heap_size();
+        match d.entries.get_mut(key) {
+            Some(entry) => {
+                d.value_heap -= entry.value.heap_size();
+                let old = std::mem::replace(&mut entry.value, value);
+                entry.access = access;
+                if entry.volatile && !keep_ttl {
+                    entry.volatile = false;
+                    d.expires.remove(key);
+                }
+                drop_in_background(old);
+            }
+            None => d.entries.insert_new(
+                Blob::from_slice(key),
+                Entry {
+                    value,
+                    access,
+                    volatile: false,
+                },
+            ),
+        }
+    }
+
+    /// Deletes a key; returns its value.
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Value> {
+        if self.expire_if_needed(db, key) {
+            return None;
+        }
+        self.dbs[db].remove_entry(key).map(|e| e.value)
+    }
+
+    /// Deletes a key, freeing a large value on another thread (DEL, UNLINK, overwrite).
+    pub fn delete(&mut self, db: usize, key: &[u8]) -> bool {
+        match self.remove(db, key) {
+            Some(value) => {
+                drop_in_background(value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The key's expiry time in ms, if it has one (and exists).
+    pub fn expire_time(&mut self, db: usize, key: &[u8]) -> Option<u64> {
+        self.expire_if_needed(db, key);
+        self.dbs[db].expires.get(key).copied()
+    }
+
+    /// Sets a key's absolute expiry; the key must exist.
+    pub fn set_expire(&mut self, db: usize, key: &[u8], at_ms: u64) {
+        let d = &mut self.dbs[db];
+        if let Some(entry) = d.entries.get_mut(key) {
+            entry.volatile = true;
+            d.expires.insert(Blob::from_slice(key), at_ms);
+        }
+    }
+
+    /// Removes a key's TTL; true if it had one.
+    pub fn persist(&mut self, db: usize, key: &[u8]) -> bool {
+        self.expire_if_needed(db, key);
+        let d = &mut self.dbs[db];
+        match d.entries.get_mut(key) {
+            Some(entry) if entry.volatile => {
+                entry.volatile = false;
+                d.expires.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes the given keys if they hold empty collections (after a write emptied one).
+    pub fn remove_emptied(&mut self, db: usize, keys: &[&[u8]]) {
+        let d = &mut self.dbs[db];
+        if !std::mem::take(&mut d.emptied) {
+            return;
+        }
+        for key in keys {
+            let empty = d
+                .entries
+                .get(key)
+                .is_some_and(|e| !matches!(e.value, Value::Str(_)) && e.value.element_count() == 0);
+            if empty {
+                d.remove_entry(key);
+            }
+        }
+    }
+
+    /// Empties one database; the old contents are freed on another thread.
+    pub fn flush_db(&mut self, db: usize) {
+        let old = std::mem::take(&mut self.dbs[db]);
+        self.touch_watched_db(db);
+        drop_in_background(old);
+    }
+
+    pub fn flush_all(&mut self) {
+        for db in 0..DB_COUNT {
+            self.flush_db(db);
+        }
+    }
+
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+        self.touch_watched_db(a);
+        self.touch_watched_db(b);
+    }
+
+    /// A random live key of a database.
+    pub fn random_key(&mut self, db: usize) -> Option<Blob> {
+        for _ in 0..100 {
+            let key = self.dbs[db].entries.random_entry(&mut self.rng)?.0.clone();
+            if !self.expire_if_needed(db, &key) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// Registers a WATCH on a key and returns its current version.
+    pub fn watch(&mut self, db: usize, key: &[u8]) -> u64 {
+        let slot = self
+            .watched
+            .entry((db, Blob::from_slice(key)))
+            .or_insert(WatchSlot {
+                version: 0,
+                watchers: 0,
+            });
+        slot.watchers += 1;
+        slot.version
+    }
+
+    pub fn unwatch(&mut self, db: usize, key: &[u8]) {
+        let id = (db, Blob::from_slice(key));
+        if let Some(slot) = self.watched.get_mut(&id) {
+            slot.watchers -= 1;
+            if slot.watchers == 0 {
+                self.watched.remove(&id);
+            }
+        }
+    }
+
+    /// Current version of a watched key; it changes whenever the key is modified.
+    pub fn watch_version(&mut self, db: usize, key: &[u8]) -> u64 {
+        // A watched key that has expired since counts as modified (as in Redis 7.0).
+        self.expire_if_needed(db, key);
+        self.watched
+            .get(&(db, Blob::from_slice(key)))
+            .map_or(0, |s| s.version)
+    }
+
+    /// Marks a key modified for WATCH.
+    pub fn touch_watched(&mut self, db: usize, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.watched.get_mut(&(db, Blob::from_slice(key))) {
+            self.watch_clock += 1;
+            slot.version = self.watch_clock;
+        }
+    }
+
+    fn touch_watched_db(&mut self, db: usize) {
+        for ((slot_db, _), slot) in self.watched.iter_mut() {
+            if *slot_db == db {
+                self.watch_clock += 1;
+                slot.version = self.watch_clock;
+            }
+        }
+    }
+
+    /// One slice of active expiry: samples keys with a TTL in every database and deletes
+    /// those past their time, for at most `budget`. Returns true if a database still looked
+    /// stale (more than a quarter of a sample expired), meaning another slice should follow.
+    pub fn expire_cycle(&mut self, budget: Duration) -> bool {
+        const SAMPLE: usize = 20;
+        let start = Instant::now();
+        self.now = crate::util::now_ms();
+        let mut stale = false;
+        let (mut sampled, mut expired_total) = (0usize, 0usize);
+        for db in 0..DB_COUNT {
+            self.dbs[db].entries.rehash_for(Duration::from_micros(200));
+            self.dbs[db].expires.rehash_for(Duration::from_micros(200));
+            loop {
+                if self.dbs[db].expires.is_empty() || start.elapsed() >= budget {
+                    break;
+                }
+                let mut expired = 0;
+                let n = SAMPLE.min(self.dbs[db].expires.len());
+                for _ in 0..n {
+                    let Some((key, &at)) = self.dbs[db].expires.random_entry(&mut self.rng) else {
+                        break;
+                    };
+                    if at <= self.now {
+                        let key = key.clone();
+                        self.expire_if_needed(db, &key);
+                        expired += 1;
+                    }
+                }
+                sampled += n;
+                expired_total += expired;
+                if expired * 4 <= n {
+                    break;
+                }
+                stale = true;
+            }
+        }
+        if sampled > 0 {
+            let perc = expired_total as f64 / sampled as f64;
+            self.stats.expired_stale_perc = self.stats.expired_stale_perc * 0.95 + perc * 0.05;
+        }
+        stale
+    }
+}
+
+/// Frees a value; large ones go to the lazy-free thread so the caller is not held up for
+/// time proportional to their size (Redis's lazyfree).
+pub fn drop_in_background<T: Weigh + Send + 'static>(value: T) {
+    const LAZY_THRESHOLD_BYTES: usize = 64 * 1024;
+    if value.weight() < LAZY_THRESHOLD_BYTES {
+        return;
+    }
+    static LAZY_FREE: std::sync::OnceLock<
+        std::sync::Mutex<std::sync::mpsc::Sender<Box<dyn Send>>>,
+    > = std::sync::OnceLock::new();
+    let sender = LAZY_FREE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn Send>>();
+        let spawned = std::thread::Builder::new()
+            .name("lazyfree".into())
+            .spawn(move || rx.into_iter().for_each(drop));
+        if spawned.is_err() {
+            // Without the helper thread, values are dropped where they are released.
+        }
+        std::sync::Mutex::new(tx)
+    });
+    if let Ok(sender) = sender.lock() {
+        // If the thread is gone the value comes back in the error and is dropped here.
+        let _ = sender.send(Box::new(value));
+    }
+}
+
+/// How many bytes freeing a value releases, to decide whether to free it elsewhere.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Value {
+    fn weight(&self) -> usize {
+        self.heap_size()
+    }
+}
+
+impl Weigh for Db {
+    fn weight(&self) -> usize {
+        self.mem_size()
+    }
+}

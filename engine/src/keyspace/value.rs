@@ -1,0 +1,481 @@
+//! The values a key can hold, laid out for memory: short strings and members live inline
+//! (`Blob` keeps up to 16 bytes without a heap allocation), collections sit behind one box so
+//! a key's entry stays small, and every value can tell its heap footprint in O(1).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, VecDeque};
+
+use smallvec::SmallVec;
+
+use super::dict::Dict;
+
+/// Bytes of a key, a string value or a collection member; up to 16 are stored inline.
+pub type Blob = SmallVec<[u8; 16]>;
+
+/// Heap bytes behind a blob (0 while inline), rounded as malloc rounds.
+pub fn heap_size_of(blob: &Blob) -> usize {
+    if blob.spilled() {
+        malloc_size(blob.capacity())
+    } else {
+        0
+    }
+}
+
+/// glibc malloc's chunk size for a request: 8 bytes of header, 16-byte steps, 32 at least.
+pub fn malloc_size(request: usize) -> usize {
+    ((request + 8).div_ceil(16) * 16).max(32)
+}
+
+/// What `TYPE` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    String,
+    List,
+    Hash,
+    Set,
+    ZSet,
+}
+
+impl ValueType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::String => "string",
+            ValueType::List => "list",
+            ValueType::Hash => "hash",
+            ValueType::Set => "set",
+            ValueType::ZSet => "zset",
+        }
+    }
+
+    pub fn from_name(name: &[u8]) -> Option<ValueType> {
+        Some(match name.to_ascii_lowercase().as_slice() {
+            b"string" => ValueType::String,
+            b"list" => ValueType::List,
+            b"hash" => ValueType::Hash,
+            b"set" => ValueType::Set,
+            b"zset" => ValueType::ZSet,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Value {
+    Str(Blob),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
+}
+
+/// Encoding thresholds Redis 7.0 uses by default; OBJECT ENCODING reports accordingly.
+pub const LISTPACK_MAX_ENTRIES: usize = 128;
+pub const LISTPACK_MAX_VALUE: usize = 64;
+pub const INTSET_MAX_ENTRIES: usize = 512;
+
+impl Value {
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Value::Str(_) => ValueType::String,
+            Value::List(_) => ValueType::List,
+            Value::Hash(_) => ValueType::Hash,
+            Value::Set(_) => ValueType::Set,
+            Value::ZSet(_) => ValueType::ZSet,
+        }
+    }
+
+    /// Heap bytes owned by this value (not counting the entry that holds it).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(s) => heap_size_of(s),
+            Value::List(l) => malloc_size(std::mem::size_of::<List>()) + l.mem_size(),
+            Value::Hash(h) => malloc_size(std::mem::size_of::<Hash>()) + h.mem_size(),
+            Value::Set(s) => malloc_size(std::mem::size_of::<Set>()) + s.members.mem_size(),
+            Value::ZSet(z) => malloc_size(std::mem::size_of::<ZSet>()) + z.mem_size(),
+        }
+    }
+
+    /// Number of elements, as eviction and lazy freeing weigh a value.
+    pub fn element_count(&self) -> usize {
+        match self {
+            Value::Str(_) => 1,
+            Value::List(l) => l.len(),
+            Value::Hash(h) => h.len(),
+            Value::Set(s) => s.len(),
+            Value::ZSet(z) => z.len(),
+        }
+    }
+
+    /// The name OBJECT ENCODING gives, following Redis 7.0's rules.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => {
+                if s.len() <= 20 && crate::util::parse_i64(s).is_some() {
+                    "int"
+                } else if s.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            Value::List(_) => "quicklist",
+            Value::Hash(h) if h.compact => "listpack",
+            Value::Hash(_) => "hashtable",
+            Value::Set(s) if s.intset => "intset",
+            Value::Set(_) => "hashtable",
+            Value::ZSet(z) if z.compact => "listpack",
+            Value::ZSet(_) => "skiplist",
+        }
+    }
+}
+
+/// A list: a deque of members, with the heap bytes of long members counted.
+#[derive(Debug, Clone, Default)]
+pub struct List {
+    items: VecDeque<Blob>,
+    heap: usize,
+}
+
+impl List {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    fn mem_size(&self) -> usize {
+        self.items.capacity() * std::mem::size_of::<Blob>() + self.heap
+    }
+    pub fn push_front(&mut self, item: Blob) {
+        self.heap += heap_size_of(&item);
+        self.items.push_front(item);
+    }
+    pub fn push_back(&mut self, item: Blob) {
+        self.heap += heap_size_of(&item);
+        self.items.push_back(item);
+    }
+    pub fn pop_front(&mut self) -> Option<Blob> {
+        let item = self.items.pop_front()?;
+        self.heap -= heap_size_of(&item);
+        Some(item)
+    }
+    pub fn pop_back(&mut self) -> Option<Blob> {
+        let item = self.items.pop_back()?;
+        self.heap -= heap_size_of(&item);
+        Some(item)
+    }
+    pub fn get(&self, index: usize) -> Option<&Blob> {
+        self.items.get(index)
+    }
+    pub fn set(&mut self, index: usize, item: Blob) {
+        if let Some(slot) = self.items.get_mut(index) {
+            self.heap = self.heap - heap_size_of(slot) + heap_size_of(&item);
+            *slot = item;
+        }
+    }
+    pub fn insert(&mut self, index: usize, item: Blob) {
+        self.heap += heap_size_of(&item);
+        self.items.insert(index, item);
+    }
+    pub fn remove(&mut self, index: usize) -> Option<Blob> {
+        let item = self.items.remove(index)?;
+        self.heap -= heap_size_of(&item);
+        Some(item)
+    }
+    /// Keeps only the items in `start..end`.
+    pub fn keep_range(&mut self, start: usize, end: usize) {
+        let end = end.min(self.items.len());
+        let start = start.min(end);
+        self.items.truncate(end);
+        for item in self.items.drain(..start) {
+            self.heap -= heap_size_of(&item);
+        }
+        self.heap = self.items.iter().map(heap_size_of).sum();
+        if self.items.capacity() > 64 && self.items.len() * 4 < self.items.capacity() {
+            self.items.shrink_to_fit();
+        }
+    }
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Blob> + ExactSizeIterator {
+        self.items.iter()
+    }
+    /// Removes items matching `pred`, from the head if `count >= 0` (at most `count`, 0 = all)
+    /// or from the tail for negative `count`. Returns how many were removed.
+    pub fn remove_matching(&mut self, count: i64, pred: impl Fn(&Blob) -> bool) -> usize {
+        let limit = if count == 0 {
+            usize::MAX
+        } else {
+            count.unsigned_abs() as usize
+        };
+        let indices: Vec<usize> = if count >= 0 {
+            (0..self.items.len())
+                .filter(|&i| pred(&self.items[i]))
+                .take(limit)
+                .collect()
+        } else {
+            (0..self.items.len())
+                .rev()
+                .filter(|&i| pred(&self.items[i]))
+                .take(limit)
+                .collect()
+        };
+        let mut sorted = indices;
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        for &i in &sorted {
+            self.remove(i);
+        }
+        sorted.len()
+    }
+}
+
+impl FromIterator<Blob> for List {
+    fn from_iter<I: IntoIterator<Item = Blob>>(iter: I) -> Self {
+        let mut list = List::default();
+        for item in iter {
+            list.push_back(item);
+        }
+        list
+    }
+}
+
+/// A hash: field → value, with the listpack/hashtable encoding Redis would report.
+#[derive(Debug, Clone)]
+pub struct Hash {
+    pub fields: Dict<Blob>,
+    value_heap: usize,
+    pub compact: bool,
+}
+
+impl Default for Hash {
+    fn default() -> Self {
+        Hash {
+            fields: Dict::new(),
+            value_heap: 0,
+            compact: true,
+        }
+    }
+}
+
+impl Hash {
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+    fn mem_size(&self) -> usize {
+        self.fields.mem_size() + self.value_heap
+    }
+    pub fn get(&self, field: &[u8]) -> Option<&Blob> {
+        self.fields.get(field)
+    }
+    /// Sets a field; true if it is new.
+    pub fn insert(&mut self, field: &[u8], value: Blob) -> bool {
+        if field.len() > LISTPACK_MAX_VALUE || value.len() > LISTPACK_MAX_VALUE {
+            self.compact = false;
+        }
+        self.value_heap += heap_size_of(&value);
+        let old = self.fields.insert(Blob::from_slice(field), value);
+        if let Some(old) = &old {
+            self.value_heap -= heap_size_of(old);
+        }
+        if self.fields.len() > LISTPACK_MAX_ENTRIES {
+            self.compact = false;
+        }
+        old.is_none()
+    }
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self.fields.remove(field) {
+            Some(old) => {
+                self.value_heap -= heap_size_of(&old);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A set, with the intset/hashtable encoding Redis would report.
+#[derive(Debug, Clone)]
+pub struct Set {
+    pub members: Dict<()>,
+    pub intset: bool,
+}
+
+impl Default for Set {
+    fn default() -> Self {
+        Set {
+            members: Dict::new(),
+            intset: true,
+        }
+    }
+}
+
+impl Set {
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.members.contains_key(member)
+    }
+    /// Adds a member; true if it was new.
+    pub fn insert(&mut self, member: &[u8]) -> bool {
+        if self.members.contains_key(member) {
+            return false;
+        }
+        if self.intset
+            && (crate::util::parse_i64(member).is_none()
+                || self.members.len() + 1 > INTSET_MAX_ENTRIES)
+        {
+            self.intset = false;
+        }
+        self.members.insert_new(Blob::from_slice(member), ());
+        true
+    }
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        self.members.remove(member).is_some()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Blob> {
+        self.members.keys()
+    }
+}
+
+impl<'a> FromIterator<&'a [u8]> for Set {
+    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(iter: I) -> Self {
+        let mut set = Set::default();
+        for m in iter {
+            set.insert(m);
+        }
+        set
+    }
+}
+
+/// A score and member, ordered as a sorted set orders them: by score, then by member bytes.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub score: f64,
+    pub member: Blob,
+}
+
+impl PartialEq for Scored {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .partial_cmp(&other.score)
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| self.member.cmp(&other.member))
+    }
+}
+
+/// A sorted set: member → score for lookups, an ordered tree for ranges.
+#[derive(Debug, Clone)]
+pub struct ZSet {
+    pub scores: Dict<f64>,
+    pub ordered: BTreeSet<Scored>,
+    member_heap: usize,
+    pub compact: bool,
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet {
+            scores: Dict::new(),
+            ordered: BTreeSet::new(),
+            member_heap: 0,
+            compact: true,
+        }
+    }
+}
+
+/// Approximate bytes per element of a BTreeSet<Scored> (element plus node slack).
+const BTREE_ELEMENT_BYTES: usize = 48;
+
+impl ZSet {
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+    fn mem_size(&self) -> usize {
+        self.scores.mem_size() + self.ordered.len() * BTREE_ELEMENT_BYTES + self.member_heap
+    }
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        self.scores.get(member).copied()
+    }
+    /// Sets a member's score; returns the previous score.
+    pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        if member.len() > LISTPACK_MAX_VALUE {
+            self.compact = false;
+        }
+        let old = self.scores.get(member).copied();
+        match old {
+            Some(old_score) => {
+                if old_score != score || old_score.is_sign_negative() != score.is_sign_negative() {
+                    let mut entry = self
+                        .ordered
+                        .take(&Scored {
+                            score: old_score,
+                            member: Blob::from_slice(member),
+                        })
+                        .unwrap_or_else(|| Scored {
+                            score,
+                            member: Blob::from_slice(member),
+                        });
+                    entry.score = score;
+                    self.ordered.insert(entry);
+                    if let Some(slot) = self.scores.get_mut(member) {
+                        *slot = score;
+                    }
+                }
+            }
+            None => {
+                let blob = Blob::from_slice(member);
+                self.member_heap += heap_size_of(&blob);
+                self.ordered.insert(Scored {
+                    score,
+                    member: blob.clone(),
+                });
+                self.scores.insert_new(blob, score);
+            }
+        }
+        if self.scores.len() > LISTPACK_MAX_ENTRIES {
+            self.compact = false;
+        }
+        old
+    }
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let (blob, score) = self.scores.remove_entry(member)?;
+        self.member_heap -= heap_size_of(&blob);
+        self.ordered.remove(&Scored {
+            score,
+            member: blob,
+        });
+        Some(score)
+    }
+    /// Members in order (ascending), as (member, score).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Scored> {
+        self.ordered.iter()
+    }
+    /// 0-based rank of a member in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        let probe = Scored {
+            score,
+            member: Blob::from_slice(member),
+        };
+        Some(self.ordered.range(..&probe).count())
+    }
+}

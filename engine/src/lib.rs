@@ -1,0 +1,224 @@
+//! CacheDesk's cache engine: a Redis-compatible server as a library.
+//!
+//! An [`Instance`] is one cache: its own keyspace (16 databases), loopback listener, settings,
+//! telemetry and event log. Many instances live in one process; starting, stopping or dropping
+//! one leaves the others alone. The desktop app and the headless `cachedesk-server` are two thin
+//! fronts on this crate.
+//!
+//! Layers, in the direction bytes flow: `protocol` (RESP frames in, replies out) → `server`
+//! (listener, connections, batching) → `commands` (one file per family) → `keyspace` (values,
+//! expiry, eviction, memory accounting).
+
+pub mod commands;
+pub mod config;
+pub mod keyspace;
+pub mod protocol;
+pub mod server;
+pub mod telemetry;
+pub mod util;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+pub use config::InstanceConfig;
+pub use keyspace::EvictionPolicy;
+pub use protocol::Reply;
+pub use telemetry::{Event, EventKind, Telemetry};
+
+/// The Redis version whose behaviour the engine follows (reported by INFO and HELLO).
+pub const REDIS_VERSION: &str = "7.0.15";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("an instance named '{0}' already exists")]
+    DuplicateName(String),
+    #[error("no instance named '{0}'")]
+    NoSuchInstance(String),
+}
+
+/// One running cache.
+#[derive(Debug)]
+pub struct Instance {
+    shared: Arc<server::Shared>,
+    addr: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Instance {
+    /// Starts an instance on the current tokio runtime and returns once it is listening.
+    pub async fn start(config: InstanceConfig) -> Result<Instance, EngineError> {
+        let bind_text = format!("{}:{}", config.bind, config.port);
+        let shared = server::Shared::new(config);
+        let listener = server::bind(&shared)
+            .await
+            .map_err(|source| EngineError::Bind {
+                addr: bind_text,
+                source,
+            })?;
+        let addr = shared.local_addr();
+        shared
+            .events
+            .push(EventKind::Started, format!("listening on {addr}"));
+        *shared.telemetry.lock() = Telemetry::capture(&shared);
+        let task = tokio::spawn(server::serve(shared.clone(), listener));
+        Ok(Instance {
+            shared,
+            addr,
+            task: Some(task),
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn name(&self) -> String {
+        self.shared.config().name
+    }
+
+    /// The latest figures (refreshed by the instance a few times a second; cheap to call).
+    pub fn telemetry(&self) -> Telemetry {
+        self.shared.telemetry.lock().clone()
+    }
+
+    /// Figures read right now (takes the keyspace lock briefly).
+    pub fn telemetry_now(&self) -> Telemetry {
+        Telemetry::capture(&self.shared)
+    }
+
+    pub fn events_since(&self, after: u64) -> Vec<Event> {
+        self.shared.events.since(after)
+    }
+
+    pub fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.events.subscribe()
+    }
+
+    pub fn config(&self) -> InstanceConfig {
+        self.shared.config()
+    }
+
+    /// Replaces the access keys; new connections (and AUTH) use them at once.
+    pub fn set_access_keys(&self, primary: Option<String>, secondary: Option<String>) {
+        let mut cfg = self.shared.config();
+        cfg.primary_key = primary;
+        cfg.secondary_key = secondary;
+        self.shared.set_config(cfg);
+    }
+
+    /// Changes maxmemory and evicts at once if the data no longer fits. Returns the keys
+    /// evicted.
+    pub fn set_maxmemory(&self, maxmemory: u64, policy: EvictionPolicy) -> u64 {
+        let mut cfg = self.shared.config();
+        cfg.maxmemory = maxmemory;
+        cfg.maxmemory_policy = policy;
+        self.shared.set_config(cfg.clone());
+        let mut ks = self.shared.keyspace.lock();
+        ks.config = cfg.keyspace_config();
+        let before = ks.stats.evicted_keys;
+        ks.now = util::now_ms();
+        ks.evict_to_limit();
+        ks.stats.evicted_keys - before
+    }
+
+    /// Runs one command in-process, as a client on database `db` would (no network).
+    pub fn execute(&self, db: usize, args: &[Bytes]) -> Reply {
+        if args.is_empty() {
+            return Reply::error("ERR empty command");
+        }
+        let info = Arc::new(server::client::ClientInfo::new(0, self.addr, self.addr));
+        let mut client = server::client::ClientState::new(info, true);
+        client.db = db.min(keyspace::DB_COUNT - 1);
+        client.in_exec = true;
+        let mut ks = self.shared.keyspace.lock();
+        let mut ctx = commands::Ctx {
+            ks: &mut ks,
+            client: &mut client,
+            shared: &self.shared,
+            block: None,
+        };
+        let reply = commands::execute(&mut ctx, args);
+        let pushed = std::mem::take(&mut ks.lists_pushed);
+        drop(ks);
+        if pushed {
+            self.shared.list_pushed.notify_waiters();
+        }
+        reply
+    }
+
+    /// A signal that turns true when the instance is asked to stop (SHUTDOWN or `stop`).
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shared.shutdown_signal()
+    }
+
+    /// Stops listening, closes every connection and waits until they are gone.
+    pub async fn stop(mut self) {
+        self.shared.request_shutdown();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.shared.events.push(EventKind::Stopped, "stopped");
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.shared.request_shutdown();
+    }
+}
+
+/// A set of named instances in one process.
+#[derive(Debug, Default)]
+pub struct Engine {
+    instances: Mutex<BTreeMap<String, Arc<Instance>>>,
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts an instance under `config.name`.
+    pub async fn start(&self, config: InstanceConfig) -> Result<Arc<Instance>, EngineError> {
+        let name = config.name.clone();
+        if self.instances.lock().contains_key(&name) {
+            return Err(EngineError::DuplicateName(name));
+        }
+        let instance = Arc::new(Instance::start(config).await?);
+        let mut instances = self.instances.lock();
+        if instances.contains_key(&name) {
+            return Err(EngineError::DuplicateName(name));
+        }
+        instances.insert(name, instance.clone());
+        Ok(instance)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Instance>> {
+        self.instances.lock().get(name).cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.instances.lock().keys().cloned().collect()
+    }
+
+    /// Removes an instance and stops it (its port closes once the last handle is dropped).
+    pub fn stop(&self, name: &str) -> Result<(), EngineError> {
+        let instance = self
+            .instances
+            .lock()
+            .remove(name)
+            .ok_or_else(|| EngineError::NoSuchInstance(name.into()))?;
+        instance.shared.request_shutdown();
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! RESP2/RESP3 wire protocol: an incremental request parser with Redis's limits and error texts,
+//! and the reply type with its encoder.
+
+pub mod parser;
+pub mod reply;
+
+pub use parser::{ProtocolError, RequestParser};
+pub use reply::Reply;

@@ -1,0 +1,357 @@
+//! Incremental request parser: RESP multibulk arrays and inline commands (telnet, redis-cli's
+//! inline mode), fed from a connection's read buffer.
+//!
+//! It keeps its place between reads, so a large argument arriving in many small reads is scanned
+//! once, and it never allocates what a client merely claims: counts and lengths are checked
+//! against Redis's limits before anything is reserved. Errors carry Redis's exact texts; after
+//! one the connection is closed, as Redis does.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Largest bulk argument accepted (Redis's proto-max-bulk-len default, 512 MB).
+pub const PROTO_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+/// Largest multibulk argument count accepted.
+pub const MAX_MULTIBULK_LEN: usize = 1024 * 1024;
+/// Longest inline request or unterminated header line (Redis's PROTO_INLINE_MAX_SIZE).
+pub const INLINE_MAX_SIZE: usize = 64 * 1024;
+/// Before authentication Redis accepts at most this many arguments ...
+const UNAUTHENTICATED_MAX_ARGS: usize = 10;
+/// ... and arguments of at most this many bytes.
+const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
+/// A pre-reservation for a big argument is capped at this size; the buffer grows as data comes.
+const MAX_PRE_RESERVE: usize = 1024 * 1024;
+
+/// A malformed request. The text after `ERR ` is exactly what Redis replies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("Protocol error: invalid multibulk length")]
+    InvalidMultibulkLength,
+    #[error("Protocol error: invalid bulk length")]
+    InvalidBulkLength,
+    #[error("Protocol error: expected '$', got '{0}'")]
+    ExpectedDollar(char),
+    #[error("Protocol error: too big inline request")]
+    InlineTooBig,
+    #[error("Protocol error: too big mbulk count string")]
+    MultibulkCountTooBig,
+    #[error("Protocol error: too big bulk count string")]
+    BulkCountTooBig,
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
+}
+
+/// Parser state kept between reads of one connection.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    /// Arguments still expected by the multibulk request in progress (0: none in progress).
+    remaining: usize,
+    /// Length of the bulk argument whose header has been read, awaiting its payload.
+    bulk_len: Option<usize>,
+    args: Vec<Bytes>,
+}
+
+impl RequestParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next complete request from `buf`. `Ok(None)` means more bytes are needed.
+    /// Empty requests (blank inline lines, `*0`) are skipped.
+    pub fn next_request(
+        &mut self,
+        buf: &mut BytesMut,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        loop {
+            if self.remaining == 0 {
+                let Some(&first) = buf.first() else {
+                    return Ok(None);
+                };
+                if first != b'*' {
+                    match parse_inline(buf)? {
+                        None => return Ok(None),
+                        Some(args) if args.is_empty() => continue,
+                        Some(args) => return Ok(Some(args)),
+                    }
+                }
+                let Some(line) = take_line(buf, ProtocolError::MultibulkCountTooBig)? else {
+                    return Ok(None);
+                };
+                let count = parse_len(&line[1..]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                if count > MAX_MULTIBULK_LEN as i64 {
+                    return Err(ProtocolError::InvalidMultibulkLength);
+                }
+                if count <= 0 {
+                    continue;
+                }
+                let count = count as usize;
+                if !authenticated && count > UNAUTHENTICATED_MAX_ARGS {
+                    return Err(ProtocolError::UnauthenticatedMultibulkLength);
+                }
+                self.remaining = count;
+                self.args = Vec::with_capacity(count.min(1024));
+            }
+            while self.remaining > 0 {
+                let len = match self.bulk_len {
+                    Some(len) => len,
+                    None => {
+                        let Some(&first) = buf.first() else {
+                            return Ok(None);
+                        };
+                        if first != b'$' {
+                            return Err(ProtocolError::ExpectedDollar(first as char));
+                        }
+                        let Some(line) = take_line(buf, ProtocolError::BulkCountTooBig)? else {
+                            return Ok(None);
+                        };
+                        let len = parse_len(&line[1..])
+                            .filter(|&l| l >= 0 && l as usize <= PROTO_MAX_BULK_LEN)
+                            .ok_or(ProtocolError::InvalidBulkLength)?
+                            as usize;
+                        if !authenticated && len > UNAUTHENTICATED_MAX_BULK {
+                            return Err(ProtocolError::UnauthenticatedBulkLength);
+                        }
+                        self.bulk_len = Some(len);
+                        len
+                    }
+                };
+                if buf.len() < len + 2 {
+                    let wanted = (len + 2).min(MAX_PRE_RESERVE);
+                    if buf.capacity() < wanted {
+                        buf.reserve(wanted - buf.len());
+                    }
+                    return Ok(None);
+                }
+                let arg = buf.split_to(len).freeze();
+                buf.advance(2);
+                self.args.push(arg);
+                self.bulk_len = None;
+                self.remaining -= 1;
+            }
+            return Ok(Some(std::mem::take(&mut self.args)));
+        }
+    }
+}
+
+/// Removes and returns one `\r\n`-terminated header line (without the terminator).
+fn take_line(buf: &mut BytesMut, too_big: ProtocolError) -> Result<Option<Bytes>, ProtocolError> {
+    match memchr_crlf(buf) {
+        Some(pos) => {
+            let line = buf.split_to(pos).freeze();
+            buf.advance(2);
+            Ok(Some(line))
+        }
+        None if buf.len() > INLINE_MAX_SIZE => Err(too_big),
+        None => Ok(None),
+    }
+}
+
+fn memchr_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Parses a decimal length as Redis's string2ll does (no spaces, no plus sign).
+fn parse_len(digits: &[u8]) -> Option<i64> {
+    crate::util::parse_i64(digits)
+}
+
+/// Parses one inline request: space-separated words with Redis's quoting rules.
+fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > INLINE_MAX_SIZE {
+            return Err(ProtocolError::InlineTooBig);
+        }
+        return Ok(None);
+    };
+    let mut line = buf.split_to(newline + 1);
+    line.truncate(newline);
+    if line.last() == Some(&b'\r') {
+        line.truncate(newline - 1);
+    }
+    split_args(&line)
+        .map(|words| Some(words.into_iter().map(Bytes::from).collect()))
+        .ok_or(ProtocolError::UnbalancedQuotes)
+}
+
+/// Splits a line into arguments like Redis's sdssplitargs: double quotes with escapes
+/// (\n \r \t \b \a \\ \" \xHH), single quotes with only \' escaped. `None` on unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(args);
+        }
+        let mut current = Vec::new();
+        let mut in_double = false;
+        let mut in_single = false;
+        loop {
+            let c = line.get(i).copied();
+            if in_double {
+                match c {
+                    None => return None,
+                    Some(b'\\')
+                        if line.get(i + 1) == Some(&b'x')
+                            && line.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+                            && line.get(i + 3).is_some_and(u8::is_ascii_hexdigit) =>
+                    {
+                        current.push(hex(line[i + 2]) * 16 + hex(line[i + 3]));
+                        i += 3;
+                    }
+                    Some(b'\\') if i + 1 < line.len() => {
+                        i += 1;
+                        current.push(match line[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 8,
+                            b'a' => 7,
+                            other => other,
+                        });
+                    }
+                    Some(b'"') => {
+                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        in_double = false;
+                    }
+                    Some(other) => current.push(other),
+                }
+            } else if in_single {
+                match c {
+                    None => return None,
+                    Some(b'\\') if line.get(i + 1) == Some(&b'\'') => {
+                        i += 1;
+                        current.push(b'\'');
+                    }
+                    Some(b'\'') => {
+                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        in_single = false;
+                    }
+                    Some(other) => current.push(other),
+                }
+            } else {
+                match c {
+                    None => {
+                        args.push(current);
+                        return Some(args);
+                    }
+                    Some(b) if b.is_ascii_whitespace() => {
+                        args.push(current);
+                        break;
+                    }
+                    Some(b'"') => in_double = true,
+                    Some(b'\'') => in_single = true,
+                    Some(other) => current.push(other),
+                }
+            }
+            i += 1;
+        }
+    }
+}
+
+fn hex(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(req) = parser.next_request(&mut buf, true)? {
+            out.push(req);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn multibulk_and_inline_and_pipeline() {
+        let reqs = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nset a \"b c\"\r\n\r\n*0\r\n")
+            .unwrap();
+        assert_eq!(reqs.len(), 3);
+        assert_eq!(reqs[0], vec![Bytes::from("GET"), Bytes::from("k")]);
+        assert_eq!(reqs[1], vec![Bytes::from("PING")]);
+        assert_eq!(reqs[2][2], Bytes::from("b c"));
+    }
+
+    #[test]
+    fn trickled_byte_by_byte() {
+        let input = b"*3\r\n$3\r\nSET\r\n$5\r\nhello\r\n$10\r\n0123456789\r\n";
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for &b in input.iter() {
+            buf.extend_from_slice(&[b]);
+            if let Some(req) = parser.next_request(&mut buf, true).unwrap() {
+                got = Some(req);
+            }
+        }
+        assert_eq!(got.unwrap()[2], Bytes::from("0123456789"));
+    }
+
+    #[test]
+    fn limits_and_errors() {
+        assert_eq!(
+            parse_all(b"*1048577\r\n"),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$536870913\r\n"),
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n+x\r\n"),
+            Err(ProtocolError::ExpectedDollar('+'))
+        );
+        assert_eq!(
+            parse_all(b"*x\r\n"),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            parse_all(b"set \"a\r\n"),
+            Err(ProtocolError::UnbalancedQuotes)
+        );
+        assert_eq!(parse_all(&[b'a'; 70000]), Err(ProtocolError::InlineTooBig));
+    }
+
+    #[test]
+    fn huge_claim_does_not_allocate_it() {
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*1\r\n$536870912\r\nabc"[..]);
+        assert_eq!(parser.next_request(&mut buf, true), Ok(None));
+        assert!(buf.capacity() <= 2 * MAX_PRE_RESERVE);
+    }
+
+    #[test]
+    fn quoting_rules() {
+        let args = split_args(br#"a "x\x41\n" 'it\'s' "" b"#).unwrap();
+        assert_eq!(
+            args,
+            vec![
+                b"a".to_vec(),
+                b"xA\n".to_vec(),
+                b"it's".to_vec(),
+                vec![],
+                b"b".to_vec()
+            ]
+        );
+        assert!(split_args(br#""a"b"#).is_none());
+    }
+}

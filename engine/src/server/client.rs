@@ -1,0 +1,146 @@
+//! Per-connection state: what a connection's own task keeps (`ClientState`) and what other
+//! connections may read for CLIENT LIST or act on for CLIENT KILL (`ClientInfo`).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::commands::CommandSpec;
+use crate::keyspace::Blob;
+
+/// The part of a client other connections can see.
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    created: Instant,
+    name: Mutex<Option<String>>,
+    db: AtomicUsize,
+    last_active: Mutex<Instant>,
+    resp: AtomicUsize,
+    commands: AtomicU64,
+    killed: AtomicBool,
+    /// Woken by CLIENT KILL.
+    pub kill_notify: Notify,
+}
+
+impl ClientInfo {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> Self {
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            db: AtomicUsize::new(0),
+            last_active: Mutex::new(Instant::now()),
+            resp: AtomicUsize::new(2),
+            commands: AtomicU64::new(0),
+            killed: AtomicBool::new(false),
+            kill_notify: Notify::new(),
+        }
+    }
+
+    pub fn db(&self) -> usize {
+        self.db.load(Ordering::Relaxed)
+    }
+
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.kill_notify.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Records activity after a batch of commands.
+    pub fn mark_active(&self, db: usize, resp3: bool, commands: u64) {
+        self.db.store(db, Ordering::Relaxed);
+        self.resp
+            .store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
+        self.commands.fetch_add(commands, Ordering::Relaxed);
+        *self.last_active.lock() = Instant::now();
+    }
+
+    /// One line of CLIENT LIST, in Redis's format.
+    pub fn describe(&self, db: usize) -> String {
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client user=default redir=-1 resp={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.name.lock().clone().unwrap_or_default(),
+            self.created.elapsed().as_secs(),
+            self.last_active.lock().elapsed().as_secs(),
+            db,
+            self.resp.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A queued MULTI command: its spec and arguments.
+pub type QueuedCommand = (&'static CommandSpec, Vec<Bytes>);
+
+/// Everything a connection remembers between commands.
+#[derive(Debug)]
+pub struct ClientState {
+    pub info: Arc<ClientInfo>,
+    pub db: usize,
+    pub resp3: bool,
+    pub authenticated: bool,
+    /// Commands queued since MULTI (None outside a transaction).
+    pub multi: Option<Vec<QueuedCommand>>,
+    /// A command failed to queue: EXEC will abort.
+    pub multi_failed: bool,
+    /// Running EXEC: blocking commands do not block.
+    pub in_exec: bool,
+    /// WATCHed keys with the version seen.
+    pub watched: Vec<(usize, Blob, u64)>,
+    /// The deadline of the blocking command being retried (Some(None): wait forever).
+    pub block_deadline: Option<Option<u64>>,
+    pub close_after_reply: bool,
+}
+
+impl ClientState {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+        ClientState {
+            info,
+            db: 0,
+            resp3: false,
+            authenticated,
+            multi: None,
+            multi_failed: false,
+            in_exec: false,
+            watched: Vec::new(),
+            block_deadline: None,
+            close_after_reply: false,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    pub fn name(&self) -> Option<String> {
+        self.info.name.lock().clone()
+    }
+
+    pub fn set_name(&self, name: String) {
+        *self.info.name.lock() = Some(name);
+    }
+
+    pub fn clear_name(&self) {
+        *self.info.name.lock() = None;
+    }
+
+    pub fn describe(&self, db: usize) -> String {
+        self.info.describe(db)
+    }
+}

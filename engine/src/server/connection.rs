@@ -1,0 +1,239 @@
+//! One client connection: read what arrived, run every complete request under a single hold
+//! of the keyspace lock, answer with one write. Blocking commands release the lock and wait
+//! for a list push, the timeout, a kill or a disconnect.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::client::{ClientInfo, ClientState};
+use super::Shared;
+use crate::commands::{self, transactions, Ctx};
+use crate::protocol::{Reply, RequestParser};
+
+const READ_CHUNK: usize = 16 * 1024;
+/// While a client is blocked, stop buffering its further input beyond this.
+const MAX_BUFFER_WHILE_BLOCKED: usize = 1024 * 1024;
+
+/// Answers a connection over maxclients and closes it.
+pub async fn refuse(mut stream: TcpStream) {
+    let _ = stream
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
+}
+
+/// What a batch left the connection to do.
+enum Next {
+    Continue,
+    Block(Vec<Bytes>, Option<u64>),
+    Close,
+}
+
+pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
+    let authenticated = shared.access_keys().is_empty();
+    let mut client = ClientState::new(info.clone(), authenticated);
+    let mut parser = RequestParser::new();
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        if input.capacity() - input.len() < READ_CHUNK / 4 {
+            input.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            r = stream.read_buf(&mut input) => r,
+            _ = info.kill_notify.notified() => break,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => shared.stats.add_input(n),
+        }
+        let mut next = run_batch(&shared, &mut client, &mut parser, &mut input, &mut output);
+        while let Next::Block(args, deadline) = next {
+            if flush(&shared, &mut stream, &mut output).await.is_err() {
+                next = Next::Close;
+                break;
+            }
+            next = wait_blocked(
+                &shared,
+                &mut client,
+                &mut stream,
+                &mut input,
+                args,
+                deadline,
+            )
+            .await;
+            if let Next::Continue = next {
+                next = run_batch(&shared, &mut client, &mut parser, &mut input, &mut output);
+            }
+        }
+        if flush(&shared, &mut stream, &mut output).await.is_err() || matches!(next, Next::Close) {
+            break;
+        }
+        if info.is_killed() {
+            break;
+        }
+    }
+    let mut ks = shared.keyspace.lock();
+    let mut ctx = Ctx {
+        ks: &mut ks,
+        client: &mut client,
+        shared: &shared,
+        block: None,
+    };
+    transactions::release_watches(&mut ctx);
+}
+
+async fn flush(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    output: &mut BytesMut,
+) -> std::io::Result<()> {
+    if output.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(output).await?;
+    shared.stats.add_output(output.len());
+    output.clear();
+    if output.capacity() > 4 * 1024 * 1024 {
+        *output = BytesMut::with_capacity(READ_CHUNK);
+    }
+    Ok(())
+}
+
+/// Parses and runs every complete request in `input`, appending replies to `output`.
+fn run_batch(
+    shared: &Shared,
+    client: &mut ClientState,
+    parser: &mut RequestParser,
+    input: &mut BytesMut,
+    output: &mut BytesMut,
+) -> Next {
+    let mut first = match parser.next_request(input, client.authenticated) {
+        Ok(Some(args)) => Some(args),
+        Ok(None) => return Next::Continue,
+        Err(e) => {
+            Reply::Error(format!("ERR {e}")).encode(output, client.resp3);
+            return Next::Close;
+        }
+    };
+    let mut ks = shared.keyspace.lock();
+    let mut count = 0;
+    let mut next = Next::Continue;
+    loop {
+        let args = match first.take() {
+            Some(args) => args,
+            None => match parser.next_request(input, client.authenticated) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(e) => {
+                    Reply::Error(format!("ERR {e}")).encode(output, client.resp3);
+                    next = Next::Close;
+                    break;
+                }
+            },
+        };
+        count += 1;
+        let mut ctx = Ctx {
+            ks: &mut ks,
+            client,
+            shared,
+            block: None,
+        };
+        let reply = commands::execute(&mut ctx, &args);
+        if let Some(block) = ctx.block {
+            next = Next::Block(args, block.deadline_ms);
+            break;
+        }
+        client.block_deadline = None;
+        reply.encode(output, client.resp3);
+        if client.close_after_reply {
+            next = Next::Close;
+            break;
+        }
+    }
+    let pushed = std::mem::take(&mut ks.lists_pushed);
+    drop(ks);
+    if pushed {
+        shared.list_pushed.notify_waiters();
+    }
+    client.info.mark_active(client.db, client.resp3, count);
+    next
+}
+
+/// Waits for a blocked command's chance, then runs it again. Returns Continue once it has
+/// replied (with data or on timeout), Close if the client went away.
+async fn wait_blocked(
+    shared: &Shared,
+    client: &mut ClientState,
+    stream: &mut TcpStream,
+    input: &mut BytesMut,
+    args: Vec<Bytes>,
+    deadline_ms: Option<u64>,
+) -> Next {
+    shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+    let outcome = loop {
+        let notified = shared.list_pushed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // Retry now that we are registered for wake-ups, so no push is missed.
+        let (reply, still_blocked, pushed) = {
+            let mut ks = shared.keyspace.lock();
+            let mut ctx = Ctx {
+                ks: &mut ks,
+                client,
+                shared,
+                block: None,
+            };
+            let reply = commands::execute(&mut ctx, &args);
+            let still_blocked = ctx.block.is_some();
+            (reply, still_blocked, std::mem::take(&mut ks.lists_pushed))
+        };
+        if pushed {
+            shared.list_pushed.notify_waiters();
+        }
+        if !still_blocked {
+            break Some(reply);
+        }
+        let remaining =
+            deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(crate::util::now_ms())));
+        if remaining == Some(Duration::ZERO) {
+            break Some(reply);
+        }
+        let timeout = async {
+            match remaining {
+                Some(r) => tokio::time::sleep(r).await,
+                None => std::future::pending().await,
+            }
+        };
+        let can_read = input.len() < MAX_BUFFER_WHILE_BLOCKED;
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = timeout => {}
+            _ = client.info.kill_notify.notified() => break None,
+            r = stream.read_buf(input), if can_read => match r {
+                Ok(0) | Err(_) => break None,
+                Ok(n) => shared.stats.add_input(n),
+            },
+        }
+    };
+    shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+    client.block_deadline = None;
+    match outcome {
+        Some(reply) => {
+            let mut out = BytesMut::new();
+            reply.encode(&mut out, client.resp3);
+            match stream.write_all(&out).await {
+                Ok(()) => {
+                    shared.stats.add_output(out.len());
+                    Next::Continue
+                }
+                Err(_) => Next::Close,
+            }
+        }
+        None => Next::Close,
+    }
+}

@@ -1,0 +1,293 @@
+//! The network side of an instance: its shared state, the TCP listener, and the background
+//! cron (active expiry, incremental rehash, ops/s sampling, telemetry).
+
+pub mod client;
+pub mod connection;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::config::InstanceConfig;
+use crate::keyspace::Keyspace;
+use crate::telemetry::{EventKind, EventLog, Telemetry};
+use client::ClientInfo;
+
+/// Counters for INFO stats, updated without locks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    connections_received: AtomicU64,
+    commands_processed: AtomicU64,
+    rejected_connections: AtomicU64,
+    net_input: AtomicU64,
+    net_output: AtomicU64,
+    blocked_clients: AtomicUsize,
+    ops_per_sec: AtomicU64,
+    peak_memory: AtomicU64,
+}
+
+impl Stats {
+    pub fn command_processed(&self) {
+        self.commands_processed.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn commands_processed(&self) -> u64 {
+        self.commands_processed.load(Ordering::Relaxed)
+    }
+    pub fn connections_received(&self) -> u64 {
+        self.connections_received.load(Ordering::Relaxed)
+    }
+    pub fn rejected_connections(&self) -> u64 {
+        self.rejected_connections.load(Ordering::Relaxed)
+    }
+    pub fn add_input(&self, n: usize) {
+        self.net_input.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn add_output(&self, n: usize) {
+        self.net_output.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn net_input(&self) -> u64 {
+        self.net_input.load(Ordering::Relaxed)
+    }
+    pub fn net_output(&self) -> u64 {
+        self.net_output.load(Ordering::Relaxed)
+    }
+    pub fn blocked_clients(&self) -> usize {
+        self.blocked_clients.load(Ordering::Relaxed)
+    }
+    pub fn ops_per_sec(&self) -> u64 {
+        self.ops_per_sec.load(Ordering::Relaxed)
+    }
+    /// Records a used-memory reading; returns the peak so far.
+    pub fn note_memory(&self, used: u64) -> u64 {
+        self.peak_memory
+            .fetch_max(used, Ordering::Relaxed)
+            .max(used)
+    }
+    pub fn reset(&self) {
+        for counter in [
+            &self.connections_received,
+            &self.commands_processed,
+            &self.rejected_connections,
+            &self.net_input,
+            &self.net_output,
+            &self.peak_memory,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What every connection and background task of one instance shares.
+pub struct Shared {
+    pub keyspace: Mutex<Keyspace>,
+    config: RwLock<InstanceConfig>,
+    pub stats: Stats,
+    clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    next_client_id: AtomicU64,
+    /// Woken after a batch that pushed onto a list, for blocked clients to retry.
+    pub list_pushed: Notify,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub run_id: String,
+    local_addr: OnceLock<SocketAddr>,
+    active_expire: AtomicBool,
+    shutdown: watch::Sender<bool>,
+    pub events: EventLog,
+    pub telemetry: Mutex<Telemetry>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn new(config: InstanceConfig) -> Arc<Self> {
+        let keyspace = Keyspace::new(config.keyspace_config());
+        Arc::new(Shared {
+            keyspace: Mutex::new(keyspace),
+            config: RwLock::new(config),
+            stats: Stats::default(),
+            clients: Mutex::new(HashMap::new()),
+            next_client_id: AtomicU64::new(1),
+            list_pushed: Notify::new(),
+            started: Instant::now(),
+            started_unix_ms: crate::util::now_ms(),
+            run_id: (0..40)
+                .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+                .collect(),
+            local_addr: OnceLock::new(),
+            active_expire: AtomicBool::new(true),
+            shutdown: watch::channel(false).0,
+            events: EventLog::default(),
+            telemetry: Mutex::new(Telemetry::default()),
+        })
+    }
+
+    /// A copy of the current settings.
+    pub fn config(&self) -> InstanceConfig {
+        self.config.read().clone()
+    }
+
+    pub fn set_config(&self, config: InstanceConfig) {
+        *self.config.write() = config;
+    }
+
+    pub fn access_keys(&self) -> Vec<String> {
+        self.config.read().access_keys()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+            .get()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn connected_clients(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn clients_snapshot(&self) -> Vec<Arc<ClientInfo>> {
+        let mut clients: Vec<_> = self.clients.lock().values().cloned().collect();
+        clients.sort_by_key(|c| c.id);
+        clients
+    }
+
+    pub fn set_active_expire(&self, on: bool) {
+        self.active_expire.store(on, Ordering::Relaxed);
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    fn register_client(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let info = Arc::new(ClientInfo::new(id, addr, laddr));
+        self.clients.lock().insert(id, info.clone());
+        self.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        info
+    }
+
+    fn unregister_client(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+}
+
+/// Resident memory of this process, from /proc (0 where unavailable).
+pub fn process_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Binds the instance's listener.
+pub async fn bind(shared: &Shared) -> std::io::Result<TcpListener> {
+    let cfg = shared.config();
+    let listener = TcpListener::bind((cfg.bind, cfg.port)).await?;
+    let addr = listener.local_addr()?;
+    let _ = shared.local_addr.set(addr);
+    let mut cfg = cfg;
+    cfg.port = addr.port();
+    shared.set_config(cfg);
+    Ok(listener)
+}
+
+/// Accepts connections until shutdown; then closes them all.
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    let mut shutdown = shared.shutdown_signal();
+    let mut connections = JoinSet::new();
+    let cron = tokio::spawn(cron(shared.clone()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        shared.events.push(EventKind::Error, format!("accept failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let laddr = stream.local_addr().unwrap_or_else(|_| shared.local_addr());
+                if shared.connected_clients() >= shared.config().maxclients {
+                    shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                    connections.spawn(connection::refuse(stream));
+                    continue;
+                }
+                let info = shared.register_client(addr, laddr);
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    let id = info.id;
+                    connection::serve(shared.clone(), stream, info).await;
+                    shared.unregister_client(id);
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    cron.abort();
+    connections.shutdown().await;
+    shared.clients.lock().clear();
+}
+
+/// Background work, `hz` times a second: active expiry in short slices (the keyspace lock is
+/// held ~1 ms at a time), incremental rehashing, ops/s sampling and the telemetry snapshot.
+async fn cron(shared: Arc<Shared>) {
+    let mut last_commands = shared.stats.commands_processed();
+    let mut last_tick = Instant::now();
+    let mut samples = [0u64; 16];
+    let mut sample_idx = 0;
+    loop {
+        let hz = shared.config().hz.max(1);
+        tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
+        if shared.active_expire.load(Ordering::Relaxed) {
+            for _ in 0..25 {
+                let stale = shared
+                    .keyspace
+                    .lock()
+                    .expire_cycle(Duration::from_millis(1));
+                if !stale {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        let commands = shared.stats.commands_processed();
+        let elapsed = last_tick.elapsed().as_secs_f64().max(1e-3);
+        samples[sample_idx % samples.len()] =
+            ((commands.saturating_sub(last_commands)) as f64 / elapsed) as u64;
+        sample_idx += 1;
+        last_commands = commands;
+        last_tick = Instant::now();
+        let filled = sample_idx.min(samples.len());
+        let ops = samples[..filled].iter().sum::<u64>() / filled as u64;
+        shared.stats.ops_per_sec.store(ops, Ordering::Relaxed);
+        let snapshot = Telemetry::capture(&shared);
+        *shared.telemetry.lock() = snapshot;
+    }
+}

@@ -1,0 +1,148 @@
+//! Live figures and the event log of an instance, for the app and for tests.
+//!
+//! `Telemetry` is a plain snapshot refreshed by the instance's cron a few times a second, so a
+//! reader (the GUI, every frame) copies a small struct and never touches the keyspace lock.
+//! Events go to a bounded log; `EventLog::subscribe` wakes listeners when one is added.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::keyspace::DB_COUNT;
+use crate::server::Shared;
+
+/// A point-in-time view of an instance's figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Telemetry {
+    pub keys_per_db: [u64; DB_COUNT],
+    pub expires_per_db: [u64; DB_COUNT],
+    pub used_memory: u64,
+    pub maxmemory: u64,
+    pub connected_clients: usize,
+    pub blocked_clients: usize,
+    pub ops_per_sec: u64,
+    pub total_commands: u64,
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    /// Writes since the last save (Redis's rdb_changes_since_last_save).
+    pub changes_since_save: u64,
+    pub uptime_secs: u64,
+}
+
+impl Telemetry {
+    /// Reads the figures from an instance (takes the keyspace lock for O(databases) work).
+    pub fn capture(shared: &Shared) -> Telemetry {
+        let mut t = Telemetry {
+            connected_clients: shared.connected_clients(),
+            blocked_clients: shared.stats.blocked_clients(),
+            ops_per_sec: shared.stats.ops_per_sec(),
+            total_commands: shared.stats.commands_processed(),
+            uptime_secs: shared.started.elapsed().as_secs(),
+            ..Telemetry::default()
+        };
+        let ks = shared.keyspace.lock();
+        for (i, db) in ks.dbs.iter().enumerate() {
+            t.keys_per_db[i] = db.len() as u64;
+            t.expires_per_db[i] = db.expires.len() as u64;
+        }
+        t.used_memory = ks.used_memory() as u64;
+        t.maxmemory = ks.config.maxmemory;
+        t.expired_keys = ks.stats.expired_keys;
+        t.evicted_keys = ks.stats.evicted_keys;
+        t.keyspace_hits = ks.stats.keyspace_hits;
+        t.keyspace_misses = ks.stats.keyspace_misses;
+        t.changes_since_save = ks.dirty;
+        t
+    }
+
+    pub fn total_keys(&self) -> u64 {
+        self.keys_per_db.iter().sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Started,
+    Stopped,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub seq: u64,
+    pub at: SystemTime,
+    pub kind: EventKind,
+    pub detail: String,
+}
+
+const EVENT_LOG_CAPACITY: usize = 1000;
+
+/// A bounded log of events; the oldest are dropped first.
+#[derive(Debug)]
+pub struct EventLog {
+    events: Mutex<VecDeque<Event>>,
+    latest: watch::Sender<u64>,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        EventLog {
+            events: Mutex::new(VecDeque::new()),
+            latest: watch::channel(0).0,
+        }
+    }
+}
+
+impl EventLog {
+    pub fn push(&self, kind: EventKind, detail: impl Into<String>) {
+        let mut events = self.events.lock();
+        let seq = events.back().map_or(1, |e| e.seq + 1);
+        if events.len() == EVENT_LOG_CAPACITY {
+            events.pop_front();
+        }
+        events.push_back(Event {
+            seq,
+            at: SystemTime::now(),
+            kind,
+            detail: detail.into(),
+        });
+        drop(events);
+        self.latest.send_replace(seq);
+    }
+
+    /// Events with a sequence number above `after`.
+    pub fn since(&self, after: u64) -> Vec<Event> {
+        self.events
+            .lock()
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect()
+    }
+
+    /// A receiver that changes whenever an event is added.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_is_bounded_and_ordered() {
+        let log = EventLog::default();
+        for i in 0..(EVENT_LOG_CAPACITY + 10) {
+            log.push(EventKind::Error, format!("e{i}"));
+        }
+        let all = log.since(0);
+        assert_eq!(all.len(), EVENT_LOG_CAPACITY);
+        assert_eq!(all[0].seq, 11);
+        assert_eq!(log.since(all[all.len() - 2].seq).len(), 1);
+    }
+}

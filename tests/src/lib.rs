@@ -1,0 +1,7 @@
+//! Helpers for the end-to-end tests: start cachedesk-server or redis-server on a free port,
+//! talk raw RESP to either, and decide whether tests that need redis-server run or skip.
+
+pub mod resp;
+pub mod servers;
+
+pub use servers::{redis_server_available, require_redis_server, ServerProcess};
