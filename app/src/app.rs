@@ -15,7 +15,7 @@ impl CacheDeskApp {
 
 impl eframe::App for CacheDeskApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::CentralPanel::default().show_inside(ui, |ui| {
+        egui::CentralPanel::default().show(ui, |ui| {
             ui.heading("CacheDesk");
             ui.label("Local Redis-compatible caches, with Azure-style data persistence.");
             ui.label(format!(

@@ -50,6 +50,13 @@ impl Resp {
     /// Sorts the pairs of a flat [k, v, k, v] array (HGETALL in RESP2) by key.
     pub fn sorted_pairs(self) -> Resp {
         match self {
+            // A SCAN-family reply: [cursor, [field, value, ...]].
+            Resp::Array(items) if items.len() == 2 && matches!(items[1], Resp::Array(_)) => {
+                let mut items = items.into_iter();
+                let cursor = items.next().unwrap_or(Resp::Null);
+                let inner = items.next().unwrap_or(Resp::Null).sorted_pairs();
+                Resp::Array(vec![cursor, inner])
+            }
             Resp::Array(items) if items.len() % 2 == 0 => {
                 let mut pairs: Vec<(Resp, Resp)> = items
                     .chunks(2)
@@ -163,7 +170,7 @@ impl RawClient {
             self.buf.clear();
             self.pos = 0;
         }
-        let mut chunk = [0u8; 64 * 1024];
+        let mut chunk = vec![0u8; 64 * 1024];
         let n = self.stream.read(&mut chunk).await?;
         if n == 0 {
             return Err(io::Error::new(

@@ -158,6 +158,9 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let delta = super::float_arg(&args[3])?;
+    if !delta.is_finite() {
+        return Err(CmdError::other("value is NaN or Infinity"));
+    }
     let mut value = ctx.write_or_create(&args[1], is_hash, new_hash)?;
     let hash = hash_mut(&mut value);
     let current = match hash.get(&args[2]) {

@@ -157,7 +157,6 @@ fn move_key(ctx: &mut Ctx, from_db: usize, src: &[u8], to_db: usize, dst: &[u8])
         if let Some(at) = ttl {
             ctx.ks.set_expire(to_db, dst, at);
         }
-        ctx.ks.touch_watched(to_db, dst);
     }
 }
 
@@ -203,7 +202,8 @@ pub struct ScanArgs {
     pub cursor: u64,
     pub pattern: Option<Bytes>,
     pub count: usize,
-    pub type_filter: Option<ValueType>,
+    /// Only keys of this type; `Some(None)` for an unknown type name, which matches nothing.
+    pub type_filter: Option<Option<ValueType>>,
 }
 
 /// Parses `cursor [MATCH p] [COUNT n] [TYPE t]` starting at `args[at]`.
@@ -232,12 +232,7 @@ pub fn parse_scan(args: &[Bytes], at: usize, allow_type: bool) -> Result<ScanArg
             }
             scan.count = n as usize;
         } else if allow_type && is(&args[i], "TYPE") {
-            scan.type_filter = Some(ValueType::from_name(value).ok_or_else(|| {
-                CmdError::other(format!(
-                    "unknown type name '{}'",
-                    String::from_utf8_lossy(value)
-                ))
-            })?);
+            scan.type_filter = Some(ValueType::from_name(value));
         } else {
             return Err(CmdError::Syntax);
         }
@@ -283,7 +278,7 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .pattern
             .as_ref()
             .is_none_or(|p| glob_match(p, k, false));
-        let type_ok = opts.type_filter.is_none_or(|t| e.value.value_type() == t);
+        let type_ok = opts.type_filter.is_none_or(|t| t == Some(e.value.value_type()));
         if pattern_ok && type_ok {
             found.push(k.clone());
         }
@@ -349,7 +344,6 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if let Some(at) = ttl {
         ctx.ks.set_expire(dst_db, &args[2], at);
     }
-    ctx.ks.touch_watched(dst_db, &args[2]);
     Ok(Reply::Int(1))
 }
 

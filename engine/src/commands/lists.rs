@@ -228,7 +228,7 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if is(&args[i], "RANK") {
             rank = int_arg(v)?;
             if rank == 0 {
-                return Err(CmdError::other("RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the last match"));
+                return Err(CmdError::other("RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"));
             }
             if rank == i64::MIN {
                 return Err(CmdError::other("value is out of range"));
@@ -381,9 +381,6 @@ fn blocking_pop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
             None => None,
         };
         if let Some(item) = popped {
-            let db = ctx.db();
-            ctx.ks.remove_emptied(db, &[key]);
-            ctx.ks.touch_watched(db, key);
             return Ok(Reply::Array(vec![Reply::bulk(key), Reply::bulk(&item)]));
         }
     }
@@ -401,7 +398,7 @@ fn blocking_move(ctx: &mut Ctx, args: &[Bytes], from: End, to: End, timeout: &[u
     let deadline_ms = deadline(ctx, timeout)?;
     match move_element(ctx, &args[1], &args[2], from, to)? {
         Some(item) => Ok(Reply::bulk(&item)),
-        None => block(ctx, deadline_ms, Reply::Null),
+        None => block(ctx, deadline_ms, Reply::NullArray),
     }
 }
 

@@ -215,7 +215,14 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
     let spec = lookup(&args[0]).ok_or_else(|| unknown_command_error(args))?;
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        return Err(CmdError::Arity(spec.name.to_string()));
+        let arity = CmdError::Arity(spec.name.to_string());
+        // Redis words a malformed EXEC as the abort of the transaction.
+        if spec.name == "exec" {
+            let reason = arity.to_string();
+            let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
+            return Err(CmdError::Coded(format!("EXECABORT Transaction discarded because of: {reason}")));
+        }
+        return Err(arity);
     }
     Ok(spec)
 }
@@ -227,6 +234,11 @@ pub fn execute(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => {
             if ctx.client.multi.is_some() {
                 ctx.client.multi_failed = true;
+            }
+            if matches!(&e, CmdError::Coded(text) if text.starts_with("EXECABORT")) {
+                ctx.client.multi = None;
+                ctx.client.multi_failed = false;
+                transactions::release_watches(ctx);
             }
             return e.into();
         }
@@ -255,14 +267,9 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
         Err(e) => e.into(),
     };
     ctx.shared.stats.command_processed();
-    if spec.flags.contains(Flags::WRITE) && !reply.is_error() && ctx.block.is_none() {
-        let keys = spec.key_positions(args.len());
-        let keys: Vec<&[u8]> = keys.map(|i| &args[i][..]).collect();
-        for key in &keys {
-            ctx.ks.touch_watched(db, key);
-        }
+    if spec.flags.contains(Flags::WRITE) && ctx.ks.dbs[db].emptied {
+        let keys: Vec<&[u8]> = spec.key_positions(args.len()).map(|i| &args[i][..]).collect();
         ctx.ks.remove_emptied(db, &keys);
-        ctx.ks.dirty += 1;
     }
     reply
 }

@@ -47,7 +47,7 @@ pub fn command(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         } else {
             args[2..]
                 .iter()
-                .map(|n| lookup(n).map_or(Reply::NullArray, command_info))
+                .map(|n| lookup(n).map_or(Reply::Null, command_info))
                 .collect()
         })),
         "docs" => {

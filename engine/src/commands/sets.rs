@@ -254,7 +254,7 @@ pub fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// Parses `numkeys key...` at args[1]; returns the keys and the index after them.
 pub fn numkeys<'a>(args: &'a [Bytes], at: usize) -> Result<(&'a [Bytes], usize), CmdError> {
-    let n = int_arg(&args[at])?;
+    let n = crate::util::parse_i64(&args[at]).unwrap_or(0);
     if n <= 0 {
         return Err(CmdError::other("numkeys should be greater than 0"));
     }
@@ -304,9 +304,11 @@ pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             items.push(Reply::bulk(m));
         }
     };
-    // An intset is returned whole in one call, as Redis does.
+    // An intset is returned whole in one call, in numeric order, as Redis does.
     let next = if set.intset {
-        set.members.for_each(&mut emit);
+        let mut members: Vec<&Blob> = set.iter().collect();
+        members.sort_by_key(|m| crate::util::parse_i64(m).unwrap_or(0));
+        members.into_iter().for_each(|m| emit(m, &()));
         0
     } else {
         scan_dict(&set.members, opts.cursor, opts.count, emit)

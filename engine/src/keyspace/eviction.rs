@@ -156,8 +156,6 @@ impl Keyspace {
             };
             if self.remove(db, &key).is_some() {
                 self.stats.evicted_keys += 1;
-                self.touch_watched(db, &key);
-                self.dirty += 1;
             }
         }
         true

@@ -206,7 +206,7 @@ impl Keyspace {
         }
         self.dbs[db].remove_entry(key);
         self.stats.expired_keys += 1;
-        self.touch_watched(db, key);
+        self.modified(db, key);
         true
     }
 
@@ -251,9 +251,19 @@ impl Keyspace {
         self.dbs[db].entries.get(key)
     }
 
-    /// Looks a key up for writing.
+    /// Records a modification: WATCH versions and the count of changes since the last save.
+    fn modified(&mut self, db: usize, key: &[u8]) {
+        self.dirty += 1;
+        self.touch_watched(db, key);
+    }
+
+    /// Looks a key up for writing (counts as a modification if the key exists).
     pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<ValueMut<'_>> {
         self.expire_if_needed(db, key);
+        if !self.dbs[db].entries.contains_key(key) {
+            return None;
+        }
+        self.modified(db, key);
         self.touch_access(db, key);
         let d = &mut self.dbs[db];
         let entry = d.entries.get_mut(key)?;
@@ -283,6 +293,7 @@ impl Keyspace {
 
     fn store(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) {
         self.expire_if_needed(db, key);
+        self.modified(db, key);
         let access = self.new_access();
         let d = &mut self.dbs[db];
         d.value_heap += value.heap_size();
@@ -313,7 +324,9 @@ impl Keyspace {
         if self.expire_if_needed(db, key) {
             return None;
         }
-        self.dbs[db].remove_entry(key).map(|e| e.value)
+        let entry = self.dbs[db].remove_entry(key)?;
+        self.modified(db, key);
+        Some(entry.value)
     }
 
     /// Deletes a key, freeing a large value on another thread (DEL, UNLINK, overwrite).
@@ -335,6 +348,7 @@ impl Keyspace {
 
     /// Sets a key's absolute expiry; the key must exist.
     pub fn set_expire(&mut self, db: usize, key: &[u8], at_ms: u64) {
+        self.modified(db, key);
         let d = &mut self.dbs[db];
         if let Some(entry) = d.entries.get_mut(key) {
             entry.volatile = true;
@@ -350,6 +364,7 @@ impl Keyspace {
             Some(entry) if entry.volatile => {
                 entry.volatile = false;
                 d.expires.remove(key);
+                self.modified(db, key);
                 true
             }
             _ => false,
@@ -376,6 +391,7 @@ impl Keyspace {
     /// Empties one database; the old contents are freed on another thread.
     pub fn flush_db(&mut self, db: usize) {
         let old = std::mem::take(&mut self.dbs[db]);
+        self.dirty += old.len() as u64;
         self.touch_watched_db(db);
         drop_in_background(old);
     }
@@ -388,6 +404,7 @@ impl Keyspace {
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
+        self.dirty += 1;
         self.touch_watched_db(a);
         self.touch_watched_db(b);
     }
@@ -436,7 +453,7 @@ impl Keyspace {
     }
 
     /// Marks a key modified for WATCH.
-    pub fn touch_watched(&mut self, db: usize, key: &[u8]) {
+    fn touch_watched(&mut self, db: usize, key: &[u8]) {
         if self.watched.is_empty() {
             return;
         }
