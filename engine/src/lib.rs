@@ -11,6 +11,8 @@
 
 pub mod commands;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod keyspace;
 pub mod protocol;
 pub mod server;

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_cachedesk-server");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -36,19 +40,37 @@ fn roundtrip(stream: &mut TcpStream, request: &[u8]) -> String {
 fn options_apply_and_sigterm_shuts_down_cleanly() {
     let port = free_port();
     let mut child = Command::new(BIN)
-        .args(["--port", &port.to_string(), "--maxmemory", "10mb", "--maxmemory-policy", "allkeys-lru"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--maxmemory",
+            "10mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut s = connect(port);
-    let reply = roundtrip(&mut s, b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$16\r\nmaxmemory-policy\r\n");
+    let reply = roundtrip(
+        &mut s,
+        b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$16\r\nmaxmemory-policy\r\n",
+    );
     assert_eq!(reply, "*2\r\n");
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit status {exit:?}");
     let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     assert!(log.contains("SIGTERM received"), "{log}");
     assert!(log.contains("ready to accept connections"), "{log}");
 }
@@ -56,7 +78,11 @@ fn options_apply_and_sigterm_shuts_down_cleanly() {
 #[test]
 fn shutdown_command_stops_the_process() {
     let port = free_port();
-    let mut child = Command::new(BIN).args(["--port", &port.to_string()]).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--port", &port.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut s = connect(port);
     roundtrip(&mut s, b"SHUTDOWN NOSAVE\r\n");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -72,10 +98,16 @@ fn shutdown_command_stops_the_process() {
 
 #[test]
 fn bad_options_are_refused_with_a_reason() {
-    let out = Command::new(BIN).args(["--no-such-option", "1"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--no-such-option", "1"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option --no-such-option"));
-    let out = Command::new(BIN).args(["--maxmemory-policy", "sometimes"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--maxmemory-policy", "sometimes"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("maxmemory-policy"));
 }

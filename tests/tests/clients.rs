@@ -17,7 +17,10 @@ async fn start(config: InstanceConfig) -> Instance {
 async fn client(instance: &Instance, query: &str) -> redis::aio::MultiplexedConnection {
     let url = format!("redis://{}/{query}", instance.addr());
     let client = redis::Client::open(url).expect("url");
-    client.get_multiplexed_async_connection().await.expect("connect")
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +34,10 @@ async fn redis_crate_round_trips_every_family() {
         assert_eq!(got, "hello");
         let n: i64 = con.incr("counter", 5).await.unwrap();
         assert_eq!(n, 5);
-        let _: () = con.hset_multiple("h", &[("a", "1"), ("b", "2")]).await.unwrap();
+        let _: () = con
+            .hset_multiple("h", &[("a", "1"), ("b", "2")])
+            .await
+            .unwrap();
         let all: std::collections::HashMap<String, String> = con.hgetall("h").await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all["b"], "2");
@@ -41,16 +47,31 @@ async fn redis_crate_round_trips_every_family() {
         let _: () = con.sadd("s", &["m1", "m2"]).await.unwrap();
         let members: std::collections::HashSet<String> = con.smembers("s").await.unwrap();
         assert!(members.contains("m1") && members.contains("m2"));
-        let _: () = con.zadd_multiple("z", &[(1.5, "a"), (0.5, "b")]).await.unwrap();
+        let _: () = con
+            .zadd_multiple("z", &[(1.5, "a"), (0.5, "b")])
+            .await
+            .unwrap();
         let ranked: Vec<(String, f64)> = con.zrange_withscores("z", 0, -1).await.unwrap();
         assert_eq!(ranked, vec![("b".to_string(), 0.5), ("a".to_string(), 1.5)]);
         let score: f64 = con.zscore("z", "a").await.unwrap();
         assert_eq!(score, 1.5);
         // A pipeline and a MULTI/EXEC transaction.
-        let (a, b): (i64, i64) = redis::pipe().incr("p", 1).incr("p", 1).query_async(&mut con).await.unwrap();
+        let (a, b): (i64, i64) = redis::pipe()
+            .incr("p", 1)
+            .incr("p", 1)
+            .query_async(&mut con)
+            .await
+            .unwrap();
         assert_eq!((a, b), (1, 2));
-        let (x, y): (String, i64) =
-            redis::pipe().atomic().set("t", "v").ignore().get("t").incr("tc", 3).query_async(&mut con).await.unwrap();
+        let (x, y): (String, i64) = redis::pipe()
+            .atomic()
+            .set("t", "v")
+            .ignore()
+            .get("t")
+            .incr("tc", 3)
+            .query_async(&mut con)
+            .await
+            .unwrap();
         assert_eq!((x.as_str(), y), ("v", 3));
         // Expiry and TTLs.
         let _: () = con.set_ex("temp", "v", 100).await.unwrap();
@@ -72,36 +93,66 @@ async fn access_keys_gate_every_command() {
     };
     let instance = start(config).await;
     let mut raw = RawClient::connect(instance.addr()).await.unwrap();
-    assert_eq!(raw.command(&["GET", "k"]).await.unwrap(), Resp::Error("NOAUTH Authentication required.".into()));
+    assert_eq!(
+        raw.command(&["GET", "k"]).await.unwrap(),
+        Resp::Error("NOAUTH Authentication required.".into())
+    );
     assert_eq!(
         raw.command(&["AUTH", "wrong"]).await.unwrap(),
         Resp::Error("WRONGPASS invalid username-password pair or user is disabled.".into())
     );
-    assert_eq!(raw.command(&["AUTH", "secondary-secret"]).await.unwrap(), Resp::Simple("OK".into()));
-    assert_eq!(raw.command(&["SET", "k", "v"]).await.unwrap(), Resp::Simple("OK".into()));
+    assert_eq!(
+        raw.command(&["AUTH", "secondary-secret"]).await.unwrap(),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(
+        raw.command(&["SET", "k", "v"]).await.unwrap(),
+        Resp::Simple("OK".into())
+    );
     let mut raw2 = RawClient::connect(instance.addr()).await.unwrap();
-    let hello = raw2.command(&["HELLO", "3", "AUTH", "default", "primary-secret"]).await.unwrap();
+    let hello = raw2
+        .command(&["HELLO", "3", "AUTH", "default", "primary-secret"])
+        .await
+        .unwrap();
     assert!(matches!(hello, Resp::Map(_)), "{hello}");
-    assert_eq!(raw2.command(&["GET", "k"]).await.unwrap(), Resp::Bulk(b"v".to_vec()));
+    assert_eq!(
+        raw2.command(&["GET", "k"]).await.unwrap(),
+        Resp::Bulk(b"v".to_vec())
+    );
     // The redis crate authenticates from the URL.
     let url = format!("redis://:primary-secret@{}/", instance.addr());
-    let mut con = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut con = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let v: String = con.get("k").await.unwrap();
     assert_eq!(v, "v");
     // Rotating the keys applies to new AUTHs at once.
     instance.set_access_keys(Some("rotated".into()), None);
     let mut raw3 = RawClient::connect(instance.addr()).await.unwrap();
-    assert!(matches!(raw3.command(&["AUTH", "primary-secret"]).await.unwrap(), Resp::Error(_)));
-    assert_eq!(raw3.command(&["AUTH", "rotated"]).await.unwrap(), Resp::Simple("OK".into()));
+    assert!(matches!(
+        raw3.command(&["AUTH", "primary-secret"]).await.unwrap(),
+        Resp::Error(_)
+    ));
+    assert_eq!(
+        raw3.command(&["AUTH", "rotated"]).await.unwrap(),
+        Resp::Simple("OK".into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_commands_as_telnet_sends_them() {
     let instance = start(InstanceConfig::default()).await;
     let mut raw = RawClient::connect(instance.addr()).await.unwrap();
-    raw.send_raw(b"SET greeting \"hello world\"\r\nGET greeting\nPING\r\n").await.unwrap();
+    raw.send_raw(b"SET greeting \"hello world\"\r\nGET greeting\nPING\r\n")
+        .await
+        .unwrap();
     assert_eq!(raw.read_reply().await.unwrap(), Resp::Simple("OK".into()));
-    assert_eq!(raw.read_reply().await.unwrap(), Resp::Bulk(b"hello world".to_vec()));
+    assert_eq!(
+        raw.read_reply().await.unwrap(),
+        Resp::Bulk(b"hello world".to_vec())
+    );
     assert_eq!(raw.read_reply().await.unwrap(), Resp::Simple("PONG".into()));
 }
 
@@ -110,41 +161,94 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
     let instance = start(InstanceConfig::default()).await;
     let mut waiter = RawClient::connect(instance.addr()).await.unwrap();
     let mut pusher = RawClient::connect(instance.addr()).await.unwrap();
-    waiter.send_raw(&RawClient::encode(&["BLPOP", "jobs", "5"])).await.unwrap();
+    waiter
+        .send_raw(&RawClient::encode(&["BLPOP", "jobs", "5"]))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(pusher.command(&["RPUSH", "jobs", "job1"]).await.unwrap(), Resp::Int(1));
-    let popped = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply()).await.unwrap().unwrap();
-    assert_eq!(popped, Resp::Array(vec![Resp::Bulk(b"jobs".to_vec()), Resp::Bulk(b"job1".to_vec())]));
-    assert_eq!(pusher.command(&["EXISTS", "jobs"]).await.unwrap(), Resp::Int(0));
+    assert_eq!(
+        pusher.command(&["RPUSH", "jobs", "job1"]).await.unwrap(),
+        Resp::Int(1)
+    );
+    let popped = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        popped,
+        Resp::Array(vec![
+            Resp::Bulk(b"jobs".to_vec()),
+            Resp::Bulk(b"job1".to_vec())
+        ])
+    );
+    assert_eq!(
+        pusher.command(&["EXISTS", "jobs"]).await.unwrap(),
+        Resp::Int(0)
+    );
     let started = std::time::Instant::now();
-    assert_eq!(waiter.command(&["BRPOP", "nothing", "0.2"]).await.unwrap(), Resp::NullArray);
+    assert_eq!(
+        waiter.command(&["BRPOP", "nothing", "0.2"]).await.unwrap(),
+        Resp::NullArray
+    );
     assert!(started.elapsed() >= Duration::from_millis(150));
     // BLMOVE wakes too, and the connection keeps working afterwards.
-    waiter.send_raw(&RawClient::encode(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"])).await.unwrap();
+    waiter
+        .send_raw(&RawClient::encode(&[
+            "BLMOVE", "src", "dst", "LEFT", "RIGHT", "0",
+        ]))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     pusher.command(&["LPUSH", "src", "item"]).await.unwrap();
-    let moved = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply()).await.unwrap().unwrap();
+    let moved = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(moved, Resp::Bulk(b"item".to_vec()));
-    assert_eq!(waiter.command(&["LRANGE", "dst", "0", "-1"]).await.unwrap(), Resp::Array(vec![Resp::Bulk(b"item".to_vec())]));
+    assert_eq!(
+        waiter.command(&["LRANGE", "dst", "0", "-1"]).await.unwrap(),
+        Resp::Array(vec![Resp::Bulk(b"item".to_vec())])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_are_independent() {
-    let a = start(InstanceConfig { name: "a".into(), ..Default::default() }).await;
-    let b = start(InstanceConfig { name: "b".into(), ..Default::default() }).await;
-    let c = start(InstanceConfig { name: "c".into(), ..Default::default() }).await;
+    let a = start(InstanceConfig {
+        name: "a".into(),
+        ..Default::default()
+    })
+    .await;
+    let b = start(InstanceConfig {
+        name: "b".into(),
+        ..Default::default()
+    })
+    .await;
+    let c = start(InstanceConfig {
+        name: "c".into(),
+        ..Default::default()
+    })
+    .await;
     let mut ca = RawClient::connect(a.addr()).await.unwrap();
     let mut cc = RawClient::connect(c.addr()).await.unwrap();
     ca.command(&["SET", "k", "from-a"]).await.unwrap();
     cc.command(&["SET", "k", "from-c"]).await.unwrap();
     let b_addr = b.addr();
     b.stop().await;
-    assert!(tokio::net::TcpStream::connect(b_addr).await.is_err(), "b's port is closed");
-    assert_eq!(ca.command(&["GET", "k"]).await.unwrap(), Resp::Bulk(b"from-a".to_vec()));
+    assert!(
+        tokio::net::TcpStream::connect(b_addr).await.is_err(),
+        "b's port is closed"
+    );
+    assert_eq!(
+        ca.command(&["GET", "k"]).await.unwrap(),
+        Resp::Bulk(b"from-a".to_vec())
+    );
     drop(c);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(ca.command(&["DBSIZE"]).await.unwrap(), Resp::Int(1));
-    assert!(cc.command(&["PING"]).await.is_err(), "c's connections close when it is dropped");
+    assert!(
+        cc.command(&["PING"]).await.is_err(),
+        "c's connections close when it is dropped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,24 +256,43 @@ async fn maxmemory_policies_evict_or_refuse() {
     let instance = start(InstanceConfig::default()).await;
     let mut raw = RawClient::connect(instance.addr()).await.unwrap();
     for i in 0..2000 {
-        raw.command(&["SET", &format!("key:{i}"), &"x".repeat(100)]).await.unwrap();
+        raw.command(&["SET", &format!("key:{i}"), &"x".repeat(100)])
+            .await
+            .unwrap();
     }
     let used = instance.telemetry_now().used_memory;
     // noeviction: writes are refused with Redis's text, reads still work.
-    raw.command(&["CONFIG", "SET", "maxmemory", &(used / 2).to_string()]).await.unwrap();
+    raw.command(&["CONFIG", "SET", "maxmemory", &(used / 2).to_string()])
+        .await
+        .unwrap();
     assert_eq!(
         raw.command(&["SET", "another", "v"]).await.unwrap(),
         Resp::Error("OOM command not allowed when used memory > 'maxmemory'.".into())
     );
-    assert_eq!(raw.command(&["GET", "key:1"]).await.unwrap(), Resp::Bulk("x".repeat(100).into_bytes()));
+    assert_eq!(
+        raw.command(&["GET", "key:1"]).await.unwrap(),
+        Resp::Bulk("x".repeat(100).into_bytes())
+    );
     // allkeys-lru: the next write evicts down to the limit.
-    raw.command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]).await.unwrap();
-    assert_eq!(raw.command(&["SET", "another", "v"]).await.unwrap(), Resp::Simple("OK".into()));
+    raw.command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.command(&["SET", "another", "v"]).await.unwrap(),
+        Resp::Simple("OK".into())
+    );
     // As in Redis, eviction runs before a write, so the write itself may go a key over.
     let t = instance.telemetry_now();
-    assert!(t.used_memory <= used / 2 + 1024, "{} > {}", t.used_memory, used / 2);
+    assert!(
+        t.used_memory <= used / 2 + 1024,
+        "{} > {}",
+        t.used_memory,
+        used / 2
+    );
     assert!(t.evicted_keys > 500);
-    let Resp::Bulk(info) = raw.command(&["INFO", "stats"]).await.unwrap() else { panic!("INFO") };
+    let Resp::Bulk(info) = raw.command(&["INFO", "stats"]).await.unwrap() else {
+        panic!("INFO")
+    };
     assert!(String::from_utf8_lossy(&info).contains(&format!("evicted_keys:{}", t.evicted_keys)));
     // Scaling down through the API evicts at once and reports how many.
     let evicted = instance.set_maxmemory(used / 4, EvictionPolicy::AllKeysLru);
@@ -182,12 +305,16 @@ async fn active_expiry_removes_keys_nobody_reads() {
     let instance = start(InstanceConfig::default()).await;
     let mut raw = RawClient::connect(instance.addr()).await.unwrap();
     for i in 0..500 {
-        raw.command(&["SET", &format!("temp:{i}"), "v", "PX", "50"]).await.unwrap();
+        raw.command(&["SET", &format!("temp:{i}"), "v", "PX", "50"])
+            .await
+            .unwrap();
     }
     raw.command(&["SET", "stays", "v"]).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let Resp::Int(n) = raw.command(&["DBSIZE"]).await.unwrap() else { panic!("DBSIZE") };
+        let Resp::Int(n) = raw.command(&["DBSIZE"]).await.unwrap() else {
+            panic!("DBSIZE")
+        };
         if n == 1 {
             break;
         }
@@ -215,32 +342,53 @@ fn redis_cli_in_argument_stdin_pipe_and_resp3_modes() {
             .expect("redis-cli");
         if let Some(input) = stdin {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         } else {
             drop(child.stdin.take());
         }
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert_eq!(cli(&["SET", "k", "hello world"], None), "OK\n");
     assert_eq!(cli(&["GET", "k"], None), "hello world\n");
     assert_eq!(cli(&["RPUSH", "l", "a", "b"], None), "2\n");
     assert_eq!(cli(&["LRANGE", "l", "0", "-1"], None), "a\nb\n");
-    assert_eq!(cli(&["--no-raw", "LRANGE", "l", "0", "-1"], None), "1) \"a\"\n2) \"b\"\n");
+    assert_eq!(
+        cli(&["--no-raw", "LRANGE", "l", "0", "-1"], None),
+        "1) \"a\"\n2) \"b\"\n"
+    );
     // Commands read from standard input, one per line.
     assert_eq!(cli(&[], Some("SET a 1\nINCR a\nGET a\n")), "OK\n2\n2\n");
     // Mass insertion with --pipe (raw RESP on stdin).
     let mut payload = String::new();
     for i in 0..1000 {
-        payload.push_str(&format!("*3\r\n$3\r\nSET\r\n${}\r\nbulk:{i}\r\n$1\r\nv\r\n", format!("bulk:{i}").len()));
+        payload.push_str(&format!(
+            "*3\r\n$3\r\nSET\r\n${}\r\nbulk:{i}\r\n$1\r\nv\r\n",
+            format!("bulk:{i}").len()
+        ));
     }
     let piped = cli(&["--pipe"], Some(&payload));
     assert!(piped.contains("errors: 0, replies: 1000"), "{piped}");
     assert_eq!(cli(&["DBSIZE"], None), "1003\n");
     // RESP3.
     assert_eq!(cli(&["-3", "HSET", "h", "f", "v"], None), "1\n");
-    assert_eq!(cli(&["-3", "--no-raw", "HGETALL", "h"], None), "1# \"f\" => \"v\"\n");
+    assert_eq!(
+        cli(&["-3", "--no-raw", "HGETALL", "h"], None),
+        "1# \"f\" => \"v\"\n"
+    );
     assert_eq!(cli(&["-3", "ZADD", "z", "1.5", "m"], None), "1\n");
-    assert_eq!(cli(&["-3", "--no-raw", "ZSCORE", "z", "m"], None), "(double) 1.5\n");
+    assert_eq!(
+        cli(&["-3", "--no-raw", "ZSCORE", "z", "m"], None),
+        "(double) 1.5\n"
+    );
 }

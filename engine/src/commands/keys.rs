@@ -251,7 +251,7 @@ pub fn scan_dict<V>(
 ) -> u64 {
     let mut cursor = cursor;
     let mut visited = 0;
-    let mut max_iterations = count * 10;
+    let mut max_iterations = count.saturating_mul(10);
     loop {
         cursor = dict.scan(cursor, |k, v| {
             visited += 1;
@@ -278,7 +278,9 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .pattern
             .as_ref()
             .is_none_or(|p| glob_match(p, k, false));
-        let type_ok = opts.type_filter.is_none_or(|t| t == Some(e.value.value_type()));
+        let type_ok = opts
+            .type_filter
+            .is_none_or(|t| t == Some(e.value.value_type()));
         if pattern_ok && type_ok {
             found.push(k.clone());
         }

@@ -220,7 +220,9 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
         if spec.name == "exec" {
             let reason = arity.to_string();
             let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
-            return Err(CmdError::Coded(format!("EXECABORT Transaction discarded because of: {reason}")));
+            return Err(CmdError::Coded(format!(
+                "EXECABORT Transaction discarded because of: {reason}"
+            )));
         }
         return Err(arity);
     }
@@ -268,7 +270,10 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
     };
     ctx.shared.stats.command_processed();
     if spec.flags.contains(Flags::WRITE) && ctx.ks.dbs[db].emptied {
-        let keys: Vec<&[u8]> = spec.key_positions(args.len()).map(|i| &args[i][..]).collect();
+        let keys: Vec<&[u8]> = spec
+            .key_positions(args.len())
+            .map(|i| &args[i][..])
+            .collect();
         ctx.ks.remove_emptied(db, &keys);
     }
     reply

@@ -1,0 +1,59 @@
+//! Entry points for fuzzing untrusted bytes (used by the cargo-fuzz targets in fuzz/ and by
+//! the test that replays their corpora). Each must never panic, whatever the input.
+
+use bytes::BytesMut;
+
+use crate::commands::{self, Ctx};
+use crate::config::InstanceConfig;
+use crate::protocol::RequestParser;
+use crate::server::client::{ClientInfo, ClientState};
+use crate::server::Shared;
+
+/// Feeds `data` to the request parser in pieces (sizes taken from the data itself), as a
+/// connection's reads would arrive, until it errors or runs dry.
+pub fn resp_parser(data: &[u8]) {
+    let mut parser = RequestParser::new();
+    let mut buf = BytesMut::new();
+    let step = usize::from(data.first().copied().unwrap_or(1)).max(1);
+    for chunk in data.chunks(step) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match parser.next_request(&mut buf, true) {
+                Ok(Some(args)) => assert!(!args.is_empty()),
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Parses `data` as requests and runs them all against a fresh in-memory instance (no
+/// network), so that command handlers see arbitrary arguments.
+pub fn commands(data: &[u8]) {
+    let shared = Shared::new(InstanceConfig::default());
+    let info = std::sync::Arc::new(ClientInfo::new(1, local(), local()));
+    let mut client = ClientState::new(info, true);
+    let mut parser = RequestParser::new();
+    let mut buf = BytesMut::from(data);
+    let mut out = BytesMut::new();
+    while let Ok(Some(args)) = parser.next_request(&mut buf, client.authenticated) {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        // Commands that wait on purpose or stop the instance are not interesting here.
+        if matches!(name.as_str(), "debug" | "shutdown") {
+            continue;
+        }
+        let mut ks = shared.keyspace.lock();
+        let mut ctx = Ctx {
+            ks: &mut ks,
+            client: &mut client,
+            shared: &shared,
+            block: None,
+        };
+        commands::execute(&mut ctx, &args).encode(&mut out, client.resp3);
+        out.clear();
+    }
+}
+
+fn local() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+}
