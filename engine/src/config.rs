@@ -141,7 +141,7 @@ pub fn set(
             .parse::<u64>()
             .ok()
             .filter(|&n| n <= max)
-            .ok_or_else(|| invalid(&format!("argument couldn't be parsed into an integer")))
+            .ok_or_else(|| invalid("argument couldn't be parsed into an integer"))
     };
     match name {
         "maxmemory" => {

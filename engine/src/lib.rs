@@ -9,6 +9,9 @@
 //! (listener, connections, batching) → `commands` (one file per family) → `keyspace` (values,
 //! expiry, eviction, memory accounting).
 
+// Nothing a client, a file or a user sends may reach an unwrap: the engine handles errors.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod commands;
 pub mod config;
 #[doc(hidden)]

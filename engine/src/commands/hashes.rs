@@ -33,7 +33,7 @@ fn hash_mut(v: &mut Value) -> &mut Hash {
 }
 
 fn set_fields(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, CmdError> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(CmdError::Arity(name.into()));
     }
     let mut value = ctx.write_or_create(&args[1], is_hash, new_hash)?;

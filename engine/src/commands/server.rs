@@ -259,7 +259,7 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Map(pairs))
         }
-        "set" if args.len() >= 4 && args.len() % 2 == 0 => {
+        "set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
             let mut cfg = ctx.shared.config();
             let mut ks_cfg = ctx.ks.config.clone();
             for pair in args[2..].chunks(2) {

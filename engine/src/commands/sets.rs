@@ -253,7 +253,7 @@ pub fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// Parses `numkeys key...` at args[1]; returns the keys and the index after them.
-pub fn numkeys<'a>(args: &'a [Bytes], at: usize) -> Result<(&'a [Bytes], usize), CmdError> {
+pub fn numkeys(args: &[Bytes], at: usize) -> Result<(&[Bytes], usize), CmdError> {
     let n = crate::util::parse_i64(&args[at]).unwrap_or(0);
     if n <= 0 {
         return Err(CmdError::other("numkeys should be greater than 0"));

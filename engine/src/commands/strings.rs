@@ -15,7 +15,7 @@ fn str_value(bytes: &[u8]) -> Value {
 }
 
 fn bulk_of(s: Option<&Blob>) -> Reply {
-    s.map_or(Reply::Null, |s| Reply::bulk(s))
+    s.map_or(Reply::Null, Reply::bulk)
 }
 
 pub fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -145,7 +145,7 @@ pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::Arity("mset".into()));
     }
     let db = ctx.db();
@@ -156,7 +156,7 @@ pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::Arity("msetnx".into()));
     }
     let db = ctx.db();

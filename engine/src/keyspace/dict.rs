@@ -116,7 +116,7 @@ impl<V> Dict<V> {
     }
 
     fn find(&self, key: &[u8]) -> Option<&Node<V>> {
-        if self.len() == 0 {
+        if self.is_empty() {
             return None;
         }
         let hash = self.hash(key);
@@ -136,7 +136,7 @@ impl<V> Dict<V> {
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        if self.len() == 0 {
+        if self.is_empty() {
             return None;
         }
         self.rehash_step();
@@ -212,7 +212,7 @@ impl<V> Dict<V> {
     }
 
     pub fn remove_entry(&mut self, key: &[u8]) -> Option<(Blob, V)> {
-        if self.len() == 0 {
+        if self.is_empty() {
             return None;
         }
         self.rehash_step();
@@ -361,7 +361,7 @@ impl<V> Dict<V> {
     /// One SCAN step from `cursor`: calls `f` for the entries of one or more buckets and
     /// returns the next cursor (0 when the scan is complete).
     pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Blob, &V)) -> u64 {
-        if self.len() == 0 {
+        if self.is_empty() {
             return 0;
         }
         let emit = |table: &Table<V>, v: u64, f: &mut dyn FnMut(&Blob, &V)| {
@@ -401,7 +401,7 @@ impl<V> Dict<V> {
 
     /// A random entry, or None if empty.
     pub fn random_entry(&self, rng: &mut impl Rng) -> Option<(&Blob, &V)> {
-        if self.len() == 0 {
+        if self.is_empty() {
             return None;
         }
         let main_size = self.main.buckets.len();

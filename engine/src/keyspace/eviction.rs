@@ -102,11 +102,7 @@ pub fn lfu_counter(access: u32, now_ms: u64, decay_time: u64) -> u32 {
     } else {
         0xFFFF - last + now
     };
-    let periods = if decay_time > 0 {
-        u64::from(elapsed) / decay_time
-    } else {
-        0
-    };
+    let periods = u64::from(elapsed).checked_div(decay_time).unwrap_or(0);
     counter.saturating_sub(periods.min(255) as u32)
 }
 
@@ -222,7 +218,8 @@ impl Keyspace {
                 self.eviction_pool.push(Candidate { score, db, key });
             }
         }
-        self.eviction_pool.sort_by(|a, b| b.score.cmp(&a.score));
+        self.eviction_pool
+            .sort_by_key(|c| std::cmp::Reverse(c.score));
         self.eviction_pool.truncate(POOL_SIZE);
         while !self.eviction_pool.is_empty() {
             let best = self.eviction_pool.remove(0);
