@@ -17,6 +17,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod keyspace;
+pub mod long_double;
 pub mod protocol;
 pub mod server;
 pub mod telemetry;

@@ -58,28 +58,6 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     (!value.is_nan()).then_some(value)
 }
 
-/// Formats a long-double style result the way INCRBYFLOAT does (`%.17Lf`, trailing zeros
-/// removed). The engine computes in f64; printing with 15 significant digits recovers the
-/// decimal a person typed, which is what Redis's extra long-double precision yields.
-pub fn format_incr_float(value: f64) -> String {
-    if value == 0.0 {
-        return "0".into();
-    }
-    let magnitude = value.abs().log10().floor() as i32;
-    let decimals = (14 - magnitude).clamp(0, 17) as usize;
-    let text = format!("{value:.decimals$}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    };
-    if text == "-0" {
-        "0".into()
-    } else {
-        text
-    }
-}
-
 /// Glob-style matching as Redis's stringmatchlen: `*`, `?`, `[abc]`, `[^a-z]`, `\x`.
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
     fn eq(a: u8, b: u8, nocase: bool) -> bool {
@@ -223,13 +201,5 @@ mod tests {
         assert!(glob_match(b"h\\*", b"h*", false));
         assert!(!glob_match(b"a*b", b"acd", false));
         assert!(glob_match(b"*", b"", false));
-    }
-
-    #[test]
-    fn incr_float_text() {
-        assert_eq!(format_incr_float(10.5 + 0.1), "10.6");
-        assert_eq!(format_incr_float(0.1 + 0.2), "0.3");
-        assert_eq!(format_incr_float(5000.0), "5000");
-        assert_eq!(format_incr_float(-1.5), "-1.5");
     }
 }

@@ -7,8 +7,9 @@ use rand::Rng;
 use super::keys::{parse_scan, scan_dict, scan_reply};
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Hash, Value};
+use crate::long_double::LongDouble;
 use crate::protocol::Reply;
-use crate::util::{format_incr_float, glob_match, parse_f64, parse_i64};
+use crate::util::{glob_match, parse_i64};
 
 fn as_hash(v: &Value) -> Option<&Hash> {
     match v {
@@ -157,21 +158,23 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = super::float_arg(&args[3])?;
+    let delta = LongDouble::parse(&args[3]).ok_or(CmdError::NotFloat)?;
     if !delta.is_finite() {
         return Err(CmdError::other("value is NaN or Infinity"));
     }
     let mut value = ctx.write_or_create(&args[1], is_hash, new_hash)?;
     let hash = hash_mut(&mut value);
     let current = match hash.get(&args[2]) {
-        Some(v) => parse_f64(v).ok_or_else(|| CmdError::other("hash value is not a float"))?,
-        None => 0.0,
+        Some(v) => {
+            LongDouble::parse(v).ok_or_else(|| CmdError::other("hash value is not a float"))?
+        }
+        None => LongDouble::ZERO,
     };
-    let next = current + delta;
+    let next = current.add(delta);
     if !next.is_finite() {
         return Err(CmdError::other("increment would produce NaN or Infinity"));
     }
-    let text = format_incr_float(next);
+    let text = next.to_human_string();
     hash.insert(&args[2], Blob::from_slice(text.as_bytes()));
     Ok(Reply::bulk(text))
 }

@@ -2,10 +2,10 @@
 
 use bytes::Bytes;
 
-use super::{float_arg, int_arg, is, CmdError, CmdResult, Ctx};
+use super::{int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Value};
+use crate::long_double::LongDouble;
 use crate::protocol::Reply;
-use crate::util::format_incr_float;
 
 /// Largest string a command may build (proto-max-bulk-len).
 const MAX_STRING: usize = crate::protocol::parser::PROTO_MAX_BULK_LEN;
@@ -295,16 +295,16 @@ pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = float_arg(&args[2])?;
+    let delta = LongDouble::parse(&args[2]).ok_or(CmdError::NotFloat)?;
     let current = match ctx.get_str(&args[1])? {
-        Some(s) => crate::util::parse_f64(s).ok_or(CmdError::NotFloat)?,
-        None => 0.0,
+        Some(s) => LongDouble::parse(s).ok_or(CmdError::NotFloat)?,
+        None => LongDouble::ZERO,
     };
-    let next = current + delta;
+    let next = current.add(delta);
     if !next.is_finite() {
         return Err(CmdError::other("increment would produce NaN or Infinity"));
     }
-    let text = format_incr_float(next);
+    let text = next.to_human_string();
     let db = ctx.db();
     ctx.ks
         .set_keep_ttl(db, &args[1], str_value(text.as_bytes()));
