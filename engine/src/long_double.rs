@@ -41,10 +41,6 @@ impl LongDouble {
         (!value.is_nan()).then_some(LongDouble(value))
     }
 
-    pub fn add(self, other: LongDouble) -> LongDouble {
-        LongDouble((self.0 + other.0).value)
-    }
-
     pub fn is_finite(self) -> bool {
         self.0.is_finite()
     }
@@ -77,6 +73,14 @@ impl LongDouble {
             text = "0".into();
         }
         text
+    }
+}
+
+impl std::ops::Add for LongDouble {
+    type Output = LongDouble;
+    /// Adds with round-to-nearest-even to the 64-bit mantissa, as the x87 FPU does.
+    fn add(self, other: LongDouble) -> LongDouble {
+        LongDouble((self.0 + other.0).value)
     }
 }
 
@@ -145,7 +149,7 @@ mod tests {
     fn sum(a: &str, b: &str) -> String {
         let a = LongDouble::parse(a.as_bytes()).unwrap();
         let b = LongDouble::parse(b.as_bytes()).unwrap();
-        a.add(b).to_human_string()
+        (a + b).to_human_string()
     }
 
     #[test]
@@ -171,6 +175,6 @@ mod tests {
         assert!(LongDouble::parse(b"abc").is_none());
         assert!(LongDouble::parse(b"").is_none());
         assert!(!LongDouble::parse(b"-inf").unwrap().is_finite());
-        assert!(LongDouble::parse(b"1e5000").map_or(true, |v| !v.is_finite()));
+        assert!(LongDouble::parse(b"1e5000").is_none_or(|v| !v.is_finite()));
     }
 }

@@ -170,7 +170,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         None => LongDouble::ZERO,
     };
-    let next = current.add(delta);
+    let next = current + delta;
     if !next.is_finite() {
         return Err(CmdError::other("increment would produce NaN or Infinity"));
     }

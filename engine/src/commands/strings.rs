@@ -300,7 +300,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(s) => LongDouble::parse(s).ok_or(CmdError::NotFloat)?,
         None => LongDouble::ZERO,
     };
-    let next = current.add(delta);
+    let next = current + delta;
     if !next.is_finite() {
         return Err(CmdError::other("increment would produce NaN or Infinity"));
     }
