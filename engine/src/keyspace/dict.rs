@@ -183,6 +183,7 @@ impl<V> Dict<V> {
 
     /// Inserts a key known to be absent.
     pub fn insert_new(&mut self, key: Blob, value: V) {
+        self.rehash_step();
         self.expand_if_needed();
         let hash = self.hash(&key);
         self.key_heap += heap_size_of(&key);
@@ -477,6 +478,16 @@ mod tests {
         assert_eq!(d.len(), 10);
         assert_eq!(d.get(&blob(9_995)), Some(&9_995));
         assert!(d.get(&blob(5)).is_none());
+    }
+
+    #[test]
+    fn inserting_alone_keeps_rehashing_going() {
+        let mut d = Dict::new();
+        for i in 0..100_000 {
+            d.insert_new(blob(i), ());
+        }
+        let buckets = d.main.buckets.len() + d.next.as_ref().map_or(0, |t| t.buckets.len());
+        assert!(buckets >= d.len() / 2, "{buckets} buckets for {} entries", d.len());
     }
 
     #[test]

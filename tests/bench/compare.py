@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of redis-server 7.0 and cachedesk-server, in one run.
+
+Both servers start with the same settings (no persistence, loopback); redis-benchmark runs the
+same tests against each, alternating servers and repeating, and the medians are compared.
+Then both load the same 1M keys with 10-byte values and their used_memory and RSS are read.
+
+    python3 tests/bench/compare.py            # prints a Markdown table for the README
+    REPEATS=5 REQUESTS=200000 python3 tests/bench/compare.py
+
+Needs redis-server, redis-benchmark and redis-cli (Debian: redis-server, redis-tools) and
+builds cachedesk-server in release mode. Figures are measured, never asserted.
+"""
+
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TESTS = ["set", "get", "incr", "lpush", "rpop", "sadd", "hset", "zadd", "mset", "lrange_100"]
+REPEATS = int(os.environ.get("REPEATS", "3"))
+REQUESTS = int(os.environ.get("REQUESTS", "100000"))
+CLIENTS = 50
+MEMORY_KEYS = int(os.environ.get("MEMORY_KEYS", "1000000"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port):
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"server on port {port} did not start")
+
+
+def start(name, port, workdir):
+    if name == "redis":
+        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", workdir]
+    else:
+        cmd = [os.path.join(ROOT, "target", "release", "cachedesk-server"), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(port)
+    return proc
+
+
+def bench(port, test, pipeline):
+    requests = REQUESTS * (10 if pipeline > 1 else 1)
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(CLIENTS),
+         "-P", str(pipeline), "-r", "100000", "-t", test, "--csv", "-q"],
+        capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        fields = [f.strip('"') for f in line.split(",")]
+        if len(fields) > 1 and fields[0] != "test":
+            return float(fields[1])
+    raise RuntimeError(f"no result for {test}: {out}")
+
+
+def cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def load_keys(port):
+    chunks = []
+    for i in range(MEMORY_KEYS):
+        key = f"key:{i:012d}"
+        value = f"v{i:09d}"
+        chunks.append(f"*3\r\n$3\r\nSET\r\n${len(key)}\r\n{key}\r\n${len(value)}\r\n{value}\r\n")
+    payload = "".join(chunks).encode()
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=payload, capture_output=True,
+                   check=True)
+
+
+def memory_of(port, pid):
+    info = cli(port, "INFO", "memory")
+    used = next(int(l.split(":")[1]) for l in info.splitlines() if l.startswith("used_memory:"))
+    with open(f"/proc/{pid}/statm") as f:
+        rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return used, rss
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cachedesk-engine", "--bin",
+                    "cachedesk-server"], cwd=ROOT, check=True)
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    workdir = tempfile.mkdtemp(prefix="cachedesk-bench-")
+    ports = {"redis": free_port(), "cachedesk": free_port()}
+    procs = {name: start(name, port, workdir) for name, port in ports.items()}
+    try:
+        rows = []
+        for pipeline in (1, 16):
+            for test in TESTS:
+                results = {"redis": [], "cachedesk": []}
+                for _ in range(REPEATS):
+                    for name in ("redis", "cachedesk"):
+                        results[name].append(bench(ports[name], test, pipeline))
+                r = statistics.median(results["redis"])
+                c = statistics.median(results["cachedesk"])
+                rows.append((test.upper(), pipeline, r, c, c / r))
+                print(f"  {test:<10} P={pipeline:<2} redis {r:>11,.0f}  cachedesk {c:>11,.0f}  {c / r:.2f}x",
+                      file=sys.stderr)
+        memory = {}
+        for name, port in ports.items():
+            cli(port, "FLUSHALL")
+            load_keys(port)
+            memory[name] = memory_of(port, procs[name].pid)
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait()
+
+    print(f"Machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+          f"redis-server {version}; redis-benchmark -c {CLIENTS} -r 100000, "
+          f"{REQUESTS:,} requests (x10 with -P 16), median of {REPEATS} alternating runs.\n")
+    print("| test | pipeline | redis-server req/s | cachedesk req/s | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for test, pipeline, r, c, ratio in rows:
+        print(f"| {test} | {pipeline} | {r:,.0f} | {c:,.0f} | {ratio:.2f}x |")
+    (ru, rr), (cu, cr) = memory["redis"], memory["cachedesk"]
+    print(f"\nMemory for {MEMORY_KEYS:,} keys with 10-byte values:\n")
+    print("| | redis-server | cachedesk | ratio |")
+    print("|---|---:|---:|---:|")
+    print(f"| used_memory | {ru / 1e6:.1f} MB | {cu / 1e6:.1f} MB | {cu / ru:.2f}x |")
+    print(f"| process RSS | {rr / 1e6:.1f} MB | {cr / 1e6:.1f} MB | {cr / rr:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
