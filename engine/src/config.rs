@@ -91,6 +91,8 @@ pub const PARAMETERS: &[&str] = &[
     "set-max-intset-entries",
     "zset-max-listpack-entries",
     "zset-max-listpack-value",
+    "save",
+    "appendonly",
 ];
 
 /// Why CONFIG SET refused a value (Redis words the reason after the parameter name).
@@ -124,6 +126,9 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         }
         "hash-max-listpack-value" | "zset-max-listpack-value" => LISTPACK_MAX_VALUE.to_string(),
         "set-max-intset-entries" => INTSET_MAX_ENTRIES.to_string(),
+        // Persistence is not built yet: nothing is saved and there is no AOF.
+        "save" => String::new(),
+        "appendonly" => "no".to_string(),
         _ => return None,
     })
 }

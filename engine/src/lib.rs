@@ -154,6 +154,7 @@ impl Instance {
             block: None,
         };
         let reply = commands::execute(&mut ctx, args);
+        self.shared.stats.commands_processed(1);
         let pushed = std::mem::take(&mut ks.lists_pushed);
         drop(ks);
         if pushed {

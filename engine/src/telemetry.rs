@@ -40,7 +40,7 @@ impl Telemetry {
             connected_clients: shared.connected_clients(),
             blocked_clients: shared.stats.blocked_clients(),
             ops_per_sec: shared.stats.ops_per_sec(),
-            total_commands: shared.stats.commands_processed(),
+            total_commands: shared.stats.total_commands(),
             uptime_secs: shared.started.elapsed().as_secs(),
             ..Telemetry::default()
         };

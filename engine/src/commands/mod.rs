@@ -171,8 +171,10 @@ pub fn lower(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).to_lowercase()
 }
 
-fn lookup_table() -> &'static HashMap<&'static [u8], &'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec>> = OnceLock::new();
+type CommandMap = HashMap<&'static [u8], &'static CommandSpec, foldhash::fast::FixedState>;
+
+fn lookup_table() -> &'static CommandMap {
+    static TABLE: OnceLock<CommandMap> = OnceLock::new();
     TABLE.get_or_init(|| {
         table::COMMANDS
             .iter()
@@ -268,7 +270,6 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
         Ok(reply) => reply,
         Err(e) => e.into(),
     };
-    ctx.shared.stats.command_processed();
     if spec.flags.contains(Flags::WRITE) && ctx.ks.dbs[db].emptied {
         let keys: Vec<&[u8]> = spec
             .key_positions(args.len())

@@ -184,7 +184,7 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
         "stats" => {
             w.header("Stats");
             w.line("total_connections_received", &stats.connections_received());
-            w.line("total_commands_processed", &stats.commands_processed());
+            w.line("total_commands_processed", &stats.total_commands());
             w.line("instantaneous_ops_per_sec", &stats.ops_per_sec());
             w.line("total_net_input_bytes", &stats.net_input());
             w.line("total_net_output_bytes", &stats.net_output());

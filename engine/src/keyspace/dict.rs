@@ -487,7 +487,11 @@ mod tests {
             d.insert_new(blob(i), ());
         }
         let buckets = d.main.buckets.len() + d.next.as_ref().map_or(0, |t| t.buckets.len());
-        assert!(buckets >= d.len() / 2, "{buckets} buckets for {} entries", d.len());
+        assert!(
+            buckets >= d.len() / 2,
+            "{buckets} buckets for {} entries",
+            d.len()
+        );
     }
 
     #[test]

@@ -64,6 +64,26 @@ impl Db {
     }
 }
 
+/// An access-time update computed once per access (LRU clock or LFU bump).
+#[derive(Debug, Clone, Copy)]
+struct AccessUpdate {
+    lfu: bool,
+    now: u64,
+    log_factor: u32,
+    decay: u64,
+    r: f64,
+}
+
+impl AccessUpdate {
+    fn apply(self, old: u32) -> u32 {
+        if self.lfu {
+            eviction::lfu_touch(old, self.now, self.log_factor, self.decay, self.r)
+        } else {
+            eviction::lru_clock(self.now)
+        }
+    }
+}
+
 /// Counters reported under INFO stats.
 #[derive(Debug, Default, Clone)]
 pub struct KeyspaceStats {
@@ -210,17 +230,19 @@ impl Keyspace {
         true
     }
 
-    fn touch_access(&mut self, db: usize, key: &[u8]) {
-        let policy = self.config.policy;
-        let now = self.now;
-        let (log_factor, decay) = (self.config.lfu_log_factor, self.config.lfu_decay_time);
-        let r: f64 = rand::Rng::random(&mut self.rng);
-        if let Some(entry) = self.dbs[db].entries.get_mut(key) {
-            entry.access = if policy.is_lfu() {
-                eviction::lfu_touch(entry.access, now, log_factor, decay, r)
+    /// How to update an entry's access field for an access happening now.
+    fn access_update(&mut self) -> AccessUpdate {
+        let lfu = self.config.policy.is_lfu();
+        AccessUpdate {
+            lfu,
+            now: self.now,
+            log_factor: self.config.lfu_log_factor,
+            decay: self.config.lfu_decay_time,
+            r: if lfu {
+                rand::Rng::random(&mut self.rng)
             } else {
-                eviction::lru_clock(now)
-            };
+                0.0
+            },
         }
     }
 
@@ -235,13 +257,18 @@ impl Keyspace {
     /// Looks a key up for reading: lazy expiry, access time update, hit/miss statistics.
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
         self.expire_if_needed(db, key);
-        if self.dbs[db].entries.contains_key(key) {
-            self.stats.keyspace_hits += 1;
-            self.touch_access(db, key);
-            self.dbs[db].entries.get(key).map(|e| &e.value)
-        } else {
-            self.stats.keyspace_misses += 1;
-            None
+        let update = self.access_update();
+        let Keyspace { dbs, stats, .. } = self;
+        match dbs[db].entries.get_mut(key) {
+            Some(entry) => {
+                stats.keyspace_hits += 1;
+                entry.access = update.apply(entry.access);
+                Some(&entry.value)
+            }
+            None => {
+                stats.keyspace_misses += 1;
+                None
+            }
         }
     }
 
@@ -260,13 +287,15 @@ impl Keyspace {
     /// Looks a key up for writing (counts as a modification if the key exists).
     pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<ValueMut<'_>> {
         self.expire_if_needed(db, key);
-        if !self.dbs[db].entries.contains_key(key) {
-            return None;
+        if !self.watched.is_empty() && self.dbs[db].entries.contains_key(key) {
+            self.touch_watched(db, key);
         }
-        self.modified(db, key);
-        self.touch_access(db, key);
-        let d = &mut self.dbs[db];
+        let update = self.access_update();
+        let Keyspace { dbs, dirty, .. } = self;
+        let d = &mut dbs[db];
         let entry = d.entries.get_mut(key)?;
+        *dirty += 1;
+        entry.access = update.apply(entry.access);
         let before = entry.value.heap_size();
         Some(ValueMut {
             value: &mut entry.value,

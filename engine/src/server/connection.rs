@@ -160,6 +160,7 @@ fn run_batch(
     if pushed {
         shared.list_pushed.notify_waiters();
     }
+    shared.stats.commands_processed(count);
     client.info.mark_active(client.db, client.resp3, count);
     next
 }
