@@ -5,6 +5,10 @@
 
 use std::process::ExitCode;
 
+/// mimalloc: measured faster than glibc's malloc for the engine's many small allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cachedesk_engine::config::{self, InstanceConfig};
 use cachedesk_engine::Instance;
 

@@ -28,10 +28,16 @@ const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is dis
 fn check_credentials(ctx: &mut Ctx, user: Option<&[u8]>, password: &[u8]) -> Result<(), CmdError> {
     let keys = ctx.shared.access_keys();
     if keys.is_empty() {
-        if user.is_some_and(|u| u != b"default") {
-            return Err(CmdError::Coded(WRONGPASS.into()));
-        }
-        return Err(CmdError::other(NO_PASSWORD));
+        // Without keys the default user takes any password, but the one-argument form is
+        // reported as a likely configuration mistake, as Redis does.
+        return match user {
+            None => Err(CmdError::other(NO_PASSWORD)),
+            Some(b"default") => {
+                ctx.client.authenticated = true;
+                Ok(())
+            }
+            Some(_) => Err(CmdError::Coded(WRONGPASS.into())),
+        };
     }
     let user_ok = user.is_none_or(|u| u == b"default");
     if user_ok && keys.iter().any(|k| k.as_bytes() == password) {

@@ -78,10 +78,11 @@ impl RequestParser {
                         Some(args) => return Ok(Some(args)),
                     }
                 }
-                let Some(line) = take_line(buf, ProtocolError::MultibulkCountTooBig)? else {
+                let Some(end) = find_crlf(buf, ProtocolError::MultibulkCountTooBig)? else {
                     return Ok(None);
                 };
-                let count = parse_len(&line[1..]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                let count = parse_len(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                buf.advance(end + 2);
                 if count > MAX_MULTIBULK_LEN as i64 {
                     return Err(ProtocolError::InvalidMultibulkLength);
                 }
@@ -105,13 +106,14 @@ impl RequestParser {
                         if first != b'$' {
                             return Err(ProtocolError::ExpectedDollar(first as char));
                         }
-                        let Some(line) = take_line(buf, ProtocolError::BulkCountTooBig)? else {
+                        let Some(end) = find_crlf(buf, ProtocolError::BulkCountTooBig)? else {
                             return Ok(None);
                         };
-                        let len = parse_len(&line[1..])
+                        let len = parse_len(&buf[1..end])
                             .filter(|&l| l >= 0 && l as usize <= PROTO_MAX_BULK_LEN)
                             .ok_or(ProtocolError::InvalidBulkLength)?
                             as usize;
+                        buf.advance(end + 2);
                         if !authenticated && len > UNAUTHENTICATED_MAX_BULK {
                             return Err(ProtocolError::UnauthenticatedBulkLength);
                         }
@@ -137,21 +139,23 @@ impl RequestParser {
     }
 }
 
-/// Removes and returns one `\r\n`-terminated header line (without the terminator).
-fn take_line(buf: &mut BytesMut, too_big: ProtocolError) -> Result<Option<Bytes>, ProtocolError> {
-    match memchr_crlf(buf) {
-        Some(pos) => {
-            let line = buf.split_to(pos).freeze();
-            buf.advance(2);
-            Ok(Some(line))
+/// Position of the first `\r\n` in a header line; `too_big` if an unterminated line is
+/// already longer than Redis allows.
+fn find_crlf(buf: &[u8], too_big: ProtocolError) -> Result<Option<usize>, ProtocolError> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\r', &buf[from..]) {
+        let at = from + i;
+        match buf.get(at + 1) {
+            Some(b'\n') => return Ok(Some(at)),
+            Some(_) => from = at + 1,
+            None => break,
         }
-        None if buf.len() > INLINE_MAX_SIZE => Err(too_big),
-        None => Ok(None),
     }
-}
-
-fn memchr_crlf(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\r\n")
+    if buf.len() > INLINE_MAX_SIZE {
+        Err(too_big)
+    } else {
+        Ok(None)
+    }
 }
 
 /// Parses a decimal length as Redis's string2ll does (no spaces, no plus sign).
@@ -161,7 +165,7 @@ fn parse_len(digits: &[u8]) -> Option<i64> {
 
 /// Parses one inline request: space-separated words with Redis's quoting rules.
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+    let Some(newline) = memchr::memchr(b'\n', buf) else {
         if buf.len() > INLINE_MAX_SIZE {
             return Err(ProtocolError::InlineTooBig);
         }
