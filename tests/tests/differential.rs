@@ -60,10 +60,12 @@ async fn run_script(
         client.command(&["FLUSHALL"]).await.expect("FLUSHALL");
     }
     let mut failures = Vec::new();
+    let mut slowest = (std::time::Duration::ZERO, 0);
     for (number, line) in text.lines().enumerate() {
         let Some((mode, args)) = parse_line(line) else {
             continue;
         };
+        let started = std::time::Instant::now();
         let expected = a
             .command(&args)
             .await
@@ -77,6 +79,7 @@ async fn run_script(
             Compare::Kind => expected.kind() == got.kind(),
             _ => normalise(expected.clone(), mode) == normalise(got.clone(), mode),
         };
+        slowest = slowest.max((started.elapsed(), number + 1));
         if !same {
             failures.push(format!(
                 "{name}:{}: {}\n    redis:     {expected}\n    cachedesk: {got}",
@@ -85,6 +88,7 @@ async fn run_script(
             ));
         }
     }
+    eprintln!("{name}: slowest line {} took {:?}", slowest.1, slowest.0);
     failures
 }
 

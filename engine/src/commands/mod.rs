@@ -140,13 +140,11 @@ impl Ctx<'_> {
         make: fn() -> Value,
     ) -> Result<ValueMut<'_>, CmdError> {
         let db = self.db();
-        if !self.ks.contains(db, key) {
-            self.ks.set(db, key, make());
-        }
-        match self.ks.get_mut(db, key) {
-            Some(v) if want(&v) => Ok(v),
-            Some(_) => Err(CmdError::WrongType),
-            None => Err(CmdError::NoSuchKey),
+        let value = self.ks.get_mut_or_create(db, key, make);
+        if want(&value) {
+            Ok(value)
+        } else {
+            Err(CmdError::WrongType)
         }
     }
 }

@@ -312,20 +312,14 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let db = ctx.db();
-    let mut joined = match ctx.get_str(&args[1])? {
-        Some(s) => s.clone(),
-        None => Blob::new(),
-    };
-    if joined.len() + args[2].len() > MAX_STRING {
-        return Err(CmdError::other(
-            "string exceeds maximum allowed size (proto-max-bulk-len)",
-        ));
+    let current_len = ctx.get_str(&args[1])?.map_or(0, |s| s.len());
+    if current_len + args[2].len() > MAX_STRING {
+        return Err(CmdError::other("string exceeds maximum allowed size (proto-max-bulk-len)"));
     }
-    joined.extend_from_slice(&args[2]);
-    let len = joined.len();
-    ctx.ks.set_keep_ttl(db, &args[1], Value::Str(joined));
-    Ok(Reply::Int(len as i64))
+    let mut value = ctx.write_or_create(&args[1], is_str, || Value::Str(Blob::new()))?;
+    let s = str_mut(&mut value);
+    s.extend_from_slice(&args[2]);
+    Ok(Reply::Int(s.len() as i64))
 }
 
 pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -377,22 +371,33 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let offset = offset as usize;
     let patch = &args[3];
-    let db = ctx.db();
-    let current = ctx.get_str(&args[1])?.cloned();
+    let current_len = ctx.get_str(&args[1])?.map(|s| s.len());
     if patch.is_empty() {
-        return Ok(Reply::Int(current.map_or(0, |s| s.len() as i64)));
+        return Ok(Reply::Int(current_len.unwrap_or(0) as i64));
     }
     if offset + patch.len() > MAX_STRING {
-        return Err(CmdError::other(
-            "string exceeds maximum allowed size (proto-max-bulk-len)",
-        ));
+        return Err(CmdError::other("string exceeds maximum allowed size (proto-max-bulk-len)"));
     }
-    let mut s = current.unwrap_or_default();
-    if s.len() < offset + patch.len() {
-        s.resize(offset + patch.len(), 0);
+    let mut value = ctx.write_or_create(&args[1], is_str, || Value::Str(Blob::new()))?;
+    let s = str_mut(&mut value);
+    let end = offset + patch.len();
+    if s.len() < end {
+        // Vec's resize zero-fills in bulk (SmallVec's goes byte by byte).
+        let mut bytes = std::mem::take(s).into_vec();
+        bytes.resize(end, 0);
+        *s = Blob::from_vec(bytes);
     }
-    s[offset..offset + patch.len()].copy_from_slice(patch);
-    let len = s.len();
-    ctx.ks.set_keep_ttl(db, &args[1], Value::Str(s));
-    Ok(Reply::Int(len as i64))
+    s[offset..end].copy_from_slice(patch);
+    Ok(Reply::Int(s.len() as i64))
+}
+
+fn is_str(v: &Value) -> bool {
+    matches!(v, Value::Str(_))
+}
+
+fn str_mut(v: &mut Value) -> &mut Blob {
+    match v {
+        Value::Str(s) => s,
+        _ => unreachable!("type checked by Ctx::write_or_create"),
+    }
 }

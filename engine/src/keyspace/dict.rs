@@ -16,6 +16,14 @@ use super::value::{heap_size_of, Blob};
 
 type Link<V> = Option<Box<Node<V>>>;
 
+/// A node's position: table, bucket, links down the chain. Valid until the next mutation.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    in_next: bool,
+    bucket: usize,
+    depth: usize,
+}
+
 #[derive(Debug, Clone)]
 struct Node<V> {
     key: Blob,
@@ -119,20 +127,46 @@ impl<V> Dict<V> {
         if self.is_empty() {
             return None;
         }
-        let hash = self.hash(key);
-        for table in std::iter::once(&self.main).chain(self.next.as_ref()) {
-            if table.buckets.is_empty() {
+        let slot = self.locate(key, self.hash(key))?;
+        self.node(slot)
+    }
+
+    /// Where `key` sits (one hash, one walk of its chain in each table).
+    fn locate(&self, key: &[u8], hash: usize) -> Option<Slot> {
+        for (in_next, table) in [(false, Some(&self.main)), (true, self.next.as_ref())] {
+            let Some(table) = table.filter(|t| !t.buckets.is_empty()) else {
                 continue;
-            }
-            let mut link = &table.buckets[hash & table.mask()];
+            };
+            let bucket = hash & table.mask();
+            let mut link = &table.buckets[bucket];
+            let mut depth = 0;
             while let Some(node) = link {
                 if node.key[..] == *key {
-                    return Some(node);
+                    return Some(Slot { in_next, bucket, depth });
                 }
                 link = &node.next;
+                depth += 1;
             }
         }
         None
+    }
+
+    fn node(&self, slot: Slot) -> Option<&Node<V>> {
+        let table = if slot.in_next { self.next.as_ref()? } else { &self.main };
+        let mut node = table.buckets.get(slot.bucket)?.as_deref()?;
+        for _ in 0..slot.depth {
+            node = node.next.as_deref()?;
+        }
+        Some(node)
+    }
+
+    fn node_mut(&mut self, slot: Slot) -> Option<&mut Node<V>> {
+        let table = if slot.in_next { self.next.as_mut()? } else { &mut self.main };
+        let mut node = table.buckets.get_mut(slot.bucket)?.as_deref_mut()?;
+        for _ in 0..slot.depth {
+            node = node.next.as_deref_mut()?;
+        }
+        Some(node)
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
@@ -140,71 +174,66 @@ impl<V> Dict<V> {
             return None;
         }
         self.rehash_step();
-        let hash = self.hash(key);
-        let in_main = {
-            let table = &self.main;
-            !table.buckets.is_empty() && {
-                let mut link = &table.buckets[hash & table.mask()];
-                let mut found = false;
-                while let Some(node) = link {
-                    if node.key[..] == *key {
-                        found = true;
-                        break;
-                    }
-                    link = &node.next;
-                }
-                found
-            }
-        };
-        let table = if in_main {
-            &mut self.main
-        } else {
-            self.next.as_mut()?
-        };
-        if table.buckets.is_empty() {
-            return None;
-        }
-        let mask = table.mask();
-        let mut link = &mut table.buckets[hash & mask];
-        while link.as_ref().is_some_and(|n| n.key[..] != *key) {
-            link = &mut link.as_mut()?.next;
-        }
-        link.as_mut().map(|n| &mut n.value)
+        let slot = self.locate(key, self.hash(key))?;
+        self.node_mut(slot).map(|n| &mut n.value)
     }
 
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: Blob, value: V) -> Option<V> {
-        if let Some(slot) = self.get_mut(&key) {
-            return Some(std::mem::replace(slot, value));
+        self.rehash_step();
+        let hash = self.hash(&key);
+        if let Some(slot) = self.locate(&key, hash) {
+            return self.node_mut(slot).map(|n| std::mem::replace(&mut n.value, value));
         }
-        self.insert_new(key, value);
+        self.insert_hashed(hash, key, value);
         None
+    }
+
+    /// Inserts `key` unless present; true if it was inserted.
+    pub fn insert_if_absent(&mut self, key: &[u8], make: impl FnOnce() -> V) -> bool {
+        self.rehash_step();
+        let hash = self.hash(key);
+        if self.locate(key, hash).is_some() {
+            return false;
+        }
+        self.insert_hashed(hash, Blob::from_slice(key), make());
+        true
     }
 
     /// Inserts a key known to be absent.
     pub fn insert_new(&mut self, key: Blob, value: V) {
         self.rehash_step();
-        self.expand_if_needed();
         let hash = self.hash(&key);
+        self.insert_hashed(hash, key, value);
+    }
+
+    /// Inserts at the head of the key's bucket; returns where it went.
+    fn insert_hashed(&mut self, hash: usize, key: Blob, value: V) -> Slot {
+        self.expand_if_needed();
         self.key_heap += heap_size_of(&key);
+        let in_next = self.next.is_some();
         let table = match self.next.as_mut() {
             Some(t) => t,
             None => &mut self.main,
         };
-        let idx = hash & table.mask();
-        let next = table.buckets[idx].take();
-        table.buckets[idx] = Some(Box::new(Node { key, value, next }));
+        let bucket = hash & table.mask();
+        let next = table.buckets[bucket].take();
+        table.buckets[bucket] = Some(Box::new(Node { key, value, next }));
         table.used += 1;
+        Slot { in_next, bucket, depth: 0 }
     }
 
-    /// Returns the value for `key`, inserting `make()` first if absent.
-    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> &mut V {
-        if !self.contains_key(key) {
-            self.insert_new(Blob::from_slice(key), make());
-        }
-        match self.get_mut(key) {
-            Some(v) => v,
-            None => unreachable!("the key was just inserted"),
+    /// The value for `key`, inserting `make()` first if absent; true if it was inserted.
+    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> (&mut V, bool) {
+        self.rehash_step();
+        let hash = self.hash(key);
+        let (slot, inserted) = match self.locate(key, hash) {
+            Some(slot) => (slot, false),
+            None => (self.insert_hashed(hash, Blob::from_slice(key), make()), true),
+        };
+        match self.node_mut(slot) {
+            Some(node) => (&mut node.value, inserted),
+            None => unreachable!("a located or inserted slot holds a node"),
         }
     }
 

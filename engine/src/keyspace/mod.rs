@@ -305,6 +305,32 @@ impl Keyspace {
         })
     }
 
+    /// Writable access to a key, creating it with `make()` if absent (one hash lookup).
+    pub fn get_mut_or_create(&mut self, db: usize, key: &[u8], make: impl FnOnce() -> Value) -> ValueMut<'_> {
+        self.expire_if_needed(db, key);
+        if !self.watched.is_empty() {
+            self.touch_watched(db, key);
+        }
+        let update = self.access_update();
+        let fresh_access = self.new_access();
+        let Keyspace { dbs, dirty, .. } = self;
+        let d = &mut dbs[db];
+        let (entry, created) =
+            d.entries.get_or_insert_with(key, || Entry { value: make(), access: fresh_access, volatile: false });
+        if !created {
+            entry.access = update.apply(entry.access);
+        }
+        *dirty += 1;
+        // A new value's heap is counted in full when the guard settles.
+        let before = if created { 0 } else { entry.value.heap_size() };
+        ValueMut {
+            value: &mut entry.value,
+            heap: &mut d.value_heap,
+            emptied: &mut d.emptied,
+            before,
+        }
+    }
+
     pub fn contains(&mut self, db: usize, key: &[u8]) -> bool {
         self.expire_if_needed(db, key);
         self.dbs[db].entries.contains_key(key)

@@ -322,17 +322,14 @@ impl Set {
     }
     /// Adds a member; true if it was new.
     pub fn insert(&mut self, member: &[u8]) -> bool {
-        if self.members.contains_key(member) {
-            return false;
-        }
-        if self.intset
-            && (crate::util::parse_i64(member).is_none()
-                || self.members.len() + 1 > INTSET_MAX_ENTRIES)
+        let added = self.members.insert_if_absent(member, || ());
+        if added
+            && self.intset
+            && (crate::util::parse_i64(member).is_none() || self.members.len() > INTSET_MAX_ENTRIES)
         {
             self.intset = false;
         }
-        self.members.insert_new(Blob::from_slice(member), ());
-        true
+        added
     }
     pub fn remove(&mut self, member: &[u8]) -> bool {
         self.members.remove(member).is_some()
