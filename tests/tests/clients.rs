@@ -392,3 +392,21 @@ fn redis_cli_in_argument_stdin_pipe_and_resp3_modes() {
         "(double) 1.5\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_docs_carry_arguments_for_redis_cli_hints() {
+    let instance = start(InstanceConfig::default()).await;
+    let mut raw = RawClient::connect(instance.addr()).await.unwrap();
+    let Resp::Array(docs) = raw.command(&["COMMAND", "DOCS", "lpos"]).await.unwrap() else {
+        panic!("docs")
+    };
+    assert_eq!(docs[0], Resp::Bulk(b"lpos".to_vec()));
+    let text = docs[1].to_string();
+    assert!(text.contains("\"arguments\""), "{text}");
+    assert!(text.contains("\"RANK rank\""), "{text}");
+    assert!(text.contains("+optional"), "{text}");
+    let Resp::Int(count) = raw.command(&["COMMAND", "COUNT"]).await.unwrap() else {
+        panic!("count")
+    };
+    assert!(count > 150, "{count} commands");
+}

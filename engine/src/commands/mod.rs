@@ -5,6 +5,7 @@
 //! error whose text is Redis 7.0's.
 
 pub mod connection;
+pub mod docs;
 pub mod hashes;
 pub mod keys;
 pub mod lists;

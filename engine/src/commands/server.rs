@@ -30,6 +30,10 @@ fn command_docs(spec: &CommandSpec) -> Reply {
         (Reply::bulk("summary"), Reply::bulk(spec.summary)),
         (Reply::bulk("since"), Reply::bulk("1.0.0")),
         (Reply::bulk("group"), Reply::bulk(spec.group)),
+        (
+            Reply::bulk("arguments"),
+            super::docs::arguments(super::docs::hint(spec.name)),
+        ),
     ])
 }
 

@@ -314,7 +314,9 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let current_len = ctx.get_str(&args[1])?.map_or(0, |s| s.len());
     if current_len + args[2].len() > MAX_STRING {
-        return Err(CmdError::other("string exceeds maximum allowed size (proto-max-bulk-len)"));
+        return Err(CmdError::other(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
     }
     let mut value = ctx.write_or_create(&args[1], is_str, || Value::Str(Blob::new()))?;
     let s = str_mut(&mut value);
@@ -376,7 +378,9 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(current_len.unwrap_or(0) as i64));
     }
     if offset + patch.len() > MAX_STRING {
-        return Err(CmdError::other("string exceeds maximum allowed size (proto-max-bulk-len)"));
+        return Err(CmdError::other(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
     }
     let mut value = ctx.write_or_create(&args[1], is_str, || Value::Str(Blob::new()))?;
     let s = str_mut(&mut value);

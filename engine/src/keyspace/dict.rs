@@ -142,7 +142,11 @@ impl<V> Dict<V> {
             let mut depth = 0;
             while let Some(node) = link {
                 if node.key[..] == *key {
-                    return Some(Slot { in_next, bucket, depth });
+                    return Some(Slot {
+                        in_next,
+                        bucket,
+                        depth,
+                    });
                 }
                 link = &node.next;
                 depth += 1;
@@ -152,7 +156,11 @@ impl<V> Dict<V> {
     }
 
     fn node(&self, slot: Slot) -> Option<&Node<V>> {
-        let table = if slot.in_next { self.next.as_ref()? } else { &self.main };
+        let table = if slot.in_next {
+            self.next.as_ref()?
+        } else {
+            &self.main
+        };
         let mut node = table.buckets.get(slot.bucket)?.as_deref()?;
         for _ in 0..slot.depth {
             node = node.next.as_deref()?;
@@ -161,7 +169,11 @@ impl<V> Dict<V> {
     }
 
     fn node_mut(&mut self, slot: Slot) -> Option<&mut Node<V>> {
-        let table = if slot.in_next { self.next.as_mut()? } else { &mut self.main };
+        let table = if slot.in_next {
+            self.next.as_mut()?
+        } else {
+            &mut self.main
+        };
         let mut node = table.buckets.get_mut(slot.bucket)?.as_deref_mut()?;
         for _ in 0..slot.depth {
             node = node.next.as_deref_mut()?;
@@ -183,7 +195,9 @@ impl<V> Dict<V> {
         self.rehash_step();
         let hash = self.hash(&key);
         if let Some(slot) = self.locate(&key, hash) {
-            return self.node_mut(slot).map(|n| std::mem::replace(&mut n.value, value));
+            return self
+                .node_mut(slot)
+                .map(|n| std::mem::replace(&mut n.value, value));
         }
         self.insert_hashed(hash, key, value);
         None
@@ -220,7 +234,11 @@ impl<V> Dict<V> {
         let next = table.buckets[bucket].take();
         table.buckets[bucket] = Some(Box::new(Node { key, value, next }));
         table.used += 1;
-        Slot { in_next, bucket, depth: 0 }
+        Slot {
+            in_next,
+            bucket,
+            depth: 0,
+        }
     }
 
     /// The value for `key`, inserting `make()` first if absent; true if it was inserted.
@@ -229,7 +247,10 @@ impl<V> Dict<V> {
         let hash = self.hash(key);
         let (slot, inserted) = match self.locate(key, hash) {
             Some(slot) => (slot, false),
-            None => (self.insert_hashed(hash, Blob::from_slice(key), make()), true),
+            None => (
+                self.insert_hashed(hash, Blob::from_slice(key), make()),
+                true,
+            ),
         };
         match self.node_mut(slot) {
             Some(node) => (&mut node.value, inserted),

@@ -306,7 +306,12 @@ impl Keyspace {
     }
 
     /// Writable access to a key, creating it with `make()` if absent (one hash lookup).
-    pub fn get_mut_or_create(&mut self, db: usize, key: &[u8], make: impl FnOnce() -> Value) -> ValueMut<'_> {
+    pub fn get_mut_or_create(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        make: impl FnOnce() -> Value,
+    ) -> ValueMut<'_> {
         self.expire_if_needed(db, key);
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
@@ -315,8 +320,11 @@ impl Keyspace {
         let fresh_access = self.new_access();
         let Keyspace { dbs, dirty, .. } = self;
         let d = &mut dbs[db];
-        let (entry, created) =
-            d.entries.get_or_insert_with(key, || Entry { value: make(), access: fresh_access, volatile: false });
+        let (entry, created) = d.entries.get_or_insert_with(key, || Entry {
+            value: make(),
+            access: fresh_access,
+            volatile: false,
+        });
         if !created {
             entry.access = update.apply(entry.access);
         }
