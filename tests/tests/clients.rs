@@ -408,5 +408,5 @@ async fn command_docs_carry_arguments_for_redis_cli_hints() {
     let Resp::Int(count) = raw.command(&["COMMAND", "COUNT"]).await.unwrap() else {
         panic!("count")
     };
-    assert!(count > 150, "{count} commands");
+    assert!(count >= 140, "{count} commands");
 }
