@@ -43,12 +43,7 @@ pub fn commands(data: &[u8]) {
             continue;
         }
         let mut ks = shared.keyspace.lock();
-        let mut ctx = Ctx {
-            ks: &mut ks,
-            client: &mut client,
-            shared: &shared,
-            block: None,
-        };
+        let mut ctx = Ctx::new(&mut ks, &mut client, &shared);
         commands::execute(&mut ctx, &args).encode(&mut out, client.resp3);
         out.clear();
     }

@@ -147,12 +147,7 @@ impl Instance {
         client.db = db.min(keyspace::DB_COUNT - 1);
         client.in_exec = true;
         let mut ks = self.shared.keyspace.lock();
-        let mut ctx = commands::Ctx {
-            ks: &mut ks,
-            client: &mut client,
-            shared: &self.shared,
-            block: None,
-        };
+        let mut ctx = commands::Ctx::new(&mut ks, &mut client, &self.shared);
         let reply = commands::execute(&mut ctx, args);
         self.shared.stats.commands_processed(1);
         let pushed = std::mem::take(&mut ks.lists_pushed);

@@ -163,6 +163,22 @@ pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
     rec(pattern, string, nocase, 0)
 }
 
+/// Resident memory of a process (this one for None), from /proc; 0 where unavailable.
+pub fn rss_bytes(pid: Option<u32>) -> u64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/statm"),
+        None => "/proc/self/statm".to_string(),
+    };
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()

@@ -5,21 +5,11 @@
 
 use std::time::Duration;
 
+use cachedesk_engine::util::rss_bytes;
 use cachedesk_tests::resp::{RawClient, Resp};
 use cachedesk_tests::ServerProcess;
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
 
 async fn assert_healthy(addr: std::net::SocketAddr) {
     let mut c = RawClient::connect(addr)
@@ -81,7 +71,7 @@ async fn malformed_frames_get_protocol_errors_and_close() {
 async fn huge_claims_are_not_allocated() {
     let server = ServerProcess::cachedesk(&[]);
     let pid = server.child.id();
-    let before = rss_bytes(pid);
+    let before = rss_bytes(Some(pid));
     let mut holders = Vec::new();
     for _ in 0..20 {
         let mut c = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -94,7 +84,7 @@ async fn huge_claims_are_not_allocated() {
         holders.push(d);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = rss_bytes(pid);
+    let after = rss_bytes(Some(pid));
     assert!(
         after < before + 64 * 1024 * 1024,
         "RSS grew from {before} to {after}"
@@ -172,7 +162,7 @@ async fn million_command_pipeline_with_bounded_memory() {
         assert!(n > 0, "connection closed after {lines} replies");
         lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
         if lines % 100_000 < 2_000 {
-            peak_rss = peak_rss.max(rss_bytes(pid));
+            peak_rss = peak_rss.max(rss_bytes(Some(pid)));
         }
     }
     let _writer = sender.await.unwrap();

@@ -91,7 +91,16 @@ pub struct BlockRequest {
     pub deadline_ms: Option<u64>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    pub fn new(ks: &'a mut Keyspace, client: &'a mut ClientState, shared: &'a Shared) -> Self {
+        Ctx {
+            ks,
+            client,
+            shared,
+            block: None,
+        }
+    }
+
     pub fn db(&self) -> usize {
         self.client.db
     }

@@ -158,7 +158,7 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             let peak = stats.note_memory(used);
             w.line("used_memory", &used);
             w.line("used_memory_human", &human_bytes(used));
-            w.line("used_memory_rss", &crate::server::process_rss());
+            w.line("used_memory_rss", &crate::util::rss_bytes(None));
             w.line("used_memory_peak", &peak);
             w.line("used_memory_peak_human", &human_bytes(peak));
             w.line("used_memory_dataset", &used);

@@ -78,12 +78,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         }
     }
     let mut ks = shared.keyspace.lock();
-    let mut ctx = Ctx {
-        ks: &mut ks,
-        client: &mut client,
-        shared: &shared,
-        block: None,
-    };
+    let mut ctx = Ctx::new(&mut ks, &mut client, &shared);
     transactions::release_watches(&mut ctx);
 }
 
@@ -137,12 +132,7 @@ fn run_batch(
             },
         };
         count += 1;
-        let mut ctx = Ctx {
-            ks: &mut ks,
-            client,
-            shared,
-            block: None,
-        };
+        let mut ctx = Ctx::new(&mut ks, client, shared);
         let reply = commands::execute(&mut ctx, &args);
         if let Some(block) = ctx.block {
             next = Next::Block(args, block.deadline_ms);
@@ -183,12 +173,7 @@ async fn wait_blocked(
         // Retry now that we are registered for wake-ups, so no push is missed.
         let (reply, still_blocked, pushed) = {
             let mut ks = shared.keyspace.lock();
-            let mut ctx = Ctx {
-                ks: &mut ks,
-                client,
-                shared,
-                block: None,
-            };
+            let mut ctx = Ctx::new(&mut ks, client, shared);
             let reply = commands::execute(&mut ctx, &args);
             let still_blocked = ctx.block.is_some();
             (reply, still_blocked, std::mem::take(&mut ks.lists_pushed))

@@ -192,18 +192,6 @@ impl Shared {
     }
 }
 
-/// Resident memory of this process, from /proc (0 where unavailable).
-pub fn process_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
-
 /// Binds the instance's listener.
 pub async fn bind(shared: &Shared) -> std::io::Result<TcpListener> {
     let cfg = shared.config();
