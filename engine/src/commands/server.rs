@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::table::COMMANDS;
 use super::{int_arg, is, lookup, lower, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::config::{self, human_bytes, ConfigError};
+use crate::keyspace::value::heap_size_of;
 use crate::keyspace::{Blob, Value};
 use crate::protocol::Reply;
 
@@ -381,7 +382,8 @@ pub fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 Some(e) => {
                     let node = crate::keyspace::dict::node_alloc_size::<crate::keyspace::Entry>();
                     Reply::Int(
-                        (node + 8 + args[2].len().saturating_sub(16) + e.value.heap_size()) as i64,
+                        (node + 8 + heap_size_of(&Blob::from_slice(&args[2])) + e.value.heap_size())
+                            as i64,
                     )
                 }
             })
