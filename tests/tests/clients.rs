@@ -410,3 +410,43 @@ async fn command_docs_carry_arguments_for_redis_cli_hints() {
     };
     assert!(count >= 140, "{count} commands");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_and_events_follow_the_instance() {
+    let instance = start(InstanceConfig::default()).await;
+    let mut events = instance.subscribe_events();
+    let started = instance.events_since(0);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].kind, cachedesk_engine::EventKind::Started);
+    let mut raw = RawClient::connect(instance.addr()).await.unwrap();
+    raw.command(&["MSET", "a", "1", "b", "2"]).await.unwrap();
+    raw.command(&["SELECT", "3"]).await.unwrap();
+    raw.command(&["SET", "c", "3", "EX", "100"]).await.unwrap();
+    // The cached snapshot catches up within a few cron ticks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let t = instance.telemetry();
+        if t.total_keys() == 3 {
+            assert_eq!(t.keys_per_db[0], 2);
+            assert_eq!(t.keys_per_db[3], 1);
+            assert_eq!(t.expires_per_db[3], 1);
+            assert!(t.total_commands >= 3 && t.connected_clients == 1 && t.used_memory > 0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "telemetry stuck at {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = *events.borrow_and_update();
+    let stopped = tokio::spawn(async move {
+        events.changed().await.unwrap();
+        *events.borrow()
+    });
+    instance.stop().await;
+    assert!(
+        stopped.await.unwrap() > seen,
+        "listeners are woken by the Stopped event"
+    );
+}

@@ -259,17 +259,13 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
-    let current = match ctx.get_str(key)? {
-        Some(s) => crate::util::parse_i64(s).ok_or(CmdError::NotInteger)?,
-        None => 0,
-    };
+    // One lookup: the counter is rewritten in place (a new key starts from "0").
+    let mut value = ctx.write_or_create(key, is_str, || Value::Str(Blob::from_slice(b"0")))?;
+    let s = str_mut(&mut value);
+    let current = crate::util::parse_i64(s).ok_or(CmdError::NotInteger)?;
     let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
-    let db = ctx.db();
-    ctx.ks.set_keep_ttl(
-        db,
-        key,
-        str_value(itoa::Buffer::new().format(next).as_bytes()),
-    );
+    s.clear();
+    s.extend_from_slice(itoa::Buffer::new().format(next).as_bytes());
     Ok(Reply::Int(next))
 }
 

@@ -115,10 +115,6 @@ impl<V> Dict<V> {
         self.find(key).map(|n| &n.value)
     }
 
-    pub fn get_key_value(&self, key: &[u8]) -> Option<(&Blob, &V)> {
-        self.find(key).map(|n| (&n.key, &n.value))
-    }
-
     pub fn contains_key(&self, key: &[u8]) -> bool {
         self.find(key).is_some()
     }
@@ -290,11 +286,6 @@ impl<V> Dict<V> {
             self.shrink_if_needed();
         }
         removed
-    }
-
-    /// Removes everything; returns the old contents so a caller can drop them elsewhere.
-    pub fn take_all(&mut self) -> Dict<V> {
-        std::mem::take(self)
     }
 
     fn expand_if_needed(&mut self) {

@@ -39,10 +39,6 @@ impl Reply {
         Reply::Bulk(Bytes::copy_from_slice(bytes.as_ref()))
     }
 
-    pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
-    }
-
     /// Appends the encoding of this reply to `out`.
     pub fn encode(&self, out: &mut BytesMut, resp3: bool) {
         match self {
@@ -93,18 +89,6 @@ impl Reply {
                 }
             }
         }
-    }
-}
-
-impl From<i64> for Reply {
-    fn from(i: i64) -> Self {
-        Reply::Int(i)
-    }
-}
-
-impl From<Bytes> for Reply {
-    fn from(b: Bytes) -> Self {
-        Reply::Bulk(b)
     }
 }
 
