@@ -54,6 +54,9 @@ pub enum CmdError {
     NoAuth,
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     Oom,
+    /// A malformed EXEC, which Redis reports as the abort of the transaction.
+    #[error("EXECABORT Transaction discarded because of: {0}")]
+    ExecAbort(String),
     #[error("ERR {0}")]
     Other(String),
     /// An error whose text carries its own code (WRONGPASS, NOPROTO, EXECABORT...).
@@ -225,16 +228,13 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
     let spec = lookup(&args[0]).ok_or_else(|| unknown_command_error(args))?;
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        let arity = CmdError::Arity(spec.name.to_string());
-        // Redis words a malformed EXEC as the abort of the transaction.
         if spec.name == "exec" {
-            let reason = arity.to_string();
-            let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
-            return Err(CmdError::Coded(format!(
-                "EXECABORT Transaction discarded because of: {reason}"
+            return Err(CmdError::ExecAbort(format!(
+                "wrong number of arguments for '{}' command",
+                spec.name
             )));
         }
-        return Err(arity);
+        return Err(CmdError::Arity(spec.name.to_string()));
     }
     Ok(spec)
 }
@@ -247,7 +247,7 @@ pub fn execute(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             if ctx.client.multi.is_some() {
                 ctx.client.multi_failed = true;
             }
-            if matches!(&e, CmdError::Coded(text) if text.starts_with("EXECABORT")) {
+            if matches!(e, CmdError::ExecAbort(_)) {
                 ctx.client.multi = None;
                 ctx.client.multi_failed = false;
                 transactions::release_watches(ctx);
