@@ -150,11 +150,7 @@ impl Instance {
         let mut ctx = commands::Ctx::new(&mut ks, &mut client, &self.shared);
         let reply = commands::execute(&mut ctx, args);
         self.shared.stats.commands_processed(1);
-        let pushed = std::mem::take(&mut ks.lists_pushed);
-        drop(ks);
-        if pushed {
-            self.shared.list_pushed.notify_waiters();
-        }
+        self.shared.wake_blocked_clients(&mut ks);
         reply
     }
 

@@ -198,10 +198,6 @@ impl Keyspace {
         }
     }
 
-    pub fn rng(&mut self) -> &mut SmallRng {
-        &mut self.rng
-    }
-
     pub fn key_count(&self) -> usize {
         self.dbs.iter().map(Db::len).sum()
     }

@@ -145,11 +145,8 @@ fn run_batch(
             break;
         }
     }
-    let pushed = std::mem::take(&mut ks.lists_pushed);
+    shared.wake_blocked_clients(&mut ks);
     drop(ks);
-    if pushed {
-        shared.list_pushed.notify_waiters();
-    }
     shared.stats.commands_processed(count);
     client.info.mark_active(client.db, client.resp3, count);
     next
@@ -171,16 +168,14 @@ async fn wait_blocked(
         tokio::pin!(notified);
         notified.as_mut().enable();
         // Retry now that we are registered for wake-ups, so no push is missed.
-        let (reply, still_blocked, pushed) = {
+        let (reply, still_blocked) = {
             let mut ks = shared.keyspace.lock();
             let mut ctx = Ctx::new(&mut ks, client, shared);
             let reply = commands::execute(&mut ctx, &args);
             let still_blocked = ctx.block.is_some();
-            (reply, still_blocked, std::mem::take(&mut ks.lists_pushed))
+            shared.wake_blocked_clients(&mut ks);
+            (reply, still_blocked)
         };
-        if pushed {
-            shared.list_pushed.notify_waiters();
-        }
         if !still_blocked {
             break Some(reply);
         }

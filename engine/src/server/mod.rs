@@ -165,6 +165,13 @@ impl Shared {
         clients
     }
 
+    /// Wakes blocked clients if the commands just run (under `ks`'s lock) pushed onto a list.
+    pub fn wake_blocked_clients(&self, ks: &mut Keyspace) {
+        if std::mem::take(&mut ks.lists_pushed) {
+            self.list_pushed.notify_waiters();
+        }
+    }
+
     pub fn set_active_expire(&self, on: bool) {
         self.active_expire.store(on, Ordering::Relaxed);
     }
