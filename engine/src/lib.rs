@@ -18,6 +18,7 @@ pub mod config;
 pub mod fuzz;
 pub mod keyspace;
 pub mod long_double;
+pub mod persistence;
 pub mod protocol;
 pub mod server;
 pub mod telemetry;

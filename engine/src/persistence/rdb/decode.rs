@@ -1,0 +1,614 @@
+//! The RDB reader: a streaming parser of RDB files and DUMP payloads that turns each key into
+//! a ready `Value`.
+//!
+//! Untrusted input is the norm here (a file from anywhere, a RESTORE payload from any client),
+//! so: every length is checked against the bytes actually left before anything is allocated,
+//! every compact blob is validated in full, duplicates and impossible values are refused, and
+//! each error names its offset. Reading never writes: a file that fails to load is untouched.
+
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use super::{compact, kind, lzf, opcode, RdbError, CRC64, RDB_OLDEST_VERSION, RDB_VERSION};
+use crate::keyspace::{Blob, Hash, List, Set, Value, ZSet, DB_COUNT};
+
+/// One key read from a file, with what was stored before it.
+#[derive(Debug)]
+pub struct LoadedKey {
+    pub db: usize,
+    pub key: Blob,
+    pub value: Value,
+    pub expire_ms: Option<u64>,
+    pub idle_secs: Option<u64>,
+    pub freq: Option<u8>,
+}
+
+/// A byte source that knows its length, so claimed lengths can be checked before allocating.
+pub struct RdbReader<R: Read> {
+    input: R,
+    pos: u64,
+    total: u64,
+    digest: crc::Digest<'static, u64, crc::Table<16>>,
+    pub version: u16,
+    db: usize,
+    /// AUX fields seen so far (name, value).
+    pub aux: Vec<(String, String)>,
+    /// FUNCTION2 libraries skipped (functions are not supported; their keys still load).
+    pub skipped_functions: u64,
+    finished: bool,
+}
+
+impl<R: Read> std::fmt::Debug for RdbReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RdbReader")
+            .field("pos", &self.pos)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens an RDB file for reading; checks the signature and version.
+pub fn open_file(path: &Path) -> Result<RdbReader<BufReader<std::fs::File>>, RdbError> {
+    let io = |source| RdbError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let total = file.metadata().map_err(io)?.len();
+    RdbReader::new(BufReader::with_capacity(1 << 20, file), total)
+}
+
+/// Reads a whole RDB file, calling `on_key` for every key and `progress` with the bytes read
+/// every few thousand keys.
+pub fn load_file(
+    path: &Path,
+    mut on_key: impl FnMut(LoadedKey),
+    mut progress: impl FnMut(u64),
+) -> Result<RdbReader<BufReader<std::fs::File>>, RdbError> {
+    let mut reader = open_file(path)?;
+    let mut n = 0u64;
+    while let Some(key) = reader.next_key()? {
+        on_key(key);
+        n += 1;
+        if n.is_multiple_of(4096) {
+            progress(reader.position());
+        }
+    }
+    progress(reader.position());
+    Ok(reader)
+}
+
+impl<R: Read> RdbReader<R> {
+    /// Starts reading a file of `total` bytes: checks "REDIS" and the version.
+    pub fn new(input: R, total: u64) -> Result<Self, RdbError> {
+        let mut reader = RdbReader {
+            input,
+            pos: 0,
+            total,
+            digest: CRC64.digest(),
+            version: 0,
+            db: 0,
+            aux: Vec::new(),
+            skipped_functions: 0,
+            finished: false,
+        };
+        let magic = reader
+            .bytes(9, "header")
+            .map_err(|_| RdbError::BadSignature)?;
+        if &magic[..5] != b"REDIS" {
+            return Err(RdbError::BadSignature);
+        }
+        let version = std::str::from_utf8(&magic[5..])
+            .ok()
+            .and_then(|v| v.parse::<u16>().ok())
+            .ok_or(RdbError::BadSignature)?;
+        if !(RDB_OLDEST_VERSION..=RDB_VERSION).contains(&version) {
+            return Err(RdbError::UnsupportedVersion(version));
+        }
+        reader.version = version;
+        Ok(reader)
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    fn truncated(&self, what: &'static str) -> RdbError {
+        RdbError::Truncated {
+            offset: self.pos,
+            what,
+        }
+    }
+
+    fn corrupt(&self, offset: u64, reason: impl Into<String>) -> RdbError {
+        RdbError::Corrupt {
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    fn fill(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), RdbError> {
+        if (buf.len() as u64) > self.total - self.pos {
+            return Err(self.truncated(what));
+        }
+        self.input
+            .read_exact(buf)
+            .map_err(|_| self.truncated(what))?;
+        self.digest.update(buf);
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    /// `n` bytes; a length past the end of the input is refused before allocating.
+    fn bytes(&mut self, n: u64, what: &'static str) -> Result<Vec<u8>, RdbError> {
+        if n > self.total - self.pos {
+            return Err(RdbError::Corrupt {
+                offset: self.pos,
+                reason: format!(
+                    "{what} claims {n} bytes but only {} remain",
+                    self.total - self.pos
+                ),
+            });
+        }
+        let mut buf = vec![0u8; n as usize];
+        self.fill(&mut buf, what)?;
+        Ok(buf)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, RdbError> {
+        let mut b = [0u8; 1];
+        self.fill(&mut b, what)?;
+        Ok(b[0])
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], RdbError> {
+        let mut b = [0u8; N];
+        self.fill(&mut b, what)?;
+        Ok(b)
+    }
+
+    /// A length, or the special-encoding marker of a string (`Err(Ok(kind))`).
+    fn len_or_special(&mut self, what: &'static str) -> Result<Result<u64, u8>, RdbError> {
+        let b = self.u8(what)?;
+        Ok(match b >> 6 {
+            0 => Ok(u64::from(b & 0x3F)),
+            1 => Ok((u64::from(b & 0x3F) << 8) | u64::from(self.u8(what)?)),
+            2 => match b {
+                0x80 => Ok(u64::from(u32::from_be_bytes(self.array(what)?))),
+                0x81 => Ok(u64::from_be_bytes(self.array(what)?)),
+                _ => {
+                    return Err(self.corrupt(self.pos - 1, format!("bad length byte {b:#04x}")));
+                }
+            },
+            _ => Err(b & 0x3F),
+        })
+    }
+
+    fn len(&mut self, what: &'static str) -> Result<u64, RdbError> {
+        let at = self.pos;
+        match self.len_or_special(what)? {
+            Ok(n) => Ok(n),
+            Err(_) => Err(self.corrupt(
+                at,
+                format!("{what}: expected a length, found a string encoding"),
+            )),
+        }
+    }
+
+    /// An element count, refused if it could not fit in the bytes left (each element takes
+    /// at least `min_bytes`).
+    fn count(&mut self, what: &'static str, min_bytes: u64) -> Result<u64, RdbError> {
+        let at = self.pos;
+        let n = self.len(what)?;
+        if n.saturating_mul(min_bytes) > self.total - self.pos {
+            return Err(self.corrupt(
+                at,
+                format!("{what} claims {n} elements but the input is too short"),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// A string in any of its encodings.
+    pub fn string(&mut self) -> Result<Vec<u8>, RdbError> {
+        let at = self.pos;
+        match self.len_or_special("string")? {
+            Ok(n) => self.bytes(n, "string"),
+            Err(0) => Ok(itoa::Buffer::new()
+                .format(self.u8("int8")? as i8)
+                .as_bytes()
+                .to_vec()),
+            Err(1) => Ok(itoa::Buffer::new()
+                .format(i16::from_le_bytes(self.array("int16")?))
+                .as_bytes()
+                .to_vec()),
+            Err(2) => Ok(itoa::Buffer::new()
+                .format(i32::from_le_bytes(self.array("int32")?))
+                .as_bytes()
+                .to_vec()),
+            Err(3) => {
+                let clen = self.len("compressed length")?;
+                let len = self.len("uncompressed length")?;
+                let packed = self.bytes(clen, "compressed string")?;
+                let len =
+                    usize::try_from(len).map_err(|_| self.corrupt(at, "LZF length too large"))?;
+                lzf::decompress(&packed, len).ok_or_else(|| {
+                    self.corrupt(at, "LZF data does not decompress to its stated length")
+                })
+            }
+            Err(other) => Err(self.corrupt(at, format!("unknown string encoding {other}"))),
+        }
+    }
+
+    fn blob(&mut self) -> Result<Blob, RdbError> {
+        self.string().map(Blob::from_vec)
+    }
+
+    /// A score stored as text with a length byte (zset type 3).
+    fn text_double(&mut self) -> Result<f64, RdbError> {
+        let at = self.pos;
+        match self.u8("score")? {
+            253 => Err(self.corrupt(at, "NaN score")),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            n => {
+                let text = self.bytes(u64::from(n), "score")?;
+                parse_score(&text).ok_or_else(|| self.corrupt(at, "score is not a number"))
+            }
+        }
+    }
+
+    /// The next key, or None after EOF (with the checksum verified).
+    pub fn next_key(&mut self) -> Result<Option<LoadedKey>, RdbError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let mut expire_ms = None;
+        let mut idle_secs = None;
+        let mut freq = None;
+        loop {
+            let at = self.pos;
+            let code = self.u8("opcode")?;
+            match code {
+                opcode::EOF => {
+                    self.finish()?;
+                    return Ok(None);
+                }
+                opcode::SELECTDB => {
+                    let db = self.len("database number")?;
+                    if db >= DB_COUNT as u64 {
+                        return Err(self.corrupt(
+                            at,
+                            format!("database {db} is out of range (0-{})", DB_COUNT - 1),
+                        ));
+                    }
+                    self.db = db as usize;
+                }
+                opcode::RESIZEDB => {
+                    self.len("database size")?;
+                    self.len("expires size")?;
+                }
+                opcode::AUX => {
+                    let name = self.string()?;
+                    let value = self.string()?;
+                    self.aux.push((
+                        String::from_utf8_lossy(&name).into_owned(),
+                        String::from_utf8_lossy(&value).into_owned(),
+                    ));
+                }
+                opcode::EXPIRETIME_MS => {
+                    expire_ms = Some(u64::from_le_bytes(self.array("expire time")?))
+                }
+                opcode::EXPIRETIME => {
+                    let secs = u32::from_le_bytes(self.array("expire time")?);
+                    expire_ms = Some(u64::from(secs) * 1000);
+                }
+                opcode::IDLE => idle_secs = Some(self.len("idle time")?),
+                opcode::FREQ => freq = Some(self.u8("frequency")?),
+                opcode::FUNCTION2 => {
+                    self.string()?;
+                    self.skipped_functions += 1;
+                }
+                opcode::FUNCTION => {
+                    return Err(RdbError::Unsupported {
+                        offset: at,
+                        code,
+                        what: "a function library (pre-7.0 format)",
+                    });
+                }
+                opcode::MODULE_AUX => {
+                    return Err(RdbError::Unsupported {
+                        offset: at,
+                        code,
+                        what: "module data",
+                    });
+                }
+                value_kind => {
+                    let key = self.blob()?;
+                    let Some(value) = self.value(value_kind, at)? else {
+                        // Empty collections are skipped, as Redis does.
+                        expire_ms = None;
+                        idle_secs = None;
+                        freq = None;
+                        continue;
+                    };
+                    return Ok(Some(LoadedKey {
+                        db: self.db,
+                        key,
+                        value,
+                        expire_ms,
+                        idle_secs,
+                        freq,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// After EOF: verifies the CRC64 (files from version 5 on carry one; 0 means unchecked).
+    fn finish(&mut self) -> Result<(), RdbError> {
+        self.finished = true;
+        if self.version < 5 {
+            return Ok(());
+        }
+        let computed = self.digest.clone().finalize();
+        let stored = u64::from_le_bytes(self.array("checksum")?);
+        if stored != 0 && stored != computed {
+            return Err(RdbError::Checksum { stored, computed });
+        }
+        Ok(())
+    }
+
+    /// A value of type `code`; None for an empty collection.
+    pub fn value(&mut self, code: u8, at: u64) -> Result<Option<Value>, RdbError> {
+        let value = match code {
+            kind::STRING => Value::Str(self.blob()?),
+            kind::LIST => {
+                let n = self.count("list", 1)?;
+                let mut list = List::default();
+                for _ in 0..n {
+                    list.push_back(self.blob()?);
+                }
+                Value::List(Box::new(list))
+            }
+            kind::SET => {
+                let n = self.count("set", 1)?;
+                let mut members = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    members.push(self.blob()?);
+                }
+                Value::Set(Box::new(build_set(members, at)?))
+            }
+            kind::ZSET | kind::ZSET_2 => {
+                let n = self.count("sorted set", 2)?;
+                let mut zset = ZSet::default();
+                for _ in 0..n {
+                    let member = self.blob()?;
+                    let score = if code == kind::ZSET_2 {
+                        let score = f64::from_le_bytes(self.array("score")?);
+                        if score.is_nan() {
+                            return Err(self.corrupt(at, "NaN score"));
+                        }
+                        score
+                    } else {
+                        self.text_double()?
+                    };
+                    if zset.insert(&member, score).is_some() {
+                        return Err(self.corrupt(at, "duplicate sorted set member"));
+                    }
+                }
+                Value::ZSet(Box::new(zset))
+            }
+            kind::HASH => {
+                let n = self.count("hash", 2)?;
+                let mut pairs = Vec::with_capacity(n as usize * 2);
+                for _ in 0..n * 2 {
+                    pairs.push(self.blob()?);
+                }
+                Value::Hash(Box::new(build_hash(pairs, at)?))
+            }
+            kind::HASH_ZIPMAP => {
+                let base = self.pos;
+                let blob = self.string()?;
+                Value::Hash(Box::new(build_hash(compact::zipmap(&blob, base)?, at)?))
+            }
+            kind::LIST_ZIPLIST => {
+                let base = self.pos;
+                let blob = self.string()?;
+                Value::List(Box::new(
+                    compact::ziplist(&blob, base)?.into_iter().collect(),
+                ))
+            }
+            kind::SET_INTSET | kind::SET_LISTPACK => {
+                let base = self.pos;
+                let blob = self.string()?;
+                let members = if code == kind::SET_INTSET {
+                    compact::intset(&blob, base)?
+                } else {
+                    compact::listpack(&blob, base)?
+                };
+                Value::Set(Box::new(build_set(members, at)?))
+            }
+            kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
+                let base = self.pos;
+                let blob = self.string()?;
+                let items = if code == kind::ZSET_ZIPLIST {
+                    compact::ziplist(&blob, base)?
+                } else {
+                    compact::listpack(&blob, base)?
+                };
+                Value::ZSet(Box::new(build_zset(items, at)?))
+            }
+            kind::HASH_ZIPLIST | kind::HASH_LISTPACK => {
+                let base = self.pos;
+                let blob = self.string()?;
+                let items = if code == kind::HASH_ZIPLIST {
+                    compact::ziplist(&blob, base)?
+                } else {
+                    compact::listpack(&blob, base)?
+                };
+                Value::Hash(Box::new(build_hash(items, at)?))
+            }
+            kind::LIST_QUICKLIST | kind::LIST_QUICKLIST_2 => {
+                let nodes = self.count("quicklist", 2)?;
+                let mut list = List::default();
+                for _ in 0..nodes {
+                    let container = if code == kind::LIST_QUICKLIST_2 {
+                        self.len("quicklist container")?
+                    } else {
+                        2
+                    };
+                    let base = self.pos;
+                    let blob = self.string()?;
+                    match container {
+                        1 => list.push_back(Blob::from_vec(blob)),
+                        2 => {
+                            let items = if code == kind::LIST_QUICKLIST {
+                                compact::ziplist(&blob, base)?
+                            } else {
+                                compact::listpack(&blob, base)?
+                            };
+                            if items.is_empty() {
+                                return Err(self.corrupt(base, "empty quicklist node"));
+                            }
+                            items.into_iter().for_each(|item| list.push_back(item));
+                        }
+                        other => {
+                            return Err(
+                                self.corrupt(base, format!("unknown quicklist container {other}"))
+                            );
+                        }
+                    }
+                }
+                Value::List(Box::new(list))
+            }
+            kind::MODULE | kind::MODULE_2 => {
+                return Err(RdbError::Unsupported {
+                    offset: at,
+                    code,
+                    what: "a module value",
+                });
+            }
+            kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => {
+                return Err(RdbError::Unsupported {
+                    offset: at,
+                    code,
+                    what: "a stream",
+                });
+            }
+            other => {
+                return Err(RdbError::Unsupported {
+                    offset: at,
+                    code: other,
+                    what: "an unknown value type",
+                });
+            }
+        };
+        Ok((value.element_count() > 0).then_some(value))
+    }
+}
+
+/// Parses a score as Redis writes it in text ("1.5", "inf", "-inf").
+fn parse_score(text: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(text).ok()?;
+    let v: f64 = s.parse().ok()?;
+    (!v.is_nan()).then_some(v)
+}
+
+fn build_set(members: Vec<Blob>, at: u64) -> Result<Set, RdbError> {
+    let mut set = Set::default();
+    for m in members {
+        if !set.insert(&m) {
+            return Err(RdbError::Corrupt {
+                offset: at,
+                reason: "duplicate set member".into(),
+            });
+        }
+    }
+    Ok(set)
+}
+
+fn build_hash(items: Vec<Blob>, at: u64) -> Result<Hash, RdbError> {
+    if !items.len().is_multiple_of(2) {
+        return Err(RdbError::Corrupt {
+            offset: at,
+            reason: "hash with a field but no value".into(),
+        });
+    }
+    let mut hash = Hash::default();
+    let mut items = items.into_iter();
+    while let (Some(field), Some(value)) = (items.next(), items.next()) {
+        if !hash.insert(&field, value) {
+            return Err(RdbError::Corrupt {
+                offset: at,
+                reason: "duplicate hash field".into(),
+            });
+        }
+    }
+    Ok(hash)
+}
+
+fn build_zset(items: Vec<Blob>, at: u64) -> Result<ZSet, RdbError> {
+    let corrupt = |reason: &str| RdbError::Corrupt {
+        offset: at,
+        reason: reason.into(),
+    };
+    if !items.len().is_multiple_of(2) {
+        return Err(corrupt("sorted set member without a score"));
+    }
+    let mut zset = ZSet::default();
+    let mut items = items.into_iter();
+    while let (Some(member), Some(score)) = (items.next(), items.next()) {
+        let score = parse_score(&score).ok_or_else(|| corrupt("score is not a number"))?;
+        if zset.insert(&member, score).is_some() {
+            return Err(corrupt("duplicate sorted set member"));
+        }
+    }
+    Ok(zset)
+}
+
+/// Checks a DUMP payload's footer (version, CRC64) and reads its value.
+pub fn restore_payload(payload: &[u8]) -> Result<Value, PayloadError> {
+    if payload.len() < 11 {
+        return Err(PayloadError::Footer);
+    }
+    let (body, footer) = payload.split_at(payload.len() - 10);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let crc = u64::from_le_bytes(footer[2..10].try_into().map_err(|_| PayloadError::Footer)?);
+    if version > RDB_VERSION || CRC64.checksum(&payload[..payload.len() - 8]) != crc {
+        return Err(PayloadError::Footer);
+    }
+    let mut reader = RdbReader {
+        input: &body[1..],
+        pos: 0,
+        total: body.len() as u64 - 1,
+        digest: CRC64.digest(),
+        version,
+        db: 0,
+        aux: Vec::new(),
+        skipped_functions: 0,
+        finished: false,
+    };
+    let value = reader
+        .value(body[0], 0)
+        .map_err(|_| PayloadError::BadData)?
+        .ok_or(PayloadError::BadData)?;
+    if reader.pos != reader.total {
+        return Err(PayloadError::BadData);
+    }
+    Ok(value)
+}
+
+/// Why RESTORE refused a payload (the texts are Redis's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("ERR DUMP payload version or checksum are wrong")]
+    Footer,
+    #[error("ERR Bad data format")]
+    BadData,
+}
