@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use crate::keyspace::{EvictionPolicy, KeyspaceConfig};
+use crate::persistence::schedule::{parse_frequency, parse_save_points};
+use crate::persistence::{PersistenceMode, RdbSchedule};
 
 /// How an instance is started. Runtime changes go through CONFIG SET or the Instance API.
 #[derive(Debug, Clone)]
@@ -16,6 +18,9 @@ pub struct InstanceConfig {
     pub port: u16,
     /// Where the instance keeps its files.
     pub dir: PathBuf,
+    /// The dump's file name in `dir`.
+    pub dbfilename: String,
+    pub persistence: PersistenceMode,
     pub maxmemory: u64,
     pub maxmemory_policy: EvictionPolicy,
     pub maxmemory_samples: usize,
@@ -36,6 +41,8 @@ impl Default for InstanceConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             dir: PathBuf::from("."),
+            dbfilename: "dump.rdb".into(),
+            persistence: PersistenceMode::Disabled,
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::NoEviction,
             maxmemory_samples: 5,
@@ -92,6 +99,10 @@ pub const PARAMETERS: &[&str] = &[
     "zset-max-listpack-entries",
     "zset-max-listpack-value",
     "save",
+    "rdb-frequency",
+    "dbfilename",
+    "rdbcompression",
+    "rdbchecksum",
     "appendonly",
 ];
 
@@ -126,8 +137,19 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         }
         "hash-max-listpack-value" | "zset-max-listpack-value" => LISTPACK_MAX_VALUE.to_string(),
         "set-max-intset-entries" => INTSET_MAX_ENTRIES.to_string(),
-        // Persistence is not built yet: nothing is saved and there is no AOF.
-        "save" => String::new(),
+        "save" => match &cfg.persistence {
+            PersistenceMode::Rdb(schedule) => schedule.save_points_text(),
+            PersistenceMode::Disabled => String::new(),
+        },
+        "rdb-frequency" => match &cfg.persistence {
+            PersistenceMode::Rdb(RdbSchedule {
+                frequency: Some(f), ..
+            }) => f.as_secs().to_string(),
+            _ => "0".to_string(),
+        },
+        "dbfilename" => cfg.dbfilename.clone(),
+        "rdbcompression" | "rdbchecksum" => "yes".to_string(),
+        // The AOF arrives with its own issue.
         "appendonly" => "no".to_string(),
         _ => return None,
     })
@@ -177,6 +199,42 @@ pub fn set(
         "requirepass" => cfg.primary_key = (!value.is_empty()).then(|| value.to_string()),
         "maxclients" => cfg.maxclients = number(1_000_000)? as usize,
         "hz" => cfg.hz = number(500)?.max(1) as u32,
+        "save" => {
+            let points =
+                parse_save_points(value).ok_or_else(|| invalid("Invalid save parameters"))?;
+            cfg.persistence = match std::mem::take(&mut cfg.persistence) {
+                PersistenceMode::Rdb(mut schedule) => {
+                    schedule.save_points = points;
+                    PersistenceMode::Rdb(schedule)
+                }
+                PersistenceMode::Disabled if points.is_empty() => PersistenceMode::Disabled,
+                PersistenceMode::Disabled => PersistenceMode::Rdb(RdbSchedule {
+                    frequency: None,
+                    save_points: points,
+                }),
+            };
+        }
+        "rdb-frequency" => {
+            let frequency = parse_frequency(value).ok_or_else(|| {
+                invalid("argument must be a duration such as 1h, 6h, 12h or seconds")
+            })?;
+            cfg.persistence = match std::mem::take(&mut cfg.persistence) {
+                PersistenceMode::Rdb(mut schedule) => {
+                    schedule.frequency = frequency;
+                    PersistenceMode::Rdb(schedule)
+                }
+                PersistenceMode::Disabled => match frequency {
+                    Some(f) => PersistenceMode::Rdb(RdbSchedule::every(f)),
+                    None => PersistenceMode::Disabled,
+                },
+            };
+        }
+        "dbfilename" => {
+            if value.is_empty() || value.contains('/') || value == "." || value == ".." {
+                return Err(invalid("dbfilename can't be a path, just a filename"));
+            }
+            cfg.dbfilename = value.to_string();
+        }
         "dir" => {
             let path = PathBuf::from(value);
             if !path.is_dir() {

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::keyspace::DB_COUNT;
+use crate::persistence::{RestoreReport, SaveReport};
 use crate::server::Shared;
 
 /// A point-in-time view of an instance's figures.
@@ -69,6 +70,20 @@ pub enum EventKind {
     Started,
     Stopped,
     Error,
+    SaveStarted,
+    SaveFinished,
+    SaveFailed,
+    RestoreStarted,
+    Restored,
+    RestoreFailed,
+}
+
+/// Structured figures some events carry (the app's tables and charts read these).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventData {
+    None,
+    Save(SaveReport),
+    Restore(RestoreReport),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +92,7 @@ pub struct Event {
     pub at: SystemTime,
     pub kind: EventKind,
     pub detail: String,
+    pub data: EventData,
 }
 
 const EVENT_LOG_CAPACITY: usize = 1000;
@@ -99,6 +115,10 @@ impl Default for EventLog {
 
 impl EventLog {
     pub fn push(&self, kind: EventKind, detail: impl Into<String>) {
+        self.push_with(kind, detail, EventData::None);
+    }
+
+    pub fn push_with(&self, kind: EventKind, detail: impl Into<String>, data: EventData) {
         let mut events = self.events.lock();
         let seq = events.back().map_or(1, |e| e.seq + 1);
         if events.len() == EVENT_LOG_CAPACITY {
@@ -109,6 +129,7 @@ impl EventLog {
             at: SystemTime::now(),
             kind,
             detail: detail.into(),
+            data,
         });
         drop(events);
         self.latest.send_replace(seq);

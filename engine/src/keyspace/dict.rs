@@ -400,37 +400,32 @@ impl<V> Dict<V> {
         self.iter().map(|(k, _)| k)
     }
 
-    /// One SCAN step from `cursor`: calls `f` for the entries of one or more buckets and
-    /// returns the next cursor (0 when the scan is complete).
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Blob, &V)) -> u64 {
+    /// The buckets one SCAN step from `cursor` visits, as (in `next`, index), and the next
+    /// cursor (0 when the scan is complete).
+    fn scan_plan(&self, cursor: u64) -> (smallvec::SmallVec<[(bool, usize); 8]>, u64) {
+        let mut plan = smallvec::SmallVec::new();
         if self.is_empty() {
-            return 0;
+            return (plan, 0);
         }
-        let emit = |table: &Table<V>, v: u64, f: &mut dyn FnMut(&Blob, &V)| {
-            let mut link = &table.buckets[(v as usize) & table.mask()];
-            while let Some(node) = link {
-                f(&node.key, &node.value);
-                link = &node.next;
-            }
-        };
         let mut v = cursor;
         match &self.next {
             None => {
                 let m0 = self.main.mask() as u64;
-                emit(&self.main, v, &mut f);
+                plan.push((false, (v & m0) as usize));
                 v = next_cursor(v, m0);
             }
             Some(next) => {
-                let (small, large) = if self.main.buckets.len() <= next.buckets.len() {
+                let small_is_main = self.main.buckets.len() <= next.buckets.len();
+                let (small, large) = if small_is_main {
                     (&self.main, next)
                 } else {
                     (next, &self.main)
                 };
                 let m0 = small.mask() as u64;
                 let m1 = large.mask() as u64;
-                emit(small, v, &mut f);
+                plan.push((!small_is_main, (v & m0) as usize));
                 loop {
-                    emit(large, v, &mut f);
+                    plan.push((small_is_main, (v & m1) as usize));
                     v = next_cursor(v, m1);
                     if v & (m0 ^ m1) == 0 {
                         break;
@@ -438,7 +433,47 @@ impl<V> Dict<V> {
                 }
             }
         }
-        v
+        (plan, v)
+    }
+
+    /// One SCAN step from `cursor`: calls `f` for the entries of one or more buckets and
+    /// returns the next cursor (0 when the scan is complete).
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Blob, &V)) -> u64 {
+        let (plan, next) = self.scan_plan(cursor);
+        for (in_next, bucket) in plan {
+            let table = if in_next {
+                self.next.as_ref()
+            } else {
+                Some(&self.main)
+            };
+            if let Some(head) = table.and_then(|t| t.buckets.get(bucket)) {
+                ChainIter {
+                    link: head.as_deref(),
+                }
+                .for_each(|(k, v)| f(k, v));
+            }
+        }
+        next
+    }
+
+    /// `scan` with mutable access to the values (the snapshot walk marks what it saved).
+    pub fn scan_mut(&mut self, cursor: u64, mut f: impl FnMut(&Blob, &mut V)) -> u64 {
+        let (plan, next) = self.scan_plan(cursor);
+        for (in_next, bucket) in plan {
+            let table = if in_next {
+                self.next.as_mut()
+            } else {
+                Some(&mut self.main)
+            };
+            let mut link = table
+                .and_then(|t| t.buckets.get_mut(bucket))
+                .and_then(|b| b.as_deref_mut());
+            while let Some(node) = link {
+                f(&node.key, &mut node.value);
+                link = node.next.as_deref_mut();
+            }
+        }
+        next
     }
 
     /// A random entry, or None if empty.

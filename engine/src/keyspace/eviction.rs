@@ -83,6 +83,18 @@ pub fn idle_seconds(access: u32, now_ms: u64) -> u64 {
     })
 }
 
+/// The access field for a key loaded from a file: its saved idle time (LRU) or counter (LFU),
+/// or a fresh access if the file has neither.
+pub fn access_from_saved(lfu: bool, now_ms: u64, idle_secs: Option<u64>, freq: Option<u8>) -> u32 {
+    if lfu {
+        let counter = freq.map_or(LFU_INIT_VAL, u32::from);
+        (lfu_minutes(now_ms) << 8) | counter
+    } else {
+        let idle_ms = idle_secs.unwrap_or(0).saturating_mul(1000);
+        lru_clock(now_ms.saturating_sub(idle_ms))
+    }
+}
+
 fn lfu_minutes(now_ms: u64) -> u32 {
     ((now_ms / 60_000) as u32) & 0xFFFF
 }

@@ -30,6 +30,9 @@ pub struct Entry {
     pub value: Value,
     pub access: u32,
     pub volatile: bool,
+    /// Equal to `Keyspace::mark` once the running snapshot holds this key (see
+    /// persistence/snapshot.rs).
+    pub mark: bool,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +42,8 @@ pub struct Db {
     value_heap: usize,
     /// Set when a write left a collection empty; the dispatcher then removes empty keys.
     pub emptied: bool,
+    /// Which database of the running snapshot this one is (None: created during it).
+    pub(crate) snapshot_id: Option<usize>,
 }
 
 impl Db {
@@ -52,6 +57,33 @@ impl Db {
 
     fn mem_size(&self) -> usize {
         self.entries.mem_size() + self.expires.mem_size() + self.value_heap
+    }
+
+    /// Adds a key read from a file to a database being loaded (not yet in any keyspace).
+    /// A key already there (a corrupt file) is handed back and the database is unchanged.
+    pub fn load(
+        &mut self,
+        key: Blob,
+        value: Value,
+        expire_ms: Option<u64>,
+        access: u32,
+        mark: bool,
+    ) -> Result<(), Blob> {
+        if self.entries.contains_key(&key) {
+            return Err(key);
+        }
+        if let Some(at) = expire_ms {
+            self.expires.insert(key.clone(), at);
+        }
+        self.value_heap += value.heap_size();
+        let entry = Entry {
+            value,
+            access,
+            volatile: expire_ms.is_some(),
+            mark,
+        };
+        self.entries.insert_new(key, entry);
+        Ok(())
     }
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
@@ -166,6 +198,9 @@ pub struct Keyspace {
     watch_clock: u64,
     rng: SmallRng,
     eviction_pool: Vec<eviction::Candidate>,
+    /// The point-in-time snapshot being written, if any, and the mark its keys carry.
+    pub(crate) capture: Option<Box<crate::persistence::snapshot::Capture>>,
+    pub(crate) mark: bool,
 }
 
 impl std::fmt::Debug for Keyspace {
@@ -195,6 +230,8 @@ impl Keyspace {
             watch_clock: 0,
             rng: SmallRng::from_os_rng(),
             eviction_pool: Vec::new(),
+            capture: None,
+            mark: false,
         }
     }
 
@@ -220,6 +257,7 @@ impl Keyspace {
         if self.dbs[db].expires.is_empty() || !self.is_expired(db, key) {
             return false;
         }
+        self.before_write(db, key);
         self.dbs[db].remove_entry(key);
         self.stats.expired_keys += 1;
         self.modified(db, key);
@@ -274,6 +312,15 @@ impl Keyspace {
         self.dbs[db].entries.get(key)
     }
 
+    /// Called before any change to `key`: while a snapshot runs, it first saves the key's
+    /// old contents if the snapshot has not reached it yet.
+    #[inline]
+    fn before_write(&mut self, db: usize, key: &[u8]) {
+        if self.capture.is_some() {
+            self.capture_before_write(db, key);
+        }
+    }
+
     /// Records a modification: WATCH versions and the count of changes since the last save.
     fn modified(&mut self, db: usize, key: &[u8]) {
         self.dirty += 1;
@@ -286,6 +333,7 @@ impl Keyspace {
         if !self.watched.is_empty() && self.dbs[db].entries.contains_key(key) {
             self.touch_watched(db, key);
         }
+        self.before_write(db, key);
         let update = self.access_update();
         let Keyspace { dbs, dirty, .. } = self;
         let d = &mut dbs[db];
@@ -312,14 +360,18 @@ impl Keyspace {
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
         }
+        self.before_write(db, key);
         let update = self.access_update();
         let fresh_access = self.new_access();
-        let Keyspace { dbs, dirty, .. } = self;
+        let Keyspace {
+            dbs, dirty, mark, ..
+        } = self;
         let d = &mut dbs[db];
         let (entry, created) = d.entries.get_or_insert_with(key, || Entry {
             value: make(),
             access: fresh_access,
             volatile: false,
+            mark: *mark,
         });
         if !created {
             entry.access = update.apply(entry.access);
@@ -352,8 +404,10 @@ impl Keyspace {
 
     fn store(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) {
         self.expire_if_needed(db, key);
+        self.before_write(db, key);
         self.modified(db, key);
         let access = self.new_access();
+        let mark = self.mark;
         let d = &mut self.dbs[db];
         d.value_heap += value.heap_size();
         match d.entries.get_mut(key) {
@@ -373,6 +427,7 @@ impl Keyspace {
                     value,
                     access,
                     volatile: false,
+                    mark,
                 },
             ),
         }
@@ -383,6 +438,7 @@ impl Keyspace {
         if self.expire_if_needed(db, key) {
             return None;
         }
+        self.before_write(db, key);
         let entry = self.dbs[db].remove_entry(key)?;
         self.modified(db, key);
         Some(entry.value)
@@ -407,6 +463,7 @@ impl Keyspace {
 
     /// Sets a key's absolute expiry; the key must exist.
     pub fn set_expire(&mut self, db: usize, key: &[u8], at_ms: u64) {
+        self.before_write(db, key);
         self.modified(db, key);
         let d = &mut self.dbs[db];
         if let Some(entry) = d.entries.get_mut(key) {
@@ -418,6 +475,7 @@ impl Keyspace {
     /// Removes a key's TTL; true if it had one.
     pub fn persist(&mut self, db: usize, key: &[u8]) -> bool {
         self.expire_if_needed(db, key);
+        self.before_write(db, key);
         let d = &mut self.dbs[db];
         match d.entries.get_mut(key) {
             Some(entry) if entry.volatile => {
@@ -447,12 +505,16 @@ impl Keyspace {
         }
     }
 
-    /// Empties one database; the old contents are freed on another thread.
+    /// Empties one database; the old contents are freed on another thread (or, while a
+    /// snapshot runs, handed to it to finish saving first).
     pub fn flush_db(&mut self, db: usize) {
         let old = std::mem::take(&mut self.dbs[db]);
         self.dirty += old.len() as u64;
         self.touch_watched_db(db);
-        drop_in_background(old);
+        match self.capture.as_deref_mut() {
+            Some(capture) if old.snapshot_id.is_some() => capture.detach(old),
+            _ => drop_in_background(old),
+        }
     }
 
     pub fn flush_all(&mut self) {

@@ -1,5 +1,180 @@
 //! Persistence beside the keyspace: RDB files (`rdb`), the point-in-time snapshot that feeds
-//! them without fork (`snapshot`), the save schedule (`schedule`) and loading on start
-//! (`restore`).
+//! them without fork (`snapshot`), writing the dump (`save`), the save schedule (`schedule`)
+//! and loading on start (`restore`).
+//!
+//! `PersistenceState` is what the rest of the engine (INFO, LASTSAVE, telemetry, the cron)
+//! reads: the last save's outcome, the running save, the load in progress and the history of
+//! saves. It sits behind its own small lock, never the keyspace's.
 
 pub mod rdb;
+pub mod restore;
+pub mod save;
+pub mod schedule;
+pub mod snapshot;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+
+pub use restore::RestoreReport;
+pub use save::{SaveError, SaveReason, SaveReport};
+pub use schedule::{RdbSchedule, SavePoint};
+
+/// How an instance keeps its data across restarts (the portal's Data persistence choice).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PersistenceMode {
+    /// Nothing is saved automatically and nothing is loaded on start.
+    #[default]
+    Disabled,
+    /// RDB snapshots on a schedule; the newest dump is loaded on start.
+    Rdb(RdbSchedule),
+}
+
+/// How many recent saves the history keeps (for the timeline chart).
+const HISTORY: usize = 100;
+
+/// A load in progress (INFO's loading_* fields).
+#[derive(Debug, Clone)]
+pub struct LoadingProgress {
+    pub source: PathBuf,
+    pub started: Instant,
+    pub started_unix_secs: u64,
+    pub total_bytes: u64,
+    pub loaded_bytes: u64,
+    pub keys_loaded: u64,
+}
+
+impl LoadingProgress {
+    /// Estimated seconds left, from the rate so far.
+    pub fn eta_secs(&self) -> u64 {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        if self.loaded_bytes == 0 || elapsed <= 0.0 {
+            return 1;
+        }
+        let rate = self.loaded_bytes as f64 / elapsed;
+        ((self.total_bytes - self.loaded_bytes.min(self.total_bytes)) as f64 / rate) as u64
+    }
+
+    pub fn percent(&self) -> f64 {
+        if self.total_bytes == 0 {
+            return 0.0;
+        }
+        self.loaded_bytes as f64 * 100.0 / self.total_bytes as f64
+    }
+}
+
+/// A save in progress.
+#[derive(Debug, Clone)]
+pub struct RunningSave {
+    pub reason: SaveReason,
+    pub started: Instant,
+    pub started_at: SystemTime,
+}
+
+/// Everything known about saving and loading, as of now.
+#[derive(Debug, Clone)]
+pub struct PersistenceStatus {
+    pub running: Option<RunningSave>,
+    /// Unix seconds of the last successful save (LASTSAVE); the start time before any.
+    pub last_save_unix_secs: u64,
+    pub last_save_ok: bool,
+    pub last_error: Option<String>,
+    /// When the last successful save ended (or the instance started): the schedule counts
+    /// from here.
+    pub last_success_end: Instant,
+    /// When the last attempt (successful or not) ended.
+    pub last_attempt_end: Option<Instant>,
+    /// Duration of the last save, successful or not.
+    pub last_duration: Option<Duration>,
+    pub saves: u64,
+    /// BGSAVE SCHEDULE asked for a save once the running one ends.
+    pub scheduled: bool,
+    pub history: VecDeque<SaveReport>,
+    pub loading: Option<LoadingProgress>,
+    pub last_restore: Option<RestoreReport>,
+}
+
+impl PersistenceStatus {
+    fn new(now_unix_secs: u64) -> Self {
+        PersistenceStatus {
+            running: None,
+            last_save_unix_secs: now_unix_secs,
+            last_save_ok: true,
+            last_error: None,
+            last_success_end: Instant::now(),
+            last_attempt_end: None,
+            last_duration: None,
+            saves: 0,
+            scheduled: false,
+            history: VecDeque::new(),
+            loading: None,
+            last_restore: None,
+        }
+    }
+}
+
+/// The shared persistence state of an instance.
+#[derive(Debug)]
+pub struct PersistenceState {
+    status: Mutex<PersistenceStatus>,
+    /// Mirrors `status.loading.is_some()` for the per-command check.
+    loading: AtomicBool,
+}
+
+impl PersistenceState {
+    pub fn new(now_unix_secs: u64) -> Self {
+        PersistenceState {
+            status: Mutex::new(PersistenceStatus::new(now_unix_secs)),
+            loading: AtomicBool::new(false),
+        }
+    }
+
+    /// A copy of the current status.
+    pub fn status(&self) -> PersistenceStatus {
+        self.status.lock().clone()
+    }
+
+    /// Runs `f` with the status locked.
+    pub fn update<T>(&self, f: impl FnOnce(&mut PersistenceStatus) -> T) -> T {
+        f(&mut self.status.lock())
+    }
+
+    /// True while a dump is loading (commands without the LOADING flag are refused).
+    pub fn is_loading(&self) -> bool {
+        self.loading.load(Ordering::Acquire)
+    }
+
+    pub fn set_loading(&self, progress: Option<LoadingProgress>) {
+        let mut st = self.status.lock();
+        self.loading.store(progress.is_some(), Ordering::Release);
+        st.loading = progress;
+    }
+
+    fn record_save(&self, report: &SaveReport, outcome: &Result<(), String>) {
+        let mut st = self.status.lock();
+        st.running = None;
+        let now = Instant::now();
+        st.last_attempt_end = Some(now);
+        st.last_duration = Some(report.duration);
+        match outcome {
+            Ok(()) => {
+                st.last_save_ok = true;
+                st.last_error = None;
+                st.last_success_end = now;
+                st.last_save_unix_secs = crate::util::now_ms() / 1000;
+                st.saves += 1;
+            }
+            Err(reason) => {
+                st.last_save_ok = false;
+                st.last_error = Some(reason.clone());
+            }
+        }
+        if st.history.len() == HISTORY {
+            st.history.pop_front();
+        }
+        st.history.push_back(report.clone());
+    }
+}

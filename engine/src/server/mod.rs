@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::config::InstanceConfig;
 use crate::keyspace::Keyspace;
+use crate::persistence::PersistenceState;
 use crate::telemetry::{EventKind, EventLog, Telemetry};
 use client::ClientInfo;
 
@@ -102,6 +103,7 @@ pub struct Shared {
     shutdown: watch::Sender<bool>,
     pub events: EventLog,
     pub telemetry: Mutex<Telemetry>,
+    pub persistence: PersistenceState,
 }
 
 impl std::fmt::Debug for Shared {
@@ -132,6 +134,7 @@ impl Shared {
             shutdown: watch::channel(false).0,
             events: EventLog::default(),
             telemetry: Mutex::new(Telemetry::default()),
+            persistence: PersistenceState::new(crate::util::now_ms() / 1000),
         })
     }
 

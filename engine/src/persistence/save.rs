@@ -1,0 +1,301 @@
+//! Writing the dump file from a point-in-time capture (see snapshot.rs): in the background for
+//! BGSAVE and the schedule, in the foreground for SAVE. The file is written as Redis writes it:
+//! `temp-<pid>-<n>.rdb` in the instance's directory, fsync, rename over the dump, fsync of the
+//! directory, so a crash at any moment leaves the previous dump or the new one, never half of
+//! one. Temp files a crash left behind are removed when the instance starts.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::rdb::{RdbWriter, CRC64};
+use super::snapshot::Step;
+use super::RunningSave;
+use crate::keyspace::Keyspace;
+use crate::server::Shared;
+use crate::telemetry::{EventData, EventKind};
+
+/// Keys written per slice of a background save (each slice holds the keyspace lock briefly).
+const KEYS_PER_STEP: u64 = 512;
+
+/// What started a save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveReason {
+    /// BGSAVE, or "Back up now".
+    Requested,
+    /// SAVE: the client waits for it.
+    Foreground,
+    /// The backup frequency or a save point.
+    Scheduled,
+    /// Retrying after a failed save.
+    Retry,
+    /// Saving on SHUTDOWN.
+    Shutdown,
+}
+
+impl SaveReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SaveReason::Requested => "requested",
+            SaveReason::Foreground => "SAVE",
+            SaveReason::Scheduled => "scheduled",
+            SaveReason::Retry => "retry after failure",
+            SaveReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The outcome of one save.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaveReport {
+    pub path: PathBuf,
+    pub reason: SaveReason,
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    pub bytes: u64,
+    pub keys: u64,
+    /// None if the save succeeded.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("Background save already in progress")]
+    InProgress,
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Where an instance's dump lives.
+pub fn dump_path(shared: &Shared) -> PathBuf {
+    let cfg = shared.config();
+    cfg.dir.join(cfg.dbfilename)
+}
+
+/// Starts a background save; it runs on its own thread and reports through events.
+pub fn start_background(shared: &Arc<Shared>, reason: SaveReason) -> Result<(), SaveError> {
+    let used_memory = {
+        let mut ks = shared.keyspace.lock();
+        if !ks.start_capture() {
+            return Err(SaveError::InProgress);
+        }
+        ks.used_memory()
+    };
+    let started = begin(shared, reason);
+    let path = dump_path(shared);
+    let worker = shared.clone();
+    let running = started.clone();
+    let spawned = std::thread::Builder::new()
+        .name("rdb-save".into())
+        .spawn(move || {
+            let written = write_dump(&path, used_memory, || {
+                worker.keyspace.lock().capture_step(KEYS_PER_STEP)
+            });
+            let capture = worker.keyspace.lock().finish_capture();
+            end(&worker, running, path, written, capture);
+        });
+    if let Err(e) = spawned {
+        let capture = {
+            let mut ks = shared.keyspace.lock();
+            // Without a thread, finish the walk here so the marks stay consistent.
+            while !ks.capture_step(u64::MAX).done {}
+            ks.finish_capture()
+        };
+        end(shared, started, dump_path(shared), Err(e), capture);
+    }
+    Ok(())
+}
+
+/// Saves while holding the keyspace (SAVE): the caller's lock keeps everyone else waiting,
+/// as Redis's SAVE does.
+pub fn save_foreground(shared: &Shared, ks: &mut Keyspace) -> Result<SaveReport, SaveError> {
+    if !ks.start_capture() {
+        return Err(SaveError::InProgress);
+    }
+    let started = begin(shared, SaveReason::Foreground);
+    let path = dump_path(shared);
+    let used_memory = ks.used_memory();
+    let written = write_dump(&path, used_memory, || ks.capture_step(u64::MAX));
+    let capture = ks.finish_capture();
+    if written.is_ok() {
+        if let Some(c) = &capture {
+            ks.dirty = ks.dirty.saturating_sub(c.dirty_at_start);
+        }
+    }
+    let io_error = written.as_ref().err().map(|e| SaveError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::new(e.kind(), e.to_string()),
+    });
+    let report = end_report(shared, started, path, written, &capture);
+    match io_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+fn begin(shared: &Shared, reason: SaveReason) -> RunningSave {
+    let running = RunningSave {
+        reason,
+        started: Instant::now(),
+        started_at: SystemTime::now(),
+    };
+    shared
+        .persistence
+        .update(|st| st.running = Some(running.clone()));
+    shared.events.push(
+        EventKind::SaveStarted,
+        format!("save started ({})", reason.describe()),
+    );
+    running
+}
+
+fn end(
+    shared: &Shared,
+    started: RunningSave,
+    path: PathBuf,
+    written: std::io::Result<u64>,
+    capture: Option<Box<super::snapshot::Capture>>,
+) {
+    if written.is_ok() {
+        if let Some(c) = &capture {
+            let mut ks = shared.keyspace.lock();
+            ks.dirty = ks.dirty.saturating_sub(c.dirty_at_start);
+        }
+    }
+    end_report(shared, started, path, written, &capture);
+}
+
+fn end_report(
+    shared: &Shared,
+    started: RunningSave,
+    path: PathBuf,
+    written: std::io::Result<u64>,
+    capture: &Option<Box<super::snapshot::Capture>>,
+) -> SaveReport {
+    let duration = started.started.elapsed();
+    let keys = capture.as_ref().map_or(0, |c| c.keys_done());
+    let (bytes, outcome) = match &written {
+        Ok(bytes) => (*bytes, Ok(())),
+        Err(e) => (0, Err(format!("cannot write {}: {e}", path.display()))),
+    };
+    let report = SaveReport {
+        path,
+        reason: started.reason,
+        started_at: started.started_at,
+        duration,
+        bytes,
+        keys,
+        error: outcome.clone().err(),
+    };
+    shared.persistence.record_save(&report, &outcome);
+    match &outcome {
+        Ok(()) => shared.events.push_with(
+            EventKind::SaveFinished,
+            format!(
+                "saved {keys} keys, {bytes} bytes to {} in {:.3} s",
+                report.path.display(),
+                duration.as_secs_f64()
+            ),
+            EventData::Save(report.clone()),
+        ),
+        Err(reason) => shared.events.push_with(
+            EventKind::SaveFailed,
+            format!("save failed: {reason}; retrying in 5 s"),
+            EventData::Save(report.clone()),
+        ),
+    }
+    report
+}
+
+/// Writes a complete dump to `target` from the steps of a capture; returns its size. On an
+/// error the remaining steps are still run (and discarded) so the capture completes.
+fn write_dump(
+    target: &Path,
+    used_memory: usize,
+    mut next: impl FnMut() -> Step,
+) -> std::io::Result<u64> {
+    static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        "temp-{}-{}.rdb",
+        std::process::id(),
+        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut header = RdbWriter::new();
+    header.header(&[
+        ("redis-ver", crate::REDIS_VERSION.to_string()),
+        ("redis-bits", "64".to_string()),
+        ("ctime", (crate::util::now_ms() / 1000).to_string()),
+        ("used-mem", used_memory.to_string()),
+        ("aof-base", "0".to_string()),
+    ]);
+    let mut digest = CRC64.digest();
+    let mut file = std::fs::File::create(&temp);
+    let mut written = 0u64;
+    let mut failure: Option<std::io::Error> = None;
+    let mut emit = |bytes: &[u8], file: &mut std::io::Result<std::fs::File>| {
+        if failure.is_some() {
+            return;
+        }
+        match file {
+            Ok(f) => match f.write_all(bytes) {
+                Ok(()) => {
+                    digest.update(bytes);
+                    written += bytes.len() as u64;
+                }
+                Err(e) => failure = Some(e),
+            },
+            Err(e) => failure = Some(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    };
+    emit(&header.buf, &mut file);
+    loop {
+        let step = next();
+        emit(&step.bytes, &mut file);
+        if step.done {
+            break;
+        }
+    }
+    drop(emit);
+    let result = match (failure, file) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(mut f)) => {
+            let mut tail = RdbWriter::new();
+            tail.finish(digest);
+            f.write_all(&tail.buf)
+                .and_then(|()| f.sync_all())
+                .and_then(|()| std::fs::rename(&temp, target))
+                .and_then(|()| std::fs::File::open(dir)?.sync_all())
+                .map(|()| written + tail.buf.len() as u64)
+        }
+    };
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Removes temp files an interrupted save left in `dir`.
+pub fn remove_stale_temp_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("temp-") && n.ends_with(".rdb"))
+        })
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .collect()
+}

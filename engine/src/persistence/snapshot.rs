@@ -1,0 +1,216 @@
+//! A point-in-time view of the keyspace for saving, without fork and without stopping traffic.
+//!
+//! How it works (the idea is Dragonfly's versioned snapshot, applied per key):
+//! - Every entry carries a one-bit `mark`. Between saves all entries carry the keyspace's
+//!   current mark. Starting a capture flips the keyspace's mark, so every existing entry is
+//!   "not yet saved", and tags each database with its index (`snapshot_id`).
+//! - The save thread walks the databases in short slices under the keyspace lock (`step`),
+//!   with the dict's SCAN cursor, which visits every entry present for the whole walk at least
+//!   once even while tables grow or shrink. An entry whose mark differs is serialized and
+//!   re-marked; one already marked is skipped, so nothing is written twice.
+//! - Before any write touches a key (overwrite, change, TTL change, delete, expiry, eviction),
+//!   the keyspace calls `capture_before_write`: if the entry is not yet saved, its OLD contents
+//!   are serialized first and it is marked. Entries created during the capture are born
+//!   marked, so they are never saved. FLUSHDB hands the old database to the capture instead of
+//!   freeing it; SWAPDB moves databases together with their `snapshot_id`.
+//! - So the file holds exactly the data set as of the capture's start: keys created later are
+//!   absent, keys changed or deleted later appear with their old values.
+//!
+//! Cost: one branch per write when no save runs; during a save, one extra lookup per write and
+//! the serialized bytes of keys written before the walk reached them (drained every slice).
+//! A capture always runs to the end of its walk (even if the file write failed) so that the
+//! marks are consistent for the next one. Output records may switch databases many times; each
+//! switch writes a SELECTDB, which every RDB reader accepts.
+
+use crate::keyspace::eviction::{idle_seconds, lfu_counter};
+use crate::keyspace::{drop_in_background, Db, Entry, Keyspace, DB_COUNT};
+use crate::persistence::rdb::{KeyMeta, RdbWriter};
+
+/// The state of a running capture, owned by the keyspace.
+#[derive(Debug)]
+pub struct Capture {
+    out: Output,
+    /// The database (snapshot id) being walked and the SCAN cursor in it.
+    walk_db: usize,
+    cursor: u64,
+    /// Databases flushed during the capture, still to be walked.
+    detached: Vec<Db>,
+    pub keys_total: u64,
+    /// Changes counted before the capture started (Redis's dirty_before_bgsave).
+    pub dirty_at_start: u64,
+}
+
+/// Where saved keys go: the RDB serializer and what it needs to describe a key.
+#[derive(Debug)]
+struct Output {
+    writer: RdbWriter,
+    /// RESIZEDB hints (keys, keys with TTL) per database as of the start; taken when used.
+    sizes: [Option<(u64, u64)>; DB_COUNT],
+    /// Access metadata is written as of the capture's start.
+    now_ms: u64,
+    lfu: bool,
+    decay: u64,
+    keys_done: u64,
+}
+
+impl Capture {
+    /// Takes over a database flushed during the capture.
+    pub(crate) fn detach(&mut self, db: Db) {
+        self.detached.push(db);
+    }
+
+    pub fn keys_done(&self) -> u64 {
+        self.out.keys_done
+    }
+}
+
+impl Output {
+    fn write(&mut self, db: usize, key: &[u8], entry: &Entry, expire_ms: Option<u64>) {
+        let sizes = self.sizes[db].take();
+        self.writer.select_db(db, sizes);
+        let meta = if self.lfu {
+            KeyMeta::Freq(lfu_counter(entry.access, self.now_ms, self.decay) as u8)
+        } else {
+            KeyMeta::Idle(idle_seconds(entry.access, self.now_ms))
+        };
+        self.writer.key(key, &entry.value, expire_ms, meta);
+        self.keys_done += 1;
+    }
+}
+
+/// The result of one slice of the walk.
+#[derive(Debug)]
+pub struct Step {
+    /// RDB bytes to append to the file.
+    pub bytes: Vec<u8>,
+    /// True when every key of the snapshot has been written.
+    pub done: bool,
+}
+
+impl Keyspace {
+    /// Starts a capture; false if one is already running.
+    pub fn start_capture(&mut self) -> bool {
+        if self.capture.is_some() {
+            return false;
+        }
+        self.mark = !self.mark;
+        let mut sizes = [None; DB_COUNT];
+        for (i, db) in self.dbs.iter_mut().enumerate() {
+            db.snapshot_id = Some(i);
+            sizes[i] = Some((db.len() as u64, db.expires.len() as u64));
+        }
+        self.capture = Some(Box::new(Capture {
+            out: Output {
+                writer: RdbWriter::new(),
+                sizes,
+                now_ms: self.now,
+                lfu: self.config.policy.is_lfu(),
+                decay: self.config.lfu_decay_time,
+                keys_done: 0,
+            },
+            walk_db: 0,
+            cursor: 0,
+            detached: Vec::new(),
+            keys_total: self.key_count() as u64,
+            dirty_at_start: self.dirty,
+        }));
+        true
+    }
+
+    pub fn capture_running(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// Progress of the running capture: (keys written, keys at its start).
+    pub fn capture_progress(&self) -> Option<(u64, u64)> {
+        self.capture.as_ref().map(|c| (c.keys_done(), c.keys_total))
+    }
+
+    /// Saves `key`'s current contents into the running capture unless already saved.
+    pub(crate) fn capture_before_write(&mut self, db: usize, key: &[u8]) {
+        let Keyspace {
+            dbs, capture, mark, ..
+        } = self;
+        let (Some(capture), d) = (capture.as_deref_mut(), &mut dbs[db]) else {
+            return;
+        };
+        let Some(id) = d.snapshot_id else {
+            return;
+        };
+        let Some(entry) = d.entries.get_mut(key) else {
+            return;
+        };
+        if entry.mark == *mark {
+            return;
+        }
+        entry.mark = *mark;
+        let expire = if entry.volatile {
+            d.expires.get(key).copied()
+        } else {
+            None
+        };
+        capture.out.write(id, key, entry, expire);
+    }
+
+    /// Walks on for up to `max_keys` keys; returns the bytes produced since the last step
+    /// (including keys saved by writes in between).
+    pub fn capture_step(&mut self, max_keys: u64) -> Step {
+        let Keyspace {
+            dbs, capture, mark, ..
+        } = self;
+        let Some(capture) = capture.as_deref_mut() else {
+            return Step {
+                bytes: Vec::new(),
+                done: true,
+            };
+        };
+        let mark = *mark;
+        let budget_end = capture.out.keys_done + max_keys;
+        while capture.walk_db < DB_COUNT && capture.out.keys_done < budget_end {
+            let id = capture.walk_db;
+            let Capture {
+                out,
+                detached,
+                cursor,
+                ..
+            } = capture;
+            let Some(db) = dbs
+                .iter_mut()
+                .chain(detached.iter_mut())
+                .find(|d| d.snapshot_id == Some(id))
+            else {
+                capture.walk_db += 1;
+                capture.cursor = 0;
+                continue;
+            };
+            let (entries, expires) = (&mut db.entries, &db.expires);
+            *cursor = entries.scan_mut(*cursor, |key, entry| {
+                if entry.mark != mark {
+                    entry.mark = mark;
+                    let expire = if entry.volatile {
+                        expires.get(key).copied()
+                    } else {
+                        None
+                    };
+                    out.write(id, key, entry, expire);
+                }
+            });
+            if capture.cursor == 0 {
+                capture.walk_db += 1;
+            }
+        }
+        Step {
+            bytes: std::mem::take(&mut capture.out.writer.buf),
+            done: capture.walk_db >= DB_COUNT,
+        }
+    }
+
+    /// Ends the capture (after the last step); flushed databases it held are freed elsewhere.
+    pub fn finish_capture(&mut self) -> Option<Box<Capture>> {
+        let mut capture = self.capture.take()?;
+        for db in capture.detached.drain(..) {
+            drop_in_background(db);
+        }
+        Some(capture)
+    }
+}
