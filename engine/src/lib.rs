@@ -33,8 +33,12 @@ use parking_lot::Mutex;
 
 pub use config::InstanceConfig;
 pub use keyspace::EvictionPolicy;
+pub use persistence::{
+    PersistenceMode, PersistenceStatus, RdbSchedule, RestoreReport, SaveError, SaveReason,
+    SaveReport,
+};
 pub use protocol::Reply;
-pub use telemetry::{Event, EventKind, Telemetry};
+pub use telemetry::{Event, EventData, EventKind, Telemetry};
 
 /// The Redis version whose behaviour the engine follows (reported by INFO and HELLO).
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -61,9 +65,13 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Starts an instance on the current tokio runtime and returns once it is listening.
+    /// Starts an instance on the current tokio runtime and returns once it is listening. In
+    /// RDB mode an existing dump is loaded in the background meanwhile (clients get -LOADING
+    /// until it is in; `wait_loaded` waits for it).
     pub async fn start(config: InstanceConfig) -> Result<Instance, EngineError> {
         let bind_text = format!("{}:{}", config.bind, config.port);
+        let load_dump = matches!(config.persistence, PersistenceMode::Rdb(_));
+        let dir = config.dir.clone();
         let shared = server::Shared::new(config);
         let listener = server::bind(&shared)
             .await
@@ -75,6 +83,15 @@ impl Instance {
         shared
             .events
             .push(EventKind::Started, format!("listening on {addr}"));
+        for stale in persistence::save::remove_stale_temp_files(&dir) {
+            shared.events.push(
+                EventKind::Error,
+                format!("removed {} left by an interrupted save", stale.display()),
+            );
+        }
+        if load_dump {
+            persistence::restore::start(&shared);
+        }
         *shared.telemetry.lock() = Telemetry::capture(&shared);
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(Instance {
@@ -82,6 +99,35 @@ impl Instance {
             addr,
             task: Some(task),
         })
+    }
+
+    /// Waits until the data set is loaded; the restore's report, if there was a dump. An error
+    /// means the dump could not be loaded (the instance then stops; the file is untouched).
+    pub async fn wait_loaded(&self) -> Result<Option<RestoreReport>, String> {
+        while self.shared.persistence.is_loading() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        match self.shared.persistence.status().last_restore {
+            Some(report) => match &report.error {
+                Some(e) => Err(e.clone()),
+                None => Ok(Some(report)),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Starts a background save ("Back up now").
+    pub fn background_save(&self) -> Result<(), SaveError> {
+        persistence::save::start_background(
+            &self.shared,
+            &mut self.shared.keyspace.lock(),
+            SaveReason::Requested,
+        )
+    }
+
+    /// Saving and loading as of now: last save, running save, load progress, history.
+    pub fn persistence_status(&self) -> PersistenceStatus {
+        self.shared.persistence.status()
     }
 
     /// The address clients connect to.
@@ -160,12 +206,15 @@ impl Instance {
         self.shared.shutdown_signal()
     }
 
-    /// Stops listening, closes every connection and waits until they are gone.
+    /// Stops listening, closes every connection and waits until they are gone; then saves
+    /// as redis-server does on shutdown (with SHUTDOWN SAVE, or when save points are set).
     pub async fn stop(mut self) {
         self.shared.request_shutdown();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || persistence::save::save_on_stop(&shared)).await;
         self.shared.events.push(EventKind::Stopped, "stopped");
     }
 }

@@ -104,8 +104,11 @@ impl ServerProcess {
         ServerProcess::start(&path, &args)
     }
 
+    /// cachedesk-server with automatic saves off (as `redis` above); `extra` may turn them on.
     pub fn cachedesk(extra: &[&str]) -> ServerProcess {
-        ServerProcess::start(&cachedesk_server_path(), extra)
+        let mut args = vec!["--save", ""];
+        args.extend_from_slice(extra);
+        ServerProcess::start(&cachedesk_server_path(), &args)
     }
 }
 

@@ -10,12 +10,13 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use cachedesk_engine::config::{self, InstanceConfig};
-use cachedesk_engine::Instance;
+use cachedesk_engine::{Instance, PersistenceMode, RdbSchedule};
 
 const USAGE: &str =
     "usage: cachedesk-server [--port N] [--bind ADDR] [--dir PATH] [--maxmemory BYTES] \
 [--maxmemory-policy POLICY] [--maxmemory-samples N] [--requirepass KEY] [--secondary-key KEY] \
-[--hz N] [--maxclients N] [--io-threads N]";
+[--hz N] [--maxclients N] [--io-threads N] [--save \"SECS CHANGES ...\"] [--rdb-frequency 1h] \
+[--dbfilename NAME]";
 
 /// What the command line asks for: the instance's settings and the runtime's thread count.
 struct Options {
@@ -30,6 +31,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut cfg = InstanceConfig {
         name: "cachedesk-server".into(),
         port: 6379,
+        // As redis-server: save points 3600 1 300 100 60 10000, the dump loaded on start.
+        persistence: PersistenceMode::Rdb(RdbSchedule::redis_default()),
         ..Default::default()
     };
     let mut ks = cfg.keyspace_config();
@@ -120,6 +123,22 @@ fn main() -> ExitCode {
             instance.addr()
         );
         let mut shutdown = instance.shutdown_signal();
+        match instance.wait_loaded().await {
+            Ok(Some(report)) => eprintln!(
+                "cachedesk-server: DB loaded from {}: {} keys in {:.3} s ({} expired skipped, {} evicted)",
+                report.source.display(),
+                report.keys_loaded,
+                report.duration.as_secs_f64(),
+                report.keys_expired,
+                report.keys_evicted
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("cachedesk-server: cannot load the dump: {e}");
+                instance.stop().await;
+                return ExitCode::FAILURE;
+            }
+        }
         let reason = wait_for_signal(&mut shutdown).await;
         eprintln!("cachedesk-server: {reason}, shutting down");
         instance.stop().await;

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod persistence;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -57,6 +58,8 @@ pub enum CmdError {
     /// A malformed EXEC, which Redis reports as the abort of the transaction.
     #[error("EXECABORT Transaction discarded because of: {0}")]
     ExecAbort(String),
+    #[error("LOADING Redis is loading the dataset in memory")]
+    Loading,
     #[error("ERR {0}")]
     Other(String),
     /// An error whose text carries its own code (WRONGPASS, NOPROTO, EXECABORT...).
@@ -257,6 +260,9 @@ pub fn execute(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     if !ctx.client.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
         return CmdError::NoAuth.into();
+    }
+    if !spec.flags.contains(Flags::LOADING) && ctx.shared.persistence.is_loading() {
+        return CmdError::Loading.into();
     }
     if ctx.client.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION_CONTROL) {
         return transactions::queue(ctx, spec, args);

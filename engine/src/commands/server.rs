@@ -170,21 +170,65 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
         }
         "persistence" => {
             w.header("Persistence");
-            w.line("loading", &0);
+            let st = shared.persistence.status();
+            let (done, total) = ks.capture_progress().unwrap_or((0, 0));
+            let perc = if total > 0 {
+                done as f64 * 100.0 / total as f64
+            } else {
+                0.0
+            };
+            let secs = |d: Option<std::time::Duration>| d.map_or(-1, |d| d.as_secs() as i64);
+            let restore = st.last_restore.as_ref();
+            w.line("loading", &u8::from(st.loading.is_some()));
             w.line("async_loading", &0);
+            w.line("current_cow_peak", &0);
+            w.line("current_cow_size", &0);
+            w.line("current_cow_size_age", &0);
+            w.line("current_fork_perc", &format!("{perc:.2}"));
+            w.line("current_save_keys_processed", &done);
+            w.line("current_save_keys_total", &total);
             w.line("rdb_changes_since_last_save", &ks.dirty);
-            w.line("rdb_bgsave_in_progress", &0);
-            w.line("rdb_last_save_time", &(shared.started_unix_ms / 1000));
-            w.line("rdb_last_bgsave_status", &"ok");
-            w.line("rdb_last_bgsave_time_sec", &-1);
-            w.line("rdb_current_bgsave_time_sec", &-1);
+            w.line("rdb_bgsave_in_progress", &u8::from(st.running.is_some()));
+            w.line("rdb_last_save_time", &st.last_save_unix_secs);
+            w.line(
+                "rdb_last_bgsave_status",
+                &if st.last_save_ok { "ok" } else { "err" },
+            );
+            w.line("rdb_last_bgsave_time_sec", &secs(st.last_duration));
+            w.line(
+                "rdb_current_bgsave_time_sec",
+                &secs(st.running.as_ref().map(|r| r.started.elapsed())),
+            );
+            w.line("rdb_saves", &st.saves);
+            w.line("rdb_last_cow_size", &0);
+            w.line(
+                "rdb_last_load_keys_expired",
+                &restore.map_or(0, |r| r.keys_expired),
+            );
+            w.line(
+                "rdb_last_load_keys_loaded",
+                &restore.map_or(0, |r| r.keys_loaded),
+            );
             w.line("aof_enabled", &0);
             w.line("aof_rewrite_in_progress", &0);
             w.line("aof_rewrite_scheduled", &0);
             w.line("aof_last_rewrite_time_sec", &-1);
             w.line("aof_current_rewrite_time_sec", &-1);
             w.line("aof_last_bgrewrite_status", &"ok");
+            w.line("aof_rewrites", &0);
+            w.line("aof_rewrites_consecutive_failures", &0);
             w.line("aof_last_write_status", &"ok");
+            w.line("aof_last_cow_size", &0);
+            w.line("module_fork_in_progress", &0);
+            w.line("module_fork_last_cow_size", &0);
+            if let Some(load) = &st.loading {
+                w.line("loading_start_time", &load.started_unix_secs);
+                w.line("loading_total_bytes", &load.total_bytes);
+                w.line("loading_rdb_used_mem", &0);
+                w.line("loading_loaded_bytes", &load.loaded_bytes);
+                w.line("loading_loaded_perc", &format!("{:.2}", load.percent()));
+                w.line("loading_eta_seconds", &load.eta_secs());
+            }
         }
         "stats" => {
             w.header("Stats");
@@ -322,10 +366,6 @@ pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ]))
 }
 
-pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int((ctx.shared.started_unix_ms / 1000) as i64))
-}
-
 pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = lower(&args[1]);
     match sub.as_str() {
@@ -402,6 +442,14 @@ pub fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
+    let save = if args[1..].iter().any(|a| is(a, "NOSAVE")) {
+        Some(false)
+    } else if args[1..].iter().any(|a| is(a, "SAVE")) {
+        Some(true)
+    } else {
+        None
+    };
+    ctx.shared.persistence.update(|st| st.shutdown_save = save);
     ctx.shared.request_shutdown();
     ctx.client.close_after_reply = true;
     Ok(Reply::OK)

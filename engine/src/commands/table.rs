@@ -1,7 +1,9 @@
 //! The command table: every command's name, arity, flags and key positions (what COMMAND
 //! reports and what dispatch checks), and the function that runs it.
 
-use super::{connection, hashes, keys, lists, server, sets, strings, transactions, zsets};
+use super::{
+    connection, hashes, keys, lists, persistence, server, sets, strings, transactions, zsets,
+};
 use super::{CmdResult, Ctx};
 use bytes::Bytes;
 
@@ -273,7 +275,11 @@ commands! {
     "info", -1, L.union(S), 0, 0, 0, "server", server::info, "Returns information and statistics about the server.";
     "config", -2, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::config, "A container for server configuration commands.";
     "time", 1, L.union(S).union(F), 0, 0, 0, "server", server::time, "Returns the server time.";
-    "lastsave", 1, L.union(S).union(F), 0, 0, 0, "server", server::lastsave, "Returns the Unix timestamp of the last successful save to disk.";
+    "lastsave", 1, L.union(S).union(F), 0, 0, 0, "server", persistence::lastsave, "Returns the Unix timestamp of the last successful save to disk.";
+    "save", 1, A.union(NS), 0, 0, 0, "server", persistence::save, "Synchronously saves the database(s) to disk.";
+    "bgsave", -1, A.union(NS), 0, 0, 0, "server", persistence::bgsave, "Asynchronously saves the database(s) to disk.";
+    "dump", 2, R, 1, 1, 1, "generic", persistence::dump, "Returns a serialized representation of the value stored at a key.";
+    "restore", -4, W.union(M), 1, 1, 1, "generic", persistence::restore, "Creates a key from the serialized representation of a value.";
     "debug", -2, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::debug, "A container for debugging commands.";
     "memory", -2, R, 0, 0, 0, "server", server::memory, "A container for memory diagnostics commands.";
     "shutdown", -1, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::shutdown, "Synchronously saves the database(s) to disk and shuts down the Redis server.";

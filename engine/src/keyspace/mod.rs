@@ -472,6 +472,13 @@ impl Keyspace {
         }
     }
 
+    /// Sets a key's access field (RESTORE's IDLETIME/FREQ); not a modification.
+    pub fn set_access(&mut self, db: usize, key: &[u8], access: u32) {
+        if let Some(entry) = self.dbs[db].entries.get_mut(key) {
+            entry.access = access;
+        }
+    }
+
     /// Removes a key's TTL; true if it had one.
     pub fn persist(&mut self, db: usize, key: &[u8]) -> bool {
         self.expire_if_needed(db, key);

@@ -95,6 +95,17 @@ pub struct PersistenceStatus {
     pub history: VecDeque<SaveReport>,
     pub loading: Option<LoadingProgress>,
     pub last_restore: Option<RestoreReport>,
+    /// SHUTDOWN SAVE (true) or NOSAVE (false); None follows the save points.
+    pub shutdown_save: Option<bool>,
+}
+
+impl PersistenceStatus {
+    /// True if the last load failed: then nothing may be saved over the file it refused.
+    pub fn load_failed(&self) -> bool {
+        self.last_restore
+            .as_ref()
+            .is_some_and(|r| r.error.is_some())
+    }
 }
 
 impl PersistenceStatus {
@@ -112,6 +123,7 @@ impl PersistenceStatus {
             history: VecDeque::new(),
             loading: None,
             last_restore: None,
+            shutdown_save: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::rdb::{RdbWriter, CRC64};
 use super::snapshot::Step;
-use super::RunningSave;
+use super::{PersistenceMode, RunningSave};
 use crate::keyspace::Keyspace;
 use crate::server::Shared;
 use crate::telemetry::{EventData, EventKind};
@@ -77,15 +77,17 @@ pub fn dump_path(shared: &Shared) -> PathBuf {
     cfg.dir.join(cfg.dbfilename)
 }
 
-/// Starts a background save; it runs on its own thread and reports through events.
-pub fn start_background(shared: &Arc<Shared>, reason: SaveReason) -> Result<(), SaveError> {
-    let used_memory = {
-        let mut ks = shared.keyspace.lock();
-        if !ks.start_capture() {
-            return Err(SaveError::InProgress);
-        }
-        ks.used_memory()
-    };
+/// Starts a background save from `ks` (the caller holds the keyspace lock); it runs on its own
+/// thread and reports through events.
+pub fn start_background(
+    shared: &Arc<Shared>,
+    ks: &mut Keyspace,
+    reason: SaveReason,
+) -> Result<(), SaveError> {
+    if !ks.start_capture() {
+        return Err(SaveError::InProgress);
+    }
+    let used_memory = ks.used_memory();
     let started = begin(shared, reason);
     let path = dump_path(shared);
     let worker = shared.clone();
@@ -100,24 +102,51 @@ pub fn start_background(shared: &Arc<Shared>, reason: SaveReason) -> Result<(), 
             end(&worker, running, path, written, capture);
         });
     if let Err(e) = spawned {
-        let capture = {
-            let mut ks = shared.keyspace.lock();
-            // Without a thread, finish the walk here so the marks stay consistent.
-            while !ks.capture_step(u64::MAX).done {}
-            ks.finish_capture()
-        };
-        end(shared, started, dump_path(shared), Err(e), capture);
+        // Without a thread, finish the walk here so the marks stay consistent.
+        while !ks.capture_step(u64::MAX).done {}
+        let capture = ks.finish_capture();
+        end_report(shared, started, dump_path(shared), Err(e), &capture);
     }
     Ok(())
+}
+
+/// The save redis-server makes when it stops: with SHUTDOWN SAVE, or when save points are
+/// configured (unless SHUTDOWN NOSAVE). Waits for a running background save first. Never
+/// saves over a dump that failed to load.
+pub fn save_on_stop(shared: &Shared) {
+    let st = shared.persistence.status();
+    let wanted = st.shutdown_save.unwrap_or_else(|| {
+        matches!(&shared.config().persistence, PersistenceMode::Rdb(s) if !s.save_points.is_empty())
+    });
+    if !wanted || st.loading.is_some() || st.load_failed() {
+        return;
+    }
+    while shared.keyspace.lock().capture_running() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut ks = shared.keyspace.lock();
+    if let Err(e) = save_foreground_as(shared, &mut ks, SaveReason::Shutdown) {
+        shared
+            .events
+            .push(EventKind::Error, format!("save on shutdown failed: {e}"));
+    }
 }
 
 /// Saves while holding the keyspace (SAVE): the caller's lock keeps everyone else waiting,
 /// as Redis's SAVE does.
 pub fn save_foreground(shared: &Shared, ks: &mut Keyspace) -> Result<SaveReport, SaveError> {
+    save_foreground_as(shared, ks, SaveReason::Foreground)
+}
+
+fn save_foreground_as(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    reason: SaveReason,
+) -> Result<SaveReport, SaveError> {
     if !ks.start_capture() {
         return Err(SaveError::InProgress);
     }
-    let started = begin(shared, SaveReason::Foreground);
+    let started = begin(shared, reason);
     let path = dump_path(shared);
     let used_memory = ks.used_memory();
     let written = write_dump(&path, used_memory, || ks.capture_step(u64::MAX));
@@ -212,6 +241,27 @@ fn end_report(
     report
 }
 
+/// The temp file being written: remembers the first error and ignores writes after it.
+struct TempFile {
+    file: std::io::Result<std::fs::File>,
+    digest: crc::Digest<'static, u64, crc::Table<16>>,
+    written: u64,
+}
+
+impl TempFile {
+    fn write(&mut self, bytes: &[u8]) {
+        if let Ok(f) = &mut self.file {
+            match f.write_all(bytes) {
+                Ok(()) => {
+                    self.digest.update(bytes);
+                    self.written += bytes.len() as u64;
+                }
+                Err(e) => self.file = Err(e),
+            }
+        }
+    }
+}
+
 /// Writes a complete dump to `target` from the steps of a capture; returns its size. On an
 /// error the remaining steps are still run (and discarded) so the capture completes.
 fn write_dump(
@@ -224,7 +274,7 @@ fn write_dump(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let temp = dir.join(format!(
+    let temp_path = dir.join(format!(
         "temp-{}-{}.rdb",
         std::process::id(),
         TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
@@ -237,48 +287,35 @@ fn write_dump(
         ("used-mem", used_memory.to_string()),
         ("aof-base", "0".to_string()),
     ]);
-    let mut digest = CRC64.digest();
-    let mut file = std::fs::File::create(&temp);
-    let mut written = 0u64;
-    let mut failure: Option<std::io::Error> = None;
-    let mut emit = |bytes: &[u8], file: &mut std::io::Result<std::fs::File>| {
-        if failure.is_some() {
-            return;
-        }
-        match file {
-            Ok(f) => match f.write_all(bytes) {
-                Ok(()) => {
-                    digest.update(bytes);
-                    written += bytes.len() as u64;
-                }
-                Err(e) => failure = Some(e),
-            },
-            Err(e) => failure = Some(std::io::Error::new(e.kind(), e.to_string())),
-        }
+    let mut temp = TempFile {
+        file: std::fs::File::create(&temp_path),
+        digest: CRC64.digest(),
+        written: 0,
     };
-    emit(&header.buf, &mut file);
+    temp.write(&header.buf);
     loop {
         let step = next();
-        emit(&step.bytes, &mut file);
+        temp.write(&step.bytes);
         if step.done {
             break;
         }
     }
-    drop(emit);
-    let result = match (failure, file) {
-        (Some(e), _) | (None, Err(e)) => Err(e),
-        (None, Ok(mut f)) => {
-            let mut tail = RdbWriter::new();
-            tail.finish(digest);
-            f.write_all(&tail.buf)
-                .and_then(|()| f.sync_all())
-                .and_then(|()| std::fs::rename(&temp, target))
-                .and_then(|()| std::fs::File::open(dir)?.sync_all())
-                .map(|()| written + tail.buf.len() as u64)
-        }
-    };
+    let TempFile {
+        file,
+        digest,
+        written,
+    } = temp;
+    let result = file.and_then(|mut f| {
+        let mut tail = RdbWriter::new();
+        tail.finish(digest);
+        f.write_all(&tail.buf)?;
+        f.sync_all()?;
+        std::fs::rename(&temp_path, target)?;
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(written + tail.buf.len() as u64)
+    });
     if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+        let _ = std::fs::remove_file(&temp_path);
     }
     result
 }

@@ -4,11 +4,15 @@
 //!   successful save, whether or not anything changed;
 //! - Redis's save points (`save 3600 1 300 100`): a save starts when at least `changes` writes
 //!   happened and `seconds` have elapsed since the last successful save.
+//!
 //! After a failed save the next attempt waits 5 seconds, as Redis's CONFIG_BGSAVE_RETRY_DELAY.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::PersistenceStatus;
+use super::save::{start_background, SaveReason};
+use super::{PersistenceMode, PersistenceStatus};
+use crate::server::Shared;
 
 /// Delay before retrying a failed save.
 pub const RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -92,13 +96,40 @@ impl RdbSchedule {
     }
 }
 
+/// Called by the instance's cron: starts a save if the schedule (or BGSAVE SCHEDULE) says so.
+pub fn tick(shared: &Arc<Shared>) {
+    let st = shared.persistence.status();
+    if st.loading.is_some() || st.running.is_some() || st.load_failed() {
+        return;
+    }
+    let reason = if st.scheduled {
+        SaveReason::Requested
+    } else {
+        let PersistenceMode::Rdb(schedule) = shared.config().persistence else {
+            return;
+        };
+        let dirty = shared.keyspace.lock().dirty;
+        if !schedule.due(&st, dirty, Instant::now()) {
+            return;
+        }
+        if st.last_save_ok {
+            SaveReason::Scheduled
+        } else {
+            SaveReason::Retry
+        }
+    };
+    shared.persistence.update(|st| st.scheduled = false);
+    // A save that is already running (started by a command meanwhile) is fine.
+    let _ = start_background(shared, &mut shared.keyspace.lock(), reason);
+}
+
 /// Parses save points as redis-server takes them: pairs of seconds and changes, or "".
 pub fn parse_save_points(text: &str) -> Option<Vec<SavePoint>> {
     let numbers: Vec<u64> = text
         .split_whitespace()
         .map(|n| n.parse().ok())
         .collect::<Option<_>>()?;
-    if numbers.len() % 2 != 0 {
+    if !numbers.len().is_multiple_of(2) {
         return None;
     }
     Some(

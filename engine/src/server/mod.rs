@@ -104,6 +104,8 @@ pub struct Shared {
     pub events: EventLog,
     pub telemetry: Mutex<Telemetry>,
     pub persistence: PersistenceState,
+    /// This instance's own handle, for work that outlives a command (background saves).
+    me: std::sync::Weak<Shared>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -117,7 +119,8 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     pub fn new(config: InstanceConfig) -> Arc<Self> {
         let keyspace = Keyspace::new(config.keyspace_config());
-        Arc::new(Shared {
+        Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             keyspace: Mutex::new(keyspace),
             config: RwLock::new(config),
             stats: Stats::default(),
@@ -136,6 +139,11 @@ impl Shared {
             telemetry: Mutex::new(Telemetry::default()),
             persistence: PersistenceState::new(crate::util::now_ms() / 1000),
         })
+    }
+
+    /// A strong handle to this instance (None only while it is being dropped).
+    pub fn handle(&self) -> Option<Arc<Shared>> {
+        self.me.upgrade()
     }
 
     /// A copy of the current settings.
@@ -286,6 +294,7 @@ async fn cron(shared: Arc<Shared>) {
         let filled = sample_idx.min(samples.len());
         let ops = samples[..filled].iter().sum::<u64>() / filled as u64;
         shared.stats.ops_per_sec.store(ops, Ordering::Relaxed);
+        crate::persistence::schedule::tick(&shared);
         let snapshot = Telemetry::capture(&shared);
         *shared.telemetry.lock() = snapshot;
     }
