@@ -89,6 +89,9 @@ pub fn hint(command: &str) -> &'static str {
         "debug" => "SLEEP|POPULATE|SET-ACTIVE-EXPIRE [arg...]",
         "memory" => "USAGE key [SAMPLES count]",
         "shutdown" => "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
+        "bgsave" => "[SCHEDULE]",
+        "dump" => "key",
+        "restore" => "key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]",
         _ => "",
     }
 }

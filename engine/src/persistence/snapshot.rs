@@ -214,3 +214,100 @@ impl Keyspace {
         Some(capture)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::keyspace::{Blob, Value};
+    use crate::persistence::rdb::{RdbReader, RdbWriter, CRC64};
+
+    fn string(v: &str) -> Value {
+        Value::Str(Blob::from_slice(v.as_bytes()))
+    }
+
+    /// Runs a capture to the end, calling `between` after the first step, and returns what the
+    /// resulting file holds: (db, key) → value text.
+    fn capture_with(
+        ks: &mut Keyspace,
+        mut between: impl FnMut(&mut Keyspace),
+    ) -> BTreeMap<(usize, String), String> {
+        assert!(ks.start_capture());
+        assert!(!ks.start_capture(), "a second capture must be refused");
+        let mut file = RdbWriter::new();
+        file.header(&[]);
+        let mut first = true;
+        loop {
+            let step = ks.capture_step(10);
+            file.buf.extend_from_slice(&step.bytes);
+            if first {
+                between(ks);
+                first = false;
+            }
+            if step.done {
+                break;
+            }
+        }
+        ks.finish_capture();
+        let mut tail = RdbWriter::new();
+        let mut digest = CRC64.digest();
+        digest.update(&file.buf);
+        tail.finish(digest);
+        file.buf.extend_from_slice(&tail.buf);
+        let mut reader = RdbReader::new(&file.buf[..], file.buf.len() as u64).unwrap();
+        let mut out = BTreeMap::new();
+        while let Some(k) = reader.next_key().unwrap() {
+            let text = match k.value {
+                Value::Str(s) => String::from_utf8_lossy(&s).into_owned(),
+                other => format!("{:?}", other.value_type()),
+            };
+            let previous = out.insert((k.db, String::from_utf8_lossy(&k.key).into_owned()), text);
+            assert!(previous.is_none(), "key written twice");
+        }
+        out
+    }
+
+    #[test]
+    fn capture_holds_the_data_as_of_its_start() {
+        let mut ks = Keyspace::default();
+        for i in 0..1000 {
+            ks.set(0, format!("k{i}").as_bytes(), string(&format!("old{i}")));
+        }
+        ks.set(1, b"in-db1", string("one"));
+        ks.set(2, b"in-db2", string("two"));
+        ks.set(3, b"flushed", string("three"));
+        let saved = capture_with(&mut ks, |ks| {
+            for i in 0..1000 {
+                match i % 4 {
+                    0 => ks.set(0, format!("k{i}").as_bytes(), string("new")),
+                    1 => {
+                        ks.delete(0, format!("k{i}").as_bytes());
+                    }
+                    2 => ks.set_expire(0, format!("k{i}").as_bytes(), 1),
+                    _ => {}
+                }
+                ks.set(0, format!("created{i}").as_bytes(), string("new"));
+            }
+            ks.swap_db(1, 2);
+            ks.flush_db(3);
+            ks.set(3, b"after-flush", string("new"));
+        });
+        assert_eq!(saved.len(), 1003);
+        for i in 0..1000 {
+            assert_eq!(saved[&(0, format!("k{i}"))], format!("old{i}"));
+        }
+        assert_eq!(saved[&(1, "in-db1".into())], "one");
+        assert_eq!(saved[&(2, "in-db2".into())], "two");
+        assert_eq!(saved[&(3, "flushed".into())], "three");
+        // Writes went to the live data as usual.
+        assert!(ks.peek(0, b"k1").is_none());
+        assert!(ks.peek(2, b"in-db1").is_some());
+
+        // The next capture sees the new state, each key once.
+        let next = capture_with(&mut ks, |_| {});
+        assert_eq!(next.len(), ks.key_count());
+        assert_eq!(next[&(0, "k0".into())], "new");
+        assert!(next.contains_key(&(3, "after-flush".into())));
+    }
+}

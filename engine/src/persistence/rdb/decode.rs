@@ -612,3 +612,305 @@ pub enum PayloadError {
     #[error("ERR Bad data format")]
     BadData,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::rdb::RdbWriter;
+
+    /// A ziplist of short strings, and of small integers written as such.
+    fn ziplist(items: &[&str]) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut prev = 0u8;
+        for item in items {
+            let start = body.len();
+            body.push(prev);
+            match item.parse::<i8>() {
+                Ok(n) => body.extend_from_slice(&[0xFE, n as u8]),
+                Err(_) => {
+                    body.push(item.len() as u8);
+                    body.extend_from_slice(item.as_bytes());
+                }
+            }
+            prev = (body.len() - start) as u8;
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&((10 + body.len() + 1) as u32).to_le_bytes());
+        out.extend_from_slice(&10u32.to_le_bytes());
+        out.extend_from_slice(&(items.len() as u16).to_le_bytes());
+        out.extend_from_slice(&body);
+        out.push(0xFF);
+        out
+    }
+
+    fn listpack(items: &[&str]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for item in items {
+            match item.parse::<u8>() {
+                Ok(n) if n < 128 => body.extend_from_slice(&[n, 1]),
+                _ => {
+                    body.push(0x80 | item.len() as u8);
+                    body.extend_from_slice(item.as_bytes());
+                    body.push(item.len() as u8 + 1);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&((6 + body.len() + 1) as u32).to_le_bytes());
+        out.extend_from_slice(&(items.len() as u16).to_le_bytes());
+        out.extend_from_slice(&body);
+        out.push(0xFF);
+        out
+    }
+
+    fn file(version: u16, body: impl FnOnce(&mut RdbWriter)) -> Vec<u8> {
+        let mut w = RdbWriter::new();
+        w.buf
+            .extend_from_slice(format!("REDIS{version:04}").as_bytes());
+        body(&mut w);
+        w.buf.push(opcode::EOF);
+        if version >= 5 {
+            let crc = CRC64.checksum(&w.buf);
+            w.buf.extend_from_slice(&crc.to_le_bytes());
+        }
+        w.buf
+    }
+
+    fn blob_of(w: &mut RdbWriter, bytes: &[u8]) {
+        w.len(bytes.len() as u64);
+        w.buf.extend_from_slice(bytes);
+    }
+
+    fn read_all(data: &[u8]) -> Result<Vec<LoadedKey>, RdbError> {
+        let mut reader = RdbReader::new(data, data.len() as u64)?;
+        let mut keys = Vec::new();
+        while let Some(k) = reader.next_key()? {
+            keys.push(k);
+        }
+        Ok(keys)
+    }
+
+    fn describe(v: &Value) -> String {
+        let text = |b: &Blob| String::from_utf8_lossy(b).into_owned();
+        match v {
+            Value::Str(s) => text(s),
+            Value::List(l) => l.iter().map(text).collect::<Vec<_>>().join(","),
+            Value::Set(s) => {
+                let mut m: Vec<_> = s.iter().map(text).collect();
+                m.sort();
+                m.join(",")
+            }
+            Value::Hash(h) => {
+                let mut m: Vec<_> = h
+                    .fields
+                    .iter()
+                    .map(|(f, v)| format!("{}={}", text(f), text(v)))
+                    .collect();
+                m.sort();
+                m.join(",")
+            }
+            Value::ZSet(z) => z
+                .iter()
+                .map(|e| format!("{}:{}", text(&e.member), e.score))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    #[test]
+    fn version_3_file_with_zipmap_ziplist_intset_and_text_scores() {
+        let data = file(3, |w| {
+            w.buf.push(opcode::SELECTDB);
+            w.len(2);
+            w.buf.push(opcode::EXPIRETIME);
+            w.buf.extend_from_slice(&4_000_000_000u32.to_le_bytes());
+            w.buf.push(kind::STRING);
+            w.string(b"s");
+            w.string(b"v");
+            w.buf.push(kind::HASH_ZIPMAP);
+            w.string(b"zm");
+            blob_of(
+                w,
+                &[2, 1, b'a', 1, 0, b'1', 1, b'b', 2, 1, b'x', b'y', 0, 0xFF],
+            );
+            w.buf.push(kind::LIST_ZIPLIST);
+            w.string(b"zl");
+            blob_of(w, &ziplist(&["a", "-5", "hello"]));
+            w.buf.push(kind::SET_INTSET);
+            w.string(b"is");
+            let mut intset = vec![4, 0, 0, 0, 2, 0, 0, 0];
+            intset.extend_from_slice(&(-70_000i32).to_le_bytes());
+            intset.extend_from_slice(&70_000i32.to_le_bytes());
+            blob_of(w, &intset);
+            w.buf.push(kind::ZSET);
+            w.string(b"z");
+            w.len(2);
+            w.string(b"m1");
+            w.buf.extend_from_slice(&[3, b'1', b'.', b'5']);
+            w.string(b"m2");
+            w.buf.push(255);
+        });
+        let keys = read_all(&data).unwrap();
+        let got: Vec<_> = keys
+            .iter()
+            .map(|k| (k.db, describe(&k.value), k.expire_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, "v".to_string(), Some(4_000_000_000_000)),
+                (2, "a=1,b=xy".into(), None),
+                (2, "a,-5,hello".into(), None),
+                (2, "-70000,70000".into(), None),
+                (2, "m2:-inf,m1:1.5".into(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn version_8_and_10_compact_encodings() {
+        let data = file(8, |w| {
+            w.buf.push(opcode::AUX);
+            w.string(b"redis-ver");
+            w.string(b"4.0.9");
+            w.buf.push(opcode::SELECTDB);
+            w.len(0);
+            w.buf.push(opcode::RESIZEDB);
+            w.len(3);
+            w.len(0);
+            w.buf.push(kind::LIST_QUICKLIST);
+            w.string(b"ql");
+            w.len(2);
+            blob_of(w, &ziplist(&["a", "b"]));
+            blob_of(w, &ziplist(&["c"]));
+            w.buf.push(kind::HASH_ZIPLIST);
+            w.string(b"hz");
+            blob_of(w, &ziplist(&["f", "v", "g", "7"]));
+            w.buf.push(kind::ZSET_ZIPLIST);
+            w.string(b"zz");
+            blob_of(w, &ziplist(&["x", "1", "y", "2.5"]));
+        });
+        let keys = read_all(&data).unwrap();
+        let got: Vec<_> = keys.iter().map(|k| describe(&k.value)).collect();
+        assert_eq!(got, ["a,b,c", "f=v,g=7", "x:1,y:2.5"]);
+
+        let data = file(10, |w| {
+            w.buf.push(opcode::SELECTDB);
+            w.len(15);
+            w.buf.push(opcode::IDLE);
+            w.len(500);
+            w.buf.push(kind::LIST_QUICKLIST_2);
+            w.string(b"q2");
+            w.len(2);
+            w.len(1);
+            w.string(b"plain-node");
+            w.len(2);
+            blob_of(w, &listpack(&["p", "7"]));
+            w.buf.push(opcode::FREQ);
+            w.buf.push(9);
+            w.buf.push(kind::HASH_LISTPACK);
+            w.string(b"hl");
+            blob_of(w, &listpack(&["f", "v"]));
+            w.buf.push(kind::ZSET_LISTPACK);
+            w.string(b"zl");
+            blob_of(w, &listpack(&["m", "3", "n", "inf"]));
+            // An empty collection is skipped, as Redis does.
+            w.buf.push(kind::SET);
+            w.string(b"empty");
+            w.len(0);
+        });
+        let keys = read_all(&data).unwrap();
+        let got: Vec<_> = keys
+            .iter()
+            .map(|k| (k.db, describe(&k.value), k.idle_secs, k.freq))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (15, "plain-node,p,7".to_string(), Some(500), None),
+                (15, "f=v".into(), None, Some(9)),
+                (15, "m:3,n:inf".into(), None, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_input_gets_a_clear_error_with_its_offset() {
+        let good = file(10, |w| {
+            w.buf.push(kind::STRING);
+            w.string(b"key");
+            w.string(b"value");
+            w.buf.push(kind::HASH_LISTPACK);
+            w.string(b"h");
+            blob_of(w, &listpack(&["f", "v"]));
+        });
+        assert_eq!(read_all(&good).unwrap().len(), 2);
+
+        let err = |data: &[u8]| read_all(data).unwrap_err().to_string();
+        // Truncated anywhere.
+        for cut in [5, 12, 20, good.len() - 3] {
+            let e = err(&good[..cut]);
+            assert!(e.contains("offset"), "{cut}: {e}");
+        }
+        // Wrong checksum.
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(err(&bad).contains("checksum mismatch"));
+        // Unknown type.
+        let mut bad = good.clone();
+        bad[9] = 99;
+        assert_eq!(
+            err(&bad),
+            "at offset 9: an unknown value type (type 99) is not supported by this engine"
+        );
+        // A string length past the end: refused before allocating 2^32 bytes.
+        let mut bad = good.clone();
+        bad[10..15].copy_from_slice(&[0x80, 0xFF, 0xFF, 0xFF, 0xF0]);
+        assert!(
+            err(&bad).contains("claims 4294967280 bytes"),
+            "{}",
+            err(&bad)
+        );
+        // A listpack whose header lies about its entry count.
+        let mut lying = listpack(&["f", "v"]);
+        lying[4] = 3;
+        let bad = file(10, |w| {
+            w.buf.push(kind::HASH_LISTPACK);
+            w.string(b"h");
+            blob_of(w, &lying);
+        });
+        let e = err(&bad);
+        assert!(e.contains("says 3 entries") && e.contains("offset"), "{e}");
+        // An element count no file could hold.
+        let bad = file(10, |w| {
+            w.buf.push(kind::LIST);
+            w.string(b"l");
+            w.len(1 << 40);
+        });
+        assert!(err(&bad).contains("too short"));
+        // Not an RDB at all, or from the future.
+        assert!(matches!(
+            read_all(b"HELLO WORLD"),
+            Err(RdbError::BadSignature)
+        ));
+        assert!(matches!(
+            read_all(b"REDIS0011\xff"),
+            Err(RdbError::UnsupportedVersion(11))
+        ));
+    }
+
+    #[test]
+    fn dump_payload_round_trips_and_checks_its_footer() {
+        let mut set = Set::default();
+        set.insert(b"a");
+        set.insert(b"b");
+        let value = Value::Set(Box::new(set));
+        let payload = super::super::dump_payload(&value);
+        assert_eq!(describe(&restore_payload(&payload).unwrap()), "a,b");
+        let mut bad = payload.clone();
+        bad[2] ^= 1;
+        assert_eq!(restore_payload(&bad).unwrap_err(), PayloadError::Footer);
+        assert_eq!(restore_payload(b"short").unwrap_err(), PayloadError::Footer);
+    }
+}
