@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: start cachedesk-server or redis-server on a free port,
 //! talk raw RESP to either, and decide whether tests that need redis-server run or skip.
 
+pub mod dataset;
 pub mod resp;
 pub mod servers;
 
