@@ -1,0 +1,300 @@
+//! RDB persistence of an in-process instance: point-in-time background saves under concurrent
+//! writes, the schedule and its retry, restore on start (with -LOADING, eviction to fit and the
+//! restore event), stale temp files, and a dump that fails to load.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cachedesk_engine::persistence::rdb::load_file;
+use cachedesk_engine::{
+    EventKind, EvictionPolicy, Instance, InstanceConfig, PersistenceMode, RdbSchedule, Reply,
+};
+use cachedesk_tests::resp::{RawClient, Resp};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cachedesk-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+fn rdb_config(dir: &Path, schedule: RdbSchedule) -> InstanceConfig {
+    InstanceConfig {
+        dir: dir.to_path_buf(),
+        persistence: PersistenceMode::Rdb(schedule),
+        ..InstanceConfig::default()
+    }
+}
+
+fn run(instance: &Instance, args: &[&str]) -> Reply {
+    let args: Vec<Bytes> = args
+        .iter()
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect();
+    instance.execute(0, &args)
+}
+
+async fn wait_for_save(instance: &Instance) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while instance.persistence_status().running.is_some() {
+        assert!(Instant::now() < deadline, "save did not finish");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Reads a dump into (db, key) → string value (non-strings as their type name).
+fn read_dump(path: &Path) -> std::collections::HashMap<(usize, String), String> {
+    let mut out = std::collections::HashMap::new();
+    load_file(
+        path,
+        |k| {
+            let value = match k.value {
+                cachedesk_engine::keyspace::Value::Str(s) => {
+                    String::from_utf8_lossy(&s).into_owned()
+                }
+                other => other.value_type().name().to_string(),
+            };
+            let key = String::from_utf8_lossy(&k.key).into_owned();
+            assert!(out.insert((k.db, key), value).is_none(), "key saved twice");
+        },
+        |_| {},
+    )
+    .expect("dump reads back");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_save_is_point_in_time_under_concurrent_writes() {
+    const KEYS: usize = 1_000_000;
+    let dir = temp_dir("pit");
+    let instance = Arc::new(
+        Instance::start(rdb_config(&dir, RdbSchedule::default()))
+            .await
+            .expect("start"),
+    );
+    assert_eq!(
+        run(&instance, &["DEBUG", "POPULATE", &KEYS.to_string()]),
+        Reply::OK
+    );
+
+    instance.background_save().expect("save starts");
+    let saving = Arc::new(AtomicBool::new(true));
+    let writes_during_save = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..2u64 {
+        let (instance, saving, count) =
+            (instance.clone(), saving.clone(), writes_during_save.clone());
+        writers.push(std::thread::spawn(move || {
+            let mut i = w;
+            while saving.load(Ordering::Relaxed) {
+                let key = format!("key:{}", (i * 7919) % KEYS as u64);
+                match i % 3 {
+                    0 => run(&instance, &["SET", &key, "overwritten"]),
+                    1 => run(&instance, &["DEL", &key]),
+                    _ => run(&instance, &["SET", &format!("new:{i}"), "created"]),
+                };
+                count.fetch_add(1, Ordering::Relaxed);
+                i += 2;
+            }
+        }));
+    }
+    wait_for_save(&instance).await;
+    saving.store(false, Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let status = instance.persistence_status();
+    assert!(status.last_save_ok, "{:?}", status.last_error);
+    let written = writes_during_save.load(Ordering::Relaxed);
+    assert!(written > 1000, "only {written} writes overlapped the save");
+
+    let saved = read_dump(&dir.join("dump.rdb"));
+    assert_eq!(
+        saved.len(),
+        KEYS,
+        "the dump holds exactly the keys present at its start"
+    );
+    for i in 0..KEYS {
+        assert_eq!(
+            saved.get(&(0, format!("key:{i}"))).map(String::as_str),
+            Some(&*format!("value:{i}"))
+        );
+    }
+    let report = status.history.back().expect("save recorded");
+    assert_eq!(report.keys, KEYS as u64);
+    eprintln!(
+        "saved {KEYS} keys in {:.3} s while {written} writes ran",
+        report.duration.as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_saves_on_frequency_and_retries_failures_after_five_seconds() {
+    let dir = temp_dir("schedule");
+    let instance = Instance::start(rdb_config(&dir, RdbSchedule::every(Duration::from_secs(1))))
+        .await
+        .expect("start");
+    let mut events = instance.subscribe_events();
+    run(&instance, &["SET", "k", "v"]);
+    let wait_kind = |kind: EventKind, after: u64| {
+        let instance = &instance;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(e) = instance
+                    .events_since(after)
+                    .into_iter()
+                    .find(|e| e.kind == kind)
+                {
+                    return e;
+                }
+                assert!(Instant::now() < deadline, "no {kind:?} event");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let first = wait_kind(EventKind::SaveFinished, 0).await;
+    assert!(dir.join("dump.rdb").is_file());
+    let second = wait_kind(EventKind::SaveFinished, first.seq).await;
+    let gap = second.at.duration_since(first.at).expect("ordered");
+    assert!(
+        gap >= Duration::from_millis(950),
+        "next save {gap:?} after the previous one ended"
+    );
+
+    // Take the directory away: the save fails, is reported, and is retried after 5 s.
+    std::fs::remove_dir_all(&dir).expect("remove dir");
+    let failed = wait_kind(EventKind::SaveFailed, second.seq).await;
+    let status = instance.persistence_status();
+    assert!(!status.last_save_ok);
+    let Reply::Verbatim(info) = run(&instance, &["INFO", "persistence"]) else {
+        panic!("INFO reply")
+    };
+    assert!(info.contains("rdb_last_bgsave_status:err"), "{info}");
+    std::fs::create_dir_all(&dir).expect("mkdir again");
+    let retried = wait_kind(EventKind::SaveFinished, failed.seq).await;
+    let retry_gap = retried.at.duration_since(failed.at).expect("ordered");
+    assert!(
+        retry_gap >= Duration::from_millis(4900) && retry_gap < Duration::from_secs(8),
+        "retried {retry_gap:?} after the failure"
+    );
+    assert!(instance.persistence_status().last_save_ok);
+    let _ = events.borrow_and_update();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_on_start_refuses_commands_while_loading_then_evicts_to_fit() {
+    let dir = temp_dir("restore");
+    let first = Instance::start(rdb_config(&dir, RdbSchedule::default()))
+        .await
+        .expect("start");
+    assert_eq!(
+        run(&first, &["DEBUG", "POPULATE", "500000", "key", "100"]),
+        Reply::OK
+    );
+    run(&first, &["SET", "gone", "x", "PX", "300"]);
+    let used = first.telemetry_now().used_memory;
+    assert_eq!(run(&first, &["SAVE"]), Reply::OK);
+    first.stop().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    std::fs::write(dir.join("temp-123-4.rdb"), b"left by a crash").expect("write temp");
+
+    // Restart scaled down to half the memory.
+    let mut config = rdb_config(&dir, RdbSchedule::default());
+    config.maxmemory = used / 2;
+    config.maxmemory_policy = EvictionPolicy::NoEviction;
+    let instance = Instance::start(config).await.expect("restart");
+    assert!(
+        !dir.join("temp-123-4.rdb").exists(),
+        "stale temp file removed at start"
+    );
+    let mut client = RawClient::connect(instance.addr()).await.expect("connect");
+    let mut saw_loading = false;
+    loop {
+        match client.command(&["GET", "key:1"]).await.expect("reply") {
+            Resp::Error(e) if e.starts_with("LOADING") => {
+                saw_loading = true;
+                let info = client
+                    .command(&["INFO", "persistence"])
+                    .await
+                    .expect("info");
+                let text = info.to_string();
+                assert!(
+                    text.contains("loading:1") || text.contains("loading:0"),
+                    "{text}"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            _ => break,
+        }
+    }
+    assert!(
+        saw_loading,
+        "a command sent right after start should get -LOADING"
+    );
+    let report = instance
+        .wait_loaded()
+        .await
+        .expect("loads")
+        .expect("had a dump");
+    assert_eq!(report.keys_expired, 1);
+    assert_eq!(report.keys_loaded, 500_000);
+    assert!(report.keys_evicted > 100_000, "{report:?}");
+    let t = instance.telemetry_now();
+    assert!(t.used_memory <= used / 2);
+    assert_eq!(t.total_keys(), 500_000 - report.keys_evicted);
+    let events = instance.events_since(0);
+    let restored = events
+        .iter()
+        .find(|e| e.kind == EventKind::Restored)
+        .expect("restore event");
+    assert!(restored.detail.contains("evicted"), "{}", restored.detail);
+    let info = client
+        .command(&["INFO", "persistence"])
+        .await
+        .expect("info")
+        .to_string();
+    assert!(info.contains("rdb_last_load_keys_loaded:500000"), "{info}");
+    assert!(info.contains("rdb_last_load_keys_expired:1"), "{info}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_that_fails_to_load_stops_the_instance_and_is_left_untouched() {
+    let dir = temp_dir("badload");
+    let first = Instance::start(rdb_config(&dir, RdbSchedule::every(Duration::from_secs(1))))
+        .await
+        .expect("start");
+    run(&first, &["SET", "k", "v"]);
+    assert_eq!(run(&first, &["SAVE"]), Reply::OK);
+    first.stop().await;
+    let path = dir.join("dump.rdb");
+    let mut bytes = std::fs::read(&path).expect("dump");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&path, &bytes).expect("corrupt it");
+
+    let instance = Instance::start(rdb_config(&dir, RdbSchedule::every(Duration::from_secs(1))))
+        .await
+        .expect("start");
+    let err = instance.wait_loaded().await.expect_err("load fails");
+    assert!(err.contains("checksum mismatch"), "{err}");
+    let mut stopped = instance.shutdown_signal();
+    tokio::time::timeout(Duration::from_secs(5), stopped.wait_for(|s| *s))
+        .await
+        .expect("stops")
+        .expect("signal");
+    instance.stop().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        std::fs::read(&path).expect("still there"),
+        bytes,
+        "file untouched"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
