@@ -52,3 +52,12 @@ pub fn commands(data: &[u8]) {
 fn local() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 0))
 }
+
+/// Reads `data` as an RDB file to the end, and as a RESTORE payload.
+pub fn rdb_reader(data: &[u8]) {
+    use crate::persistence::rdb::{restore_payload, RdbReader};
+    if let Ok(mut reader) = RdbReader::new(data, data.len() as u64) {
+        while let Ok(Some(_)) = reader.next_key() {}
+    }
+    let _ = restore_payload(data);
+}

@@ -5,7 +5,7 @@
 //! Events go to a bounded log; `EventLog::subscribe` wakes listeners when one is added.
 
 use std::collections::VecDeque;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -32,6 +32,22 @@ pub struct Telemetry {
     /// Writes since the last save (Redis's rdb_changes_since_last_save).
     pub changes_since_save: u64,
     pub uptime_secs: u64,
+    pub rdb: RdbTelemetry,
+}
+
+/// Saving and loading figures, for the live views.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RdbTelemetry {
+    /// (keys written, keys to write) of the save in progress.
+    pub save_progress: Option<(u64, u64)>,
+    pub save_started_at: Option<SystemTime>,
+    pub last_save: Option<SaveReport>,
+    /// When the schedule will start the next save, if the clock alone decides it.
+    pub next_save_at: Option<SystemTime>,
+    pub last_save_ok: bool,
+    /// (bytes read, bytes in the file, estimated seconds left) of a load in progress.
+    pub loading: Option<(u64, u64, u64)>,
+    pub last_restore: Option<RestoreReport>,
 }
 
 impl Telemetry {
@@ -57,6 +73,23 @@ impl Telemetry {
         t.keyspace_hits = ks.stats.keyspace_hits;
         t.keyspace_misses = ks.stats.keyspace_misses;
         t.changes_since_save = ks.dirty;
+        t.rdb.save_progress = ks.capture_progress();
+        drop(ks);
+        let st = shared.persistence.status();
+        t.rdb.save_started_at = st.running.as_ref().map(|r| r.started_at);
+        t.rdb.last_save = st.history.back().cloned();
+        t.rdb.last_save_ok = st.last_save_ok;
+        t.rdb.loading = st
+            .loading
+            .as_ref()
+            .map(|l| (l.loaded_bytes, l.total_bytes, l.eta_secs()));
+        if let crate::persistence::PersistenceMode::Rdb(schedule) = shared.config().persistence {
+            let now = Instant::now();
+            t.rdb.next_save_at = schedule
+                .next_due(&st, t.changes_since_save)
+                .map(|at| SystemTime::now() + at.saturating_duration_since(now));
+        }
+        t.rdb.last_restore = st.last_restore;
         t
     }
 

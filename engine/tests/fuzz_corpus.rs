@@ -32,3 +32,8 @@ fn commands_corpus() {
     replay("commands", cachedesk_engine::fuzz::commands);
     replay("resp_parser", cachedesk_engine::fuzz::commands);
 }
+
+#[test]
+fn rdb_reader_corpus() {
+    replay("rdb_reader", cachedesk_engine::fuzz::rdb_reader);
+}

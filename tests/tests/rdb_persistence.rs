@@ -101,6 +101,11 @@ async fn background_save_is_point_in_time_under_concurrent_writes() {
             }
         }));
     }
+    let progress = instance.telemetry_now().rdb.save_progress;
+    assert!(
+        matches!(progress, Some((_, total)) if total == KEYS as u64),
+        "{progress:?}"
+    );
     wait_for_save(&instance).await;
     saving.store(false, Ordering::Relaxed);
     for w in writers {
@@ -159,6 +164,13 @@ async fn schedule_saves_on_frequency_and_retries_failures_after_five_seconds() {
     };
     let first = wait_kind(EventKind::SaveFinished, 0).await;
     assert!(dir.join("dump.rdb").is_file());
+    let rdb = instance.telemetry_now().rdb;
+    assert!(rdb.last_save.is_some_and(|s| s.error.is_none()));
+    let next = rdb.next_save_at.expect("next save known");
+    let until = next
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(until <= Duration::from_secs(1), "next save in {until:?}");
     let second = wait_kind(EventKind::SaveFinished, first.seq).await;
     let gap = second.at.duration_since(first.at).expect("ordered");
     assert!(
