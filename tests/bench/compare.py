@@ -14,47 +14,18 @@ builds cachedesk-server in release mode. Figures are measured, never asserted.
 
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+from common import build_server, cli, free_port, pipe, redis_version, resp, rss, start
+
 TESTS = ["set", "get", "incr", "lpush", "rpop", "sadd", "hset", "zadd", "mset", "lrange_100"]
 REPEATS = int(os.environ.get("REPEATS", "3"))
 REQUESTS = int(os.environ.get("REQUESTS", "100000"))
 CLIENTS = 50
 MEMORY_KEYS = int(os.environ.get("MEMORY_KEYS", "1000000"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port):
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"server on port {port} did not start")
-
-
-def start(name, port, workdir):
-    if name == "redis":
-        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", workdir]
-    else:
-        cmd = [os.path.join(ROOT, "target", "release", "cachedesk-server"), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(port)
-    return proc
 
 
 def bench(port, test, pipeline):
@@ -70,34 +41,24 @@ def bench(port, test, pipeline):
     raise RuntimeError(f"no result for {test}: {out}")
 
 
-def cli(port, *args):
-    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
-                          check=True).stdout
-
-
 def load_keys(port):
     chunks = []
     for i in range(MEMORY_KEYS):
         key = f"key:{i:012d}"
         value = f"v{i:09d}"
-        chunks.append(f"*3\r\n$3\r\nSET\r\n${len(key)}\r\n{key}\r\n${len(value)}\r\n{value}\r\n")
-    payload = "".join(chunks).encode()
-    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=payload, capture_output=True,
-                   check=True)
+        chunks.append(resp("SET", key, value))
+    pipe(port, "".join(chunks).encode())
 
 
 def memory_of(port, pid):
     info = cli(port, "INFO", "memory")
     used = next(int(l.split(":")[1]) for l in info.splitlines() if l.startswith("used_memory:"))
-    with open(f"/proc/{pid}/statm") as f:
-        rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return used, rss
+    return used, rss(pid)
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cachedesk-engine", "--bin",
-                    "cachedesk-server"], cwd=ROOT, check=True)
-    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    build_server()
+    version = redis_version()
     workdir = tempfile.mkdtemp(prefix="cachedesk-bench-")
     ports = {"redis": free_port(), "cachedesk": free_port()}
     procs = {name: start(name, port, workdir) for name, port in ports.items()}

@@ -70,32 +70,36 @@ fn read_dump(path: &Path) -> std::collections::HashMap<(usize, String), String> 
 async fn background_save_is_point_in_time_under_concurrent_writes() {
     const KEYS: usize = 1_000_000;
     let dir = temp_dir("pit");
-    let instance = Arc::new(
-        Instance::start(rdb_config(&dir, RdbSchedule::default()))
-            .await
-            .expect("start"),
-    );
+    let instance = Instance::start(rdb_config(&dir, RdbSchedule::default()))
+        .await
+        .expect("start");
     assert_eq!(
         run(&instance, &["DEBUG", "POPULATE", &KEYS.to_string()]),
         Reply::OK
     );
 
     instance.background_save().expect("save starts");
+    // Real clients write during the save (their connections also advance the walk).
     let saving = Arc::new(AtomicBool::new(true));
     let writes_during_save = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
     for w in 0..2u64 {
-        let (instance, saving, count) =
-            (instance.clone(), saving.clone(), writes_during_save.clone());
-        writers.push(std::thread::spawn(move || {
+        let (saving, count) = (saving.clone(), writes_during_save.clone());
+        let mut client = RawClient::connect(instance.addr()).await.expect("connect");
+        writers.push(tokio::spawn(async move {
             let mut i = w;
             while saving.load(Ordering::Relaxed) {
                 let key = format!("key:{}", (i * 7919) % KEYS as u64);
-                match i % 3 {
-                    0 => run(&instance, &["SET", &key, "overwritten"]),
-                    1 => run(&instance, &["DEL", &key]),
-                    _ => run(&instance, &["SET", &format!("new:{i}"), "created"]),
+                let reply = match i % 3 {
+                    0 => client.command(&["SET", &key, "overwritten"]).await,
+                    1 => client.command(&["DEL", &key]).await,
+                    _ => {
+                        client
+                            .command(&["SET", &format!("new:{i}"), "created"])
+                            .await
+                    }
                 };
+                assert!(!matches!(reply.expect("reply"), Resp::Error(_)));
                 count.fetch_add(1, Ordering::Relaxed);
                 i += 2;
             }
@@ -109,7 +113,7 @@ async fn background_save_is_point_in_time_under_concurrent_writes() {
     wait_for_save(&instance).await;
     saving.store(false, Ordering::Relaxed);
     for w in writers {
-        w.join().expect("writer");
+        w.await.expect("writer");
     }
     let status = instance.persistence_status();
     assert!(status.last_save_ok, "{:?}", status.last_error);

@@ -146,6 +146,7 @@ fn run_batch(
         }
     }
     shared.wake_blocked_clients(&mut ks);
+    ks.capture_assist();
     drop(ks);
     shared.stats.commands_processed(count);
     client.info.mark_active(client.db, client.resp3, count);

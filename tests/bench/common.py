@@ -1,0 +1,80 @@
+"""Helpers shared by the benchmark scripts: starting redis-server 7.0 and cachedesk-server
+with the same settings, talking to them with redis-cli, reading memory figures."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SERVER = os.path.join(ROOT, "target", "release", "cachedesk-server")
+
+
+def build_server():
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cachedesk-engine", "--bin",
+                    "cachedesk-server"], cwd=ROOT, check=True)
+
+
+def redis_version():
+    return subprocess.run(["redis-server", "--version"], capture_output=True,
+                          text=True).stdout.split()[2]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    sys.exit(f"server on port {port} did not start")
+
+
+def start(name, port, workdir, *extra):
+    """Starts one server with automatic saves off, its files in `workdir`."""
+    common = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir]
+    if name == "redis":
+        cmd = ["redis-server", *common, "--appendonly", "no", *extra]
+    else:
+        cmd = [SERVER, *common, *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(port)
+    return proc
+
+
+def cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def info_field(port, section, field):
+    for line in cli(port, "INFO", section).splitlines():
+        if line.startswith(field + ":"):
+            return line.split(":", 1)[1].strip()
+    raise KeyError(field)
+
+
+def pipe(port, payload):
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=payload, capture_output=True,
+                   check=True)
+
+
+def resp(*args):
+    out = [f"*{len(args)}\r\n"]
+    for a in args:
+        a = str(a)
+        out.append(f"${len(a.encode())}\r\n{a}\r\n")
+    return "".join(out)
+
+
+def rss(pid):
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
