@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cachedesk_engine::persistence::rdb::load_file;
+use cachedesk_engine::persistence::rdb::open_file;
 use cachedesk_engine::{
     EventKind, EvictionPolicy, Instance, InstanceConfig, PersistenceMode, RdbSchedule, Reply,
 };
@@ -48,21 +48,15 @@ async fn wait_for_save(instance: &Instance) {
 /// Reads a dump into (db, key) → string value (non-strings as their type name).
 fn read_dump(path: &Path) -> std::collections::HashMap<(usize, String), String> {
     let mut out = std::collections::HashMap::new();
-    load_file(
-        path,
-        |k| {
-            let value = match k.value {
-                cachedesk_engine::keyspace::Value::Str(s) => {
-                    String::from_utf8_lossy(&s).into_owned()
-                }
-                other => other.value_type().name().to_string(),
-            };
-            let key = String::from_utf8_lossy(&k.key).into_owned();
-            assert!(out.insert((k.db, key), value).is_none(), "key saved twice");
-        },
-        |_| {},
-    )
-    .expect("dump reads back");
+    let mut reader = open_file(path).expect("dump opens");
+    while let Some(k) = reader.next_key().expect("dump reads back") {
+        let value = match k.value {
+            cachedesk_engine::keyspace::Value::Str(s) => String::from_utf8_lossy(&s).into_owned(),
+            other => other.value_type().name().to_string(),
+        };
+        let key = String::from_utf8_lossy(&k.key).into_owned();
+        assert!(out.insert((k.db, key), value).is_none(), "key saved twice");
+    }
     out
 }
 

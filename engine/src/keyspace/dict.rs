@@ -288,6 +288,14 @@ impl<V> Dict<V> {
         removed
     }
 
+    /// Sizes an empty table for `n` entries up front (a load that knows its size skips the
+    /// rehashes growing would do).
+    pub fn reserve(&mut self, n: usize) {
+        if self.is_empty() && !self.is_rehashing() && n > self.main.buckets.len() {
+            self.main = Table::with_size(n.next_power_of_two());
+        }
+    }
+
     fn expand_if_needed(&mut self) {
         if self.is_rehashing() {
             return;

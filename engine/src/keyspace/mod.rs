@@ -59,6 +59,12 @@ impl Db {
         self.entries.mem_size() + self.expires.mem_size() + self.value_heap
     }
 
+    /// Sizes a database being loaded for its keys (the file's RESIZEDB hint).
+    pub fn reserve(&mut self, keys: usize, expires: usize) {
+        self.entries.reserve(keys);
+        self.expires.reserve(expires);
+    }
+
     /// Adds a key read from a file to a database being loaded (not yet in any keyspace).
     /// A key already there (a corrupt file) is handed back and the database is unchanged.
     pub fn load(

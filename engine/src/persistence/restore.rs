@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::rdb::{self, LoadedKey, RdbError};
+use super::rdb::{self, RdbError};
 use super::LoadingProgress;
 use crate::keyspace::eviction::access_from_saved;
 use crate::keyspace::{Db, EvictionPolicy, DB_COUNT};
@@ -44,38 +44,36 @@ fn read_dump(
     let now = crate::util::now_ms();
     let mut dbs: Vec<Db> = (0..DB_COUNT).map(|_| Db::default()).collect();
     let (mut loaded, mut expired) = (0u64, 0u64);
-    let mut duplicate = None;
-    let reader = rdb::load_file(
-        path,
-        |key: LoadedKey| {
-            if key.expire_ms.is_some_and(|at| at <= now) {
-                expired += 1;
-                return;
-            }
-            let access = access_from_saved(lfu, now, key.idle_secs, key.freq);
-            match dbs[key.db].load(key.key, key.value, key.expire_ms, access, mark) {
-                Ok(()) => loaded += 1,
-                Err(name) => {
-                    duplicate.get_or_insert((key.db, name));
-                }
-            }
-        },
-        |bytes| {
+    let mut reader = rdb::decode::open_file(path)?;
+    while let Some(key) = reader.next_key()? {
+        if let Some((db, keys, expires)) = reader.take_resize_hint() {
+            dbs[db].reserve(keys as usize, expires as usize);
+        }
+        if key.expire_ms.is_some_and(|at| at <= now) {
+            expired += 1;
+            continue;
+        }
+        let access = access_from_saved(lfu, now, key.idle_secs, key.freq);
+        if let Err(name) = dbs[key.db].load(key.key, key.value, key.expire_ms, access, mark) {
+            return Err(RdbError::Corrupt {
+                offset: reader.position(),
+                reason: format!(
+                    "duplicate key '{}' in database {}",
+                    String::from_utf8_lossy(&name),
+                    key.db
+                ),
+            });
+        }
+        loaded += 1;
+        if loaded.is_multiple_of(4096) {
+            let bytes = reader.position();
             shared.persistence.update(|st| {
                 if let Some(p) = st.loading.as_mut() {
                     p.loaded_bytes = bytes;
+                    p.keys_loaded = loaded;
                 }
             });
-        },
-    )?;
-    if let Some((db, key)) = duplicate {
-        return Err(RdbError::Corrupt {
-            offset: 0,
-            reason: format!(
-                "duplicate key '{}' in database {db}",
-                String::from_utf8_lossy(&key)
-            ),
-        });
+        }
     }
     Ok((dbs, loaded, expired, reader.total()))
 }

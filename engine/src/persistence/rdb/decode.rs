@@ -6,7 +6,7 @@
 //! every compact blob is validated in full, duplicates and impossible values are refused, and
 //! each error names its offset. Reading never writes: a file that fails to load is untouched.
 
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 use super::{compact, kind, lzf, opcode, RdbError, CRC64, RDB_OLDEST_VERSION, RDB_VERSION};
@@ -24,8 +24,17 @@ pub struct LoadedKey {
 }
 
 /// A byte source that knows its length, so claimed lengths can be checked before allocating.
+/// It reads the input in large blocks into a window and hands out slices of it; the CRC is
+/// computed over whole consumed stretches of the window rather than per field.
 pub struct RdbReader<R: Read> {
     input: R,
+    window: Vec<u8>,
+    /// Consumed up to here; filled up to `end`; hashed up to `hashed`.
+    start: usize,
+    end: usize,
+    hashed: usize,
+    /// Offset in the input of `window[0]`.
+    window_offset: u64,
     pos: u64,
     total: u64,
     digest: crc::Digest<'static, u64, crc::Table<16>>,
@@ -35,6 +44,9 @@ pub struct RdbReader<R: Read> {
     pub aux: Vec<(String, String)>,
     /// FUNCTION2 libraries skipped (functions are not supported; their keys still load).
     pub skipped_functions: u64,
+    /// The last RESIZEDB hint not yet taken: (db, keys, keys with a TTL), capped by what the
+    /// rest of the input could hold.
+    resize_hint: Option<(usize, u64, u64)>,
     finished: bool,
 }
 
@@ -48,34 +60,14 @@ impl<R: Read> std::fmt::Debug for RdbReader<R> {
 }
 
 /// Opens an RDB file for reading; checks the signature and version.
-pub fn open_file(path: &Path) -> Result<RdbReader<BufReader<std::fs::File>>, RdbError> {
+pub fn open_file(path: &Path) -> Result<RdbReader<std::fs::File>, RdbError> {
     let io = |source| RdbError::Io {
         path: path.display().to_string(),
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let total = file.metadata().map_err(io)?.len();
-    RdbReader::new(BufReader::with_capacity(1 << 20, file), total)
-}
-
-/// Reads a whole RDB file, calling `on_key` for every key and `progress` with the bytes read
-/// every few thousand keys.
-pub fn load_file(
-    path: &Path,
-    mut on_key: impl FnMut(LoadedKey),
-    mut progress: impl FnMut(u64),
-) -> Result<RdbReader<BufReader<std::fs::File>>, RdbError> {
-    let mut reader = open_file(path)?;
-    let mut n = 0u64;
-    while let Some(key) = reader.next_key()? {
-        on_key(key);
-        n += 1;
-        if n.is_multiple_of(4096) {
-            progress(reader.position());
-        }
-    }
-    progress(reader.position());
-    Ok(reader)
+    RdbReader::new(file, total)
 }
 
 impl<R: Read> RdbReader<R> {
@@ -83,6 +75,11 @@ impl<R: Read> RdbReader<R> {
     pub fn new(input: R, total: u64) -> Result<Self, RdbError> {
         let mut reader = RdbReader {
             input,
+            window: Vec::new(),
+            start: 0,
+            end: 0,
+            hashed: 0,
+            window_offset: 0,
             pos: 0,
             total,
             digest: CRC64.digest(),
@@ -90,11 +87,13 @@ impl<R: Read> RdbReader<R> {
             db: 0,
             aux: Vec::new(),
             skipped_functions: 0,
+            resize_hint: None,
             finished: false,
         };
         let magic = reader
-            .bytes(9, "header")
-            .map_err(|_| RdbError::BadSignature)?;
+            .take(9, "header")
+            .map_err(|_| RdbError::BadSignature)?
+            .to_vec();
         if &magic[..5] != b"REDIS" {
             return Err(RdbError::BadSignature);
         }
@@ -107,6 +106,11 @@ impl<R: Read> RdbReader<R> {
         }
         reader.version = version;
         Ok(reader)
+    }
+
+    /// The size hint of the database being read, once (RESIZEDB).
+    pub fn take_resize_hint(&mut self) -> Option<(usize, u64, u64)> {
+        self.resize_hint.take()
     }
 
     /// Bytes consumed so far.
@@ -132,43 +136,63 @@ impl<R: Read> RdbReader<R> {
         }
     }
 
-    fn fill(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), RdbError> {
-        if (buf.len() as u64) > self.total - self.pos {
-            return Err(self.truncated(what));
+    /// Makes at least `n` unconsumed bytes available in the window (the caller checked that
+    /// the input holds them).
+    fn ensure(&mut self, n: usize, what: &'static str) -> Result<(), RdbError> {
+        const BLOCK: usize = 1 << 20;
+        if self.end - self.start >= n {
+            return Ok(());
         }
-        self.input
-            .read_exact(buf)
-            .map_err(|_| self.truncated(what))?;
-        self.digest.update(buf);
-        self.pos += buf.len() as u64;
+        // Hash what was consumed, drop it, and read on.
+        self.digest.update(&self.window[self.hashed..self.start]);
+        self.window.copy_within(self.start..self.end, 0);
+        self.window_offset += self.start as u64;
+        self.end -= self.start;
+        self.start = 0;
+        self.hashed = 0;
+        let left_in_input = (self.total - self.window_offset) as usize;
+        let want = n.max(BLOCK).min(left_in_input);
+        if self.window.len() < want {
+            self.window.resize(want, 0);
+        }
+        while self.end < n {
+            let limit = self.window.len().min(left_in_input);
+            match self.input.read(&mut self.window[self.end..limit]) {
+                Ok(0) | Err(_) => return Err(self.truncated(what)),
+                Ok(read) => self.end += read,
+            }
+        }
         Ok(())
     }
 
-    /// `n` bytes; a length past the end of the input is refused before allocating.
-    fn bytes(&mut self, n: u64, what: &'static str) -> Result<Vec<u8>, RdbError> {
-        if n > self.total - self.pos {
-            return Err(RdbError::Corrupt {
-                offset: self.pos,
-                reason: format!(
-                    "{what} claims {n} bytes but only {} remain",
-                    self.total - self.pos
-                ),
+    /// The next `n` bytes; a length past the end of the input is refused before allocating.
+    fn take(&mut self, n: u64, what: &'static str) -> Result<&[u8], RdbError> {
+        let left = self.total - self.pos;
+        if n > left {
+            return Err(if n <= 8 {
+                self.truncated(what)
+            } else {
+                RdbError::Corrupt {
+                    offset: self.pos,
+                    reason: format!("{what} claims {n} bytes but only {left} remain"),
+                }
             });
         }
-        let mut buf = vec![0u8; n as usize];
-        self.fill(&mut buf, what)?;
-        Ok(buf)
+        let n = n as usize;
+        self.ensure(n, what)?;
+        let at = self.start;
+        self.start += n;
+        self.pos += n as u64;
+        Ok(&self.window[at..at + n])
     }
 
     fn u8(&mut self, what: &'static str) -> Result<u8, RdbError> {
-        let mut b = [0u8; 1];
-        self.fill(&mut b, what)?;
-        Ok(b[0])
+        Ok(self.take(1, what)?[0])
     }
 
     fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], RdbError> {
         let mut b = [0u8; N];
-        self.fill(&mut b, what)?;
+        b.copy_from_slice(self.take(N as u64, what)?);
         Ok(b)
     }
 
@@ -216,37 +240,33 @@ impl<R: Read> RdbReader<R> {
 
     /// A string in any of its encodings.
     pub fn string(&mut self) -> Result<Vec<u8>, RdbError> {
+        self.blob().map(|b| b.into_vec())
+    }
+
+    /// A string in any of its encodings, straight into a `Blob` (short ones stay inline).
+    fn blob(&mut self) -> Result<Blob, RdbError> {
         let at = self.pos;
+        let int = |n: i64| Blob::from_slice(itoa::Buffer::new().format(n).as_bytes());
         match self.len_or_special("string")? {
-            Ok(n) => self.bytes(n, "string"),
-            Err(0) => Ok(itoa::Buffer::new()
-                .format(self.u8("int8")? as i8)
-                .as_bytes()
-                .to_vec()),
-            Err(1) => Ok(itoa::Buffer::new()
-                .format(i16::from_le_bytes(self.array("int16")?))
-                .as_bytes()
-                .to_vec()),
-            Err(2) => Ok(itoa::Buffer::new()
-                .format(i32::from_le_bytes(self.array("int32")?))
-                .as_bytes()
-                .to_vec()),
+            Ok(n) => self.take(n, "string").map(Blob::from_slice),
+            Err(0) => Ok(int(i64::from(self.u8("int8")? as i8))),
+            Err(1) => Ok(int(i64::from(i16::from_le_bytes(self.array("int16")?)))),
+            Err(2) => Ok(int(i64::from(i32::from_le_bytes(self.array("int32")?)))),
             Err(3) => {
                 let clen = self.len("compressed length")?;
                 let len = self.len("uncompressed length")?;
-                let packed = self.bytes(clen, "compressed string")?;
                 let len =
                     usize::try_from(len).map_err(|_| self.corrupt(at, "LZF length too large"))?;
-                lzf::decompress(&packed, len).ok_or_else(|| {
-                    self.corrupt(at, "LZF data does not decompress to its stated length")
-                })
+                let packed = self.take(clen, "compressed string")?;
+                match lzf::decompress(packed, len) {
+                    Some(plain) => Ok(Blob::from_vec(plain)),
+                    None => {
+                        Err(self.corrupt(at, "LZF data does not decompress to its stated length"))
+                    }
+                }
             }
             Err(other) => Err(self.corrupt(at, format!("unknown string encoding {other}"))),
         }
-    }
-
-    fn blob(&mut self) -> Result<Blob, RdbError> {
-        self.string().map(Blob::from_vec)
     }
 
     /// A score stored as text with a length byte (zset type 3).
@@ -257,8 +277,8 @@ impl<R: Read> RdbReader<R> {
             254 => Ok(f64::INFINITY),
             255 => Ok(f64::NEG_INFINITY),
             n => {
-                let text = self.bytes(u64::from(n), "score")?;
-                parse_score(&text).ok_or_else(|| self.corrupt(at, "score is not a number"))
+                let score = parse_score(self.take(u64::from(n), "score")?);
+                score.ok_or_else(|| self.corrupt(at, "score is not a number"))
             }
         }
     }
@@ -290,8 +310,10 @@ impl<R: Read> RdbReader<R> {
                     self.db = db as usize;
                 }
                 opcode::RESIZEDB => {
-                    self.len("database size")?;
-                    self.len("expires size")?;
+                    let keys = self.len("database size")?;
+                    let expires = self.len("expires size")?;
+                    let most = (self.total - self.pos) / 3;
+                    self.resize_hint = Some((self.db, keys.min(most), expires.min(most)));
                 }
                 opcode::AUX => {
                     let name = self.string()?;
@@ -356,6 +378,8 @@ impl<R: Read> RdbReader<R> {
         if self.version < 5 {
             return Ok(());
         }
+        self.digest.update(&self.window[self.hashed..self.start]);
+        self.hashed = self.start;
         let computed = self.digest.clone().finalize();
         let stored = u64::from_le_bytes(self.array("checksum")?);
         if stored != 0 && stored != computed {
@@ -585,6 +609,11 @@ pub fn restore_payload(payload: &[u8]) -> Result<Value, PayloadError> {
     }
     let mut reader = RdbReader {
         input: &body[1..],
+        window: Vec::new(),
+        start: 0,
+        end: 0,
+        hashed: 0,
+        window_offset: 0,
         pos: 0,
         total: body.len() as u64 - 1,
         digest: CRC64.digest(),
@@ -592,6 +621,7 @@ pub fn restore_payload(payload: &[u8]) -> Result<Value, PayloadError> {
         db: 0,
         aux: Vec::new(),
         skipped_functions: 0,
+        resize_hint: None,
         finished: false,
     };
     let value = reader

@@ -11,7 +11,7 @@ pub mod decode;
 pub mod encode;
 pub mod lzf;
 
-pub use decode::{load_file, restore_payload, LoadedKey, PayloadError, RdbReader};
+pub use decode::{open_file, restore_payload, LoadedKey, PayloadError, RdbReader};
 pub use encode::{dump_payload, KeyMeta, RdbWriter};
 
 /// The version this engine writes (Redis 7.0's).
