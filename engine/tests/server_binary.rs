@@ -36,13 +36,23 @@ fn roundtrip(stream: &mut TcpStream, request: &[u8]) -> String {
     line
 }
 
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cachedesk-bin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
-fn options_apply_and_sigterm_shuts_down_cleanly() {
+fn options_apply_and_sigterm_saves_and_shuts_down_cleanly() {
     let port = free_port();
+    let dir = temp_dir("sigterm");
     let mut child = Command::new(BIN)
         .args([
             "--port",
             &port.to_string(),
+            "--dir",
+            dir.to_str().unwrap(),
             "--maxmemory",
             "10mb",
             "--maxmemory-policy",
@@ -57,6 +67,7 @@ fn options_apply_and_sigterm_shuts_down_cleanly() {
         b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$16\r\nmaxmemory-policy\r\n",
     );
     assert_eq!(reply, "*2\r\n");
+    assert_eq!(roundtrip(&mut s, b"SET kept 1\r\n"), "+OK\r\n");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -73,13 +84,60 @@ fn options_apply_and_sigterm_shuts_down_cleanly() {
         .unwrap();
     assert!(log.contains("SIGTERM received"), "{log}");
     assert!(log.contains("ready to accept connections"), "{log}");
+    // With save points set (redis-server's defaults), stopping saved the data; a restart on
+    // the same directory loads it.
+    assert!(dir.join("dump.rdb").is_file());
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut s = connect(port);
+    let mut reply = roundtrip(&mut s, b"GET kept\r\n");
+    while reply.starts_with("-LOADING") {
+        std::thread::sleep(Duration::from_millis(10));
+        reply = roundtrip(&mut s, b"GET kept\r\n");
+    }
+    assert_eq!(reply, "$1\r\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_dump_that_fails_to_load_stops_the_server_with_the_reason() {
+    let dir = temp_dir("corrupt");
+    let dump = dir.join("dump.rdb");
+    std::fs::write(&dump, b"REDIS0010\xfe\x00\x00\x03key\x80\xff\xff\xff\xf0").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--port",
+            &free_port().to_string(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("cannot load the dump") && log.contains("offset"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(&dump).unwrap(),
+        b"REDIS0010\xfe\x00\x00\x03key\x80\xff\xff\xff\xf0",
+        "file untouched"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn shutdown_command_stops_the_process() {
     let port = free_port();
     let mut child = Command::new(BIN)
-        .args(["--port", &port.to_string()])
+        .args(["--port", &port.to_string(), "--save", ""])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

@@ -78,3 +78,42 @@ def resp(*args):
 def rss(pid):
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Conn:
+    """One persistent connection (polling through redis-cli would spawn a process each time,
+    and those spawns alone disturb latency figures on a small machine)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.file = self.sock.makefile("rb")
+
+    def command(self, *args):
+        self.sock.sendall(resp(*args).encode())
+        return self._reply()
+
+    def _reply(self):
+        line = self.file.readline().rstrip(b"\r\n")
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-"):
+            return rest.decode()
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.file.read(n + 2)[:-2]
+            return data.decode(errors="replace")
+        if kind == b"*":
+            return [self._reply() for _ in range(int(rest))]
+        raise RuntimeError(f"unexpected reply {line!r}")
+
+    def info_field(self, section, field):
+        for line in self.command("INFO", section).splitlines():
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].strip()
+        raise KeyError(field)
+
+    def close(self):
+        self.sock.close()

@@ -18,8 +18,11 @@
 //!
 //! Who walks: connections, a few keys at the end of every batch they run (they hold the lock
 //! anyway, so the walk advances with no lock hand-offs or context switches), and the save
-//! thread when the instance is idle. The save thread runs at SCHED_IDLE priority and otherwise
-//! only collects the bytes and writes them to the file.
+//! thread when the instance is idle. Under load the save thread only collects the bytes about
+//! once a millisecond and writes them to the file. (Measured on 2 cores under redis-benchmark:
+//! a save thread walking on its own, even at SCHED_IDLE priority, took the lock so often that
+//! GET throughput fell by half and p99 rose several-fold; with connections walking, p99 during
+//! a save stays at Redis's level.)
 //!
 //! Cost: one branch per write when no save runs; during a save, one extra lookup per write, a
 //! few keys serialized per batch, and the bytes of keys written before the walk reached them.
