@@ -20,6 +20,9 @@ use crate::telemetry::{EventData, EventKind};
 /// Keys the save thread walks per turn when connections are not walking (an idle instance).
 const KEYS_PER_STEP: u64 = 128;
 
+/// Keys per chunk of a foreground save (the file is written as the walk goes).
+const FOREGROUND_KEYS_PER_STEP: u64 = 8192;
+
 /// What started a save.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaveReason {
@@ -64,6 +67,8 @@ pub struct SaveReport {
 pub enum SaveError {
     #[error("Background save already in progress")]
     InProgress,
+    #[error("the data set is still loading")]
+    Loading,
     #[error("cannot write {path}: {source}")]
     Io {
         path: String,
@@ -84,6 +89,9 @@ pub fn start_background(
     ks: &mut Keyspace,
     reason: SaveReason,
 ) -> Result<(), SaveError> {
+    if shared.persistence.is_loading() {
+        return Err(SaveError::Loading);
+    }
     if !ks.start_capture() {
         return Err(SaveError::InProgress);
     }
@@ -106,14 +114,15 @@ pub fn start_background(
                 }
                 step
             });
-            let capture = worker.keyspace.lock().finish_capture();
-            end(&worker, running, path, written, capture);
+            let keys = settle(&mut worker.keyspace.lock(), &written);
+            report(&worker, running, path, &written, keys);
         });
     if let Err(e) = spawned {
         // Without a thread, finish the walk here so the marks stay consistent.
         while !ks.capture_step(u64::MAX).done {}
-        let capture = ks.finish_capture();
-        end_report(shared, started, dump_path(shared), Err(e), &capture);
+        let written = Err(e);
+        let keys = settle(ks, &written);
+        report(shared, started, dump_path(shared), &written, keys);
     }
     Ok(())
 }
@@ -151,28 +160,24 @@ fn save_foreground_as(
     ks: &mut Keyspace,
     reason: SaveReason,
 ) -> Result<SaveReport, SaveError> {
+    if shared.persistence.is_loading() {
+        return Err(SaveError::Loading);
+    }
     if !ks.start_capture() {
         return Err(SaveError::InProgress);
     }
     let started = begin(shared, reason);
     let path = dump_path(shared);
     let used_memory = ks.used_memory();
-    let written = write_dump(&path, used_memory, || ks.capture_step(u64::MAX));
-    let capture = ks.finish_capture();
-    if written.is_ok() {
-        if let Some(c) = &capture {
-            ks.dirty = ks.dirty.saturating_sub(c.dirty_at_start);
-        }
-    }
-    let io_error = written.as_ref().err().map(|e| SaveError::Io {
-        path: path.display().to_string(),
-        source: std::io::Error::new(e.kind(), e.to_string()),
+    let written = write_dump(&path, used_memory, || {
+        ks.capture_step(FOREGROUND_KEYS_PER_STEP)
     });
-    let report = end_report(shared, started, path, written, &capture);
-    match io_error {
-        Some(e) => Err(e),
-        None => Ok(report),
-    }
+    let keys = settle(ks, &written);
+    let saved = report(shared, started, path.clone(), &written, keys);
+    written.map(|_| saved).map_err(|source| SaveError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn begin(shared: &Shared, reason: SaveReason) -> RunningSave {
@@ -191,32 +196,28 @@ fn begin(shared: &Shared, reason: SaveReason) -> RunningSave {
     running
 }
 
-fn end(
-    shared: &Shared,
-    started: RunningSave,
-    path: PathBuf,
-    written: std::io::Result<u64>,
-    capture: Option<Box<super::snapshot::Capture>>,
-) {
+/// Ends the capture; after a successful save, the changes it holds no longer count as
+/// unsaved (Redis's dirty - dirty_before_bgsave). Returns the keys written.
+fn settle(ks: &mut Keyspace, written: &std::io::Result<u64>) -> u64 {
+    let Some(capture) = ks.finish_capture() else {
+        return 0;
+    };
     if written.is_ok() {
-        if let Some(c) = &capture {
-            let mut ks = shared.keyspace.lock();
-            ks.dirty = ks.dirty.saturating_sub(c.dirty_at_start);
-        }
+        ks.dirty = ks.dirty.saturating_sub(capture.dirty_at_start);
     }
-    end_report(shared, started, path, written, &capture);
+    capture.keys_done()
 }
 
-fn end_report(
+/// Records the outcome in the status and the event log.
+fn report(
     shared: &Shared,
     started: RunningSave,
     path: PathBuf,
-    written: std::io::Result<u64>,
-    capture: &Option<Box<super::snapshot::Capture>>,
+    written: &std::io::Result<u64>,
+    keys: u64,
 ) -> SaveReport {
     let duration = started.started.elapsed();
-    let keys = capture.as_ref().map_or(0, |c| c.keys_done());
-    let (bytes, outcome) = match &written {
+    let (bytes, outcome) = match written {
         Ok(bytes) => (*bytes, Ok(())),
         Err(e) => (0, Err(format!("cannot write {}: {e}", path.display()))),
     };
@@ -240,11 +241,20 @@ fn end_report(
             ),
             EventData::Save(report.clone()),
         ),
-        Err(reason) => shared.events.push_with(
-            EventKind::SaveFailed,
-            format!("save failed: {reason}; retrying in 5 s"),
-            EventData::Save(report.clone()),
-        ),
+        Err(reason) => {
+            let retried = matches!(&shared.config().persistence,
+                PersistenceMode::Rdb(s) if s.frequency.is_some() || !s.save_points.is_empty());
+            let then = if retried {
+                "; the schedule retries in 5 s"
+            } else {
+                ""
+            };
+            shared.events.push_with(
+                EventKind::SaveFailed,
+                format!("save failed: {reason}{then}"),
+                EventData::Save(report.clone()),
+            )
+        }
     }
     report
 }

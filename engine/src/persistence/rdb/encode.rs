@@ -79,7 +79,7 @@ impl RdbWriter {
         self.value_body(value);
     }
 
-    /// EOF and the CRC64 of everything written before it (`crc_so_far` covers what was
+    /// EOF and the CRC64 of everything written before it (`digest` has taken in what was
     /// drained from `buf` earlier).
     pub fn finish(&mut self, mut digest: crc::Digest<'static, u64, crc::Table<16>>) {
         self.buf.push(opcode::EOF);
