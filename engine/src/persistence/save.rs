@@ -18,7 +18,7 @@ use crate::server::Shared;
 use crate::telemetry::{EventData, EventKind};
 
 /// Keys the save thread walks per turn when connections are not walking (an idle instance).
-const KEYS_PER_STEP: u64 = 128;
+const KEYS_PER_STEP: u64 = 512;
 
 /// Keys per chunk of a foreground save (the file is written as the walk goes).
 const FOREGROUND_KEYS_PER_STEP: u64 = 8192;
@@ -108,9 +108,9 @@ pub fn start_background(
                 let step = ks.capture_step(KEYS_PER_STEP);
                 // Hand the lock to a waiting connection rather than taking it straight back.
                 parking_lot::MutexGuard::unlock_fair(ks);
-                if !step.walked_by_saver {
-                    // Connections are walking: collect their bytes about once a millisecond.
-                    std::thread::sleep(Duration::from_millis(1));
+                if step.traffic {
+                    // Connections are walking: only collect, every quarter of a millisecond.
+                    std::thread::sleep(Duration::from_micros(250));
                 }
                 step
             });
