@@ -106,6 +106,10 @@ pub const PARAMETERS: &[&str] = &[
     "appendonly",
 ];
 
+/// Parameters CONFIG SET refuses at run time, as Redis 7.0 does by default
+/// (enable-protected-configs no); they are set when the instance starts.
+pub const PROTECTED: &[&str] = &["dir", "dbfilename"];
+
 /// Why CONFIG SET refused a value (Redis words the reason after the parameter name).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {

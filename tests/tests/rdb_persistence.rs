@@ -136,6 +136,52 @@ async fn background_save_is_point_in_time_under_concurrent_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bgsave_schedule_runs_after_the_current_save_and_lastsave_follows() {
+    let dir = temp_dir("bgsave-schedule");
+    let instance = Instance::start(rdb_config(&dir, RdbSchedule::default()))
+        .await
+        .expect("start");
+    assert_eq!(run(&instance, &["DEBUG", "POPULATE", "300000"]), Reply::OK);
+    let Reply::Int(before) = run(&instance, &["LASTSAVE"]) else {
+        panic!("LASTSAVE reply")
+    };
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        run(&instance, &["BGSAVE"]),
+        Reply::Status("Background saving started")
+    );
+    assert_eq!(
+        run(&instance, &["BGSAVE"]),
+        Reply::Error("ERR Background save already in progress".into())
+    );
+    assert_eq!(
+        run(&instance, &["BGSAVE", "SCHEDULE"]),
+        Reply::Status("Background saving scheduled")
+    );
+    assert_eq!(
+        run(&instance, &["SAVE"]),
+        Reply::Error("ERR Background save already in progress".into())
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while instance.persistence_status().saves < 2 {
+        assert!(Instant::now() < deadline, "the scheduled save did not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Reply::Int(after) = run(&instance, &["LASTSAVE"]) else {
+        panic!("LASTSAVE reply")
+    };
+    assert!(after > before, "LASTSAVE {before} -> {after}");
+    let reasons: Vec<_> = instance
+        .persistence_status()
+        .history
+        .iter()
+        .map(|r| r.reason)
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_saves_on_frequency_and_retries_failures_after_five_seconds() {
     let dir = temp_dir("schedule");
     let instance = Instance::start(rdb_config(&dir, RdbSchedule::every(Duration::from_secs(1))))

@@ -314,6 +314,12 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             for pair in args[2..].chunks(2) {
                 let name = lower(&pair[0]);
                 let value = String::from_utf8_lossy(&pair[1]);
+                if config::PROTECTED.contains(&name.as_str()) {
+                    // As Redis 7.0 with enable-protected-configs off: set them at start.
+                    return Err(CmdError::other(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"
+                    )));
+                }
                 config::set(&name, &value, &mut cfg, &mut ks_cfg).map_err(|e| match e {
                     ConfigError::Unknown(_) | ConfigError::Invalid(..) => {
                         CmdError::other(e.to_string())

@@ -125,7 +125,7 @@ impl Keyspace {
             out: Output {
                 writer: RdbWriter::new(),
                 sizes,
-                now_ms: self.now,
+                now_ms: crate::util::now_ms(),
                 lfu: self.config.policy.is_lfu(),
                 decay: self.config.lfu_decay_time,
                 keys_done: 0,
