@@ -270,28 +270,32 @@ async fn restore_on_start_refuses_commands_while_loading_then_evicts_to_fit() {
         "stale temp file removed at start"
     );
     let mut client = RawClient::connect(instance.addr()).await.expect("connect");
-    let mut saw_loading = false;
+    let (mut saw_loading, mut saw_progress) = (false, false);
     loop {
         match client.command(&["GET", "key:1"]).await.expect("reply") {
             Resp::Error(e) if e.starts_with("LOADING") => {
                 saw_loading = true;
+                // INFO answers during the load, with progress and an ETA; so does telemetry.
                 let info = client
                     .command(&["INFO", "persistence"])
                     .await
-                    .expect("info");
-                let text = info.to_string();
-                assert!(
-                    text.contains("loading:1") || text.contains("loading:0"),
-                    "{text}"
-                );
+                    .expect("info")
+                    .to_string();
+                let loading = instance.telemetry_now().rdb.loading;
+                if info.contains("loading:1") {
+                    assert!(info.contains("loading_eta_seconds:"), "{info}");
+                    assert!(info.contains("loading_total_bytes:"), "{info}");
+                    saw_progress |=
+                        loading.is_some_and(|(done, total, _)| done <= total && total > 0);
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             _ => break,
         }
     }
     assert!(
-        saw_loading,
-        "a command sent right after start should get -LOADING"
+        saw_loading && saw_progress,
+        "a command sent right after start should get -LOADING, with progress in INFO and telemetry"
     );
     let report = instance
         .wait_loaded()
