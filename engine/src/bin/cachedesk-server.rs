@@ -139,12 +139,30 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        let reason = wait_for_signal(&mut shutdown).await;
+        // Log the instance's events (saves, loads, errors) as they happen, until a signal.
+        let mut events = instance.subscribe_events();
+        let mut seen = instance.events_since(0).last().map_or(0, |e| e.seq);
+        let signal = wait_for_signal(&mut shutdown);
+        tokio::pin!(signal);
+        let reason = loop {
+            tokio::select! {
+                reason = &mut signal => break reason,
+                Ok(()) = events.changed() => log_events(&instance, &mut seen),
+            }
+        };
         eprintln!("cachedesk-server: {reason}, shutting down");
         instance.stop().await;
         eprintln!("cachedesk-server: bye");
         ExitCode::SUCCESS
     })
+}
+
+/// Prints the events after `seen` and moves `seen` past them.
+fn log_events(instance: &Instance, seen: &mut u64) {
+    for event in instance.events_since(*seen) {
+        eprintln!("cachedesk-server: {:?}: {}", event.kind, event.detail);
+        *seen = event.seq;
+    }
 }
 
 async fn wait_for_signal(shutdown: &mut tokio::sync::watch::Receiver<bool>) -> &'static str {
