@@ -255,11 +255,7 @@ pub fn set(
 /// Parses a memory amount as Redis's memtoull: plain bytes, or k/kb/m/mb/g/gb (any case).
 pub fn parse_memory(text: &str) -> Option<u64> {
     let lower = text.to_ascii_lowercase();
-    let split = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (digits, unit) = lower.split_at(split);
-    let n: u64 = digits.parse().ok()?;
+    let (n, unit) = crate::util::split_number_unit(&lower)?;
     let multiplier = match unit {
         "" | "b" => 1,
         "k" => 1000,

@@ -193,6 +193,16 @@ pub fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// Splits "100mb" into (100, "mb"): leading decimal digits and the rest. None without digits
+/// or on overflow.
+pub fn split_number_unit(text: &str) -> Option<(u64, &str)> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    Some((digits.parse().ok()?, unit))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

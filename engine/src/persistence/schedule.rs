@@ -146,11 +146,7 @@ pub fn parse_save_points(text: &str) -> Option<Vec<SavePoint>> {
 /// Parses a frequency: "60m", "1h", "6h", "12h", "30s", "2d" or plain seconds; "0" is none.
 pub fn parse_frequency(text: &str) -> Option<Option<Duration>> {
     let text = text.trim().to_ascii_lowercase();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().ok()?;
+    let (n, unit) = crate::util::split_number_unit(&text)?;
     let secs = match unit {
         "" | "s" => n,
         "m" | "min" => n.checked_mul(60)?,

@@ -269,6 +269,13 @@ impl<R: Read> RdbReader<R> {
         }
     }
 
+    /// A compact blob stored as a string, read into its elements by `parse`.
+    fn compact(&mut self, parse: CompactParser) -> Result<Vec<Blob>, RdbError> {
+        let base = self.pos;
+        let blob = self.string()?;
+        parse(&blob, base)
+    }
+
     /// A score stored as text with a length byte (zset type 3).
     fn text_double(&mut self) -> Result<f64, RdbError> {
         let at = self.pos;
@@ -437,49 +444,28 @@ impl<R: Read> RdbReader<R> {
                 Value::Hash(Box::new(build_hash(pairs, at)?))
             }
             kind::HASH_ZIPMAP => {
-                let base = self.pos;
-                let blob = self.string()?;
-                Value::Hash(Box::new(build_hash(compact::zipmap(&blob, base)?, at)?))
+                Value::Hash(Box::new(build_hash(self.compact(compact::zipmap)?, at)?))
             }
-            kind::LIST_ZIPLIST => {
-                let base = self.pos;
-                let blob = self.string()?;
-                Value::List(Box::new(
-                    compact::ziplist(&blob, base)?.into_iter().collect(),
-                ))
+            kind::LIST_ZIPLIST => Value::List(Box::new(
+                self.compact(compact::ziplist)?.into_iter().collect(),
+            )),
+            kind::SET_INTSET => {
+                Value::Set(Box::new(build_set(self.compact(compact::intset)?, at)?))
             }
-            kind::SET_INTSET | kind::SET_LISTPACK => {
-                let base = self.pos;
-                let blob = self.string()?;
-                let members = if code == kind::SET_INTSET {
-                    compact::intset(&blob, base)?
-                } else {
-                    compact::listpack(&blob, base)?
-                };
-                Value::Set(Box::new(build_set(members, at)?))
+            kind::SET_LISTPACK => {
+                Value::Set(Box::new(build_set(self.compact(compact::listpack)?, at)?))
             }
             kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
-                let base = self.pos;
-                let blob = self.string()?;
-                let items = if code == kind::ZSET_ZIPLIST {
-                    compact::ziplist(&blob, base)?
-                } else {
-                    compact::listpack(&blob, base)?
-                };
+                let items = self.compact(ziplist_or_listpack(code == kind::ZSET_ZIPLIST))?;
                 Value::ZSet(Box::new(build_zset(items, at)?))
             }
             kind::HASH_ZIPLIST | kind::HASH_LISTPACK => {
-                let base = self.pos;
-                let blob = self.string()?;
-                let items = if code == kind::HASH_ZIPLIST {
-                    compact::ziplist(&blob, base)?
-                } else {
-                    compact::listpack(&blob, base)?
-                };
+                let items = self.compact(ziplist_or_listpack(code == kind::HASH_ZIPLIST))?;
                 Value::Hash(Box::new(build_hash(items, at)?))
             }
             kind::LIST_QUICKLIST | kind::LIST_QUICKLIST_2 => {
                 let nodes = self.count("quicklist", 2)?;
+                let parse = ziplist_or_listpack(code == kind::LIST_QUICKLIST);
                 let mut list = List::default();
                 for _ in 0..nodes {
                     let container = if code == kind::LIST_QUICKLIST_2 {
@@ -488,15 +474,10 @@ impl<R: Read> RdbReader<R> {
                         2
                     };
                     let base = self.pos;
-                    let blob = self.string()?;
                     match container {
-                        1 => list.push_back(Blob::from_vec(blob)),
+                        1 => list.push_back(self.blob()?),
                         2 => {
-                            let items = if code == kind::LIST_QUICKLIST {
-                                compact::ziplist(&blob, base)?
-                            } else {
-                                compact::listpack(&blob, base)?
-                            };
+                            let items = self.compact(parse)?;
                             if items.is_empty() {
                                 return Err(self.corrupt(base, "empty quicklist node"));
                             }
@@ -534,6 +515,17 @@ impl<R: Read> RdbReader<R> {
             }
         };
         Ok((value.element_count() > 0).then_some(value))
+    }
+}
+
+/// A reader of the compact blobs inside a value (listpack, ziplist, intset, zipmap).
+type CompactParser = fn(&[u8], u64) -> Result<Vec<Blob>, RdbError>;
+
+fn ziplist_or_listpack(ziplist: bool) -> CompactParser {
+    if ziplist {
+        compact::ziplist
+    } else {
+        compact::listpack
     }
 }
 

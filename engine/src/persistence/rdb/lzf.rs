@@ -33,78 +33,87 @@ impl Compressor {
         let start = out.len();
         let limit = start + max_len;
         let n = input.len();
-        let mut lit_pos = out.len();
-        out.push(0);
-        let mut lit = 0usize;
+        let mut literals = LiteralRun::open(out);
         let mut ip = 0usize;
-        while ip + 2 < n {
-            let h = hash(input[ip], input[ip + 1], input[ip + 2]);
-            let candidate = self.table[h] as usize;
-            self.table[h] = ip as u32;
-            let found = candidate < ip
-                && ip - candidate <= MAX_OFFSET
-                && input[candidate..candidate + 3] == input[ip..ip + 3];
-            if found {
-                let max = MAX_MATCH.min(n - ip);
-                let mut len = 3;
-                while len < max && input[candidate + len] == input[ip + len] {
-                    len += 1;
+        while ip < n {
+            let mut matched = 0;
+            if ip + 2 < n {
+                let h = hash(input[ip], input[ip + 1], input[ip + 2]);
+                let candidate = self.table[h] as usize;
+                self.table[h] = ip as u32;
+                if candidate < ip
+                    && ip - candidate <= MAX_OFFSET
+                    && input[candidate..candidate + 3] == input[ip..ip + 3]
+                {
+                    let max = MAX_MATCH.min(n - ip);
+                    matched = 3;
+                    while matched < max && input[candidate + matched] == input[ip + matched] {
+                        matched += 1;
+                    }
+                    literals.close(out);
+                    let off = ip - candidate - 1;
+                    let l = matched - 2;
+                    if l < 7 {
+                        out.push(((l << 5) | (off >> 8)) as u8);
+                    } else {
+                        out.push(((7 << 5) | (off >> 8)) as u8);
+                        out.push((l - 7) as u8);
+                    }
+                    out.push(off as u8);
+                    literals = LiteralRun::open(out);
                 }
-                if lit > 0 {
-                    out[lit_pos] = (lit - 1) as u8;
-                } else {
-                    out.pop();
-                }
-                let off = ip - candidate - 1;
-                let l = len - 2;
-                if l < 7 {
-                    out.push(((l << 5) | (off >> 8)) as u8);
-                } else {
-                    out.push(((7 << 5) | (off >> 8)) as u8);
-                    out.push((l - 7) as u8);
-                }
-                out.push(off as u8);
-                lit_pos = out.len();
-                out.push(0);
-                lit = 0;
-                ip += len;
+            }
+            if matched > 0 {
+                ip += matched;
             } else {
-                out.push(input[ip]);
-                lit += 1;
+                literals.push(out, input[ip]);
                 ip += 1;
-                if lit == MAX_LITERAL {
-                    out[lit_pos] = (MAX_LITERAL - 1) as u8;
-                    lit_pos = out.len();
-                    out.push(0);
-                    lit = 0;
-                }
             }
             if out.len() > limit {
                 out.truncate(start);
                 return false;
             }
         }
-        while ip < n {
-            out.push(input[ip]);
-            lit += 1;
-            ip += 1;
-            if lit == MAX_LITERAL {
-                out[lit_pos] = (MAX_LITERAL - 1) as u8;
-                lit_pos = out.len();
-                out.push(0);
-                lit = 0;
-            }
-        }
-        if lit > 0 {
-            out[lit_pos] = (lit - 1) as u8;
-        } else {
-            out.pop();
-        }
+        literals.close(out);
         if out.len() > limit {
             out.truncate(start);
             return false;
         }
         true
+    }
+}
+
+/// The literal run being written: its control byte's position and how many bytes follow it.
+struct LiteralRun {
+    ctrl: usize,
+    len: usize,
+}
+
+impl LiteralRun {
+    fn open(out: &mut Vec<u8>) -> Self {
+        out.push(0);
+        LiteralRun {
+            ctrl: out.len() - 1,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, out: &mut Vec<u8>, byte: u8) {
+        out.push(byte);
+        self.len += 1;
+        if self.len == MAX_LITERAL {
+            out[self.ctrl] = (MAX_LITERAL - 1) as u8;
+            *self = LiteralRun::open(out);
+        }
+    }
+
+    /// Writes the run's length, or drops its control byte if the run is empty.
+    fn close(&self, out: &mut Vec<u8>) {
+        if self.len > 0 {
+            out[self.ctrl] = (self.len - 1) as u8;
+        } else {
+            out.pop();
+        }
     }
 }
 
