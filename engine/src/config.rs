@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::keyspace::{EvictionPolicy, KeyspaceConfig};
 use crate::persistence::schedule::{parse_frequency, parse_save_points};
-use crate::persistence::{PersistenceMode, RdbSchedule};
+use crate::persistence::{AppendFsync, PersistenceMode, RdbSchedule};
 
 /// How an instance is started. Runtime changes go through CONFIG SET or the Instance API.
 #[derive(Debug, Clone)]
@@ -21,6 +21,14 @@ pub struct InstanceConfig {
     /// The dump's file name in `dir`.
     pub dbfilename: String,
     pub persistence: PersistenceMode,
+    /// The AOF's directory inside `dir`, and the prefix of its file names.
+    pub appenddirname: String,
+    pub appendfilename: String,
+    pub appendfsync: AppendFsync,
+    /// Automatic rewrite: when the AOF has grown this many percent over its base (0: never)
+    /// and is larger than `auto_aof_rewrite_min_size` bytes.
+    pub auto_aof_rewrite_percentage: u64,
+    pub auto_aof_rewrite_min_size: u64,
     pub maxmemory: u64,
     pub maxmemory_policy: EvictionPolicy,
     pub maxmemory_samples: usize,
@@ -43,6 +51,11 @@ impl Default for InstanceConfig {
             dir: PathBuf::from("."),
             dbfilename: "dump.rdb".into(),
             persistence: PersistenceMode::Disabled,
+            appenddirname: "appendonlydir".into(),
+            appendfilename: "appendonly.aof".into(),
+            appendfsync: AppendFsync::EverySec,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::NoEviction,
             maxmemory_samples: 5,
@@ -104,6 +117,11 @@ pub const PARAMETERS: &[&str] = &[
     "rdbcompression",
     "rdbchecksum",
     "appendonly",
+    "appendfsync",
+    "appenddirname",
+    "appendfilename",
+    "auto-aof-rewrite-percentage",
+    "auto-aof-rewrite-min-size",
 ];
 
 /// Parameters CONFIG SET refuses at run time, as Redis 7.0 does by default
@@ -143,7 +161,7 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "set-max-intset-entries" => INTSET_MAX_ENTRIES.to_string(),
         "save" => match &cfg.persistence {
             PersistenceMode::Rdb(schedule) => schedule.save_points_text(),
-            PersistenceMode::Disabled => String::new(),
+            PersistenceMode::Disabled | PersistenceMode::Aof => String::new(),
         },
         "rdb-frequency" => match &cfg.persistence {
             PersistenceMode::Rdb(RdbSchedule {
@@ -153,8 +171,17 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         },
         "dbfilename" => cfg.dbfilename.clone(),
         "rdbcompression" | "rdbchecksum" => "yes".to_string(),
-        // The AOF arrives with its own issue.
-        "appendonly" => "no".to_string(),
+        "appendonly" => if cfg.persistence == PersistenceMode::Aof {
+            "yes"
+        } else {
+            "no"
+        }
+        .to_string(),
+        "appendfsync" => cfg.appendfsync.name().to_string(),
+        "appenddirname" => cfg.appenddirname.clone(),
+        "appendfilename" => cfg.appendfilename.clone(),
+        "auto-aof-rewrite-percentage" => cfg.auto_aof_rewrite_percentage.to_string(),
+        "auto-aof-rewrite-min-size" => cfg.auto_aof_rewrite_min_size.to_string(),
         _ => return None,
     })
 }
@@ -173,6 +200,9 @@ pub fn set(
             .ok()
             .filter(|&n| n <= max)
             .ok_or_else(|| invalid("argument couldn't be parsed into an integer"))
+    };
+    let both_on = || {
+        invalid("RDB snapshots and AOF can't both be on; turn AOF off first (appendonly no)")
     };
     match name {
         "maxmemory" => {
@@ -211,11 +241,17 @@ pub fn set(
                     schedule.save_points = points;
                     PersistenceMode::Rdb(schedule)
                 }
-                PersistenceMode::Disabled if points.is_empty() => PersistenceMode::Disabled,
+                mode @ (PersistenceMode::Disabled | PersistenceMode::Aof) if points.is_empty() => {
+                    mode
+                }
                 PersistenceMode::Disabled => PersistenceMode::Rdb(RdbSchedule {
                     frequency: None,
                     save_points: points,
                 }),
+                PersistenceMode::Aof => {
+                    cfg.persistence = PersistenceMode::Aof;
+                    return Err(both_on());
+                }
             };
         }
         "rdb-frequency" => {
@@ -231,7 +267,33 @@ pub fn set(
                     Some(f) => PersistenceMode::Rdb(RdbSchedule::every(f)),
                     None => PersistenceMode::Disabled,
                 },
+                PersistenceMode::Aof if frequency.is_none() => PersistenceMode::Aof,
+                PersistenceMode::Aof => {
+                    cfg.persistence = PersistenceMode::Aof;
+                    return Err(both_on());
+                }
             };
+        }
+        "appendonly" => {
+            let on = parse_yes_no(value).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
+            cfg.persistence = match (std::mem::take(&mut cfg.persistence), on) {
+                // Turning AOF on replaces the snapshots: the two are never on together.
+                (_, true) => PersistenceMode::Aof,
+                (PersistenceMode::Aof, false) => PersistenceMode::Disabled,
+                (mode, false) => mode,
+            };
+        }
+        "appendfsync" => {
+            cfg.appendfsync = AppendFsync::from_name(value).ok_or_else(|| {
+                invalid("argument(s) must be one of the following: always, everysec, no")
+            })?;
+        }
+        "auto-aof-rewrite-percentage" => {
+            cfg.auto_aof_rewrite_percentage = number(i32::MAX as u64)?;
+        }
+        "auto-aof-rewrite-min-size" => {
+            cfg.auto_aof_rewrite_min_size =
+                parse_memory(value).ok_or_else(|| invalid("argument must be a memory value"))?;
         }
         "dbfilename" => {
             if value.is_empty() || value.contains('/') || value == "." || value == ".." {
@@ -250,6 +312,15 @@ pub fn set(
         _ => return Err(ConfigError::Unknown(name.to_string())),
     }
     Ok(())
+}
+
+/// Parses Redis's yes/no booleans.
+pub fn parse_yes_no(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
 }
 
 /// Parses a memory amount as Redis's memtoull: plain bytes, or k/kb/m/mb/g/gb (any case).

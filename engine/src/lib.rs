@@ -33,6 +33,8 @@ use parking_lot::Mutex;
 
 pub use config::InstanceConfig;
 pub use keyspace::EvictionPolicy;
+pub use persistence::aof::{AppendFsync, RewriteError, RewriteReason, RewriteReport};
+pub use persistence::mode::ModeError;
 pub use persistence::{
     PersistenceMode, PersistenceStatus, RdbSchedule, RestoreReport, SaveError, SaveReason,
     SaveReport,
@@ -67,11 +69,11 @@ pub struct Instance {
 impl Instance {
     /// Starts an instance on the current tokio runtime and returns once it is listening. In
     /// RDB mode an existing dump is loaded in the background meanwhile (clients get -LOADING
-    /// until it is in; `wait_loaded` waits for it).
+    /// until it is in; `wait_loaded` waits for it). In AOF mode the AOF is replayed the same way
+    /// and then appended to.
     pub async fn start(config: InstanceConfig) -> Result<Instance, EngineError> {
         let bind_text = format!("{}:{}", config.bind, config.port);
-        let load_dump = matches!(config.persistence, PersistenceMode::Rdb(_));
-        let dir = config.dir.clone();
+        let dirs = [config.dir.clone(), config.dir.join(&config.appenddirname)];
         let shared = server::Shared::new(config);
         let listener = server::bind(&shared)
             .await
@@ -83,15 +85,13 @@ impl Instance {
         shared
             .events
             .push(EventKind::Started, format!("listening on {addr}"));
-        for stale in persistence::save::remove_stale_temp_files(&dir) {
+        for stale in dirs.iter().flat_map(|d| persistence::save::remove_stale_temp_files(d)) {
             shared.events.push(
                 EventKind::Error,
                 format!("removed {} left by an interrupted save", stale.display()),
             );
         }
-        if load_dump {
-            persistence::restore::start(&shared);
-        }
+        persistence::restore::start(&shared);
         *shared.telemetry.lock() = Telemetry::capture(&shared);
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(Instance {
@@ -128,6 +128,35 @@ impl Instance {
     /// Saving and loading as of now: last save, running save, load progress, history.
     pub fn persistence_status(&self) -> PersistenceStatus {
         self.shared.persistence.status()
+    }
+
+    /// Starts an AOF rewrite ("Rewrite now"). With a save running, it is scheduled after it.
+    pub fn rewrite_aof(&self) -> Result<(), RewriteError> {
+        let started = persistence::aof::rewrite::start(
+            &self.shared,
+            &mut self.shared.keyspace.lock(),
+            RewriteReason::Requested,
+        );
+        if let Err(RewriteError::SaveRunning) = started {
+            self.shared.persistence.update(|st| st.aof.scheduled = true);
+            return Ok(());
+        }
+        started
+    }
+
+    /// Figures of the open AOF (sizes, fsync health); None unless the instance runs AOF.
+    pub fn aof_figures(&self) -> Option<persistence::aof::AofFigures> {
+        persistence::aof::figures(&self.shared)
+    }
+
+    /// Switches persistence on the running instance (the portal's Data persistence panel)
+    /// and returns once the new mode is in force; the old mode's files are removed then.
+    /// Traffic goes on meanwhile.
+    pub async fn set_persistence(&self, mode: PersistenceMode) -> Result<(), ModeError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || persistence::mode::apply(&shared, mode))
+            .await
+            .unwrap_or_else(|e| Err(ModeError::Interrupted(e.to_string())))
     }
 
     /// The address clients connect to.
@@ -198,6 +227,7 @@ impl Instance {
         let reply = commands::execute(&mut ctx, args);
         self.shared.stats.commands_processed(1);
         self.shared.wake_blocked_clients(&mut ks);
+        persistence::aof::flush(&self.shared, ks);
         reply
     }
 
@@ -214,7 +244,11 @@ impl Instance {
             let _ = task.await;
         }
         let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || persistence::save::save_on_stop(&shared)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            persistence::save::save_on_stop(&shared);
+            persistence::aof::stop(&shared, &mut shared.keyspace.lock());
+        })
+        .await;
         self.shared.events.push(EventKind::Stopped, "stopped");
     }
 }

@@ -11,7 +11,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::keyspace::DB_COUNT;
-use crate::persistence::{RestoreReport, SaveReport};
+use crate::persistence::aof::{self, AofFigures};
+use crate::persistence::{PersistenceMode, RestoreReport, RewriteReport, SaveReport};
 use crate::server::Shared;
 
 /// A point-in-time view of an instance's figures.
@@ -33,6 +34,21 @@ pub struct Telemetry {
     pub changes_since_save: u64,
     pub uptime_secs: u64,
     pub rdb: RdbTelemetry,
+    pub aof: AofTelemetry,
+}
+
+/// AOF figures, for the live views (AOF size, fsync health, rewrite progress).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AofTelemetry {
+    /// Sizes and fsync health of the open AOF; None unless the instance runs AOF.
+    pub figures: Option<AofFigures>,
+    /// The size at which an automatic rewrite starts (None: never).
+    pub rewrite_threshold: Option<u64>,
+    /// (keys written, keys to write) of the rewrite in progress.
+    pub rewrite_progress: Option<(u64, u64)>,
+    pub rewrite_started_at: Option<SystemTime>,
+    pub last_rewrite: Option<RewriteReport>,
+    pub rewrites_failed_in_a_row: u32,
 }
 
 /// Saving and loading figures, for the live views.
@@ -73,9 +89,23 @@ impl Telemetry {
         t.keyspace_hits = ks.stats.keyspace_hits;
         t.keyspace_misses = ks.stats.keyspace_misses;
         t.changes_since_save = ks.dirty;
-        t.rdb.save_progress = ks.capture_progress();
+        let capture_progress = ks.capture_progress();
         drop(ks);
         let st = shared.persistence.status();
+        if st.aof.rewrite.is_some() {
+            t.aof.rewrite_progress = capture_progress;
+        } else {
+            t.rdb.save_progress = capture_progress;
+        }
+        t.aof.figures = aof::figures(shared);
+        t.aof.rewrite_threshold = t
+            .aof
+            .figures
+            .as_ref()
+            .and_then(|f| aof::auto_rewrite_threshold(shared, f.base_size));
+        t.aof.rewrite_started_at = st.aof.rewrite.as_ref().map(|r| r.started_at);
+        t.aof.last_rewrite = st.aof.last_rewrite.clone();
+        t.aof.rewrites_failed_in_a_row = st.aof.failures_in_a_row;
         t.rdb.save_started_at = st.running.as_ref().map(|r| r.started_at);
         t.rdb.last_save = st.history.back().cloned();
         t.rdb.last_save_ok = st.last_save_ok;
@@ -83,7 +113,7 @@ impl Telemetry {
             .loading
             .as_ref()
             .map(|l| (l.loaded_bytes, l.total_bytes, l.eta_secs()));
-        if let crate::persistence::PersistenceMode::Rdb(schedule) = shared.config().persistence {
+        if let PersistenceMode::Rdb(schedule) = shared.config().persistence {
             let now = Instant::now();
             t.rdb.next_save_at = schedule
                 .next_due(&st, t.changes_since_save)
@@ -109,6 +139,12 @@ pub enum EventKind {
     RestoreStarted,
     Restored,
     RestoreFailed,
+    RewriteStarted,
+    RewriteFinished,
+    RewriteFailed,
+    AofWriteFailed,
+    AofWriteRecovered,
+    PersistenceChanged,
 }
 
 /// Structured figures some events carry (the app's tables and charts read these).
@@ -117,6 +153,7 @@ pub enum EventData {
     None,
     Save(SaveReport),
     Restore(RestoreReport),
+    Rewrite(RewriteReport),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -176,6 +176,9 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let text = next.to_human_string();
     hash.insert(&args[2], Blob::from_slice(text.as_bytes()));
+    drop(value);
+    // Logged as the value it produced: a replay must not redo the float arithmetic.
+    ctx.propagate(&[b"HSET", &args[1][..], &args[2], text.as_bytes()]);
     Ok(Reply::bulk(text))
 }
 

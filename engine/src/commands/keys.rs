@@ -95,10 +95,16 @@ fn expire_generic(
     if !allowed {
         return Ok(Reply::Int(0));
     }
+    let key = &args[1][..];
     if at <= now {
-        ctx.ks.delete(db, &args[1]);
+        ctx.ks.delete(db, key);
+        ctx.propagate(&[b"DEL", key]);
     } else {
-        ctx.ks.set_expire(db, &args[1], at as u64);
+        ctx.ks.set_expire(db, key, at as u64);
+        if ctx.aof_on() {
+            let at = at.to_string();
+            ctx.propagate(&[b"PEXPIREAT", key, at.as_bytes()]);
+        }
     }
     Ok(Reply::Int(1))
 }

@@ -381,6 +381,11 @@ fn blocking_pop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
             None => None,
         };
         if let Some(item) = popped {
+            let pop: &[u8] = match end {
+                End::Left => b"LPOP",
+                End::Right => b"RPOP",
+            };
+            ctx.propagate(&[pop, key]);
             return Ok(Reply::Array(vec![Reply::bulk(key), Reply::bulk(&item)]));
         }
     }
@@ -397,7 +402,14 @@ pub fn brpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn blocking_move(ctx: &mut Ctx, args: &[Bytes], from: End, to: End, timeout: &[u8]) -> CmdResult {
     let deadline_ms = deadline(ctx, timeout)?;
     match move_element(ctx, &args[1], &args[2], from, to)? {
-        Some(item) => Ok(Reply::bulk(&item)),
+        Some(item) => {
+            let side = |end| match end {
+                End::Left => b"LEFT".as_slice(),
+                End::Right => b"RIGHT".as_slice(),
+            };
+            ctx.propagate(&[b"LMOVE", &args[1][..], &args[2], side(from), side(to)]);
+            Ok(Reply::bulk(&item))
+        }
         None => block(ctx, deadline_ms, Reply::NullArray),
     }
 }

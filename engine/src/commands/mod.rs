@@ -89,6 +89,8 @@ pub struct Ctx<'a> {
     pub shared: &'a Shared,
     /// Set by a blocking command that found nothing: the connection waits, then retries.
     pub block: Option<BlockRequest>,
+    /// Set when the command logged itself to the AOF in another form (`propagate`).
+    propagated: bool,
 }
 
 /// A blocking command's wish to wait: until `deadline_ms` (None: forever).
@@ -104,7 +106,21 @@ impl<'a> Ctx<'a> {
             client,
             shared,
             block: None,
+            propagated: false,
         }
+    }
+
+    /// True if writes are logged to an AOF (so a handler need not build its logged form).
+    pub fn aof_on(&self) -> bool {
+        self.ks.aof.is_on()
+    }
+
+    /// Logs the running command to the AOF as `args` instead of as it was sent, as Redis
+    /// propagates it: relative times become absolute, random or blocking effects explicit.
+    pub fn propagate<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        self.propagated = true;
+        let db = self.db();
+        self.ks.aof.command(db, args);
     }
 
     pub fn db(&self) -> usize {
@@ -264,6 +280,9 @@ pub fn execute(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if !spec.flags.contains(Flags::LOADING) && ctx.shared.persistence.is_loading() {
         return CmdError::Loading.into();
     }
+    if spec.flags.contains(Flags::WRITE) && ctx.shared.persistence.aof_write_failed() {
+        return CmdError::Coded(crate::persistence::aof::write_refusal(ctx.shared)).into();
+    }
     if ctx.client.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION_CONTROL) {
         return transactions::queue(ctx, spec, args);
     }
@@ -280,10 +299,23 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
         }
     }
     let db = ctx.db();
+    let dirty = ctx.ks.dirty;
+    ctx.propagated = false;
     let reply = match (spec.handler)(ctx, args) {
         Ok(reply) => reply,
         Err(e) => e.into(),
     };
+    // A write that changed something is logged as sent, unless it logged its own form
+    // (blocking commands always do: a replay must never wait or pop something else).
+    if ctx.ks.aof.is_on()
+        && spec.flags.contains(Flags::WRITE)
+        && !spec.flags.contains(Flags::BLOCKING)
+        && !ctx.propagated
+        && ctx.ks.dirty != dirty
+        && !matches!(reply, Reply::Error(_))
+    {
+        ctx.ks.aof.command(db, args);
+    }
     if spec.flags.contains(Flags::WRITE) && ctx.ks.dbs[db].emptied {
         let keys: Vec<&[u8]> = spec
             .key_positions(args.len())

@@ -103,6 +103,9 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         t => Some(ctx.ks.now.saturating_add(t as u64)),
     };
     if expire_at.is_some_and(|at| at <= ctx.ks.now) {
+        if replace {
+            ctx.propagate(&[b"DEL", &key[..]]);
+        }
         return Ok(Reply::OK);
     }
     ctx.ks.set(db, key, value);
@@ -113,6 +116,14 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let lfu = ctx.ks.config.policy.is_lfu();
         let access = access_from_saved(lfu, ctx.ks.now, idle, freq);
         ctx.ks.set_access(db, key, access);
+    }
+    if let (Some(at), false, true) = (expire_at, absttl, ctx.aof_on()) {
+        // Logged with the absolute time, so a replay gives the key the same deadline.
+        let at = at.to_string();
+        let mut logged: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        logged[2] = at.as_bytes();
+        logged.push(b"ABSTTL");
+        ctx.propagate(&logged);
     }
     Ok(Reply::OK)
 }

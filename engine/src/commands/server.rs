@@ -9,6 +9,7 @@ use super::{int_arg, is, lookup, lower, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::config::{self, human_bytes, ConfigError};
 use crate::keyspace::value::heap_size_of;
 use crate::keyspace::{Blob, Value};
+use crate::persistence::{aof, PersistenceMode};
 use crate::protocol::Reply;
 
 fn command_info(spec: &CommandSpec) -> Reply {
@@ -209,18 +210,42 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
                 "rdb_last_load_keys_loaded",
                 &restore.map_or(0, |r| r.keys_loaded),
             );
-            w.line("aof_enabled", &0);
-            w.line("aof_rewrite_in_progress", &0);
-            w.line("aof_rewrite_scheduled", &0);
-            w.line("aof_last_rewrite_time_sec", &-1);
-            w.line("aof_current_rewrite_time_sec", &-1);
-            w.line("aof_last_bgrewrite_status", &"ok");
-            w.line("aof_rewrites", &0);
-            w.line("aof_rewrites_consecutive_failures", &0);
-            w.line("aof_last_write_status", &"ok");
+            let aof = &st.aof;
+            let figures = aof::figures(ctx.shared);
+            w.line("aof_enabled", &u8::from(figures.is_some()));
+            w.line("aof_rewrite_in_progress", &u8::from(aof.rewrite.is_some()));
+            w.line("aof_rewrite_scheduled", &u8::from(aof.scheduled));
+            w.line(
+                "aof_last_rewrite_time_sec",
+                &secs(aof.last_rewrite.as_ref().map(|r| r.duration)),
+            );
+            w.line(
+                "aof_current_rewrite_time_sec",
+                &secs(aof.rewrite.as_ref().map(|r| r.started.elapsed())),
+            );
+            let rewrite_ok = aof.last_rewrite.as_ref().is_none_or(|r| r.error.is_none());
+            w.line(
+                "aof_last_bgrewrite_status",
+                &if rewrite_ok { "ok" } else { "err" },
+            );
+            w.line("aof_rewrites", &aof.rewrites);
+            w.line("aof_rewrites_consecutive_failures", &aof.failures_in_a_row);
+            let write_ok = figures.as_ref().is_none_or(|f| f.write_error.is_none());
+            w.line(
+                "aof_last_write_status",
+                &if write_ok { "ok" } else { "err" },
+            );
             w.line("aof_last_cow_size", &0);
             w.line("module_fork_in_progress", &0);
             w.line("module_fork_last_cow_size", &0);
+            if let Some(f) = &figures {
+                w.line("aof_current_size", &f.current_size);
+                w.line("aof_base_size", &f.base_size);
+                w.line("aof_pending_rewrite", &u8::from(aof.scheduled));
+                w.line("aof_buffer_length", &f.buffer_length);
+                w.line("aof_pending_bio_fsync", &u8::from(f.fsync_running));
+                w.line("aof_delayed_fsync", &f.delayed_fsyncs);
+            }
             if let Some(load) = &st.loading {
                 w.line("loading_start_time", &load.started_unix_secs);
                 w.line("loading_total_bytes", &load.total_bytes);
@@ -326,8 +351,27 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     }
                 })?;
             }
+            let old_mode = ctx.shared.config().persistence;
+            let was_aof = old_mode == PersistenceMode::Aof;
+            let is_aof = cfg.persistence == PersistenceMode::Aof;
             ctx.ks.config = ks_cfg;
             ctx.shared.set_config(cfg);
+            if let Some(app) = ctx.shared.persistence.aof.lock().as_mut() {
+                app.fsync = ctx.shared.config().appendfsync;
+            }
+            match (was_aof, is_aof) {
+                (false, true) => {
+                    let shared = ctx.shared.handle().ok_or_else(|| CmdError::other("the instance is stopping"))?;
+                    if let Err(e) = aof::create(&shared, ctx.ks) {
+                        let mut cfg = ctx.shared.config();
+                        cfg.persistence = old_mode;
+                        ctx.shared.set_config(cfg);
+                        return Err(CmdError::other(format!("Unable to turn on AOF: {e}")));
+                    }
+                }
+                (true, false) => aof::stop(ctx.shared, ctx.ks),
+                _ => {}
+            }
             Ok(Reply::OK)
         }
         "resetstat" if args.len() == 2 => {

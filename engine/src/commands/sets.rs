@@ -109,6 +109,13 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     for m in &picked {
         set.remove(m);
     }
+    drop(value);
+    // Logged as the members it removed: a replay must not pick again at random.
+    if ctx.aof_on() {
+        let mut srem: Vec<&[u8]> = vec![b"SREM", &args[1]];
+        srem.extend(picked.iter().map(|m| &m[..]));
+        ctx.propagate(&srem);
+    }
     Ok(match count {
         None => picked.first().map_or(Reply::Null, Reply::bulk),
         Some(_) => Reply::Set(picked.iter().map(Reply::bulk).collect()),

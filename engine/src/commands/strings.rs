@@ -117,16 +117,24 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })
 }
 
+/// Stores a string with its expiry. A relative or future time is logged to the AOF as an
+/// absolute one (SET key value PXAT ms); a time already past as the deletion it is.
 fn write_with_expiry(ctx: &mut Ctx, key: &[u8], value: &[u8], expiry: Expiry) {
     let db = ctx.db();
     match expiry {
         Expiry::Keep => ctx.ks.set_keep_ttl(db, key, str_value(value)),
         Expiry::At(at) if at <= ctx.ks.now => {
-            ctx.ks.delete(db, key);
+            if ctx.ks.delete(db, key) {
+                ctx.propagate(&[b"DEL", key]);
+            }
         }
         Expiry::At(at) => {
             ctx.ks.set(db, key, str_value(value));
             ctx.ks.set_expire(db, key, at);
+            if ctx.aof_on() {
+                let at = at.to_string();
+                ctx.propagate(&[b"SET", key, value, b"PXAT", at.as_bytes()]);
+            }
         }
         Expiry::None | Expiry::Persist => ctx.ks.set(db, key, str_value(value)),
     }
@@ -245,13 +253,23 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Null);
     };
     let db = ctx.db();
+    let key = &args[1][..];
     match expiry {
         Expiry::At(at) if at <= ctx.ks.now => {
-            ctx.ks.delete(db, &args[1]);
+            ctx.ks.delete(db, key);
+            ctx.propagate(&[b"DEL", key]);
         }
-        Expiry::At(at) => ctx.ks.set_expire(db, &args[1], at),
+        Expiry::At(at) => {
+            ctx.ks.set_expire(db, key, at);
+            if ctx.aof_on() {
+                let at = at.to_string();
+                ctx.propagate(&[b"PEXPIREAT", key, at.as_bytes()]);
+            }
+        }
         Expiry::Persist => {
-            ctx.ks.persist(db, &args[1]);
+            if ctx.ks.persist(db, key) {
+                ctx.propagate(&[b"PERSIST", key]);
+            }
         }
         Expiry::None | Expiry::Keep => {}
     }
@@ -304,6 +322,8 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let db = ctx.db();
     ctx.ks
         .set_keep_ttl(db, &args[1], str_value(text.as_bytes()));
+    // Logged as the value it produced: a replay must not redo the float arithmetic.
+    ctx.propagate(&[b"SET", &args[1][..], text.as_bytes(), b"KEEPTTL"]);
     Ok(Reply::bulk(text))
 }
 

@@ -43,10 +43,12 @@ pub fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         return Ok(Reply::NullArray);
     }
     ctx.client.in_exec = true;
+    ctx.ks.aof.begin_transaction();
     let replies = queued
         .iter()
         .map(|(spec, args)| run(ctx, spec, args))
         .collect();
+    ctx.ks.aof.end_transaction();
     ctx.client.in_exec = false;
     Ok(Reply::Array(replies))
 }

@@ -207,6 +207,8 @@ pub struct Keyspace {
     /// The point-in-time snapshot being written, if any, and the mark its keys carry.
     pub(crate) capture: Option<Box<crate::persistence::snapshot::Capture>>,
     pub(crate) mark: bool,
+    /// Commands to append to the AOF (see persistence/aof/feed.rs); off without AOF.
+    pub aof: crate::persistence::aof::AofFeed,
 }
 
 impl std::fmt::Debug for Keyspace {
@@ -238,6 +240,7 @@ impl Keyspace {
             eviction_pool: Vec::new(),
             capture: None,
             mark: false,
+            aof: Default::default(),
         }
     }
 
@@ -267,6 +270,8 @@ impl Keyspace {
         self.dbs[db].remove_entry(key);
         self.stats.expired_keys += 1;
         self.modified(db, key);
+        // Logged as Redis propagates an expiry, so a replay never depends on the clock.
+        self.aof.command(db, &[b"DEL", key]);
         true
     }
 

@@ -1,11 +1,14 @@
 //! Persistence beside the keyspace: RDB files (`rdb`), the point-in-time snapshot that feeds
-//! them without fork (`snapshot`), writing the dump (`save`), the save schedule (`schedule`)
-//! and loading on start (`restore`).
+//! them without fork (`snapshot`), writing the dump (`save`), the save schedule (`schedule`),
+//! the append-only file (`aof`), loading on start (`restore`) and switching between modes
+//! on a running instance (`mode`).
 //!
 //! `PersistenceState` is what the rest of the engine (INFO, LASTSAVE, telemetry, the cron)
 //! reads: the last save's outcome, the running save, the load in progress and the history of
 //! saves. It sits behind its own small lock, never the keyspace's.
 
+pub mod aof;
+pub mod mode;
 pub mod rdb;
 pub mod restore;
 pub mod save;
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 
+pub use aof::{AppendFsync, RewriteReason, RewriteReport};
 pub use restore::RestoreReport;
 pub use save::{SaveError, SaveReason, SaveReport};
 pub use schedule::{RdbSchedule, SavePoint};
@@ -31,6 +35,8 @@ pub enum PersistenceMode {
     Disabled,
     /// RDB snapshots on a schedule; the newest dump is loaded on start.
     Rdb(RdbSchedule),
+    /// Every write logged to the append-only file, replayed on start.
+    Aof,
 }
 
 /// How many recent saves the history keeps (for the timeline chart).
@@ -97,6 +103,7 @@ pub struct PersistenceStatus {
     pub last_restore: Option<RestoreReport>,
     /// SHUTDOWN SAVE (true) or NOSAVE (false); None follows the save points.
     pub shutdown_save: Option<bool>,
+    pub aof: aof::AofStatus,
 }
 
 impl PersistenceStatus {
@@ -124,6 +131,7 @@ impl PersistenceStatus {
             loading: None,
             last_restore: None,
             shutdown_save: None,
+            aof: aof::AofStatus::default(),
         }
     }
 }
@@ -134,6 +142,10 @@ pub struct PersistenceState {
     status: Mutex<PersistenceStatus>,
     /// Mirrors `status.loading.is_some()` for the per-command check.
     loading: AtomicBool,
+    /// The open AOF, while the instance runs AOF. Taken after the keyspace lock, never before.
+    pub aof: Mutex<Option<aof::appender::Appender>>,
+    /// The AOF cannot be written: writes are refused (checked per write command).
+    aof_write_failed: AtomicBool,
 }
 
 impl PersistenceState {
@@ -141,7 +153,17 @@ impl PersistenceState {
         PersistenceState {
             status: Mutex::new(PersistenceStatus::new(now_unix_secs)),
             loading: AtomicBool::new(false),
+            aof: Mutex::new(None),
+            aof_write_failed: AtomicBool::new(false),
         }
+    }
+
+    pub fn aof_write_failed(&self) -> bool {
+        self.aof_write_failed.load(Ordering::Relaxed)
+    }
+
+    pub fn set_aof_write_failed(&self, failed: bool) {
+        self.aof_write_failed.store(failed, Ordering::Relaxed);
     }
 
     /// A copy of the current status.

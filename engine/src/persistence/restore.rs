@@ -1,4 +1,4 @@
-//! Rehydrating an instance on start from its dump, while it already answers clients (they get
+//! Rehydrating an instance on start from its dump or its AOF, while it already answers clients (they get
 //! -LOADING until the data is in, as with Redis).
 //!
 //! The file is read on its own thread into fresh databases that no one else sees, so the
@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::aof::{self, appender::Appender, manifest::Manifest};
 use super::rdb::{self, RdbError};
-use super::LoadingProgress;
+use super::{LoadingProgress, PersistenceMode};
 use crate::keyspace::eviction::access_from_saved;
 use crate::keyspace::{Db, EvictionPolicy, DB_COUNT};
 use crate::server::Shared;
@@ -21,21 +22,26 @@ use crate::telemetry::{EventData, EventKind};
 /// What a restore did (one row of the app's restore table).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestoreReport {
+    /// The dump file, or the AOF directory.
     pub source: PathBuf,
-    /// "RDB" (AOF restores arrive with the AOF).
+    /// "RDB" or "AOF".
     pub format: &'static str,
+    /// The files read, in order (the dump, or the AOF's base and incr files).
+    pub files: Vec<String>,
     pub started_at: SystemTime,
     pub duration: Duration,
     pub bytes: u64,
     pub keys_loaded: u64,
     pub keys_expired: u64,
     pub keys_evicted: u64,
+    /// An AOF whose last command was cut short: what was cut off.
+    pub truncated: Option<String>,
     /// None on success.
     pub error: Option<String>,
 }
 
 /// Loads `path` into fresh databases, reporting progress into the instance's status.
-fn read_dump(
+pub(crate) fn read_dump(
     shared: &Shared,
     path: &Path,
     mark: bool,
@@ -66,92 +72,209 @@ fn read_dump(
         }
         loaded += 1;
         if loaded.is_multiple_of(4096) {
-            let bytes = reader.position();
-            shared.persistence.update(|st| {
-                if let Some(p) = st.loading.as_mut() {
-                    p.loaded_bytes = bytes;
-                    p.keys_loaded = loaded;
-                }
-            });
+            note_progress(shared, reader.position(), loaded);
         }
     }
     Ok((dbs, loaded, expired, reader.total()))
 }
 
-/// Starts loading the dump on its own thread if there is one. Returns false if there is none.
-pub fn start(shared: &Arc<Shared>) -> bool {
-    let path = super::save::dump_path(shared);
-    let Ok(meta) = std::fs::metadata(&path) else {
-        return false;
+/// Where a start loads its data from.
+enum Source {
+    Rdb(PathBuf),
+    Aof(PathBuf, Manifest),
+}
+
+/// The files the instance's mode loads. Each mode falls back on the other's files when its
+/// own are absent, so a crash in the middle of switching modes loses nothing.
+fn find_source(shared: &Shared) -> Result<Option<Source>, (PathBuf, String)> {
+    let cfg = shared.config();
+    let dump = super::save::dump_path(shared);
+    let aof_dir = aof::aof_dir(shared);
+    let manifest = aof::load::read_manifest(&aof_dir, &cfg.appendfilename);
+    Ok(match cfg.persistence {
+        PersistenceMode::Disabled => None,
+        PersistenceMode::Rdb(_) if dump.exists() => Some(Source::Rdb(dump)),
+        PersistenceMode::Rdb(_) => manifest.ok().flatten().map(|m| Source::Aof(aof_dir, m)),
+        PersistenceMode::Aof => match manifest {
+            Ok(Some(m)) => Some(Source::Aof(aof_dir, m)),
+            Ok(None) if dump.exists() => Some(Source::Rdb(dump)),
+            Ok(None) => None,
+            Err(e) => return Err((aof_dir, e.to_string())),
+        },
+    })
+}
+
+/// Starts loading the instance's data on its own thread (clients get -LOADING meanwhile):
+/// the dump in RDB mode, the AOF in AOF mode. In AOF mode the AOF is then opened for
+/// appending, or created with a first rewrite if there was none.
+pub fn start(shared: &Arc<Shared>) {
+    let aof_mode = shared.config().persistence == PersistenceMode::Aof;
+    let source = match find_source(shared) {
+        Ok(Some(source)) => source,
+        Ok(None) => {
+            if aof_mode {
+                if let Err(e) = aof::create(shared, &mut shared.keyspace.lock()) {
+                    let failed = failed_report(aof::aof_dir(shared), "AOF", Instant::now(), &e);
+                    finish(shared, failed);
+                }
+            }
+            return;
+        }
+        Err((path, e)) => {
+            finish(shared, failed_report(path, "AOF", Instant::now(), &e));
+            return;
+        }
+    };
+    let (path, total_bytes) = match &source {
+        Source::Rdb(path) => (path.clone(), std::fs::metadata(path).map_or(0, |m| m.len())),
+        Source::Aof(dir, manifest) => match aof::load::total_bytes(dir, manifest) {
+            Ok(total) => (dir.clone(), total),
+            Err(e) => {
+                finish(shared, failed_report(dir.clone(), "AOF", Instant::now(), &e));
+                return;
+            }
+        },
     };
     shared.persistence.set_loading(Some(LoadingProgress {
         source: path.clone(),
         started: Instant::now(),
         started_unix_secs: crate::util::now_ms() / 1000,
-        total_bytes: meta.len(),
+        total_bytes,
         loaded_bytes: 0,
         keys_loaded: 0,
     }));
     shared.events.push(
         EventKind::RestoreStarted,
-        format!("loading {} ({} bytes)", path.display(), meta.len()),
+        format!("loading {} ({total_bytes} bytes)", path.display()),
     );
     let worker = shared.clone();
     let spawned = std::thread::Builder::new()
-        .name("rdb-load".into())
-        .spawn(move || run(&worker, path));
+        .name("data-load".into())
+        .spawn(move || run(&worker, source, aof_mode));
     if let Err(e) = spawned {
-        finish(
-            shared,
-            failed_report(
-                super::save::dump_path(shared),
-                Instant::now(),
-                &e.to_string(),
-            ),
-        );
+        finish(shared, failed_report(path, "RDB", Instant::now(), &e));
     }
-    true
 }
 
-fn failed_report(source: PathBuf, started: Instant, error: &str) -> RestoreReport {
+fn failed_report(
+    source: PathBuf,
+    format: &'static str,
+    started: Instant,
+    error: &dyn std::fmt::Display,
+) -> RestoreReport {
     RestoreReport {
         source,
-        format: "RDB",
+        format,
+        files: Vec::new(),
         started_at: SystemTime::now(),
         duration: started.elapsed(),
         bytes: 0,
         keys_loaded: 0,
         keys_expired: 0,
         keys_evicted: 0,
+        truncated: None,
         error: Some(error.to_string()),
     }
 }
 
-fn run(shared: &Shared, path: PathBuf) {
+fn note_progress(shared: &Shared, bytes: u64, keys: u64) {
+    shared.persistence.update(|st| {
+        if let Some(p) = st.loading.as_mut() {
+            p.loaded_bytes = bytes;
+            p.keys_loaded = keys;
+        }
+    });
+}
+
+fn run(shared: &Arc<Shared>, source: Source, aof_mode: bool) {
     let started = Instant::now();
+    let report = match source {
+        Source::Rdb(path) => load_rdb(shared, path, started, aof_mode),
+        Source::Aof(dir, manifest) => load_aof(shared, dir, manifest, started, aof_mode),
+    };
+    finish(shared, report);
+}
+
+fn load_rdb(shared: &Arc<Shared>, path: PathBuf, started: Instant, aof_mode: bool) -> RestoreReport {
     let started_at = SystemTime::now();
     let (mark, lfu) = {
         let ks = shared.keyspace.lock();
         (ks.mark, ks.config.policy.is_lfu())
     };
-    let report = match read_dump(shared, &path, mark, lfu) {
-        Ok((dbs, keys_loaded, keys_expired, bytes)) => {
-            let keys_evicted = install(shared, dbs);
-            RestoreReport {
-                source: path,
-                format: "RDB",
-                started_at,
-                duration: started.elapsed(),
-                bytes,
-                keys_loaded,
-                keys_expired,
-                keys_evicted,
-                error: None,
-            }
-        }
-        Err(e) => failed_report(path, started, &e.to_string()),
+    let (dbs, keys_loaded, keys_expired, bytes) = match read_dump(shared, &path, mark, lfu) {
+        Ok(loaded) => loaded,
+        Err(e) => return failed_report(path, "RDB", started, &e),
     };
-    finish(shared, report);
+    let keys_evicted = install(shared, dbs);
+    if aof_mode {
+        // AOF mode without AOF files: the data came from the dump; the first rewrite makes
+        // it the AOF's base.
+        if let Err(e) = aof::create(shared, &mut shared.keyspace.lock()) {
+            return failed_report(aof::aof_dir(shared), "AOF", started, &e);
+        }
+    }
+    RestoreReport {
+        files: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .into_iter()
+            .collect(),
+        source: path,
+        format: "RDB",
+        started_at,
+        duration: started.elapsed(),
+        bytes,
+        keys_loaded,
+        keys_expired,
+        keys_evicted,
+        truncated: None,
+        error: None,
+    }
+}
+
+fn load_aof(
+    shared: &Arc<Shared>,
+    dir: PathBuf,
+    manifest: Manifest,
+    started: Instant,
+    aof_mode: bool,
+) -> RestoreReport {
+    let started_at = SystemTime::now();
+    let replayed = match aof::load::replay(shared, &dir, &manifest, &mut |bytes, keys| {
+        note_progress(shared, bytes, keys)
+    }) {
+        Ok(replayed) => replayed,
+        Err(e) => return failed_report(dir, "AOF", started, &e),
+    };
+    if aof_mode {
+        // Appending continues where the log ends; evictions to fit are logged after it.
+        let cfg = shared.config();
+        let opened = Appender::open(dir.clone(), cfg.appendfilename, manifest, cfg.appendfsync);
+        match opened {
+            Ok(mut app) => {
+                app.delete_history();
+                let mut ks = shared.keyspace.lock();
+                *shared.persistence.aof.lock() = Some(app);
+                ks.aof.set_on(true);
+            }
+            Err(e) => return failed_report(dir, "AOF", started, &e),
+        }
+    }
+    let keys_loaded = replayed.dbs.iter().map(|d| d.len() as u64).sum();
+    let keys_evicted = install(shared, replayed.dbs);
+    RestoreReport {
+        source: dir,
+        format: "AOF",
+        files: replayed.files,
+        started_at,
+        duration: started.elapsed(),
+        bytes: replayed.bytes,
+        keys_loaded,
+        keys_expired: replayed.keys_expired,
+        keys_evicted,
+        truncated: replayed.truncated,
+        error: None,
+    }
 }
 
 /// Swaps the loaded databases in and evicts down to maxmemory; returns the keys evicted.
@@ -179,12 +302,16 @@ fn finish(shared: &Shared, report: RestoreReport) {
     match &report.error {
         None => {
             let mut detail = format!(
-                "loaded {} keys from {} in {:.3} s ({} skipped as expired)",
+                "loaded {} keys from {} ({}) in {:.3} s ({} skipped as expired)",
                 report.keys_loaded,
                 report.source.display(),
+                report.format,
                 report.duration.as_secs_f64(),
                 report.keys_expired
             );
+            if let Some(cut) = &report.truncated {
+                detail.push_str(&format!("; truncated tail repaired: {cut}"));
+            }
             if report.keys_evicted > 0 {
                 detail.push_str(&format!(
                     "; evicted {} keys (allkeys-lru) to fit maxmemory",
@@ -199,7 +326,7 @@ fn finish(shared: &Shared, report: RestoreReport) {
             shared.events.push_with(
                 EventKind::RestoreFailed,
                 format!(
-                    "cannot load {}: {error}; the file is left untouched and the instance stops",
+                    "cannot load {}: {error}; the files are left untouched and the instance stops",
                     report.source.display()
                 ),
                 EventData::Restore(report.clone()),

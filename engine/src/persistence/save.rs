@@ -95,15 +95,44 @@ pub fn start_background(
     if !ks.start_capture() {
         return Err(SaveError::InProgress);
     }
-    let used_memory = ks.used_memory();
     let started = begin(shared, reason);
     let path = dump_path(shared);
+    write_capture_in_background(
+        shared,
+        ks,
+        "rdb-save",
+        path.clone(),
+        false,
+        settle,
+        move |shared, written, keys| {
+            report(shared, started, path, &written, keys);
+        },
+    );
+    Ok(())
+}
+
+/// Writes the capture just started under `ks` (held by the caller) to `target` on a thread of
+/// its own. When the walk ends, `settle` runs with the keyspace locked (it ends the capture),
+/// then `report` runs without that lock with the outcome (the file's size). `aof_base` marks
+/// the file as an AOF base in its header.
+pub(super) fn write_capture_in_background<T>(
+    shared: &Arc<Shared>,
+    ks: &mut Keyspace,
+    thread_name: &str,
+    target: PathBuf,
+    aof_base: bool,
+    settle: impl FnOnce(&mut Keyspace, &std::io::Result<u64>) -> T + Send + 'static,
+    report: impl FnOnce(&Shared, std::io::Result<u64>, T) + Send + 'static,
+) {
+    let used_memory = ks.used_memory();
     let worker = shared.clone();
-    let running = started.clone();
+    // Shared with the thread so that, if it cannot start, the steps run here instead.
+    let ending = Arc::new(parking_lot::Mutex::new(Some((settle, report))));
+    let ending_in_thread = ending.clone();
     let spawned = std::thread::Builder::new()
-        .name("rdb-save".into())
+        .name(thread_name.into())
         .spawn(move || {
-            let written = write_dump(&path, used_memory, || {
+            let written = write_dump(&target, aof_base, used_memory, || {
                 let mut ks = worker.keyspace.lock();
                 let step = ks.capture_step(KEYS_PER_STEP);
                 // Hand the lock to a waiting connection rather than taking it straight back.
@@ -114,17 +143,20 @@ pub fn start_background(
                 }
                 step
             });
-            let keys = settle(&mut worker.keyspace.lock(), &written);
-            report(&worker, running, path, &written, keys);
+            if let Some((settle, report)) = ending_in_thread.lock().take() {
+                let settled = settle(&mut worker.keyspace.lock(), &written);
+                report(&worker, written, settled);
+            }
         });
     if let Err(e) = spawned {
         // Without a thread, finish the walk here so the marks stay consistent.
         while !ks.capture_step(u64::MAX).done {}
-        let written = Err(e);
-        let keys = settle(ks, &written);
-        report(shared, started, dump_path(shared), &written, keys);
+        if let Some((settle, report)) = ending.lock().take() {
+            let written = Err(e);
+            let settled = settle(ks, &written);
+            report(shared, written, settled);
+        }
     }
-    Ok(())
 }
 
 /// The save redis-server makes when it stops: with SHUTDOWN SAVE, or when save points are
@@ -169,7 +201,7 @@ fn save_foreground_as(
     let started = begin(shared, reason);
     let path = dump_path(shared);
     let used_memory = ks.used_memory();
-    let written = write_dump(&path, used_memory, || {
+    let written = write_dump(&path, false, used_memory, || {
         ks.capture_step(FOREGROUND_KEYS_PER_STEP)
     });
     let keys = settle(ks, &written);
@@ -284,6 +316,7 @@ impl TempFile {
 /// error the remaining steps are still run (and discarded) so the capture completes.
 fn write_dump(
     target: &Path,
+    aof_base: bool,
     used_memory: usize,
     mut next: impl FnMut() -> Step,
 ) -> std::io::Result<u64> {
@@ -303,7 +336,7 @@ fn write_dump(
         ("redis-bits", "64".to_string()),
         ("ctime", (crate::util::now_ms() / 1000).to_string()),
         ("used-mem", used_memory.to_string()),
-        ("aof-base", "0".to_string()),
+        ("aof-base", u8::from(aof_base).to_string()),
     ]);
     let mut temp = TempFile {
         file: std::fs::File::create(&temp_path),

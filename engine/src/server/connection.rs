@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use super::client::{ClientInfo, ClientState};
 use super::Shared;
 use crate::commands::{self, transactions, Ctx};
+use crate::persistence::aof;
 use crate::protocol::{Reply, RequestParser};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -147,7 +148,8 @@ fn run_batch(
     }
     shared.wake_blocked_clients(&mut ks);
     ks.capture_assist();
-    drop(ks);
+    // The AOF gets this batch's writes before its replies leave.
+    aof::flush(shared, ks);
     shared.stats.commands_processed(count);
     client.info.mark_active(client.db, client.resp3, count);
     next
@@ -175,6 +177,7 @@ async fn wait_blocked(
             let reply = commands::execute(&mut ctx, &args);
             let still_blocked = ctx.block.is_some();
             shared.wake_blocked_clients(&mut ks);
+            aof::flush(shared, ks);
             (reply, still_blocked)
         };
         if !still_blocked {

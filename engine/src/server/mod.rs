@@ -1,5 +1,6 @@
 //! The network side of an instance: its shared state, the TCP listener, and the background
-//! cron (active expiry, incremental rehash, ops/s sampling, telemetry).
+//! cron (active expiry, incremental rehash, ops/s sampling, save schedule, AOF fsync and
+//! rewrites, telemetry).
 
 pub mod client;
 pub mod connection;
@@ -295,6 +296,7 @@ async fn cron(shared: Arc<Shared>) {
         let ops = samples[..filled].iter().sum::<u64>() / filled as u64;
         shared.stats.ops_per_sec.store(ops, Ordering::Relaxed);
         crate::persistence::schedule::tick(&shared);
+        crate::persistence::aof::tick(&shared);
         let snapshot = Telemetry::capture(&shared);
         *shared.telemetry.lock() = snapshot;
     }

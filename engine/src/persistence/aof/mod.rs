@@ -1,0 +1,286 @@
+//! Redis 7.0 multi-part AOF: every write is logged as Redis propagates it (`feed`), written by
+//! the `appender` before the replies leave, compacted by a background `rewrite` into a new
+//! base from a point-in-time capture, and replayed on start by `load`. The files are listed by
+//! the `manifest` in `<dir>/<appenddirname>/`, named as Redis names them.
+//!
+//! Locks: a batch holds the keyspace lock while it feeds, then takes the appender's lock
+//! before releasing the keyspace, so the log keeps the order in which commands ran while the
+//! write itself happens outside the keyspace lock.
+//!
+//! What survives what, with appendfsync everysec: a kill -9 loses nothing acknowledged, since
+//! every write reached the file (the page cache) before its reply was sent. A power loss can
+//! lose what the last fsync did not cover: about one second of writes, more only while an
+//! fsync runs slow (INFO's aof_delayed_fsync counts those seconds). `always` fsyncs before
+//! replying and loses nothing acknowledged either way.
+
+pub mod appender;
+pub mod feed;
+pub mod load;
+pub mod manifest;
+pub mod rewrite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::MutexGuard;
+
+use crate::keyspace::Keyspace;
+use crate::server::Shared;
+use crate::telemetry::EventKind;
+use appender::{Appender, WriteOutcome};
+pub use feed::AofFeed;
+pub use rewrite::{RewriteError, RewriteReason, RewriteReport};
+
+/// When the appender makes written data durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppendFsync {
+    /// fsync before every reply: nothing acknowledged is lost, even on power loss.
+    Always,
+    /// fsync about once a second, off the hot path (the portal's one option).
+    #[default]
+    EverySec,
+    /// Leave it to the operating system.
+    No,
+}
+
+impl AppendFsync {
+    pub fn name(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::EverySec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AppendFsync> {
+        match name.to_ascii_lowercase().as_str() {
+            "always" => Some(AppendFsync::Always),
+            "everysec" => Some(AppendFsync::EverySec),
+            "no" => Some(AppendFsync::No),
+            _ => None,
+        }
+    }
+}
+
+/// Where an instance's AOF lives.
+pub fn aof_dir(shared: &Shared) -> PathBuf {
+    let cfg = shared.config();
+    cfg.dir.join(cfg.appenddirname)
+}
+
+/// Writes what the batch fed (if anything) and releases the keyspace lock: the appender's
+/// lock is taken first, so batches reach the file in the order they ran.
+pub fn flush(shared: &Shared, mut ks: MutexGuard<'_, Keyspace>) {
+    if !ks.aof.has_pending() {
+        return;
+    }
+    let bytes = ks.aof.take();
+    let mut appender = shared.persistence.aof.lock();
+    drop(ks);
+    if let Some(app) = appender.as_mut() {
+        let outcome = app.append(bytes);
+        note_write(shared, app, outcome);
+    }
+}
+
+/// Records a write's outcome: the refusal flag, and an event when the status changes.
+pub(crate) fn note_write(shared: &Shared, app: &Appender, outcome: WriteOutcome) {
+    match outcome {
+        WriteOutcome::Ok => {}
+        WriteOutcome::Failed(error) => {
+            if !shared.persistence.aof_write_failed() {
+                shared.events.push(
+                    EventKind::AofWriteFailed,
+                    format!(
+                        "cannot write the AOF in {}: {error}; writes are refused until it recovers",
+                        app.dir.display()
+                    ),
+                );
+            }
+            shared.persistence.set_aof_write_failed(true);
+        }
+        WriteOutcome::Recovered => {
+            shared.persistence.set_aof_write_failed(false);
+            shared.events.push(
+                EventKind::AofWriteRecovered,
+                "the AOF is written again; writes are accepted",
+            );
+        }
+    }
+}
+
+/// The text of the refusal while the AOF cannot be written (Redis's MISCONF).
+pub fn write_refusal(shared: &Shared) -> String {
+    let error = shared
+        .persistence
+        .aof
+        .lock()
+        .as_ref()
+        .and_then(|a| a.write_error.clone())
+        .unwrap_or_else(|| "unknown error".into());
+    format!("MISCONF Errors writing to the AOF file: {error}")
+}
+
+/// The cron's AOF work: write what commands outside batches fed (active expiry), retry a
+/// failed write, start the once-a-second fsync, and start a scheduled or automatic rewrite.
+pub fn tick(shared: &Arc<Shared>) {
+    flush(shared, shared.keyspace.lock());
+    let size_and_base = {
+        let mut guard = shared.persistence.aof.lock();
+        let Some(app) = guard.as_mut() else {
+            return;
+        };
+        let outcome = app.retry();
+        note_write(shared, app, outcome);
+        app.fsync_tick();
+        (app.current_size(), app.base_size, app.manifest_saved)
+    };
+    let st = shared.persistence.status();
+    if st.loading.is_some() || st.aof.rewrite.is_some() || st.running.is_some() {
+        return;
+    }
+    let (size, base, has_base) = size_and_base;
+    let now = Instant::now();
+    let backed_off = st.aof.next_auto_attempt.is_some_and(|t| now < t);
+    let reason = if st.aof.scheduled {
+        RewriteReason::Requested
+    } else if !has_base && !backed_off {
+        RewriteReason::FirstBase
+    } else if !backed_off && auto_rewrite_due(shared, size, base) {
+        RewriteReason::Automatic
+    } else {
+        return;
+    };
+    let started = rewrite::start(shared, &mut shared.keyspace.lock(), reason);
+    if started.is_ok() {
+        shared.persistence.update(|st| st.aof.scheduled = false);
+    }
+}
+
+/// auto-aof-rewrite-percentage / -min-size: the AOF grew past the minimum and by the given
+/// percentage over the base the last rewrite left.
+fn auto_rewrite_due(shared: &Shared, size: u64, base: u64) -> bool {
+    let cfg = shared.config();
+    let percentage = cfg.auto_aof_rewrite_percentage;
+    if percentage == 0 || size <= cfg.auto_aof_rewrite_min_size {
+        return false;
+    }
+    let base = base.max(1);
+    let growth = (size.saturating_mul(100) / base).saturating_sub(100);
+    growth >= percentage
+}
+
+/// The size at which an automatic rewrite starts (for the live chart): None if it never does.
+pub fn auto_rewrite_threshold(shared: &Shared, base: u64) -> Option<u64> {
+    let cfg = shared.config();
+    if cfg.auto_aof_rewrite_percentage == 0 {
+        return None;
+    }
+    let growth = base.max(1).saturating_mul(100 + cfg.auto_aof_rewrite_percentage) / 100;
+    Some(growth.max(cfg.auto_aof_rewrite_min_size + 1))
+}
+
+/// After 3 consecutive failed rewrites, automatic ones wait 1, 2, 4 ... up to 60 minutes.
+pub fn backoff_after(failures_in_a_row: u32) -> Option<Duration> {
+    if failures_in_a_row < 3 {
+        return (failures_in_a_row > 0).then_some(Duration::from_secs(5));
+    }
+    let minutes = 1u64 << (failures_in_a_row - 3).min(6);
+    Some(Duration::from_secs(60 * minutes.min(60)))
+}
+
+/// Starts logging to a new AOF whose base the first rewrite writes from the data as it is
+/// (turning AOF on at run time, or starting in AOF mode without AOF files). The caller holds
+/// the keyspace lock.
+pub fn create(shared: &Arc<Shared>, ks: &mut Keyspace) -> std::io::Result<()> {
+    let cfg = shared.config();
+    let app = Appender::create(
+        cfg.dir.join(&cfg.appenddirname),
+        cfg.appendfilename.clone(),
+        cfg.appendfsync,
+    )?;
+    *shared.persistence.aof.lock() = Some(app);
+    ks.aof.set_on(true);
+    if let Err(e) = rewrite::start(shared, ks, RewriteReason::FirstBase) {
+        // The cron retries; the writes meanwhile are logged in the new incr file.
+        shared.events.push(
+            EventKind::RewriteFailed,
+            format!("the first AOF rewrite could not start: {e}; retrying"),
+        );
+    }
+    Ok(())
+}
+
+/// Stops logging (AOF turned off): what was fed is written and fsynced first. Files stay.
+pub fn stop(shared: &Shared, ks: &mut Keyspace) {
+    let rest = ks.aof.take();
+    ks.aof.set_on(false);
+    if let Some(mut app) = shared.persistence.aof.lock().take() {
+        if !rest.is_empty() {
+            let outcome = app.append(rest);
+            note_write(shared, &app, outcome);
+        }
+        let _ = app.sync_now();
+    }
+    shared.persistence.set_aof_write_failed(false);
+}
+
+/// Status of the AOF for INFO and telemetry.
+#[derive(Debug, Clone, Default)]
+pub struct AofStatus {
+    pub rewrite: Option<rewrite::RunningRewrite>,
+    /// BGREWRITEAOF asked while another capture ran: start once it ends.
+    pub scheduled: bool,
+    pub last_rewrite: Option<RewriteReport>,
+    pub rewrites: u64,
+    pub failures_in_a_row: u32,
+    /// Automatic rewrites wait until then after failures.
+    pub next_auto_attempt: Option<Instant>,
+    pub history: std::collections::VecDeque<RewriteReport>,
+}
+
+/// Figures of the open AOF, read under the appender's lock.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AofFigures {
+    pub current_size: u64,
+    pub base_size: u64,
+    pub buffer_length: u64,
+    pub fsync_running: bool,
+    pub delayed_fsyncs: u64,
+    pub last_fsync_age: Duration,
+    pub write_error: Option<String>,
+    pub has_base: bool,
+    pub fsync: AppendFsync,
+}
+
+pub fn figures(shared: &Shared) -> Option<AofFigures> {
+    let guard = shared.persistence.aof.lock();
+    let app = guard.as_ref()?;
+    Some(AofFigures {
+        current_size: app.current_size(),
+        base_size: app.base_size,
+        buffer_length: app.pending_len() as u64,
+        fsync_running: app.fsync_running(),
+        delayed_fsyncs: app.delayed_fsyncs,
+        last_fsync_age: app.last_fsync.elapsed(),
+        write_error: app.write_error.clone(),
+        has_base: app.manifest_saved,
+        fsync: app.fsync,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_an_hour() {
+        assert_eq!(backoff_after(0), None);
+        assert_eq!(backoff_after(2), Some(Duration::from_secs(5)));
+        assert_eq!(backoff_after(3), Some(Duration::from_secs(60)));
+        assert_eq!(backoff_after(4), Some(Duration::from_secs(120)));
+        assert_eq!(backoff_after(9), Some(Duration::from_secs(3600)));
+        assert_eq!(backoff_after(40), Some(Duration::from_secs(3600)));
+    }
+}

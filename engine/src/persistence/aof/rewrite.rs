@@ -1,0 +1,222 @@
+//! AOF rewrite (BGREWRITEAOF, automatic, or the first base when AOF is turned on), as Redis
+//! 7.0 orders it so a crash at any moment loses nothing: first the current incr file is
+//! written out, a new incr file is opened and the manifest saved listing it after the old
+//! files; then a new base is written beside the traffic from a point-in-time capture taken at
+//! that same instant (persistence/snapshot.rs); then the manifest swaps the old base and incr
+//! files for the new base, and the old files are deleted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::appender::base_name;
+use super::manifest::{AofFile, FileKind};
+use crate::keyspace::Keyspace;
+use crate::server::Shared;
+use crate::telemetry::{EventData, EventKind};
+
+/// What started a rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteReason {
+    /// BGREWRITEAOF, or "Rewrite now".
+    Requested,
+    /// auto-aof-rewrite-percentage / -min-size.
+    Automatic,
+    /// AOF was turned on: the first base.
+    FirstBase,
+}
+
+impl RewriteReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RewriteReason::Requested => "requested",
+            RewriteReason::Automatic => "automatic",
+            RewriteReason::FirstBase => "first base",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunningRewrite {
+    pub reason: RewriteReason,
+    pub started: Instant,
+    pub started_at: SystemTime,
+}
+
+/// The outcome of one rewrite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewriteReport {
+    pub reason: RewriteReason,
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    /// The new base file's name and size.
+    pub base: String,
+    pub base_bytes: u64,
+    pub keys: u64,
+    /// AOF size before and after.
+    pub size_before: u64,
+    pub size_after: u64,
+    /// None if it succeeded.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error("Background append only file rewriting already in progress")]
+    InProgress,
+    /// A background save holds the capture; the rewrite can be scheduled after it.
+    #[error("a background save is in progress")]
+    SaveRunning,
+    #[error("AOF is off on this instance (CONFIG SET appendonly yes turns it on)")]
+    Disabled,
+    #[error("cannot open the next AOF file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+const HISTORY: usize = 100;
+
+/// Starts a rewrite; the caller holds the keyspace lock.
+pub fn start(
+    shared: &Arc<Shared>,
+    ks: &mut Keyspace,
+    reason: RewriteReason,
+) -> Result<(), RewriteError> {
+    if shared.persistence.status().aof.rewrite.is_some() {
+        return Err(RewriteError::InProgress);
+    }
+    if ks.capture_running() {
+        return Err(RewriteError::SaveRunning);
+    }
+    let mut guard = shared.persistence.aof.lock();
+    let app = guard.as_mut().ok_or(RewriteError::Disabled)?;
+    if ks.aof.has_pending() {
+        let outcome = app.append(ks.aof.take());
+        super::note_write(shared, app, outcome);
+    }
+    let size_before = app.current_size();
+    // A first base goes with the incr file opened when AOF was turned on.
+    let incr_seq = match (reason, app.manifest_saved) {
+        (RewriteReason::FirstBase, false) => app.manifest.incrs.last().map_or(1, |f| f.seq),
+        _ => {
+            let seq = app.rotate()?;
+            ks.aof.reselect();
+            seq
+        }
+    };
+    let base_seq = 1 + app
+        .manifest
+        .base
+        .iter()
+        .chain(&app.manifest.history)
+        .map(|f| f.seq)
+        .max()
+        .unwrap_or(0);
+    let base = AofFile {
+        name: base_name(&app.prefix, base_seq),
+        seq: base_seq,
+        kind: FileKind::Base,
+    };
+    let target = app.dir.join(&base.name);
+    drop(guard);
+    ks.start_capture();
+    let running = RunningRewrite {
+        reason,
+        started: Instant::now(),
+        started_at: SystemTime::now(),
+    };
+    shared
+        .persistence
+        .update(|st| st.aof.rewrite = Some(running.clone()));
+    shared.events.push(
+        EventKind::RewriteStarted,
+        format!("AOF rewrite started ({})", reason.describe()),
+    );
+    super::super::save::write_capture_in_background(
+        shared,
+        ks,
+        "aof-rewrite",
+        target.clone(),
+        true,
+        |ks, _| ks.finish_capture().map_or(0, |c| c.keys_done()),
+        move |shared, written, keys| {
+            let installed = written.and_then(|bytes| {
+                let mut guard = shared.persistence.aof.lock();
+                let app = guard.as_mut().ok_or_else(|| {
+                    std::io::Error::other("AOF was turned off during the rewrite")
+                })?;
+                app.install_base(base.clone(), incr_seq)?;
+                Ok((bytes, app.current_size()))
+            });
+            if installed.is_err() {
+                let _ = std::fs::remove_file(&target);
+            }
+            finish(shared, running, base.name, size_before, keys, installed);
+        },
+    );
+    Ok(())
+}
+
+fn finish(
+    shared: &Shared,
+    running: RunningRewrite,
+    base: String,
+    size_before: u64,
+    keys: u64,
+    installed: std::io::Result<(u64, u64)>,
+) {
+    let (base_bytes, size_after, error) = match installed {
+        Ok((bytes, size)) => (bytes, size, None),
+        Err(e) => (0, size_before, Some(e.to_string())),
+    };
+    let report = RewriteReport {
+        reason: running.reason,
+        started_at: running.started_at,
+        duration: running.started.elapsed(),
+        base,
+        base_bytes,
+        keys,
+        size_before,
+        size_after,
+        error: error.clone(),
+    };
+    let failures = shared.persistence.update(|st| {
+        let aof = &mut st.aof;
+        aof.rewrite = None;
+        if error.is_some() {
+            aof.failures_in_a_row += 1;
+        } else {
+            aof.failures_in_a_row = 0;
+            aof.rewrites += 1;
+        }
+        aof.next_auto_attempt =
+            super::backoff_after(aof.failures_in_a_row).map(|d| Instant::now() + d);
+        aof.last_rewrite = Some(report.clone());
+        if aof.history.len() == HISTORY {
+            aof.history.pop_front();
+        }
+        aof.history.push_back(report.clone());
+        aof.failures_in_a_row
+    });
+    match error {
+        None => shared.events.push_with(
+            EventKind::RewriteFinished,
+            format!(
+                "AOF rewritten: {keys} keys in {} ({base_bytes} bytes) in {:.3} s; AOF {} -> {} bytes",
+                report.base,
+                report.duration.as_secs_f64(),
+                size_before,
+                size_after
+            ),
+            EventData::Rewrite(report),
+        ),
+        Some(e) => {
+            let wait = super::backoff_after(failures)
+                .map(|d| format!("; automatic rewrites wait {} s", d.as_secs()))
+                .unwrap_or_default();
+            shared.events.push_with(
+                EventKind::RewriteFailed,
+                format!("AOF rewrite failed ({failures} in a row): {e}{wait}"),
+                EventData::Rewrite(report),
+            )
+        }
+    }
+}
