@@ -201,9 +201,8 @@ pub fn set(
             .filter(|&n| n <= max)
             .ok_or_else(|| invalid("argument couldn't be parsed into an integer"))
     };
-    let both_on = || {
-        invalid("RDB snapshots and AOF can't both be on; turn AOF off first (appendonly no)")
-    };
+    let both_on =
+        || invalid("RDB snapshots and AOF can't both be on; turn AOF off first (appendonly no)");
     match name {
         "maxmemory" => {
             ks.maxmemory =
@@ -275,7 +274,8 @@ pub fn set(
             };
         }
         "appendonly" => {
-            let on = parse_yes_no(value).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
+            let on =
+                parse_yes_no(value).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
             cfg.persistence = match (std::mem::take(&mut cfg.persistence), on) {
                 // Turning AOF on replaces the snapshots: the two are never on together.
                 (_, true) => PersistenceMode::Aof,

@@ -85,7 +85,10 @@ impl Instance {
         shared
             .events
             .push(EventKind::Started, format!("listening on {addr}"));
-        for stale in dirs.iter().flat_map(|d| persistence::save::remove_stale_temp_files(d)) {
+        for stale in dirs
+            .iter()
+            .flat_map(|d| persistence::save::remove_stale_temp_files(d))
+        {
             shared.events.push(
                 EventKind::Error,
                 format!("removed {} left by an interrupted save", stale.display()),

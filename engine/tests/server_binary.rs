@@ -122,7 +122,7 @@ fn a_dump_that_fails_to_load_stops_the_server_with_the_reason() {
     assert_eq!(out.status.code(), Some(1));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
-        log.contains("cannot load the dump") && log.contains("offset"),
+        log.contains("cannot load the data") && log.contains("offset"),
         "{log}"
     );
     assert_eq!(

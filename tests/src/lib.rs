@@ -4,5 +4,6 @@
 pub mod dataset;
 pub mod resp;
 pub mod servers;
+pub mod workload;
 
 pub use servers::{redis_server_available, require_redis_server, ServerProcess};

@@ -64,6 +64,8 @@ pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    program: PathBuf,
+    args: Vec<String>,
 }
 
 impl ServerProcess {
@@ -74,26 +76,28 @@ impl ServerProcess {
         let dir =
             std::env::temp_dir().join(format!("cachedesk-test-{}-{port}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
-        let child = Command::new(program)
-            .arg("--port")
-            .arg(port.to_string())
-            .args(args)
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{} did not start listening on {addr}",
-                program.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let child = spawn(program, &args, addr, &dir);
+        ServerProcess {
+            child,
+            addr,
+            dir,
+            program: program.to_path_buf(),
+            args,
         }
-        ServerProcess { child, addr, dir }
+    }
+
+    /// Kills the process at once (SIGKILL: no shutdown save, no final fsync).
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same program again with the same options, port and directory.
+    pub fn restart(&mut self) {
+        self.kill_hard();
+        self.child = spawn(&self.program, &self.args, self.addr, &self.dir);
     }
 
     /// redis-server 7.0 with persistence off, as the differential tests want it.
@@ -110,6 +114,37 @@ impl ServerProcess {
         args.extend_from_slice(extra);
         ServerProcess::start(&cachedesk_server_path(), &args)
     }
+}
+
+/// Spawns a server in `dir` on `addr`'s port and waits until it accepts connections.
+fn spawn(
+    program: &std::path::Path,
+    args: &[String],
+    addr: SocketAddr,
+    dir: &std::path::Path,
+) -> Child {
+    let mut child = Command::new(program)
+        .arg("--port")
+        .arg(addr.port().to_string())
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{} exited before listening: {status}", program.display());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not start listening on {addr}",
+            program.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 impl Drop for ServerProcess {

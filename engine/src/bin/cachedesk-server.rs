@@ -16,7 +16,9 @@ const USAGE: &str =
     "usage: cachedesk-server [--port N] [--bind ADDR] [--dir PATH] [--maxmemory BYTES] \
 [--maxmemory-policy POLICY] [--maxmemory-samples N] [--requirepass KEY] [--secondary-key KEY] \
 [--hz N] [--maxclients N] [--io-threads N] [--save \"SECS CHANGES ...\"] [--rdb-frequency 1h] \
-[--dbfilename NAME]";
+[--dbfilename NAME] [--appendonly yes|no] [--appendfsync always|everysec|no] \
+[--appenddirname NAME] [--appendfilename NAME] [--auto-aof-rewrite-percentage N] \
+[--auto-aof-rewrite-min-size BYTES]";
 
 /// What the command line asks for: the instance's settings and the runtime's thread count.
 struct Options {
@@ -36,6 +38,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         ..Default::default()
     };
     let mut ks = cfg.keyspace_config();
+    let mut explicit_save_points = false;
     let mut i = 0;
     while i < args.len() {
         let name = args[i]
@@ -66,6 +69,20 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     .filter(|n| (1..=128).contains(n))
                     .ok_or_else(|| format!("invalid io-threads '{value}'"))?
             }
+            "appenddirname" | "appendfilename" => {
+                if value.is_empty() || value.contains('/') || value == "." || value == ".." {
+                    return Err(format!("--{name} can't be a path, just a name"));
+                }
+                if name == "appenddirname" {
+                    cfg.appenddirname = value.clone();
+                } else {
+                    cfg.appendfilename = value.clone();
+                }
+            }
+            "save" => {
+                explicit_save_points = !value.trim().is_empty();
+                config::set(name, value, &mut cfg, &mut ks).map_err(|e| e.to_string())?;
+            }
             "dir" => {
                 std::fs::create_dir_all(value)
                     .map_err(|e| format!("cannot create dir '{value}': {e}"))?;
@@ -77,6 +94,12 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             })?,
         }
         i += 2;
+    }
+    if explicit_save_points && cfg.persistence == PersistenceMode::Aof {
+        return Err(
+            "RDB save points and AOF can't both be on: use --save \"\" with --appendonly yes"
+                .into(),
+        );
     }
     Ok(Options {
         config: cfg,
@@ -125,16 +148,21 @@ fn main() -> ExitCode {
         let mut shutdown = instance.shutdown_signal();
         match instance.wait_loaded().await {
             Ok(Some(report)) => eprintln!(
-                "cachedesk-server: DB loaded from {}: {} keys in {:.3} s ({} expired skipped, {} evicted)",
+                "cachedesk-server: DB loaded from {} ({}): {} keys in {:.3} s ({} expired skipped, {} evicted){}",
                 report.source.display(),
+                report.format,
                 report.keys_loaded,
                 report.duration.as_secs_f64(),
                 report.keys_expired,
-                report.keys_evicted
+                report.keys_evicted,
+                report
+                    .truncated
+                    .map(|t| format!("; {t}"))
+                    .unwrap_or_default()
             ),
             Ok(None) => {}
             Err(e) => {
-                eprintln!("cachedesk-server: cannot load the dump: {e}");
+                eprintln!("cachedesk-server: cannot load the data: {e}");
                 instance.stop().await;
                 return ExitCode::FAILURE;
             }

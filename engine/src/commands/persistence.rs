@@ -1,9 +1,11 @@
-//! Commands about saving and restoring: SAVE, BGSAVE [SCHEDULE], LASTSAVE, DUMP, RESTORE.
+//! Commands about saving and restoring: SAVE, BGSAVE [SCHEDULE], BGREWRITEAOF, LASTSAVE, DUMP,
+//! RESTORE.
 
 use bytes::Bytes;
 
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::eviction::access_from_saved;
+use crate::persistence::aof::rewrite::{self, RewriteError, RewriteReason};
 use crate::persistence::rdb::{dump_payload, restore_payload};
 use crate::persistence::save::{save_foreground, start_background, SaveError, SaveReason};
 use crate::protocol::Reply;
@@ -31,7 +33,31 @@ pub fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.shared.persistence.update(|st| st.scheduled = true);
             Ok(Reply::Status("Background saving scheduled"))
         }
+        Err(SaveError::InProgress) if ctx.shared.persistence.status().aof.rewrite.is_some() => {
+            Err(CmdError::other("Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."))
+        }
         Err(SaveError::InProgress) => Err(CmdError::other("Background save already in progress")),
+        Err(e) => Err(CmdError::other(e.to_string())),
+    }
+}
+
+pub fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let Some(shared) = ctx.shared.handle() else {
+        return Err(CmdError::other("the instance is stopping"));
+    };
+    match rewrite::start(&shared, ctx.ks, RewriteReason::Requested) {
+        Ok(()) => Ok(Reply::Status(
+            "Background append only file rewriting started",
+        )),
+        Err(RewriteError::SaveRunning) => {
+            ctx.shared.persistence.update(|st| {
+                st.aof.scheduled = true;
+                st.aof.failures_in_a_row = 0;
+            });
+            Ok(Reply::Status(
+                "Background append only file rewriting scheduled",
+            ))
+        }
         Err(e) => Err(CmdError::other(e.to_string())),
     }
 }

@@ -361,7 +361,10 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             match (was_aof, is_aof) {
                 (false, true) => {
-                    let shared = ctx.shared.handle().ok_or_else(|| CmdError::other("the instance is stopping"))?;
+                    let shared = ctx
+                        .shared
+                        .handle()
+                        .ok_or_else(|| CmdError::other("the instance is stopping"))?;
                     if let Err(e) = aof::create(&shared, ctx.ks) {
                         let mut cfg = ctx.shared.config();
                         cfg.persistence = old_mode;

@@ -278,6 +278,7 @@ commands! {
     "lastsave", 1, L.union(S).union(F), 0, 0, 0, "server", persistence::lastsave, "Returns the Unix timestamp of the last successful save to disk.";
     "save", 1, A.union(NS), 0, 0, 0, "server", persistence::save, "Synchronously saves the database(s) to disk.";
     "bgsave", -1, A.union(NS), 0, 0, 0, "server", persistence::bgsave, "Asynchronously saves the database(s) to disk.";
+    "bgrewriteaof", 1, A.union(NS), 0, 0, 0, "server", persistence::bgrewriteaof, "Asynchronously rewrites the append-only file to disk.";
     "dump", 2, R, 1, 1, 1, "generic", persistence::dump, "Returns a serialized representation of the value stored at a key.";
     "restore", -4, W.union(M), 1, 1, 1, "generic", persistence::restore, "Creates a key from the serialized representation of a value.";
     "debug", -2, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::debug, "A container for debugging commands.";

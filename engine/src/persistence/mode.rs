@@ -165,9 +165,10 @@ fn snapshot(shared: &Arc<Shared>) -> Result<(), ModeError> {
 
 fn remove_file(shared: &Shared, path: &Path) {
     match std::fs::remove_file(path) {
-        Ok(()) => shared
-            .events
-            .push(EventKind::PersistenceChanged, format!("removed {}", path.display())),
+        Ok(()) => shared.events.push(
+            EventKind::PersistenceChanged,
+            format!("removed {}", path.display()),
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => shared.events.push(
             EventKind::Error,
@@ -190,8 +191,9 @@ pub fn remove_aof_files(shared: &Shared) {
     let _ = std::fs::remove_file(&manifest_path);
     save::remove_stale_temp_files(&dir);
     if std::fs::remove_dir(&dir).is_ok() {
-        shared
-            .events
-            .push(EventKind::PersistenceChanged, format!("removed {}", dir.display()));
+        shared.events.push(
+            EventKind::PersistenceChanged,
+            format!("removed {}", dir.display()),
+        );
     }
 }

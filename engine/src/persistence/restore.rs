@@ -130,7 +130,10 @@ pub fn start(shared: &Arc<Shared>) {
         Source::Aof(dir, manifest) => match aof::load::total_bytes(dir, manifest) {
             Ok(total) => (dir.clone(), total),
             Err(e) => {
-                finish(shared, failed_report(dir.clone(), "AOF", Instant::now(), &e));
+                finish(
+                    shared,
+                    failed_report(dir.clone(), "AOF", Instant::now(), &e),
+                );
                 return;
             }
         },
@@ -195,7 +198,12 @@ fn run(shared: &Arc<Shared>, source: Source, aof_mode: bool) {
     finish(shared, report);
 }
 
-fn load_rdb(shared: &Arc<Shared>, path: PathBuf, started: Instant, aof_mode: bool) -> RestoreReport {
+fn load_rdb(
+    shared: &Arc<Shared>,
+    path: PathBuf,
+    started: Instant,
+    aof_mode: bool,
+) -> RestoreReport {
     let started_at = SystemTime::now();
     let (mark, lfu) = {
         let ks = shared.keyspace.lock();

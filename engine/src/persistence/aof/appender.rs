@@ -367,7 +367,10 @@ mod tests {
             AppendFsync::EverySec,
         )
         .unwrap();
-        assert_eq!(app.append(b"*1\r\n$4\r\nPING\r\n".to_vec()), WriteOutcome::Ok);
+        assert_eq!(
+            app.append(b"*1\r\n$4\r\nPING\r\n".to_vec()),
+            WriteOutcome::Ok
+        );
         let real = app.file.try_clone().unwrap();
         app.replace_file_for_test(OpenOptions::new().write(true).open("/dev/full").unwrap());
         assert!(matches!(

@@ -42,7 +42,10 @@ impl AofFeed {
             return;
         }
         if self.db != Some(db) {
-            encode(&mut self.buf, &[b"SELECT".as_slice(), db.to_string().as_bytes()]);
+            encode(
+                &mut self.buf,
+                &[b"SELECT".as_slice(), db.to_string().as_bytes()],
+            );
             self.db = Some(db);
         }
         encode(&mut self.buf, args);

@@ -28,12 +28,12 @@ const MAX_ARG_LEN: u64 = crate::protocol::parser::PROTO_MAX_BULK_LEN as u64;
 #[derive(Debug, thiserror::Error)]
 pub enum AofLoadError {
     #[error("{dir}: {source}")]
-    Manifest {
-        dir: String,
-        source: ManifestError,
-    },
+    Manifest { dir: String, source: ManifestError },
     #[error("{file} is listed in the manifest but cannot be read: {source}")]
-    Missing { file: String, source: std::io::Error },
+    Missing {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}: {source}")]
     Rdb { file: String, source: RdbError },
     #[error("{file} at offset {offset}: {reason}")]
@@ -42,7 +42,9 @@ pub enum AofLoadError {
         offset: u64,
         reason: String,
     },
-    #[error("{file} ends in the middle of a command at offset {offset}, and it is not the last file")]
+    #[error(
+        "{file} ends in the middle of a command at offset {offset}, and it is not the last file"
+    )]
     Truncated { file: String, offset: u64 },
 }
 
@@ -132,13 +134,13 @@ pub fn replay(
             .map_err(missing)?;
         let is_base = i == 0 && manifest.base.is_some();
         if is_base && &head[..n] == b"REDIS" {
-            let (dbs, _, expired, bytes) =
-                crate::persistence::restore::read_dump(shared, &path, ks.mark, lfu).map_err(
-                    |source| AofLoadError::Rdb {
-                        file: path.display().to_string(),
-                        source,
-                    },
-                )?;
+            let (dbs, _, expired, bytes) = crate::persistence::restore::read_dump(
+                shared, &path, ks.mark, lfu,
+            )
+            .map_err(|source| AofLoadError::Rdb {
+                file: path.display().to_string(),
+                source,
+            })?;
             ks.dbs = dbs;
             out.keys_expired += expired;
             out.bytes += bytes;
@@ -183,7 +185,10 @@ pub fn replay(
 enum FileEnd {
     Complete(u64),
     /// Cut short (or inside a transaction): the bytes up to `valid` are whole commands.
-    Cut { valid: u64, size: u64 },
+    Cut {
+        valid: u64,
+        size: u64,
+    },
 }
 
 /// Runs commands against the loading keyspace as a client would, without a connection.
@@ -198,7 +203,8 @@ struct Replayer<'a> {
 impl<'a> Replayer<'a> {
     fn new(shared: &'a Shared) -> Self {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut client = ClientState::new(std::sync::Arc::new(ClientInfo::new(0, addr, addr)), true);
+        let mut client =
+            ClientState::new(std::sync::Arc::new(ClientInfo::new(0, addr, addr)), true);
         client.in_exec = true;
         Replayer {
             shared,

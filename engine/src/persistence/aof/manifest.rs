@@ -130,13 +130,12 @@ impl Manifest {
                 match pair[0].as_str() {
                     "file" => name = Some(pair[1].clone()),
                     "seq" => {
-                        seq = Some(
-                            pair[1]
-                                .parse::<u64>()
-                                .ok()
-                                .filter(|&n| n > 0)
-                                .ok_or_else(|| line_error(number, "seq is not a number above 0"))?,
-                        )
+                        seq =
+                            Some(
+                                pair[1].parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(
+                                    || line_error(number, "seq is not a number above 0"),
+                                )?,
+                            )
                     }
                     "type" => {
                         kind = Some(match pair[1].as_str() {
@@ -279,9 +278,18 @@ mod tests {
     #[test]
     fn refuses_broken_manifests() {
         for (text, needle) in [
-            (&b"file a seq 1 type b\nfile b seq 2 type b\n"[..], "more than one base"),
-            (b"file a seq 2 type i\nfile b seq 2 type i\n", "does not follow"),
-            (b"file a seq 1 type i\nfile a seq 2 type i\n", "listed twice"),
+            (
+                &b"file a seq 1 type b\nfile b seq 2 type b\n"[..],
+                "more than one base",
+            ),
+            (
+                b"file a seq 2 type i\nfile b seq 2 type i\n",
+                "does not follow",
+            ),
+            (
+                b"file a seq 1 type i\nfile a seq 2 type i\n",
+                "listed twice",
+            ),
             (b"file ../x seq 1 type i\n", "not a plain file name"),
             (b"file /etc/passwd seq 1 type b\n", "not a plain file name"),
             (b"file a seq x type i\n", "seq"),
@@ -298,10 +306,9 @@ mod tests {
 
     #[test]
     fn retiring_moves_files_to_history() {
-        let mut m = Manifest::parse(
-            b"file b1 seq 1 type b\nfile i1 seq 1 type i\nfile i2 seq 2 type i\n",
-        )
-        .unwrap();
+        let mut m =
+            Manifest::parse(b"file b1 seq 1 type b\nfile i1 seq 1 type i\nfile i2 seq 2 type i\n")
+                .unwrap();
         m.retire_before(2);
         assert!(m.base.is_none());
         assert_eq!(m.history.len(), 2);

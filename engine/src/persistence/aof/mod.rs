@@ -177,7 +177,10 @@ pub fn auto_rewrite_threshold(shared: &Shared, base: u64) -> Option<u64> {
     if cfg.auto_aof_rewrite_percentage == 0 {
         return None;
     }
-    let growth = base.max(1).saturating_mul(100 + cfg.auto_aof_rewrite_percentage) / 100;
+    let growth = base
+        .max(1)
+        .saturating_mul(100 + cfg.auto_aof_rewrite_percentage)
+        / 100;
     Some(growth.max(cfg.auto_aof_rewrite_min_size + 1))
 }
 
