@@ -61,3 +61,23 @@ pub fn rdb_reader(data: &[u8]) {
     }
     let _ = restore_payload(data);
 }
+
+/// Replays `data` as an AOF file (commands in RESP, as an incr file or a `.base.aof` holds
+/// them) into a fresh keyspace.
+pub fn aof_loader(data: &[u8]) {
+    let shared = Shared::new(InstanceConfig::default());
+    let _ = crate::persistence::aof::load::replay_bytes(&shared, data);
+}
+
+/// Parses `data` as a multi-part AOF manifest; what parses must print and parse back alike.
+pub fn aof_manifest(data: &[u8]) {
+    use crate::persistence::aof::manifest::Manifest;
+    if let Ok(manifest) = Manifest::parse(data) {
+        let again = Manifest::parse(manifest.to_text().as_bytes());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&manifest),
+            "a manifest reads back as written"
+        );
+    }
+}

@@ -37,3 +37,14 @@ fn commands_corpus() {
 fn rdb_reader_corpus() {
     replay("rdb_reader", cachedesk_engine::fuzz::rdb_reader);
 }
+
+#[test]
+fn aof_loader_corpus() {
+    replay("aof_loader", cachedesk_engine::fuzz::aof_loader);
+    replay("commands", cachedesk_engine::fuzz::aof_loader);
+}
+
+#[test]
+fn aof_manifest_corpus() {
+    replay("aof_manifest", cachedesk_engine::fuzz::aof_manifest);
+}

@@ -74,10 +74,10 @@ def wait_loaded(port):
     conn.close()
 
 
-def load_time(name, workdir):
+def load_time(name, workdir, *extra):
     port = free_port()
     t0 = time.perf_counter()
-    proc = start(name, port, workdir)
+    proc = start(name, port, workdir, *extra)
     while True:
         reply = subprocess.run(["redis-cli", "-p", str(port), "DBSIZE"], capture_output=True,
                                text=True).stdout

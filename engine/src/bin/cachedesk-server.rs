@@ -199,12 +199,12 @@ async fn wait_for_signal(shutdown: &mut tokio::sync::watch::Receiver<bool>) -> &
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        let _ = shutdown.changed().await;
+        cachedesk_engine::server::stopping(shutdown).await;
         return "SHUTDOWN received";
     };
     tokio::select! {
         _ = term.recv() => "SIGTERM received",
         _ = int.recv() => "SIGINT received",
-        _ = shutdown.changed() => "SHUTDOWN received",
+        _ = cachedesk_engine::server::stopping(shutdown) => "SHUTDOWN received",
     }
 }

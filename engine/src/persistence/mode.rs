@@ -145,8 +145,10 @@ fn snapshot(shared: &Arc<Shared>) -> Result<(), ModeError> {
     loop {
         let st = shared.persistence.status();
         if st.aof.rewrite.is_none() && st.running.is_none() {
-            match save::start_background(shared, &mut shared.keyspace.lock(), SaveReason::Requested)
-            {
+            // Bound first: the keyspace lock must be released before waiting for the save.
+            let started =
+                save::start_background(shared, &mut shared.keyspace.lock(), SaveReason::Requested);
+            match started {
                 Ok(()) => {
                     wait_for_save(shared);
                     let st = shared.persistence.status();

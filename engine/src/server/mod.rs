@@ -223,6 +223,11 @@ pub async fn bind(shared: &Shared) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// Resolves once shutdown is requested, even if it was requested before the call.
+pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
+}
+
 /// Accepts connections until shutdown; then closes them all.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let mut shutdown = shared.shutdown_signal();
@@ -255,7 +260,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = shutdown.changed() => break,
+            _ = stopping(&mut shutdown) => break,
         }
     }
     cron.abort();

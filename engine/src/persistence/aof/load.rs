@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 
@@ -231,12 +231,23 @@ impl<'a> Replayer<'a> {
         };
         let file = File::open(path).map_err(missing)?;
         let size = file.metadata().map_err(missing)?.len();
-        let mut reader = CommandReader {
+        let reader = CommandReader {
             input: BufReader::with_capacity(1 << 20, file),
             offset: 0,
             size,
-            path: path.to_path_buf(),
+            name: path.display().to_string(),
         };
+        self.run_commands(ks, reader, progress)
+    }
+
+    /// Runs every command `reader` yields; says how the input ended.
+    fn run_commands<R: BufRead>(
+        &mut self,
+        ks: &mut Keyspace,
+        mut reader: CommandReader<R>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<FileEnd, AofLoadError> {
+        let size = reader.size;
         loop {
             let start = reader.offset;
             let args = match reader.next()? {
@@ -247,7 +258,7 @@ impl<'a> Replayer<'a> {
                     return Ok(FileEnd::Cut { valid, size });
                 }
             };
-            self.command(ks, args, start, &reader.path)?;
+            self.command(ks, args, start, &reader.name)?;
             if self.commands.is_multiple_of(4096) {
                 progress(reader.offset, self.commands);
             }
@@ -263,10 +274,10 @@ impl<'a> Replayer<'a> {
         ks: &mut Keyspace,
         args: Vec<Bytes>,
         offset: u64,
-        path: &Path,
+        file: &str,
     ) -> Result<(), AofLoadError> {
         let corrupt = |reason: String| AofLoadError::Corrupt {
-            file: path.display().to_string(),
+            file: file.to_string(),
             offset,
             reason,
         };
@@ -283,17 +294,17 @@ impl<'a> Replayer<'a> {
                     .take()
                     .ok_or_else(|| corrupt("EXEC without MULTI".into()))?;
                 for args in queued {
-                    self.run(ks, &args, offset, path)?;
+                    self.run(ks, &args, offset, file)?;
                 }
                 return Ok(());
             }
             _ => {}
         }
         if self.multi.is_none() {
-            return self.run(ks, &args, offset, path);
+            return self.run(ks, &args, offset, file);
         }
         // Checked now so a bad command is reported where it is.
-        self.check(&args, offset, path)?;
+        self.check(&args, offset, file)?;
         if let Some((queued, _)) = self.multi.as_mut() {
             queued.push(args);
         }
@@ -304,10 +315,10 @@ impl<'a> Replayer<'a> {
         &self,
         args: &[Bytes],
         offset: u64,
-        path: &Path,
+        file: &str,
     ) -> Result<&'static commands::CommandSpec, AofLoadError> {
         let corrupt = |reason: String| AofLoadError::Corrupt {
-            file: path.display().to_string(),
+            file: file.to_string(),
             offset,
             reason,
         };
@@ -326,9 +337,9 @@ impl<'a> Replayer<'a> {
         ks: &mut Keyspace,
         args: &[Bytes],
         offset: u64,
-        path: &Path,
+        file: &str,
     ) -> Result<(), AofLoadError> {
-        let spec = self.check(args, offset, path)?;
+        let spec = self.check(args, offset, file)?;
         let mut ctx = Ctx::new(ks, &mut self.client, self.shared);
         // A command's error reply is what it was when it ran: the data is as it was then.
         commands::run(&mut ctx, spec, args);
@@ -343,18 +354,18 @@ enum Next {
     Cut,
 }
 
-/// Reads RESP arrays of bulk strings from an AOF file.
-struct CommandReader {
-    input: BufReader<File>,
+/// Reads RESP arrays of bulk strings from an AOF file (`size` bytes, called `name`).
+struct CommandReader<R> {
+    input: R,
     offset: u64,
     size: u64,
-    path: PathBuf,
+    name: String,
 }
 
-impl CommandReader {
+impl<R: BufRead> CommandReader<R> {
     fn corrupt(&self, reason: impl Into<String>) -> AofLoadError {
         AofLoadError::Corrupt {
-            file: self.path.display().to_string(),
+            file: self.name.clone(),
             offset: self.offset,
             reason: reason.into(),
         }
@@ -362,7 +373,7 @@ impl CommandReader {
 
     fn io(&self, source: std::io::Error) -> AofLoadError {
         AofLoadError::Missing {
-            file: self.path.display().to_string(),
+            file: self.name.clone(),
             source,
         }
     }
@@ -430,4 +441,19 @@ impl CommandReader {
         debug_assert!(self.offset > start);
         Ok(Next::Command(args))
     }
+}
+
+/// Replays `data` as one AOF file into a keyspace of its own (the fuzz target's entry point):
+/// returns the commands run, or the error that stopped the replay.
+pub fn replay_bytes(shared: &Shared, data: &[u8]) -> Result<u64, AofLoadError> {
+    let mut ks = Keyspace::default();
+    let mut replayer = Replayer::new(shared);
+    let reader = CommandReader {
+        input: data,
+        offset: 0,
+        size: data.len() as u64,
+        name: "input".into(),
+    };
+    replayer.run_commands(&mut ks, reader, &mut |_, _| {})?;
+    Ok(replayer.commands)
 }

@@ -51,6 +51,8 @@ pub enum ManifestError {
     Line { line: usize, reason: String },
     #[error("manifest lists no base and no incr file")]
     Empty,
+    #[error("manifest lists '{0}' twice")]
+    Duplicate(String),
 }
 
 fn line_error(line: usize, reason: impl Into<String>) -> ManifestError {
@@ -60,13 +62,14 @@ fn line_error(line: usize, reason: impl Into<String>) -> ManifestError {
     }
 }
 
-/// A file name the manifest may hold: no directory parts, nothing hidden, no spaces.
+/// A file name the manifest may hold: no directory parts, no spaces, quotes or control
+/// characters (so it is written back without quoting and reads back the same).
 fn plain_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."
-        && !name.contains(['/', '\\', '\0'])
-        && !name.chars().any(char::is_whitespace)
+        && !name.contains(['/', '\\', '"', '\''])
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Splits a line into words, honouring double quotes (Redis writes names with spaces quoted).
@@ -181,7 +184,7 @@ impl Manifest {
         names.extend(manifest.history.iter().map(|f| f.name.as_str()));
         names.sort_unstable();
         if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(line_error(0, format!("'{}' is listed twice", pair[0])));
+            return Err(ManifestError::Duplicate(pair[0].to_string()));
         }
         if manifest.base.is_none() && manifest.incrs.is_empty() {
             return Err(ManifestError::Empty);
@@ -286,10 +289,7 @@ mod tests {
                 b"file a seq 2 type i\nfile b seq 2 type i\n",
                 "does not follow",
             ),
-            (
-                b"file a seq 1 type i\nfile a seq 2 type i\n",
-                "listed twice",
-            ),
+            (b"file a seq 1 type i\nfile a seq 2 type i\n", "twice"),
             (b"file ../x seq 1 type i\n", "not a plain file name"),
             (b"file /etc/passwd seq 1 type b\n", "not a plain file name"),
             (b"file a seq x type i\n", "seq"),
