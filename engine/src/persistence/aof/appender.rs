@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use super::manifest::{AofFile, FileKind, Manifest};
@@ -46,6 +48,8 @@ pub struct Appender {
     pub last_fsync: Instant,
     synced_len: u64,
     fsync_running: Arc<AtomicBool>,
+    /// What the last background fsync gave (an error text on failure), until the cron reads it.
+    fsync_result: Arc<Mutex<Option<Result<(), String>>>>,
     pub delayed_fsyncs: u64,
 }
 
@@ -123,6 +127,7 @@ impl Appender {
             last_fsync: Instant::now(),
             synced_len: file_len,
             fsync_running: Arc::new(AtomicBool::new(false)),
+            fsync_result: Arc::default(),
             delayed_fsyncs: 0,
         })
     }
@@ -162,6 +167,7 @@ impl Appender {
             last_fsync: Instant::now(),
             synced_len: file_len,
             fsync_running: Arc::new(AtomicBool::new(false)),
+            fsync_result: Arc::default(),
             delayed_fsyncs: 0,
         })
     }
@@ -249,36 +255,54 @@ impl Appender {
         WriteOutcome::Failed(error)
     }
 
-    /// Starts the once-a-second fsync of `everysec` on a blocking thread when it is due.
-    pub fn fsync_tick(&mut self) {
+    /// The cron's fsync work under `everysec`: reports what the last background fsync gave
+    /// (a failure refuses writes until a later fsync succeeds) and starts the next one when
+    /// it is due, about once a second.
+    pub fn fsync_tick(&mut self) -> WriteOutcome {
+        let last_result = self.fsync_result.lock().take();
+        let outcome = match last_result {
+            Some(Err(error)) => {
+                // Unsynced again: the next tick retries.
+                self.synced_len = 0;
+                self.set_error(format!("fsync: {error}"))
+            }
+            Some(Ok(())) if self.pending.is_empty() && self.write_error.take().is_some() => {
+                WriteOutcome::Recovered
+            }
+            _ => WriteOutcome::Ok,
+        };
         if self.fsync != AppendFsync::EverySec
             || self.synced_len == self.file_len
             || self.last_fsync.elapsed() < Duration::from_secs(1)
         {
-            return;
+            return outcome;
         }
         if self.fsync_running.swap(true, Ordering::AcqRel) {
             // The previous fsync is still running: Redis counts this as a delayed fsync.
             self.delayed_fsyncs += 1;
             self.last_fsync = Instant::now();
-            return;
+            return outcome;
         }
         let Ok(file) = self.file.try_clone() else {
             self.fsync_running.store(false, Ordering::Release);
-            return;
+            return outcome;
         };
         let running = self.fsync_running.clone();
+        let result = self.fsync_result.clone();
         self.synced_len = self.file_len;
         self.last_fsync = Instant::now();
         let spawned = std::thread::Builder::new()
             .name("aof-fsync".into())
             .spawn(move || {
-                let _ = file.sync_data();
+                let synced = file.sync_data().map_err(|e| e.to_string());
+                *result.lock() = Some(synced);
                 running.store(false, Ordering::Release);
             });
         if spawned.is_err() {
             self.fsync_running.store(false, Ordering::Release);
+            self.synced_len = 0;
         }
+        outcome
     }
 
     /// Flushes the current incr file to disk now (on stop, before a rotation).
@@ -385,6 +409,39 @@ mod tests {
         let text = std::fs::read(dir.path().join("aof/appendonly.aof.1.incr.aof")).unwrap();
         assert_eq!(text, b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nECHO\r\nX");
         assert_eq!(app.current_size(), text.len() as u64);
+    }
+
+    #[test]
+    fn a_failed_fsync_refuses_writes_until_one_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = Appender::create(
+            dir.path().join("aof"),
+            "appendonly.aof".into(),
+            AppendFsync::EverySec,
+        )
+        .unwrap();
+        let real = app.file.try_clone().unwrap();
+        let tick_after_fsync = |app: &mut Appender| {
+            app.last_fsync = Instant::now() - Duration::from_secs(2);
+            assert_eq!(app.fsync_tick(), WriteOutcome::Ok, "starts the fsync");
+            while app.fsync_running() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            app.fsync_tick()
+        };
+        // /dev/null takes writes, but fsync on it fails (EINVAL).
+        app.replace_file_for_test(OpenOptions::new().write(true).open("/dev/null").unwrap());
+        assert_eq!(
+            app.append(b"*1\r\n$4\r\nPING\r\n".to_vec()),
+            WriteOutcome::Ok
+        );
+        assert!(
+            matches!(tick_after_fsync(&mut app), WriteOutcome::Failed(e) if e.starts_with("fsync"))
+        );
+        assert!(app.write_error.is_some());
+        app.replace_file_for_test(real);
+        assert_eq!(tick_after_fsync(&mut app), WriteOutcome::Recovered);
+        assert!(app.write_error.is_none());
     }
 
     #[test]

@@ -133,7 +133,8 @@ pub fn tick(shared: &Arc<Shared>) {
         };
         let outcome = app.retry();
         note_write(shared, app, outcome);
-        app.fsync_tick();
+        let outcome = app.fsync_tick();
+        note_write(shared, app, outcome);
         (app.current_size(), app.base_size, app.manifest_saved)
     };
     let st = shared.persistence.status();
