@@ -320,7 +320,7 @@ async fn failed_rewrites_are_reported_and_back_off() {
     for attempt in 1..=3u32 {
         assert_eq!(
             run(&instance, &["BGREWRITEAOF"]),
-            Reply::Status("Background append only file rewriting started".into())
+            Reply::Status("Background append only file rewriting started")
         );
         wait_until("the rewrite to fail", || {
             instance.persistence_status().aof.failures_in_a_row == attempt
