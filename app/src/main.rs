@@ -1,11 +1,34 @@
-//! CacheDesk desktop app entry point: starts the tokio runtime that hosts the embedded engine,
-//! then opens the window. The full portal-like UI is built on top of this shell.
+//! CacheDesk desktop app entry point: reads `--data-dir` (or CACHEDESK_DATA_DIR), starts the
+//! tokio runtime that hosts the embedded engine, then opens the window.
 
-mod app;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
+use cachedesk::model::store::{Paths, DATA_DIR_ENV};
+
+fn paths_from_args() -> anyhow::Result<Paths> {
+    let mut args = std::env::args().skip(1);
+    let mut data_dir = std::env::var_os(DATA_DIR_ENV).map(PathBuf::from);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--data-dir" => {
+                data_dir = Some(args.next().context("--data-dir needs a folder")?.into())
+            }
+            "--help" | "-h" => {
+                println!("usage: cachedesk [--data-dir FOLDER]\n\nFOLDER (or {DATA_DIR_ENV}) holds the settings and every cache's data; by default they go in the user's config and data dirs.");
+                std::process::exit(0);
+            }
+            other => anyhow::bail!("unknown argument '{other}' (try --help)"),
+        }
+    }
+    match data_dir {
+        Some(dir) => Ok(Paths::in_dir(&dir)),
+        None => Paths::for_user(),
+    }
+}
 
 fn main() -> anyhow::Result<()> {
+    let paths = paths_from_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -20,7 +43,7 @@ fn main() -> anyhow::Result<()> {
     eframe::run_native(
         "CacheDesk",
         options,
-        Box::new(move |_cc| Ok(Box::new(app::CacheDeskApp::new(handle)))),
+        Box::new(move |_cc| Ok(Box::new(cachedesk::CacheDeskApp::new(paths, handle)))),
     )
     .map_err(|e| anyhow::anyhow!("the window failed: {e}"))
 }

@@ -1,0 +1,479 @@
+//! The caches the app runs: each one's settings, status, engine instance, activity log and
+//! live samples. Long work (create, start with its restore, stop, reboot, scale, delete) runs
+//! on tokio and comes back through a poll-promise that `poll` checks every frame, so the
+//! window never waits on the engine.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use cachedesk_engine::{EvictionPolicy, Instance, RestoreReport};
+use poll_promise::Promise;
+use tokio::runtime::Handle;
+
+use crate::model::sku::Sku;
+use crate::model::store::{self, Paths};
+use crate::model::{CacheSettings, Persistence};
+
+/// A cache's state, with the portal's names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Creating,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Scaling,
+    Deleting,
+    CreateFailed(String),
+    Failed(String),
+}
+
+impl Status {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Status::Creating => "Creating",
+            Status::Starting => "Starting",
+            Status::Running => "Running",
+            Status::Stopping => "Stopping",
+            Status::Stopped => "Stopped",
+            Status::Scaling => "Scaling",
+            Status::Deleting => "Deleting",
+            Status::CreateFailed(_) => "CreateFailed",
+            Status::Failed(_) => "Failed",
+        }
+    }
+
+    /// True while long work runs on the cache.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Status::Creating
+                | Status::Starting
+                | Status::Stopping
+                | Status::Scaling
+                | Status::Deleting
+        )
+    }
+}
+
+/// One line of a cache's Activity log.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub at: SystemTime,
+    pub what: String,
+    pub detail: String,
+}
+
+/// One point of the Overview's live charts.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Seconds since the cache started being sampled.
+    pub t: f64,
+    pub ops_per_sec: f64,
+    pub clients: f64,
+}
+
+/// Samples kept for the charts (two minutes at one a second).
+const SAMPLES: usize = 120;
+
+/// What a piece of long work came back with.
+enum Outcome {
+    Started(Result<(Arc<Instance>, Option<RestoreReport>), String>),
+    Stopped,
+    Deleted(Result<(), String>),
+}
+
+pub struct Cache {
+    pub settings: CacheSettings,
+    pub status: Status,
+    pub instance: Option<Arc<Instance>>,
+    pub activity: Vec<Activity>,
+    pub samples: VecDeque<Sample>,
+    /// What came back when the cache last started (rehydrated from persistence, or empty).
+    pub data_note: Option<String>,
+    pending: Option<Promise<Outcome>>,
+    /// What to do once the running work ends (a reboot starts again after stopping).
+    then_start: bool,
+    events_seen: u64,
+    sampled_at: Option<Instant>,
+    sampling_since: Instant,
+}
+
+impl Cache {
+    fn new(settings: CacheSettings, status: Status) -> Cache {
+        Cache {
+            settings,
+            status,
+            instance: None,
+            activity: Vec::new(),
+            samples: VecDeque::new(),
+            data_note: None,
+            pending: None,
+            then_start: false,
+            events_seen: 0,
+            sampled_at: None,
+            sampling_since: Instant::now(),
+        }
+    }
+
+    pub fn log(&mut self, what: &str, detail: impl Into<String>) {
+        self.activity.push(Activity {
+            at: SystemTime::now(),
+            what: what.into(),
+            detail: detail.into(),
+        });
+    }
+
+    /// The port clients use: the instance's real one once it listens.
+    pub fn port(&self) -> u16 {
+        self.instance
+            .as_ref()
+            .map_or(self.settings.port, |i| i.addr().port())
+    }
+}
+
+/// Every cache of the app, and what it needs to run them.
+pub struct Caches {
+    pub list: Vec<Cache>,
+    pub paths: Paths,
+    runtime: Handle,
+    /// A problem the user must hear about (the settings file was unreadable, a save failed).
+    pub notice: Option<String>,
+}
+
+fn spawn<T: Send + 'static>(
+    runtime: &Handle,
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Promise<T> {
+    let (sender, promise) = Promise::new();
+    runtime.spawn(async move { sender.send(work.await) });
+    promise
+}
+
+/// Stops an instance once no console command holds it any more.
+async fn stop_instance(mut instance: Arc<Instance>) {
+    loop {
+        match Arc::try_unwrap(instance) {
+            Ok(owned) => return owned.stop().await,
+            Err(shared) => {
+                instance = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+impl Caches {
+    /// Loads the remembered caches and starts those that were running.
+    pub fn open(paths: Paths, runtime: Handle) -> Caches {
+        let loaded = store::load(&paths);
+        let mut caches = Caches {
+            list: loaded
+                .caches
+                .into_iter()
+                .map(|s| Cache::new(s, Status::Stopped))
+                .collect(),
+            paths,
+            runtime,
+            notice: loaded.problem,
+        };
+        for i in 0..caches.list.len() {
+            if caches.list[i].settings.running {
+                caches.start(i);
+            }
+        }
+        caches
+    }
+
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.list.iter().position(|c| c.settings.name == name)
+    }
+
+    fn save(&mut self) {
+        let settings: Vec<_> = self.list.iter().map(|c| c.settings.clone()).collect();
+        if let Err(e) = store::save(&self.paths, &settings) {
+            self.notice = Some(format!("The settings could not be saved: {e:#}"));
+        }
+    }
+
+    /// Creates a cache from the wizard's settings and starts it.
+    pub fn create(&mut self, mut settings: CacheSettings) {
+        settings.running = true;
+        let mut cache = Cache::new(settings, Status::Creating);
+        cache.log(
+            "Created",
+            format!(
+                "{} on port {}",
+                cache.settings.sku().describe(),
+                cache.settings.port
+            ),
+        );
+        self.list.push(cache);
+        self.save();
+        let i = self.list.len() - 1;
+        self.launch(i);
+    }
+
+    /// Starts a stopped cache; its data comes back from its persistence.
+    pub fn start(&mut self, i: usize) {
+        self.list[i].status = Status::Starting;
+        self.launch(i);
+    }
+
+    fn launch(&mut self, i: usize) {
+        let cache = &mut self.list[i];
+        let dir = self.paths.cache_dir(&cache.settings.name);
+        let config = cache.settings.instance_config(&dir);
+        cache.pending = Some(spawn(&self.runtime, async move {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                return Outcome::Started(Err(format!("cannot create {}: {e}", dir.display())));
+            }
+            let instance = match Instance::start(config).await {
+                Ok(instance) => instance,
+                Err(e) => return Outcome::Started(Err(e.to_string())),
+            };
+            match instance.wait_loaded().await {
+                Ok(report) => Outcome::Started(Ok((Arc::new(instance), report))),
+                Err(e) => {
+                    instance.stop().await;
+                    Outcome::Started(Err(e))
+                }
+            }
+        }));
+    }
+
+    pub fn stop(&mut self, i: usize) {
+        self.stop_then(i, false);
+        self.list[i].settings.running = false;
+        self.save();
+    }
+
+    /// Stops the cache and starts it again: its memory is dropped and its persistence
+    /// brings back what it holds.
+    pub fn reboot(&mut self, i: usize) {
+        self.list[i].log("Rebooted", "the cache drops its memory and restarts");
+        self.stop_then(i, true);
+    }
+
+    fn stop_then(&mut self, i: usize, start_again: bool) {
+        let cache = &mut self.list[i];
+        let Some(instance) = cache.instance.take() else {
+            return;
+        };
+        cache.status = Status::Stopping;
+        cache.then_start = start_again;
+        cache.pending = Some(spawn(&self.runtime, async move {
+            stop_instance(instance).await;
+            Outcome::Stopped
+        }));
+    }
+
+    /// Deletes the cache: stops it, removes its folder and forgets it.
+    pub fn delete(&mut self, i: usize) {
+        let cache = &mut self.list[i];
+        cache.status = Status::Deleting;
+        let instance = cache.instance.take();
+        let dir = self.paths.cache_dir(&cache.settings.name);
+        cache.pending = Some(spawn(&self.runtime, async move {
+            if let Some(instance) = instance {
+                stop_instance(instance).await;
+            }
+            let removed = match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(format!("cannot remove {}: {e}", dir.display()))
+                }
+                _ => Ok(()),
+            };
+            Outcome::Deleted(removed)
+        }));
+    }
+
+    /// Changes the cache's size. Data over the new size is evicted (allkeys-lru) at once;
+    /// returns the keys evicted.
+    pub fn scale(&mut self, i: usize, sku: &'static Sku) -> u64 {
+        let cache = &mut self.list[i];
+        let old = cache.settings.sku();
+        cache.settings.sku = sku.id();
+        let evicted = cache.instance.as_ref().map_or(0, |instance| {
+            let evicted = instance.set_maxmemory(sku.maxmemory(), EvictionPolicy::AllKeysLru);
+            instance.set_maxmemory(sku.maxmemory(), cache.settings.eviction.engine_policy());
+            evicted
+        });
+        cache.log(
+            "Scaled",
+            format!(
+                "{} -> {}; {evicted} keys evicted (allkeys-lru) to fit",
+                old.describe(),
+                sku.describe()
+            ),
+        );
+        self.save();
+        evicted
+    }
+
+    /// Replaces one access key with a new random one.
+    pub fn regenerate_key(&mut self, i: usize, primary: bool) {
+        let cache = &mut self.list[i];
+        let key = crate::model::new_access_key();
+        let which = if primary {
+            cache.settings.primary_key = key;
+            "primary"
+        } else {
+            cache.settings.secondary_key = key;
+            "secondary"
+        };
+        if let Some(instance) = &cache.instance {
+            if cache.settings.access_keys {
+                instance.set_access_keys(
+                    Some(cache.settings.primary_key.clone()),
+                    Some(cache.settings.secondary_key.clone()),
+                );
+            }
+        }
+        cache.log(
+            "Access key regenerated",
+            format!("the {which} key was replaced"),
+        );
+        self.save();
+    }
+
+    /// Collects finished work, engine events and live samples. True if anything changed.
+    pub fn poll(&mut self) -> bool {
+        let mut changed = false;
+        let mut settled = false;
+        let mut deleted = Vec::new();
+        let mut restart = Vec::new();
+        for (i, cache) in self.list.iter_mut().enumerate() {
+            if let Some(promise) = cache.pending.take() {
+                match promise.try_take() {
+                    Ok(outcome) => {
+                        settled = true;
+                        match outcome {
+                            Outcome::Started(result) => started(cache, result),
+                            Outcome::Stopped => {
+                                cache.status = Status::Stopped;
+                                cache.log("Stopped", "the cache is stopped");
+                                if std::mem::take(&mut cache.then_start) {
+                                    restart.push(i);
+                                }
+                            }
+                            Outcome::Deleted(Ok(())) => deleted.push(i),
+                            Outcome::Deleted(Err(e)) => {
+                                cache.status = Status::Failed(e.clone());
+                                cache.log("Delete failed", e);
+                            }
+                        }
+                    }
+                    Err(promise) => cache.pending = Some(promise),
+                }
+            }
+            changed |= collect_events(cache);
+            changed |= sample(cache);
+        }
+        for i in restart {
+            self.start(i);
+        }
+        for i in deleted.into_iter().rev() {
+            self.list.remove(i);
+        }
+        if settled {
+            self.save();
+        }
+        changed || settled
+    }
+
+    /// True while some long work runs (the window keeps polling).
+    pub fn busy(&self) -> bool {
+        self.list.iter().any(|c| c.pending.is_some())
+    }
+}
+
+fn started(cache: &mut Cache, result: Result<(Arc<Instance>, Option<RestoreReport>), String>) {
+    let creating = cache.status == Status::Creating;
+    match result {
+        Ok((instance, report)) => {
+            let note = match (report, cache.settings.persistence) {
+                (Some(r), _) => format!(
+                    "Rehydrated from {} ({}): {} keys loaded, {} skipped as expired, {} evicted to fit, in {:.2} s.",
+                    r.format,
+                    r.files.join(", "),
+                    r.keys_loaded,
+                    r.keys_expired,
+                    r.keys_evicted,
+                    r.duration.as_secs_f64()
+                ),
+                (None, Persistence::Disabled) if !creating => {
+                    "Persistence is off: the cache started empty; its earlier data is gone.".into()
+                }
+                (None, _) => "The cache started empty.".into(),
+            };
+            cache.settings.port = instance.addr().port();
+            cache.settings.running = true;
+            cache.events_seen = 0;
+            cache.instance = Some(instance);
+            cache.status = Status::Running;
+            cache.log("Started", note.clone());
+            cache.data_note = Some(note);
+        }
+        Err(e) => {
+            cache.status = if creating {
+                Status::CreateFailed(e.clone())
+            } else {
+                Status::Failed(e.clone())
+            };
+            cache.log(
+                if creating {
+                    "Create failed"
+                } else {
+                    "Start failed"
+                },
+                e,
+            );
+        }
+    }
+}
+
+/// Copies the engine's new events (saves, restores, rewrites, errors) into the Activity log.
+fn collect_events(cache: &mut Cache) -> bool {
+    let Some(instance) = &cache.instance else {
+        return false;
+    };
+    let events = instance.events_since(cache.events_seen);
+    let Some(last) = events.last() else {
+        return false;
+    };
+    cache.events_seen = last.seq;
+    for event in events {
+        cache.activity.push(Activity {
+            at: event.at,
+            what: format!("{:?}", event.kind),
+            detail: event.detail,
+        });
+    }
+    true
+}
+
+/// Takes a chart sample about once a second.
+fn sample(cache: &mut Cache) -> bool {
+    let Some(instance) = &cache.instance else {
+        return false;
+    };
+    if cache
+        .sampled_at
+        .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+    {
+        return false;
+    }
+    cache.sampled_at = Some(Instant::now());
+    let telemetry = instance.telemetry();
+    if cache.samples.len() == SAMPLES {
+        cache.samples.pop_front();
+    }
+    cache.samples.push_back(Sample {
+        t: cache.sampling_since.elapsed().as_secs_f64(),
+        ops_per_sec: telemetry.ops_per_sec as f64,
+        clients: telemetry.connected_clients as f64,
+    });
+    true
+}

@@ -1,0 +1,268 @@
+//! Console: type a command, see the reply formatted as redis-cli prints it; up/down walk the
+//! history. Commands run on tokio's blocking pool, never on the UI thread.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cachedesk_engine::{Instance, Reply};
+use eframe::egui;
+use poll_promise::Promise;
+use tokio::runtime::Handle;
+
+#[derive(Default)]
+pub struct Console {
+    pub input: String,
+    /// What the console shows: each command and its reply.
+    pub transcript: Vec<String>,
+    history: Vec<String>,
+    /// Where up/down is in the history (None: at the new line).
+    browsing: Option<usize>,
+    db: usize,
+    pending: Option<Promise<(Vec<String>, Reply)>>,
+}
+
+impl Console {
+    pub fn show(&mut self, ui: &mut egui::Ui, instance: Option<&Arc<Instance>>, runtime: &Handle) {
+        self.collect();
+        let Some(instance) = instance else {
+            ui.label("Start the cache to use its console.");
+            return;
+        };
+        egui::ScrollArea::vertical()
+            .max_height(ui.available_height() - 40.0)
+            .stick_to_bottom(true)
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                for line in &self.transcript {
+                    ui.monospace(line);
+                }
+            });
+        let mut submit = false;
+        ui.horizontal(|ui| {
+            let prompt = ui.monospace(format!("db{}>", self.db));
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut self.input)
+                    .font(egui::TextStyle::Monospace)
+                    .desired_width(ui.available_width() - 80.0),
+            );
+            let field = field.labelled_by(prompt.id).on_hover_text("Command");
+            if field.has_focus() {
+                if ui.input(|i| i.key_pressed(egui::Key::ArrowUp)) {
+                    self.walk_history(true);
+                }
+                if ui.input(|i| i.key_pressed(egui::Key::ArrowDown)) {
+                    self.walk_history(false);
+                }
+            }
+            if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                submit = true;
+                field.request_focus();
+            }
+            if ui.button("Run").clicked() {
+                submit = true;
+            }
+        });
+        if submit && self.pending.is_none() {
+            self.submit(instance.clone(), runtime);
+        }
+        if self.pending.is_some() {
+            ui.ctx().request_repaint();
+        }
+    }
+
+    fn walk_history(&mut self, back: bool) {
+        if self.history.is_empty() {
+            return;
+        }
+        let last = self.history.len() - 1;
+        self.browsing = match (self.browsing, back) {
+            (None, true) => Some(last),
+            (Some(i), true) => Some(i.saturating_sub(1)),
+            (Some(i), false) if i < last => Some(i + 1),
+            (_, false) => None,
+        };
+        self.input = self
+            .browsing
+            .map_or(String::new(), |i| self.history[i].clone());
+    }
+
+    fn submit(&mut self, instance: Arc<Instance>, runtime: &Handle) {
+        let line = self.input.trim().to_string();
+        self.input.clear();
+        self.browsing = None;
+        if line.is_empty() {
+            return;
+        }
+        self.history.push(line.clone());
+        self.transcript.push(format!("db{}> {line}", self.db));
+        let args = match split_args(&line) {
+            Ok(args) => args,
+            Err(e) => {
+                self.transcript.push(format!("(error) {e}"));
+                return;
+            }
+        };
+        let db = self.db;
+        let (sender, promise) = Promise::new();
+        runtime.spawn_blocking(move || {
+            let bytes: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.clone())).collect();
+            let reply = instance.execute(db, &bytes);
+            sender.send((args, reply));
+        });
+        self.pending = Some(promise);
+    }
+
+    /// Takes a finished command's reply into the transcript.
+    fn collect(&mut self) {
+        let Some(promise) = self.pending.take() else {
+            return;
+        };
+        match promise.try_take() {
+            Ok((args, reply)) => {
+                if args[0].eq_ignore_ascii_case("select") && reply == Reply::OK {
+                    self.db = args[1].parse().unwrap_or(self.db);
+                }
+                self.transcript.push(format_reply(&reply, 0));
+            }
+            Err(promise) => self.pending = Some(promise),
+        }
+    }
+}
+
+/// Splits a command line as redis-cli does: words, "double quoted" with \n \t \xNN escapes,
+/// or 'single quoted'.
+pub fn split_args(line: &str) -> Result<Vec<String>, String> {
+    let mut args = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else {
+            break;
+        };
+        let mut word = String::new();
+        if first == '"' || first == '\'' {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err("Invalid argument(s): unbalanced quotes".into()),
+                    Some(c) if c == first => break,
+                    Some('\\') if first == '"' => match chars.next() {
+                        Some('n') => word.push('\n'),
+                        Some('r') => word.push('\r'),
+                        Some('t') => word.push('\t'),
+                        Some('x') => {
+                            let hex: String = chars.by_ref().take(2).collect();
+                            let byte = u8::from_str_radix(&hex, 16)
+                                .map_err(|_| format!("Invalid argument(s): bad escape \\x{hex}"))?;
+                            word.push(char::from(byte));
+                        }
+                        Some(c) => word.push(c),
+                        None => return Err("Invalid argument(s): unbalanced quotes".into()),
+                    },
+                    Some(c) => word.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+        }
+        args.push(word);
+    }
+    Ok(args)
+}
+
+/// A reply as redis-cli prints it to a terminal.
+pub fn format_reply(reply: &Reply, indent: usize) -> String {
+    match reply {
+        Reply::Status(s) => s.to_string(),
+        Reply::StatusOwned(s) => s.clone(),
+        Reply::Error(e) => format!("(error) {e}"),
+        Reply::Int(n) => format!("(integer) {n}"),
+        Reply::Bulk(b) => quoted(b),
+        Reply::Null | Reply::NullArray => "(nil)".into(),
+        Reply::Double(d) => format!("(double) {d}"),
+        Reply::Verbatim(text) => text.clone(),
+        Reply::Array(items) | Reply::Set(items) => list(items.iter().collect(), indent),
+        Reply::Map(pairs) => list(pairs.iter().flat_map(|(k, v)| [k, v]).collect(), indent),
+    }
+}
+
+fn list(items: Vec<&Reply>, indent: usize) -> String {
+    let count = items.len();
+    if count == 0 {
+        return "(empty array)".into();
+    }
+    let width = count.to_string().len();
+    let mut out = String::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+        }
+        let prefix = format!("{:>width$}) ", i + 1);
+        out.push_str(&prefix);
+        out.push_str(&format_reply(item, indent + prefix.len()));
+    }
+    out
+}
+
+/// A bulk string in double quotes, with redis-cli's escapes for what isn't printable.
+fn quoted(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &b in bytes {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_print_as_redis_cli_prints_them() {
+        assert_eq!(format_reply(&Reply::OK, 0), "OK");
+        assert_eq!(format_reply(&Reply::Int(3), 0), "(integer) 3");
+        assert_eq!(format_reply(&Reply::Null, 0), "(nil)");
+        assert_eq!(
+            format_reply(&Reply::bulk("a\"b\n\x01"), 0),
+            "\"a\\\"b\\n\\x01\""
+        );
+        assert_eq!(format_reply(&Reply::Array(vec![]), 0), "(empty array)");
+        let nested = Reply::Array(vec![
+            Reply::bulk("k"),
+            Reply::Array(vec![Reply::Int(1), Reply::Int(2)]),
+        ]);
+        assert_eq!(
+            format_reply(&nested, 0),
+            "1) \"k\"\n2) 1) (integer) 1\n   2) (integer) 2"
+        );
+        assert_eq!(format_reply(&Reply::error("ERR x"), 0), "(error) ERR x");
+    }
+
+    #[test]
+    fn lines_split_as_redis_cli_splits_them() {
+        assert_eq!(
+            split_args(r#"SET "a b" 'c d' e\x "\x41\n""#).unwrap(),
+            ["SET", "a b", "c d", "e\\x", "A\n"]
+        );
+        assert!(split_args("GET \"open").is_err());
+        assert!(split_args("   ").unwrap().is_empty());
+    }
+}
