@@ -82,6 +82,11 @@ impl CacheDeskApp {
         }
     }
 
+    /// What the console shows (for tests and screen readers alike, the same lines).
+    pub fn console_transcript(&self) -> &[String] {
+        &self.console.transcript
+    }
+
     fn selected_index(&self) -> Option<usize> {
         self.caches.find(self.selected.as_deref()?)
     }
@@ -260,5 +265,9 @@ impl CacheDeskApp {
 impl eframe::App for CacheDeskApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         egui::CentralPanel::default().show(ui, |ui| self.show(ui));
+    }
+
+    fn on_exit(&mut self) {
+        self.caches.shutdown_all();
     }
 }

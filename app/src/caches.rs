@@ -125,6 +125,11 @@ impl Cache {
         });
     }
 
+    /// Whether a graceful stop takes a last snapshot (RDB); AOF has every write already.
+    fn saves_on_stop(&self) -> bool {
+        matches!(self.settings.persistence, Persistence::Rdb(_))
+    }
+
     /// The port clients use: the instance's real one once it listens.
     pub fn port(&self) -> u16 {
         self.instance
@@ -151,11 +156,12 @@ fn spawn<T: Send + 'static>(
     promise
 }
 
-/// Stops an instance once no console command holds it any more.
-async fn stop_instance(mut instance: Arc<Instance>) {
+/// Stops an instance once no console command holds it any more, saving a dump first if
+/// `save`.
+async fn stop_instance(mut instance: Arc<Instance>, save: bool) {
     loop {
         match Arc::try_unwrap(instance) {
-            Ok(owned) => return owned.stop().await,
+            Ok(owned) => return owned.stop_saving(save).await,
             Err(shared) => {
                 instance = shared;
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -243,20 +249,25 @@ impl Caches {
         }));
     }
 
+    /// Stops the cache gracefully: under RDB a last snapshot keeps every write.
     pub fn stop(&mut self, i: usize) {
-        self.stop_then(i, false);
+        let save = self.list[i].saves_on_stop();
+        self.stop_then(i, save, false);
         self.list[i].settings.running = false;
         self.save();
     }
 
-    /// Stops the cache and starts it again: its memory is dropped and its persistence
-    /// brings back what it holds.
+    /// Simulates a node failure: the cache drops its memory without a last save and starts
+    /// again, and its persistence brings back what it holds.
     pub fn reboot(&mut self, i: usize) {
-        self.list[i].log("Rebooted", "the cache drops its memory and restarts");
-        self.stop_then(i, true);
+        self.list[i].log(
+            "Rebooted",
+            "the cache drops its memory without saving and restarts from its persistence",
+        );
+        self.stop_then(i, false, true);
     }
 
-    fn stop_then(&mut self, i: usize, start_again: bool) {
+    fn stop_then(&mut self, i: usize, save: bool, start_again: bool) {
         let cache = &mut self.list[i];
         let Some(instance) = cache.instance.take() else {
             return;
@@ -264,9 +275,27 @@ impl Caches {
         cache.status = Status::Stopping;
         cache.then_start = start_again;
         cache.pending = Some(spawn(&self.runtime, async move {
-            stop_instance(instance).await;
+            stop_instance(instance, save).await;
             Outcome::Stopped
         }));
+    }
+
+    /// The app is closing: every running cache stops gracefully (as `stop`, but they start
+    /// again with the app). Blocks until they have; call it off the runtime's threads.
+    pub fn shutdown_all(&mut self) {
+        let stops: Vec<_> = self
+            .list
+            .iter_mut()
+            .filter_map(|c| {
+                let save = c.saves_on_stop();
+                c.instance.take().map(|i| stop_instance(i, save))
+            })
+            .collect();
+        self.runtime.block_on(async move {
+            for stop in stops {
+                stop.await;
+            }
+        });
     }
 
     /// Deletes the cache: stops it, removes its folder and forgets it.
@@ -277,7 +306,7 @@ impl Caches {
         let dir = self.paths.cache_dir(&cache.settings.name);
         cache.pending = Some(spawn(&self.runtime, async move {
             if let Some(instance) = instance {
-                stop_instance(instance).await;
+                stop_instance(instance, false).await;
             }
             let removed = match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

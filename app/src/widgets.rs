@@ -32,7 +32,7 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
-/// A coloured status word, readable by screen readers as "Status: Running".
+/// A coloured dot and the status word ("Running"), the word being what screen readers read.
 pub fn status_badge(ui: &mut egui::Ui, status: &Status) -> egui::Response {
     let color = match status {
         Status::Running => egui::Color32::from_rgb(0x2e, 0xa0, 0x43),
@@ -40,7 +40,9 @@ pub fn status_badge(ui: &mut egui::Ui, status: &Status) -> egui::Response {
         Status::Stopped => ui.visuals().weak_text_color(),
         _ => egui::Color32::from_rgb(0xd0, 0x8c, 0x00),
     };
-    let response = ui.label(egui::RichText::new(format!("● {}", status.label())).color(color));
+    let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+    ui.painter().circle_filled(dot.center(), 4.5, color);
+    let response = ui.label(egui::RichText::new(status.label()).color(color));
     if status.is_busy() {
         ui.spinner();
     }

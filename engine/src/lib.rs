@@ -234,6 +234,15 @@ impl Instance {
         reply
     }
 
+    /// Stops as `stop` does, saving a dump first if `save` (SHUTDOWN SAVE) or not at all
+    /// (SHUTDOWN NOSAVE), whatever the save points say.
+    pub async fn stop_saving(self, save: bool) {
+        self.shared
+            .persistence
+            .update(|st| st.shutdown_save = Some(save));
+        self.stop().await
+    }
+
     /// A signal that turns true when the instance is asked to stop (SHUTDOWN or `stop`).
     pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
         self.shared.shutdown_signal()

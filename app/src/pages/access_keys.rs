@@ -27,7 +27,7 @@ pub fn show(ui: &mut egui::Ui, cache: &Cache, revealed: &mut bool) -> Action {
             let shown = if *revealed {
                 key.clone()
             } else {
-                "•".repeat(16)
+                "*".repeat(16)
             };
             ui.monospace(shown);
             if ui

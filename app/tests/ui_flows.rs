@@ -1,0 +1,229 @@
+//! The app driven through its real UI by AccessKit label (egui_kittest): the whole wizard,
+//! with invalid input on its tabs and the errors they show; a created cache that real
+//! clients use over its port; the console; closing and reopening the app with the cache
+//! coming back from its persistence; scaling down with evictions.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cachedesk::caches::Status;
+use cachedesk::model::store::Paths;
+use cachedesk::CacheDeskApp;
+use egui::accesskit::Role;
+use egui::{Key, Modifiers};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+fn harness(dir: &Path, runtime: &tokio::runtime::Runtime) -> Harness<'static, CacheDeskApp> {
+    let app = CacheDeskApp::new(Paths::in_dir(dir), runtime.handle().clone());
+    Harness::builder()
+        .with_size([1200.0, 820.0])
+        .build_ui_state(|ui, app: &mut CacheDeskApp| app.show(ui), app)
+}
+
+/// Steps the UI until `done` holds (the engine works on other threads meanwhile).
+fn wait_until(h: &mut Harness<'_, CacheDeskApp>, what: &str, done: impl Fn(&CacheDeskApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        h.step();
+        if done(h.state()) {
+            h.step();
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Replaces the text of the field labelled `label`.
+fn set_field(h: &mut Harness<'_, CacheDeskApp>, label: &str, text: &str) {
+    let field = h.get_by_role_and_label(Role::TextInput, label);
+    field.focus();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_role_and_label(Role::TextInput, label)
+        .type_text(text);
+    h.run_steps(2);
+}
+
+fn click(h: &mut Harness<'_, CacheDeskApp>, label: &str) {
+    h.get_by_label(label).click();
+    h.run_steps(2);
+}
+
+fn status_of(app: &CacheDeskApp, name: &str) -> Option<Status> {
+    let i = app.caches.find(name)?;
+    Some(app.caches.list[i].status.clone())
+}
+
+fn running(name: &'static str) -> impl Fn(&CacheDeskApp) -> bool {
+    move |app| status_of(app, name) == Some(Status::Running)
+}
+
+async fn client(port: u16, key: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://:{key}@127.0.0.1:{port}/"))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects with the primary key")
+}
+
+#[test]
+fn the_wizard_checks_every_tab_and_creates_a_cache_clients_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut h = harness(dir.path(), &runtime);
+    h.run_steps(2);
+    click(&mut h, "+ Create");
+
+    // Invalid input on Basics, Networking and Tags, each marked on its tab.
+    set_field(&mut h, "Cache name", "bad--name");
+    click(&mut h, "Next");
+    assert!(h.query_by_label("Basics (!)").is_some(), "Basics is marked");
+    set_field(&mut h, "Port", "80");
+    click(&mut h, "Next");
+    assert!(h.query_by_label("Networking (!)").is_some());
+    click(&mut h, "Networking (!)");
+    h.get_by_label_contains("from 1024 to 65535");
+    click(&mut h, "Advanced");
+    click(&mut h, "RDB (snapshots)");
+    h.get_by_label_contains("Backup Frequency");
+    click(&mut h, "Tags");
+    click(&mut h, "Add tag");
+    set_field(&mut h, "Tag 1 value", "web");
+    click(&mut h, "Review + create");
+    h.get_by_label_contains("two hyphens in a row");
+    h.get_by_label_contains("Tag 1 has a value but no name");
+    click(&mut h, "Create");
+    assert!(
+        h.state().caches.list.is_empty(),
+        "nothing is created while errors remain"
+    );
+
+    // Fix each tab.
+    click(&mut h, "Basics (!)");
+    set_field(&mut h, "Cache name", "orders-1");
+    click(&mut h, "Networking (!)");
+    let port = cachedesk::model::validation::free_port();
+    set_field(&mut h, "Port", &port.to_string());
+    click(&mut h, "Tags (!)");
+    set_field(&mut h, "Tag 1 name", "team");
+    click(&mut h, "Review + create");
+    h.get_by_label("Validation passed.");
+    h.get_by_label("RDB, backup every 60 Minutes");
+    h.get_by_label("team=web");
+    click(&mut h, "Create");
+    wait_until(&mut h, "the cache to run", running("orders-1"));
+    h.get_by_label_contains("127.0.0.1:");
+
+    let settings = h.state().caches.list[0].settings.clone();
+    assert_eq!(settings.port, port);
+    assert_eq!(settings.tags.len(), 1);
+    runtime.block_on(async {
+        let mut c = client(port, &settings.primary_key).await;
+        let _: () = redis::cmd("SET")
+            .arg("greeting")
+            .arg("hello")
+            .query_async(&mut c)
+            .await
+            .expect("SET");
+        let anonymous = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
+        let mut plain = anonymous
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let refused: redis::RedisResult<String> = redis::cmd("GET")
+            .arg("greeting")
+            .query_async(&mut plain)
+            .await;
+        assert!(refused.is_err(), "access keys are required");
+    });
+
+    // The console answers as redis-cli would, and keeps a history.
+    click(&mut h, "Console");
+    set_field(&mut h, "db0>", "GET greeting");
+    h.key_press(Key::Enter);
+    wait_until(&mut h, "the reply", |app| {
+        app.console_transcript().iter().any(|l| l == "\"hello\"")
+    });
+    h.get_by_label("\"hello\"");
+    set_field(&mut h, "db0>", "INCR greeting");
+    h.key_press(Key::Enter);
+    wait_until(&mut h, "the error", |app| {
+        app.console_transcript()
+            .iter()
+            .any(|l| l.starts_with("(error) ERR value is not an integer"))
+    });
+    h.get_by_role_and_label(Role::TextInput, "db0>").focus();
+    h.key_press(Key::ArrowUp);
+    h.run_steps(2);
+    assert_eq!(
+        h.get_by_role_and_label(Role::TextInput, "db0>")
+            .value()
+            .as_deref(),
+        Some("INCR greeting"),
+        "up recalls the last command"
+    );
+}
+
+#[test]
+fn a_cache_comes_back_when_the_app_reopens_and_scaling_down_evicts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut h = harness(dir.path(), &runtime);
+    h.run_steps(2);
+    click(&mut h, "+ Create");
+    set_field(&mut h, "Cache name", "sessions");
+    click(&mut h, "Cache size");
+    click(&mut h, "B1 (1 GB)");
+    click(&mut h, "Advanced");
+    click(&mut h, "AOF (write every second)");
+    click(&mut h, "Review + create");
+    h.get_by_label("AOF, write every second");
+    click(&mut h, "Create");
+    wait_until(&mut h, "the cache to run", running("sessions"));
+    let settings = h.state().caches.list[0].settings.clone();
+    assert_eq!(settings.sku, "Balanced_B1");
+    let value = "x".repeat(1000);
+    runtime.block_on(async {
+        let mut c = client(settings.port, &settings.primary_key).await;
+        for i in 0..2000 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("s:{i}"))
+                .arg(&value)
+                .query_async(&mut c)
+                .await
+                .expect("SET");
+        }
+    });
+
+    // Closing the app stops its caches; reopening brings them back from their persistence.
+    h.state_mut().caches.shutdown_all();
+    drop(h);
+    let mut h = harness(dir.path(), &runtime);
+    wait_until(&mut h, "the cache to come back", running("sessions"));
+    h.get_by_label_contains("Rehydrated from AOF");
+    h.get_by_label_contains("2000 keys loaded");
+
+    // Scale: 600 MB of data in B1 (819 MB for data), then down to B0 (410 MB): the page says
+    // keys will be evicted before it applies, then the keys go and the log says how many.
+    let instance = h.state().caches.list[0].instance.clone().expect("running");
+    let populate: Vec<bytes::Bytes> = ["DEBUG", "POPULATE", "600", "big", "1000000"]
+        .iter()
+        .map(|a| bytes::Bytes::from(*a))
+        .collect();
+    assert_eq!(instance.execute(0, &populate), cachedesk_engine::Reply::OK);
+    click(&mut h, "Scale");
+    click(&mut h, "New cache size");
+    click(&mut h, "B0 (0.5 GB)");
+    h.get_by_label_contains("keys will be evicted (allkeys-lru)");
+    click(&mut h, "Apply scale");
+    let keys = instance.telemetry_now().total_keys();
+    assert!(
+        keys < 2000 + 600 - 150,
+        "{keys} keys left after scaling down"
+    );
+    h.get_by_label_contains("Scaled to B0 (0.5 GB)");
+    click(&mut h, "Activity log");
+    h.get_by_label_contains("keys evicted (allkeys-lru) to fit");
+    assert_eq!(h.state().caches.list[0].settings.sku, "Balanced_B0");
+}
