@@ -34,6 +34,10 @@ pub fn duration(secs: u64) -> String {
 
 /// A coloured dot and the status word ("Running"), the word being what screen readers read.
 pub fn status_badge(ui: &mut egui::Ui, status: &Status) -> egui::Response {
+    ui.horizontal(|ui| badge(ui, status)).inner
+}
+
+fn badge(ui: &mut egui::Ui, status: &Status) -> egui::Response {
     let color = match status {
         Status::Running => egui::Color32::from_rgb(0x2e, 0xa0, 0x43),
         Status::CreateFailed(_) | Status::Failed(_) => ui.visuals().error_fg_color,
