@@ -1,5 +1,6 @@
 //! CacheDesk desktop app entry point: reads `--data-dir` (or CACHEDESK_DATA_DIR), starts the
-//! tokio runtime that hosts the embedded engine, then opens the window.
+//! tokio runtime that hosts the embedded engine, then opens the window. SIGTERM and SIGINT
+//! close the window as its close button does, so the caches stop gracefully.
 
 use std::path::PathBuf;
 
@@ -27,6 +28,25 @@ fn paths_from_args() -> anyhow::Result<Paths> {
     }
 }
 
+/// Closes the window when the process gets SIGTERM or SIGINT.
+fn close_on_signal(runtime: &tokio::runtime::Handle, ctx: eframe::egui::Context) {
+    runtime.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        ctx.send_viewport_cmd(eframe::egui::ViewportCommand::Close);
+        ctx.request_repaint();
+    });
+}
+
 fn main() -> anyhow::Result<()> {
     let paths = paths_from_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -43,7 +63,10 @@ fn main() -> anyhow::Result<()> {
     eframe::run_native(
         "CacheDesk",
         options,
-        Box::new(move |_cc| Ok(Box::new(cachedesk::CacheDeskApp::new(paths, handle)))),
+        Box::new(move |cc| {
+            close_on_signal(&handle, cc.egui_ctx.clone());
+            Ok(Box::new(cachedesk::CacheDeskApp::new(paths, handle)))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("the window failed: {e}"))
 }

@@ -46,7 +46,8 @@ fn snap_masked(
 fn set_field(h: &mut Harness<'_, CacheDeskApp>, label: &str, text: &str) {
     h.get_by_role_and_label(Role::TextInput, label).focus();
     h.key_press_modifiers(Modifiers::COMMAND, Key::A);
-    h.get_by_role_and_label(Role::TextInput, label).type_text(text);
+    h.get_by_role_and_label(Role::TextInput, label)
+        .type_text(text);
     h.run_steps(2);
 }
 
@@ -67,7 +68,10 @@ fn value_of(h: &Harness<'_, CacheDeskApp>, label: &str) -> egui::Rect {
 /// The plot under the chart title `title`.
 fn plot_under(h: &Harness<'_, CacheDeskApp>, title: &str) -> egui::Rect {
     let at = h.get_by_label(title).rect();
-    egui::Rect::from_min_size(egui::pos2(at.min.x, at.max.y + 2.0), egui::vec2(430.0, 150.0))
+    egui::Rect::from_min_size(
+        egui::pos2(at.min.x, at.max.y + 2.0),
+        egui::vec2(430.0, 150.0),
+    )
 }
 
 fn screens(theme: &str, port: u16) {
