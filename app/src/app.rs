@@ -200,11 +200,7 @@ impl CacheDeskApp {
             Page::Advanced => pages::advanced::show(ui, cache, &self.caches.paths.cache_dir(&name)),
             Page::Scale => {
                 if let Some(sku) = self.scale.show(ui, cache) {
-                    let evicted = self.caches.scale(i, sku);
-                    self.scale.result = Some(format!(
-                        "Scaled to {}: {evicted} keys evicted.",
-                        sku.describe()
-                    ));
+                    self.caches.scale(i, sku);
                 }
             }
             Page::Activity => pages::activity::show(ui, cache),

@@ -74,6 +74,15 @@ pub struct Sample {
     pub clients: f64,
 }
 
+/// Activity entries kept per cache (the oldest go first).
+const ACTIVITY: usize = 1000;
+
+fn trim_activity(activity: &mut Vec<Activity>) {
+    if activity.len() >= ACTIVITY {
+        activity.drain(..activity.len() + 1 - ACTIVITY);
+    }
+}
+
 /// Samples kept for the charts (two minutes at one a second).
 const SAMPLES: usize = 120;
 
@@ -81,6 +90,11 @@ const SAMPLES: usize = 120;
 enum Outcome {
     Started(Result<(Arc<Instance>, Option<RestoreReport>), String>),
     Stopped,
+    Scaled {
+        from: &'static Sku,
+        to: &'static Sku,
+        evicted: u64,
+    },
     Deleted(Result<(), String>),
 }
 
@@ -92,6 +106,8 @@ pub struct Cache {
     pub samples: VecDeque<Sample>,
     /// What came back when the cache last started (rehydrated from persistence, or empty).
     pub data_note: Option<String>,
+    /// The outcome of the last scale, for the Scale page.
+    pub last_scale: Option<String>,
     pending: Option<Promise<Outcome>>,
     /// What to do once the running work ends (a reboot starts again after stopping).
     then_start: bool,
@@ -109,6 +125,7 @@ impl Cache {
             activity: Vec::new(),
             samples: VecDeque::new(),
             data_note: None,
+            last_scale: None,
             pending: None,
             then_start: false,
             events_seen: 0,
@@ -118,6 +135,7 @@ impl Cache {
     }
 
     pub fn log(&mut self, what: &str, detail: impl Into<String>) {
+        trim_activity(&mut self.activity);
         self.activity.push(Activity {
             at: SystemTime::now(),
             what: what.into(),
@@ -318,27 +336,41 @@ impl Caches {
         }));
     }
 
-    /// Changes the cache's size. Data over the new size is evicted (allkeys-lru) at once;
-    /// returns the keys evicted.
-    pub fn scale(&mut self, i: usize, sku: &'static Sku) -> u64 {
+    /// Changes the cache's size. Data over the new size is evicted (allkeys-lru), on tokio's
+    /// blocking pool while the cache shows Scaling; the result goes to the Activity log.
+    pub fn scale(&mut self, i: usize, sku: &'static Sku) {
         let cache = &mut self.list[i];
-        let old = cache.settings.sku();
+        let from = cache.settings.sku();
         cache.settings.sku = sku.id();
-        let evicted = cache.instance.as_ref().map_or(0, |instance| {
-            let evicted = instance.set_maxmemory(sku.maxmemory(), EvictionPolicy::AllKeysLru);
-            instance.set_maxmemory(sku.maxmemory(), cache.settings.eviction.engine_policy());
-            evicted
-        });
-        cache.log(
-            "Scaled",
-            format!(
-                "{} -> {}; {evicted} keys evicted (allkeys-lru) to fit",
-                old.describe(),
-                sku.describe()
-            ),
-        );
+        let Some(instance) = cache.instance.clone() else {
+            cache.log(
+                "Scaled",
+                format!(
+                    "{} -> {} (applies when the cache starts)",
+                    from.describe(),
+                    sku.describe()
+                ),
+            );
+            self.save();
+            return;
+        };
+        cache.status = Status::Scaling;
+        let policy = cache.settings.eviction.engine_policy();
+        cache.pending = Some(spawn(&self.runtime, async move {
+            let evicted = tokio::task::spawn_blocking(move || {
+                let evicted = instance.set_maxmemory(sku.maxmemory(), EvictionPolicy::AllKeysLru);
+                instance.set_maxmemory(sku.maxmemory(), policy);
+                evicted
+            })
+            .await
+            .unwrap_or(0);
+            Outcome::Scaled {
+                from,
+                to: sku,
+                evicted,
+            }
+        }));
         self.save();
-        evicted
     }
 
     /// Replaces one access key with a new random one.
@@ -386,6 +418,16 @@ impl Caches {
                                 if std::mem::take(&mut cache.then_start) {
                                     restart.push(i);
                                 }
+                            }
+                            Outcome::Scaled { from, to, evicted } => {
+                                cache.status = Status::Running;
+                                let result = format!(
+                                    "{} -> {}; {evicted} keys evicted (allkeys-lru) to fit",
+                                    from.describe(),
+                                    to.describe()
+                                );
+                                cache.log("Scaled", result.clone());
+                                cache.last_scale = Some(result);
                             }
                             Outcome::Deleted(Ok(())) => deleted.push(i),
                             Outcome::Deleted(Err(e)) => {
@@ -474,6 +516,7 @@ fn collect_events(cache: &mut Cache) -> bool {
     };
     cache.events_seen = last.seq;
     for event in events {
+        trim_activity(&mut cache.activity);
         cache.activity.push(Activity {
             at: event.at,
             what: format!("{:?}", event.kind),

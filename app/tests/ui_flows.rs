@@ -217,12 +217,16 @@ fn a_cache_comes_back_when_the_app_reopens_and_scaling_down_evicts() {
     click(&mut h, "B0 (0.5 GB)");
     h.get_by_label_contains("keys will be evicted (allkeys-lru)");
     click(&mut h, "Apply scale");
+    wait_until(&mut h, "the scale to finish", |app| {
+        app.caches.list[0].last_scale.is_some()
+    });
+    assert_eq!(status_of(h.state(), "sessions"), Some(Status::Running));
     let keys = instance.telemetry_now().total_keys();
     assert!(
         keys < 2000 + 600 - 150,
         "{keys} keys left after scaling down"
     );
-    h.get_by_label_contains("Scaled to B0 (0.5 GB)");
+    h.get_by_label_contains("Last scale: B1 (1 GB) -> B0 (0.5 GB)");
     click(&mut h, "Activity log");
     h.get_by_label_contains("keys evicted (allkeys-lru) to fit");
     assert_eq!(h.state().caches.list[0].settings.sku, "Balanced_B0");

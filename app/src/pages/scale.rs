@@ -11,8 +11,6 @@ use crate::widgets::bytes;
 #[derive(Default)]
 pub struct ScalePage {
     pub choice: Option<String>,
-    /// The last scale's outcome, shown until the page changes.
-    pub result: Option<String>,
 }
 
 impl ScalePage {
@@ -45,14 +43,15 @@ impl ScalePage {
             );
         }
         let mut apply = None;
+        let idle = !cache.status.is_busy();
         if ui
-            .add_enabled(target != current, egui::Button::new("Apply scale"))
+            .add_enabled(idle && target != current, egui::Button::new("Apply scale"))
             .clicked()
         {
             apply = Some(target);
         }
-        if let Some(result) = &self.result {
-            ui.label(result);
+        if let Some(result) = &cache.last_scale {
+            ui.label(format!("Last scale: {result}."));
         }
         apply
     }
