@@ -231,3 +231,27 @@ fn a_cache_comes_back_when_the_app_reopens_and_scaling_down_evicts() {
     h.get_by_label_contains("keys evicted (allkeys-lru) to fit");
     assert_eq!(h.state().caches.list[0].settings.sku, "Balanced_B0");
 }
+
+#[test]
+fn a_cache_that_cannot_start_shows_create_failed_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The folder that should hold every cache's files is a file: the create must fail.
+    std::fs::write(dir.path().join("caches"), b"not a folder").expect("write");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut h = harness(dir.path(), &runtime);
+    h.run_steps(2);
+    click(&mut h, "+ Create");
+    set_field(&mut h, "Cache name", "doomed");
+    click(&mut h, "Review + create");
+    click(&mut h, "Create");
+    wait_until(&mut h, "the create to fail", |app| {
+        matches!(status_of(app, "doomed"), Some(Status::CreateFailed(_)))
+    });
+    assert!(!h
+        .get_all_by_label("CreateFailed")
+        .collect::<Vec<_>>()
+        .is_empty());
+    h.get_by_label_contains("cannot create");
+    click(&mut h, "Activity log");
+    h.get_by_label("Create failed");
+}
