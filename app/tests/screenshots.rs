@@ -4,23 +4,23 @@
 //! (`UPDATE_SNAPSHOTS=1 cargo test -p cachedesk --test screenshots` accepts a change).
 //! What moves by itself (uptime, the live charts) is masked.
 
+mod common;
+
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use cachedesk::caches::Status;
-use cachedesk::model::store::Paths;
 use cachedesk::CacheDeskApp;
-use egui::accesskit::Role;
-use egui::{Key, Modifiers};
+use common::{click, set_field, wait_until};
+use egui::Key;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
 
 fn harness(dir: &Path, runtime: &tokio::runtime::Runtime) -> Harness<'static, CacheDeskApp> {
-    let app = CacheDeskApp::new(Paths::in_dir(dir), runtime.handle().clone());
-    Harness::builder()
-        .with_size([1100.0, 720.0])
-        .wgpu()
-        .build_ui_state(|ui, app: &mut CacheDeskApp| app.show(ui), app)
+    common::harness(
+        Harness::builder().with_size([1100.0, 720.0]).wgpu(),
+        dir,
+        runtime,
+    )
 }
 
 fn snap(h: &mut Harness<'_, CacheDeskApp>, name: &str) {
@@ -41,19 +41,6 @@ fn snap_masked(
     let options = SnapshotOptions::new()
         .output_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../screenshots"));
     h.snapshot_options(name, &options);
-}
-
-fn set_field(h: &mut Harness<'_, CacheDeskApp>, label: &str, text: &str) {
-    h.get_by_role_and_label(Role::TextInput, label).focus();
-    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
-    h.get_by_role_and_label(Role::TextInput, label)
-        .type_text(text);
-    h.run_steps(2);
-}
-
-fn click(h: &mut Harness<'_, CacheDeskApp>, label: &str) {
-    h.get_by_label(label).click();
-    h.run_steps(2);
 }
 
 /// The value right of the label `label` (a figure that changes by itself).
@@ -102,12 +89,9 @@ fn screens(theme: &str, port: u16) {
     click(&mut h, "Next");
     snap(&mut h, &format!("wizard-review-{theme}"));
     click(&mut h, "Create");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while h.state().caches.list[0].status != Status::Running {
-        assert!(Instant::now() < deadline, "the cache did not start");
-        h.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&mut h, "the cache to start", |app| {
+        app.caches.list[0].status == Status::Running
+    });
     snap_masked(&mut h, &format!("overview-{theme}"), |h| {
         vec![
             value_of(h, "Uptime"),
@@ -119,14 +103,12 @@ fn screens(theme: &str, port: u16) {
     click(&mut h, "Console");
     for line in ["SET greeting hello", "GET greeting", "INCR greeting"] {
         set_field(&mut h, "db0>", line);
-        h.key_press(Key::Enter);
+        // The command line goes into the transcript, then its reply.
         let before = h.state().console_transcript().len();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while h.state().console_transcript().len() < before + 1 {
-            assert!(Instant::now() < deadline, "no reply to {line}");
-            h.step();
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        h.key_press(Key::Enter);
+        wait_until(&mut h, "the reply", |app| {
+            app.console_transcript().len() == before + 2
+        });
     }
     snap(&mut h, &format!("console-{theme}"));
 

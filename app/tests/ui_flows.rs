@@ -3,51 +3,20 @@
 //! clients use over its port; the console; closing and reopening the app with the cache
 //! coming back from its persistence; scaling down with evictions.
 
+mod common;
+
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use cachedesk::caches::Status;
-use cachedesk::model::store::Paths;
 use cachedesk::CacheDeskApp;
+use common::{click, set_field, wait_until};
 use egui::accesskit::Role;
-use egui::{Key, Modifiers};
+use egui::Key;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 fn harness(dir: &Path, runtime: &tokio::runtime::Runtime) -> Harness<'static, CacheDeskApp> {
-    let app = CacheDeskApp::new(Paths::in_dir(dir), runtime.handle().clone());
-    Harness::builder()
-        .with_size([1200.0, 820.0])
-        .build_ui_state(|ui, app: &mut CacheDeskApp| app.show(ui), app)
-}
-
-/// Steps the UI until `done` holds (the engine works on other threads meanwhile).
-fn wait_until(h: &mut Harness<'_, CacheDeskApp>, what: &str, done: impl Fn(&CacheDeskApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        h.step();
-        if done(h.state()) {
-            h.step();
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Replaces the text of the field labelled `label`.
-fn set_field(h: &mut Harness<'_, CacheDeskApp>, label: &str, text: &str) {
-    let field = h.get_by_role_and_label(Role::TextInput, label);
-    field.focus();
-    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
-    h.get_by_role_and_label(Role::TextInput, label)
-        .type_text(text);
-    h.run_steps(2);
-}
-
-fn click(h: &mut Harness<'_, CacheDeskApp>, label: &str) {
-    h.get_by_label(label).click();
-    h.run_steps(2);
+    common::harness(Harness::builder().with_size([1200.0, 820.0]), dir, runtime)
 }
 
 fn status_of(app: &CacheDeskApp, name: &str) -> Option<Status> {

@@ -2,6 +2,7 @@
 //! talk raw RESP to either, and decide whether tests that need redis-server run or skip.
 
 pub mod dataset;
+pub mod in_process;
 pub mod resp;
 pub mod servers;
 pub mod workload;

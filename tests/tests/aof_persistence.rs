@@ -6,17 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cachedesk_engine::{
     EventKind, Instance, InstanceConfig, PersistenceMode, RdbSchedule, Reply, RewriteReason,
 };
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cachedesk-aof-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
-}
+use cachedesk_tests::in_process::{run, temp_dir};
 
 fn aof_config(dir: &Path) -> InstanceConfig {
     InstanceConfig {
@@ -24,14 +17,6 @@ fn aof_config(dir: &Path) -> InstanceConfig {
         persistence: PersistenceMode::Aof,
         ..InstanceConfig::default()
     }
-}
-
-fn run(instance: &Instance, args: &[&str]) -> Reply {
-    let args: Vec<Bytes> = args
-        .iter()
-        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-        .collect();
-    instance.execute(0, &args)
 }
 
 fn info(instance: &Instance, field: &str) -> String {

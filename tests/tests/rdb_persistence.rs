@@ -2,24 +2,17 @@
 //! writes, the schedule and its retry, restore on start (with -LOADING, eviction to fit and the
 //! restore event), stale temp files, and a dump that fails to load.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cachedesk_engine::persistence::rdb::open_file;
 use cachedesk_engine::{
     EventKind, EvictionPolicy, Instance, InstanceConfig, PersistenceMode, RdbSchedule, Reply,
 };
+use cachedesk_tests::in_process::{run, temp_dir};
 use cachedesk_tests::resp::{RawClient, Resp};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cachedesk-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
-}
 
 fn rdb_config(dir: &Path, schedule: RdbSchedule) -> InstanceConfig {
     InstanceConfig {
@@ -27,14 +20,6 @@ fn rdb_config(dir: &Path, schedule: RdbSchedule) -> InstanceConfig {
         persistence: PersistenceMode::Rdb(schedule),
         ..InstanceConfig::default()
     }
-}
-
-fn run(instance: &Instance, args: &[&str]) -> Reply {
-    let args: Vec<Bytes> = args
-        .iter()
-        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-        .collect();
-    instance.execute(0, &args)
 }
 
 async fn wait_for_save(instance: &Instance) {

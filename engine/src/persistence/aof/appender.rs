@@ -382,15 +382,19 @@ impl Appender {
 mod tests {
     use super::*;
 
-    #[test]
-    fn failed_writes_are_kept_and_retried() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut app = Appender::create(
+    fn everysec_appender(dir: &tempfile::TempDir) -> Appender {
+        Appender::create(
             dir.path().join("aof"),
             "appendonly.aof".into(),
             AppendFsync::EverySec,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn failed_writes_are_kept_and_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = everysec_appender(&dir);
         assert_eq!(
             app.append(b"*1\r\n$4\r\nPING\r\n".to_vec()),
             WriteOutcome::Ok
@@ -414,12 +418,7 @@ mod tests {
     #[test]
     fn a_failed_fsync_refuses_writes_until_one_succeeds() {
         let dir = tempfile::tempdir().unwrap();
-        let mut app = Appender::create(
-            dir.path().join("aof"),
-            "appendonly.aof".into(),
-            AppendFsync::EverySec,
-        )
-        .unwrap();
+        let mut app = everysec_appender(&dir);
         let real = app.file.try_clone().unwrap();
         let tick_after_fsync = |app: &mut Appender| {
             app.last_fsync = Instant::now() - Duration::from_secs(2);
