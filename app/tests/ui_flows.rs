@@ -106,6 +106,37 @@ fn the_wizard_checks_every_tab_and_creates_a_cache_clients_use() {
             .await;
         assert!(refused.is_err(), "access keys are required");
     });
+    // The screen shows the redis-cli line without the key.
+    h.get_by_label_contains("-a <primary key>");
+    assert!(h.query_by_label_contains(&settings.primary_key).is_none());
+
+    // Access keys: revealed on demand; a regenerated primary key replaces the old one at once.
+    click(&mut h, "Access keys");
+    assert!(h.query_by_label_contains(&settings.primary_key).is_none());
+    click(&mut h, "Show access keys");
+    h.get_by_label(&settings.primary_key);
+    click(&mut h, "Regenerate primary key");
+    let new_key = h.state().caches.list[0].settings.primary_key.clone();
+    assert_ne!(new_key, settings.primary_key);
+    h.get_by_label(&new_key);
+    runtime.block_on(async {
+        let old = redis::Client::open(format!(
+            "redis://:{}@127.0.0.1:{port}/",
+            settings.primary_key
+        ))
+        .expect("url");
+        assert!(
+            old.get_multiplexed_async_connection().await.is_err(),
+            "the old key is refused"
+        );
+        let mut c = client(port, &new_key).await;
+        let _: () = redis::cmd("PING").query_async(&mut c).await.expect("PING");
+        let mut c = client(port, &settings.secondary_key).await;
+        let _: () = redis::cmd("PING")
+            .query_async(&mut c)
+            .await
+            .expect("the secondary key works");
+    });
 
     // The console answers as redis-cli would, and keeps a history.
     click(&mut h, "Console");

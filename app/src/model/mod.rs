@@ -170,12 +170,13 @@ impl CacheSettings {
         }
     }
 
-    /// A ready-to-paste redis-cli line for this cache.
-    pub fn redis_cli_line(&self, port: u16) -> String {
-        let auth = if self.access_keys {
-            format!(" -a '{}'", self.primary_key)
-        } else {
-            String::new()
+    /// A ready-to-paste redis-cli line for this cache; with `reveal` false the access key
+    /// is shown as a placeholder (the line for the screen, not the clipboard).
+    pub fn redis_cli_line(&self, port: u16, reveal: bool) -> String {
+        let auth = match (self.access_keys, reveal) {
+            (false, _) => String::new(),
+            (true, true) => format!(" -a '{}'", self.primary_key),
+            (true, false) => " -a <primary key>".into(),
         };
         format!("redis-cli -h {} -p {port}{auth}", self.bind)
     }

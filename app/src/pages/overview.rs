@@ -27,11 +27,11 @@ pub fn show(ui: &mut egui::Ui, cache: &Cache) {
             });
             ui.end_row();
             ui.strong("redis-cli");
-            let line = settings.redis_cli_line(cache.port());
             ui.horizontal(|ui| {
-                ui.monospace(&line);
+                ui.monospace(settings.redis_cli_line(cache.port(), false));
                 if ui.button("Copy redis-cli line").clicked() {
-                    ui.ctx().copy_text(line.clone());
+                    ui.ctx()
+                        .copy_text(settings.redis_cli_line(cache.port(), true));
                 }
             });
             ui.end_row();
