@@ -26,6 +26,7 @@ pub mod util;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -35,6 +36,7 @@ pub use config::InstanceConfig;
 pub use keyspace::EvictionPolicy;
 pub use persistence::aof::{AppendFsync, RewriteError, RewriteReason, RewriteReport};
 pub use persistence::mode::ModeError;
+pub use persistence::transfer::{ExportReport, TransferError};
 pub use persistence::{
     PersistenceMode, PersistenceStatus, RdbSchedule, RestoreReport, SaveError, SaveReason,
     SaveReport,
@@ -160,6 +162,25 @@ impl Instance {
         tokio::task::spawn_blocking(move || persistence::mode::apply(&shared, mode))
             .await
             .unwrap_or_else(|e| Err(ModeError::Interrupted(e.to_string())))
+    }
+
+    /// Exports the data as of now to an RDB file at `path` (the portal's Export) while the
+    /// instance keeps serving; returns once the file is written.
+    pub async fn export_rdb(&self, path: PathBuf) -> Result<ExportReport, TransferError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        persistence::transfer::start_export(&self.shared, path, move |outcome| {
+            let _ = sender.send(outcome);
+        })?;
+        receiver.await.unwrap_or(Err(TransferError::Interrupted))
+    }
+
+    /// Replaces the data with the RDB file at `path` (the portal's Import); clients get
+    /// -LOADING meanwhile. A file that fails to read leaves the data as it was.
+    pub async fn import_rdb(&self, path: PathBuf) -> Result<RestoreReport, TransferError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || persistence::transfer::import(&shared, &path))
+            .await
+            .unwrap_or(Err(TransferError::Interrupted))
     }
 
     /// The address clients connect to.

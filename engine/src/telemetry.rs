@@ -145,6 +145,10 @@ pub enum EventKind {
     AofWriteFailed,
     AofWriteRecovered,
     PersistenceChanged,
+    Exported,
+    ExportFailed,
+    Imported,
+    ImportFailed,
 }
 
 /// Structured figures some events carry (the app's tables and charts read these).

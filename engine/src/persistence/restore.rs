@@ -286,7 +286,7 @@ fn load_aof(
 }
 
 /// Swaps the loaded databases in and evicts down to maxmemory; returns the keys evicted.
-fn install(shared: &Shared, dbs: Vec<Db>) -> u64 {
+pub(super) fn install(shared: &Shared, dbs: Vec<Db>) -> u64 {
     let mut ks = shared.keyspace.lock();
     let old = std::mem::replace(&mut ks.dbs, dbs);
     drop(old);

@@ -188,6 +188,10 @@ impl Shared {
         self.active_expire.store(on, Ordering::Relaxed);
     }
 
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     pub fn request_shutdown(&self) {
         self.shutdown.send_replace(true);
     }
