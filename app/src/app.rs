@@ -9,6 +9,7 @@ use tokio::runtime::Handle;
 
 use crate::caches::{Caches, Status};
 use crate::model::store::Paths;
+use crate::pages::import_export::{self, Dialogs, FilePicker, ImportExportPage};
 use crate::pages::{self, console::Console, scale::ScalePage, Page};
 use crate::widgets::status_badge;
 use crate::wizard::{self, Wizard};
@@ -24,12 +25,24 @@ pub struct CacheDeskApp {
     confirm_delete: Option<String>,
     console: Console,
     scale: ScalePage,
+    transfers: ImportExportPage,
+    /// Where import and export files come from: the desktop's dialogs, or a test's choice.
+    file_picker: Box<dyn FilePicker>,
     keys_revealed: bool,
     dark: bool,
 }
 
 impl CacheDeskApp {
     pub fn new(paths: Paths, runtime: Handle) -> Self {
+        Self::with_file_picker(paths, runtime, Box::new(Dialogs))
+    }
+
+    /// The app with `file_picker` choosing import and export files (tests choose them).
+    pub fn with_file_picker(
+        paths: Paths,
+        runtime: Handle,
+        file_picker: Box<dyn FilePicker>,
+    ) -> Self {
         let caches = Caches::open(paths, runtime.clone());
         let selected = caches.list.first().map(|c| c.settings.name.clone());
         CacheDeskApp {
@@ -41,6 +54,8 @@ impl CacheDeskApp {
             confirm_delete: None,
             console: Console::default(),
             scale: ScalePage::default(),
+            transfers: ImportExportPage::default(),
+            file_picker,
             keys_revealed: false,
             dark: true,
         }
@@ -132,6 +147,7 @@ impl CacheDeskApp {
                     self.page = Page::Overview;
                     self.console = Console::default();
                     self.scale = ScalePage::default();
+                    self.transfers = ImportExportPage::default();
                 }
                 status_badge(ui, &cache.status);
             });
@@ -203,6 +219,16 @@ impl CacheDeskApp {
                     self.caches.scale(i, sku);
                 }
             }
+            Page::ImportExport => {
+                match self
+                    .transfers
+                    .show(ui, cache, self.file_picker.as_ref(), &self.runtime)
+                {
+                    import_export::Action::None => {}
+                    import_export::Action::Export(path) => self.caches.export(i, path),
+                    import_export::Action::Import(path) => self.caches.import(i, path),
+                }
+            }
             Page::Activity => pages::activity::show(ui, cache),
             Page::Console => {
                 let instance = cache.instance.clone();
@@ -222,16 +248,16 @@ impl CacheDeskApp {
         let status = self.caches.list[i].status.clone();
         ui.horizontal(|ui| {
             let running = status == Status::Running;
-            let idle = !status.is_busy();
+            let idle = !self.caches.list[i].busy();
             if running {
-                if ui.button("Stop").clicked() {
+                if ui.add_enabled(idle, egui::Button::new("Stop")).clicked() {
                     self.caches.stop(i);
                 }
             } else if ui.add_enabled(idle, egui::Button::new("Start")).clicked() {
                 self.caches.start(i);
             }
             if ui
-                .add_enabled(running, egui::Button::new("Reboot"))
+                .add_enabled(running && idle, egui::Button::new("Reboot"))
                 .clicked()
             {
                 self.caches.reboot(i);

@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use cachedesk_engine::{EvictionPolicy, Instance, RestoreReport};
+use std::path::PathBuf;
+
+use cachedesk_engine::{EvictionPolicy, ExportReport, Instance, RestoreReport, TransferError};
 use poll_promise::Promise;
 use tokio::runtime::Handle;
 
@@ -24,6 +26,7 @@ pub enum Status {
     Stopping,
     Stopped,
     Scaling,
+    Importing,
     Deleting,
     CreateFailed(String),
     Failed(String),
@@ -38,6 +41,7 @@ impl Status {
             Status::Stopping => "Stopping",
             Status::Stopped => "Stopped",
             Status::Scaling => "Scaling",
+            Status::Importing => "Importing",
             Status::Deleting => "Deleting",
             Status::CreateFailed(_) => "CreateFailed",
             Status::Failed(_) => "Failed",
@@ -52,6 +56,7 @@ impl Status {
                 | Status::Starting
                 | Status::Stopping
                 | Status::Scaling
+                | Status::Importing
                 | Status::Deleting
         )
     }
@@ -72,6 +77,13 @@ pub struct Sample {
     pub t: f64,
     pub ops_per_sec: f64,
     pub clients: f64,
+}
+
+/// An export or import in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transfer {
+    Export(PathBuf),
+    Import(PathBuf),
 }
 
 /// Activity entries kept per cache (the oldest go first).
@@ -95,6 +107,8 @@ enum Outcome {
         to: &'static Sku,
         evicted: u64,
     },
+    Exported(Result<ExportReport, TransferError>),
+    Imported(Result<RestoreReport, TransferError>),
     Deleted(Result<(), String>),
 }
 
@@ -108,6 +122,9 @@ pub struct Cache {
     pub data_note: Option<String>,
     /// The outcome of the last scale, for the Scale page.
     pub last_scale: Option<String>,
+    /// The running export or import, and the outcome of the last one, for their page.
+    pub transfer: Option<Transfer>,
+    pub last_transfer: Option<String>,
     pending: Option<Promise<Outcome>>,
     /// What to do once the running work ends (a reboot starts again after stopping).
     then_start: bool,
@@ -126,6 +143,8 @@ impl Cache {
             samples: VecDeque::new(),
             data_note: None,
             last_scale: None,
+            transfer: None,
+            last_transfer: None,
             pending: None,
             then_start: false,
             events_seen: 0,
@@ -141,6 +160,11 @@ impl Cache {
             what: what.into(),
             detail: detail.into(),
         });
+    }
+
+    /// True while long work runs on the cache (its commands wait).
+    pub fn busy(&self) -> bool {
+        self.pending.is_some() || self.status.is_busy()
     }
 
     /// Whether a graceful stop takes a last snapshot (RDB); AOF has every write already.
@@ -373,6 +397,31 @@ impl Caches {
         self.save();
     }
 
+    /// Exports the cache's data to `path` while it keeps serving.
+    pub fn export(&mut self, i: usize, path: PathBuf) {
+        let cache = &mut self.list[i];
+        let Some(instance) = cache.instance.clone() else {
+            return;
+        };
+        cache.transfer = Some(Transfer::Export(path.clone()));
+        cache.pending = Some(spawn(&self.runtime, async move {
+            Outcome::Exported(instance.export_rdb(path).await)
+        }));
+    }
+
+    /// Replaces the cache's data with the RDB file at `path`; clients wait meanwhile.
+    pub fn import(&mut self, i: usize, path: PathBuf) {
+        let cache = &mut self.list[i];
+        let Some(instance) = cache.instance.clone() else {
+            return;
+        };
+        cache.status = Status::Importing;
+        cache.transfer = Some(Transfer::Import(path.clone()));
+        cache.pending = Some(spawn(&self.runtime, async move {
+            Outcome::Imported(instance.import_rdb(path).await)
+        }));
+    }
+
     /// Replaces one access key with a new random one.
     pub fn regenerate_key(&mut self, i: usize, primary: bool) {
         let cache = &mut self.list[i];
@@ -428,6 +477,32 @@ impl Caches {
                                 );
                                 cache.log("Scaled", result.clone());
                                 cache.last_scale = Some(result);
+                            }
+                            Outcome::Exported(result) => {
+                                let line = result.map(|r| {
+                                    format!(
+                                        "exported {} keys ({}) to {} in {:.2} s",
+                                        r.keys,
+                                        crate::widgets::bytes(r.bytes),
+                                        r.path.display(),
+                                        r.duration.as_secs_f64()
+                                    )
+                                });
+                                finish_transfer(cache, "Export", line);
+                            }
+                            Outcome::Imported(result) => {
+                                cache.status = Status::Running;
+                                let line = result.map(|r| {
+                                    format!(
+                                        "imported {} keys from {} ({} skipped as expired, {} evicted to fit) in {:.2} s",
+                                        r.keys_loaded,
+                                        r.source.display(),
+                                        r.keys_expired,
+                                        r.keys_evicted,
+                                        r.duration.as_secs_f64()
+                                    )
+                                });
+                                finish_transfer(cache, "Import", line);
                             }
                             Outcome::Deleted(Ok(())) => deleted.push(i),
                             Outcome::Deleted(Err(e)) => {
@@ -503,6 +578,26 @@ fn started(cache: &mut Cache, result: Result<(Arc<Instance>, Option<RestoreRepor
             );
         }
     }
+}
+
+/// Ends an export or import. The engine logs what it ran (Exported, ImportFailed ...);
+/// what it refused to start is logged here.
+fn finish_transfer(cache: &mut Cache, what: &str, outcome: Result<String, TransferError>) {
+    cache.transfer = None;
+    let line = match outcome {
+        Ok(line) => line,
+        Err(e) => {
+            let line = format!("{} failed: {e}", what.to_lowercase());
+            if matches!(
+                e,
+                TransferError::Busy | TransferError::Loading | TransferError::Interrupted
+            ) {
+                cache.log(&format!("{what} refused"), line.clone());
+            }
+            line
+        }
+    };
+    cache.last_transfer = Some(line);
 }
 
 /// Copies the engine's new events (saves, restores, rewrites, errors) into the Activity log.

@@ -112,6 +112,9 @@ fn screens(theme: &str, port: u16) {
     }
     snap(&mut h, &format!("console-{theme}"));
 
+    click(&mut h, "Import/Export");
+    snap(&mut h, &format!("import-export-{theme}"));
+
     click(&mut h, "Scale");
     click(&mut h, "New cache size");
     click(&mut h, "B3 (3 GB)");

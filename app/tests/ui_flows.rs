@@ -255,3 +255,105 @@ fn a_cache_that_cannot_start_shows_create_failed_with_the_reason() {
     click(&mut h, "Activity log");
     h.get_by_label("Create failed");
 }
+
+/// The file choice a test makes instead of the desktop's dialog.
+struct Chosen(std::path::PathBuf);
+
+impl cachedesk::pages::import_export::FilePicker for Chosen {
+    fn save_rdb(
+        &self,
+        _: &tokio::runtime::Handle,
+        _: &str,
+    ) -> poll_promise::Promise<Option<std::path::PathBuf>> {
+        poll_promise::Promise::from_ready(Some(self.0.clone()))
+    }
+
+    fn open_rdb(
+        &self,
+        _: &tokio::runtime::Handle,
+    ) -> poll_promise::Promise<Option<std::path::PathBuf>> {
+        poll_promise::Promise::from_ready(Some(self.0.clone()))
+    }
+}
+
+#[test]
+fn export_then_import_through_the_page_with_the_file_choice_faked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("export.rdb");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let app = CacheDeskApp::with_file_picker(
+        cachedesk::model::store::Paths::in_dir(dir.path()),
+        runtime.handle().clone(),
+        Box::new(Chosen(file.clone())),
+    );
+    let mut h = Harness::builder()
+        .with_size([1200.0, 820.0])
+        .build_ui_state(|ui, app: &mut CacheDeskApp| app.show(ui), app);
+    h.run_steps(2);
+    click(&mut h, "+ Create");
+    set_field(&mut h, "Cache name", "carts");
+    click(&mut h, "Review + create");
+    click(&mut h, "Create");
+    wait_until(&mut h, "the cache to run", running("carts"));
+    let instance = h.state().caches.list[0].instance.clone().expect("running");
+    let set = |key: &str, value: &str| {
+        let args: Vec<bytes::Bytes> = ["SET", key, value]
+            .iter()
+            .map(|a| bytes::Bytes::from(a.to_string()))
+            .collect();
+        assert_eq!(instance.execute(0, &args), cachedesk_engine::Reply::OK);
+    };
+    set("cart:1", "apples");
+    set("cart:2", "pears");
+
+    click(&mut h, "Import/Export");
+    click(&mut h, "Export to RDB file...");
+    wait_until(&mut h, "the export", |app| {
+        app.caches.list[0].last_transfer.is_some()
+    });
+    h.get_by_label_contains("exported 2 keys");
+    assert!(file.exists());
+
+    // Change the data, then import the export back: the change is undone.
+    set("cart:1", "changed");
+    set("cart:3", "new");
+    click(&mut h, "Import RDB file...");
+    h.get_by_label_contains("Replace all data of carts");
+    click(&mut h, "Yes, import");
+    wait_until(&mut h, "the import", |app| {
+        app.caches.list[0]
+            .last_transfer
+            .as_deref()
+            .is_some_and(|l| l.starts_with("imported"))
+    });
+    assert_eq!(status_of(h.state(), "carts"), Some(Status::Running));
+    h.get_by_label_contains("imported 2 keys");
+    let get = |key: &str| {
+        instance.execute(
+            0,
+            &[
+                bytes::Bytes::from("GET"),
+                bytes::Bytes::from(key.to_string()),
+            ],
+        )
+    };
+    assert_eq!(get("cart:1"), cachedesk_engine::Reply::bulk("apples"));
+    assert_eq!(get("cart:3"), cachedesk_engine::Reply::Null);
+
+    // A file that is not an RDB fails to import and leaves the data as it was.
+    std::fs::write(&file, b"not an rdb file").expect("write");
+    click(&mut h, "Import RDB file...");
+    click(&mut h, "Yes, import");
+    wait_until(&mut h, "the failed import", |app| {
+        app.caches.list[0]
+            .last_transfer
+            .as_deref()
+            .is_some_and(|l| l.starts_with("import failed"))
+    });
+    h.get_by_label_contains("the data is as it was");
+    assert_eq!(get("cart:2"), cachedesk_engine::Reply::bulk("pears"));
+    click(&mut h, "Activity log");
+    h.get_by_label("Imported");
+    h.get_by_label("ImportFailed");
+    h.get_by_label("Exported");
+}

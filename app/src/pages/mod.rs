@@ -4,6 +4,7 @@ pub mod access_keys;
 pub mod activity;
 pub mod advanced;
 pub mod console;
+pub mod import_export;
 pub mod overview;
 pub mod scale;
 
@@ -13,16 +14,18 @@ pub enum Page {
     Overview,
     Advanced,
     Scale,
+    ImportExport,
     Activity,
     Console,
     AccessKeys,
 }
 
 impl Page {
-    pub const ALL: [Page; 6] = [
+    pub const ALL: [Page; 7] = [
         Page::Overview,
         Page::Advanced,
         Page::Scale,
+        Page::ImportExport,
         Page::Activity,
         Page::Console,
         Page::AccessKeys,
@@ -33,6 +36,7 @@ impl Page {
             Page::Overview => "Overview",
             Page::Advanced => "Advanced settings",
             Page::Scale => "Scale",
+            Page::ImportExport => "Import/Export",
             Page::Activity => "Activity log",
             Page::Console => "Console",
             Page::AccessKeys => "Access keys",

@@ -43,7 +43,7 @@ impl ScalePage {
             );
         }
         let mut apply = None;
-        let idle = !cache.status.is_busy();
+        let idle = !cache.busy();
         if ui
             .add_enabled(idle && target != current, egui::Button::new("Apply scale"))
             .clicked()
