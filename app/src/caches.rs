@@ -448,7 +448,8 @@ impl Caches {
         self.save();
     }
 
-    /// Collects finished work, engine events and live samples. True if anything changed.
+    /// Collects finished work, engine events and live samples. True if something shown changed
+    /// (samples do not count: the charts repaint once a second on their own).
     pub fn poll(&mut self) -> bool {
         let mut changed = false;
         let mut settled = false;
@@ -515,7 +516,8 @@ impl Caches {
                 }
             }
             changed |= collect_events(cache);
-            changed |= sample(cache);
+            // Samples only feed the charts, which repaint once a second on their own.
+            sample(cache);
         }
         for i in restart {
             self.start(i);
@@ -622,15 +624,15 @@ fn collect_events(cache: &mut Cache) -> bool {
 }
 
 /// Takes a chart sample about once a second.
-fn sample(cache: &mut Cache) -> bool {
+fn sample(cache: &mut Cache) {
     let Some(instance) = &cache.instance else {
-        return false;
+        return;
     };
     if cache
         .sampled_at
         .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
     {
-        return false;
+        return;
     }
     cache.sampled_at = Some(Instant::now());
     let telemetry = instance.telemetry();
@@ -642,5 +644,4 @@ fn sample(cache: &mut Cache) -> bool {
         ops_per_sec: telemetry.ops_per_sec as f64,
         clients: telemetry.connected_clients as f64,
     });
-    true
 }
