@@ -2,7 +2,8 @@
 """The desktop app, measured (never asserted): launch to a visible window, and the CPU an
 idle window uses, under Xvfb with the release build. With 20 running caches the Overview of
 the first is on screen (its live charts repaint once a second); with no cache nothing on
-screen changes, so the window should not repaint at all. Then frame time with 20 caches
+screen changes, so the window should not repaint at all. Then frame time: in the real window
+made to repaint continuously (app/examples/window_fps.rs), and the UI pass alone in kittest
 (app/examples/frame_time.rs).
 
     python3 tests/bench/app.py      # needs xvfb and xdotool (Debian packages)
@@ -74,6 +75,18 @@ def main():
     print("|---|---:|---:|")
     for what, to_window, cpu in rows:
         print(f"| {what} | {to_window:.2f} s | {cpu:.1f}% of one core |")
+    print()
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cachedesk", "--example",
+                    "window_fps"], cwd=ROOT, check=True)
+    for count in (0, CACHES):
+        data = tempfile.mkdtemp(prefix="cachedesk-fps-")
+        with open(os.path.join(data, "caches.ron"), "w") as f:
+            f.write(settings(count))
+        out = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24",
+                              os.path.join(ROOT, "target", "release", "examples", "window_fps"),
+                              "--data-dir", data], capture_output=True, text=True, check=True,
+                             env=dict(os.environ, WGPU_BACKEND="gl")).stdout
+        print(out.strip().splitlines()[0])
     print()
     frames = subprocess.run(["cargo", "run", "--release", "-q", "-p", "cachedesk", "--example",
                              "frame_time"], cwd=ROOT, check=True, capture_output=True, text=True,
