@@ -113,9 +113,10 @@ pub async fn fill(addr: SocketAddr, scale: usize) {
     }
 }
 
-/// Reads everything a server holds.
+/// Reads everything a server holds, once it has loaded its data.
 pub async fn read(addr: SocketAddr) -> Dataset {
     let mut c = RawClient::connect(addr).await.expect("connect");
+    wait_loaded(&mut c).await;
     let mut out = Dataset::new();
     for db in 0..16u8 {
         ok(&mut c, &[b"SELECT", db.to_string().as_bytes()]).await;
@@ -207,4 +208,22 @@ pub fn differences(a: &Dataset, b: &Dataset) -> Vec<String> {
     }
     out.truncate(20);
     out
+}
+
+/// Waits while the server answers -LOADING (a server accepts connections before its data is
+/// in: redis-server and cachedesk-server alike).
+async fn wait_loaded(c: &mut RawClient) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match c.command(&[b"PING"]).await.expect("ping") {
+            Resp::Error(e) if e.starts_with("LOADING") => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "still loading after 60 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            _ => return,
+        }
+    }
 }
