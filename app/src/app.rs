@@ -9,6 +9,7 @@ use tokio::runtime::Handle;
 
 use crate::caches::{Caches, Status};
 use crate::model::store::Paths;
+use crate::pages::advanced::{self, AdvancedPage};
 use crate::pages::import_export::{self, Dialogs, FilePicker, ImportExportPage};
 use crate::pages::{self, console::Console, scale::ScalePage, Page};
 use crate::widgets::status_badge;
@@ -25,6 +26,7 @@ pub struct CacheDeskApp {
     confirm_delete: Option<String>,
     console: Console,
     scale: ScalePage,
+    advanced: AdvancedPage,
     transfers: ImportExportPage,
     /// Where import and export files come from: the desktop's dialogs, or a test's choice.
     file_picker: Box<dyn FilePicker>,
@@ -54,6 +56,7 @@ impl CacheDeskApp {
             confirm_delete: None,
             console: Console::default(),
             scale: ScalePage::default(),
+            advanced: AdvancedPage::default(),
             transfers: ImportExportPage::default(),
             file_picker,
             keys_revealed: false,
@@ -148,6 +151,7 @@ impl CacheDeskApp {
                     self.console = Console::default();
                     self.scale = ScalePage::default();
                     self.transfers = ImportExportPage::default();
+                    self.advanced = AdvancedPage::default();
                 }
                 status_badge(ui, &cache.status);
             });
@@ -213,7 +217,15 @@ impl CacheDeskApp {
         let cache = &self.caches.list[i];
         match self.page {
             Page::Overview => pages::overview::show(ui, cache),
-            Page::Advanced => pages::advanced::show(ui, cache, &self.caches.paths.cache_dir(&name)),
+            Page::Advanced => {
+                let dir = self.caches.paths.cache_dir(&name);
+                match self.advanced.show(ui, cache, &dir) {
+                    advanced::Action::None => {}
+                    advanced::Action::Apply(new) => self.caches.set_persistence(i, new),
+                    advanced::Action::BackUpNow => self.caches.back_up_now(i),
+                    advanced::Action::RewriteNow => self.caches.rewrite_now(i),
+                }
+            }
             Page::Scale => {
                 if let Some(sku) = self.scale.show(ui, cache) {
                     self.caches.scale(i, sku);

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use std::path::PathBuf;
 
-use cachedesk_engine::{EvictionPolicy, ExportReport, Instance, RestoreReport, TransferError};
+use cachedesk_engine::{
+    EventData, EvictionPolicy, ExportReport, Instance, RestoreReport, TransferError,
+};
 use poll_promise::Promise;
 use tokio::runtime::Handle;
 
@@ -26,6 +28,7 @@ pub enum Status {
     Stopping,
     Stopped,
     Scaling,
+    Updating,
     Importing,
     Deleting,
     CreateFailed(String),
@@ -41,6 +44,7 @@ impl Status {
             Status::Stopping => "Stopping",
             Status::Stopped => "Stopped",
             Status::Scaling => "Scaling",
+            Status::Updating => "Updating",
             Status::Importing => "Importing",
             Status::Deleting => "Deleting",
             Status::CreateFailed(_) => "CreateFailed",
@@ -56,6 +60,7 @@ impl Status {
                 | Status::Starting
                 | Status::Stopping
                 | Status::Scaling
+                | Status::Updating
                 | Status::Importing
                 | Status::Deleting
         )
@@ -77,6 +82,8 @@ pub struct Sample {
     pub t: f64,
     pub ops_per_sec: f64,
     pub clients: f64,
+    /// The AOF's size in bytes (0 without AOF).
+    pub aof_bytes: f64,
 }
 
 /// An export or import in flight.
@@ -107,6 +114,7 @@ enum Outcome {
         to: &'static Sku,
         evicted: u64,
     },
+    PersistenceSet(Persistence, Result<(), String>),
     Exported(Result<ExportReport, TransferError>),
     Imported(Result<RestoreReport, TransferError>),
     Deleted(Result<(), String>),
@@ -122,6 +130,11 @@ pub struct Cache {
     pub data_note: Option<String>,
     /// The outcome of the last scale, for the Scale page.
     pub last_scale: Option<String>,
+    /// Every restore (on start, reboot or import), oldest first, for the restore table.
+    pub restores: Vec<RestoreReport>,
+    /// What the last reboot lost: changes since the last save, or everything without
+    /// persistence; shown until the next reboot.
+    pub reboot_loss: Option<String>,
     /// The running export or import, and the outcome of the last one, for their page.
     pub transfer: Option<Transfer>,
     pub last_transfer: Option<String>,
@@ -143,6 +156,8 @@ impl Cache {
             samples: VecDeque::new(),
             data_note: None,
             last_scale: None,
+            restores: Vec::new(),
+            reboot_loss: None,
             transfer: None,
             last_transfer: None,
             pending: None,
@@ -302,11 +317,55 @@ impl Caches {
     /// Simulates a node failure: the cache drops its memory without a last save and starts
     /// again, and its persistence brings back what it holds.
     pub fn reboot(&mut self, i: usize) {
-        self.list[i].log(
+        let cache = &mut self.list[i];
+        let telemetry = cache.instance.as_ref().map(|i| i.telemetry_now());
+        let loss = match (cache.settings.persistence, telemetry) {
+            (_, None) => None,
+            (Persistence::Disabled, Some(t)) => Some(format!(
+                "Persistence is off: all {} keys are gone.",
+                t.total_keys()
+            )),
+            (Persistence::Rdb(_), Some(t)) => Some(format!(
+                "{} changes since the last backup were lost; the rest came back from the last RDB snapshot.",
+                t.changes_since_save
+            )),
+            (Persistence::Aof, Some(_)) => Some(
+                "Every acknowledged write came back from the AOF (a power loss could lose up to the last second)."
+                    .into(),
+            ),
+        };
+        cache.log(
             "Rebooted",
-            "the cache drops its memory without saving and restarts from its persistence",
+            format!(
+                "the cache drops its memory without saving and restarts from its persistence. {}",
+                loss.as_deref().unwrap_or("")
+            ),
         );
+        cache.reboot_loss = loss;
         self.stop_then(i, false, true);
+    }
+
+    /// Switches the cache's Data persistence without stopping its traffic; the cache shows
+    /// Updating until the new mode is in force.
+    pub fn set_persistence(&mut self, i: usize, new: Persistence) {
+        let cache = &mut self.list[i];
+        let Some(instance) = cache.instance.clone() else {
+            cache.log(
+                "Persistence changed",
+                format!("{} (applies when the cache starts)", new.describe()),
+            );
+            cache.settings.persistence = new;
+            self.save();
+            return;
+        };
+        cache.status = Status::Updating;
+        cache.pending = Some(spawn(&self.runtime, async move {
+            let result = instance
+                .set_persistence(new.engine_mode())
+                .await
+                .map_err(|e| e.to_string());
+            Outcome::PersistenceSet(new, result)
+        }));
     }
 
     fn stop_then(&mut self, i: usize, save: bool, start_again: bool) {
@@ -397,6 +456,22 @@ impl Caches {
         self.save();
     }
 
+    /// "Back up now": a background save; its progress and outcome show in the live views.
+    pub fn back_up_now(&mut self, i: usize) {
+        let cache = &mut self.list[i];
+        if let Some(Err(e)) = cache.instance.as_ref().map(|i| i.background_save()) {
+            cache.log("Backup refused", e.to_string());
+        }
+    }
+
+    /// "Rewrite now": an AOF rewrite; its progress and outcome show in the live views.
+    pub fn rewrite_now(&mut self, i: usize) {
+        let cache = &mut self.list[i];
+        if let Some(Err(e)) = cache.instance.as_ref().map(|i| i.rewrite_aof()) {
+            cache.log("Rewrite refused", e.to_string());
+        }
+    }
+
     /// Exports the cache's data to `path` while it keeps serving.
     pub fn export(&mut self, i: usize, path: PathBuf) {
         let cache = &mut self.list[i];
@@ -478,6 +553,23 @@ impl Caches {
                                 );
                                 cache.log("Scaled", result.clone());
                                 cache.last_scale = Some(result);
+                            }
+                            Outcome::PersistenceSet(new, result) => {
+                                cache.status = Status::Running;
+                                let old = cache.settings.persistence;
+                                match result {
+                                    Ok(()) => {
+                                        cache.settings.persistence = new;
+                                        cache.log(
+                                            "Persistence changed",
+                                            format!("{} -> {}", old.describe(), new.describe()),
+                                        );
+                                    }
+                                    Err(e) => cache.log(
+                                        "Persistence change failed",
+                                        format!("{} stays: {e}", old.describe()),
+                                    ),
+                                }
                             }
                             Outcome::Exported(result) => {
                                 let line = result.map(|r| {
@@ -613,6 +705,9 @@ fn collect_events(cache: &mut Cache) -> bool {
     };
     cache.events_seen = last.seq;
     for event in events {
+        if let EventData::Restore(report) = &event.data {
+            cache.restores.push(report.clone());
+        }
         trim_activity(&mut cache.activity);
         cache.activity.push(Activity {
             at: event.at,
@@ -643,5 +738,10 @@ fn sample(cache: &mut Cache) {
         t: cache.sampling_since.elapsed().as_secs_f64(),
         ops_per_sec: telemetry.ops_per_sec as f64,
         clients: telemetry.connected_clients as f64,
+        aof_bytes: telemetry
+            .aof
+            .figures
+            .as_ref()
+            .map_or(0.0, |f| f.current_size as f64),
     });
 }

@@ -32,6 +32,19 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
+/// The UTC time of day of `at`, "14:03:27".
+pub fn clock(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// A coloured dot and the status word ("Running"), the word being what screen readers read.
 pub fn status_badge(ui: &mut egui::Ui, status: &Status) -> egui::Response {
     ui.horizontal(|ui| badge(ui, status)).inner

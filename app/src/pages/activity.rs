@@ -5,6 +5,7 @@ use eframe::egui;
 use egui_extras::{Column, TableBuilder};
 
 use crate::caches::Cache;
+use crate::widgets::clock;
 
 pub fn show(ui: &mut egui::Ui, cache: &Cache) {
     if cache.activity.is_empty() {
@@ -42,17 +43,4 @@ pub fn show(ui: &mut egui::Ui, cache: &Cache) {
                 });
             }
         });
-}
-
-/// The UTC time of day of `at`, "14:03:27".
-fn clock(at: std::time::SystemTime) -> String {
-    let secs = at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!(
-        "{:02}:{:02}:{:02}",
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60
-    )
 }

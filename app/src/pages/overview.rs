@@ -86,6 +86,9 @@ pub fn show(ui: &mut egui::Ui, cache: &Cache) {
         ui.add_space(4.0);
         ui.label(note);
     }
+    if let Some(loss) = &cache.reboot_loss {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("Last reboot: {loss}"));
+    }
     if telemetry.is_some() {
         ui.add_space(8.0);
         ui.columns(2, |cols| {
