@@ -131,3 +131,161 @@ fn main_screens_dark() {
 fn main_screens_light() {
     screens("light", 26_382);
 }
+
+/// The rest of the row right of the label `label`.
+fn row_right_of(h: &Harness<'_, CacheDeskApp>, label: &str) -> egui::Rect {
+    let at = h.get_by_label(label).rect();
+    egui::Rect::from_min_max(
+        egui::pos2(at.max.x + 8.0, at.min.y - 1.0),
+        egui::pos2(1100.0, at.max.y + 1.0),
+    )
+}
+
+/// The rect of the node whose label contains `text`.
+fn label_rect(h: &Harness<'_, CacheDeskApp>, text: &str) -> egui::Rect {
+    h.get_by_label_contains(text).rect()
+}
+
+/// The column under the table header `title`, `rows` rows deep.
+fn column_under(h: &Harness<'_, CacheDeskApp>, title: &str, rows: f32) -> egui::Rect {
+    let at = h.get_by_label(title).rect();
+    egui::Rect::from_min_size(
+        egui::pos2(at.min.x - 2.0, at.max.y + 2.0),
+        egui::vec2(at.width().max(70.0) + 4.0, 20.0 * rows + 4.0),
+    )
+}
+
+/// The AOF views' dynamic parts: the size chart (between the size line and "fsync health"),
+/// the age of the last fsync, the files' sizes.
+fn aof_masks(h: &Harness<'_, CacheDeskApp>) -> Vec<egui::Rect> {
+    let above = label_rect(h, "automatic rewrite starts at");
+    let below = h.get_by_label("fsync health").rect();
+    vec![
+        egui::Rect::from_min_max(
+            egui::pos2(above.min.x, above.max.y + 1.0),
+            egui::pos2(1100.0, below.min.y - 1.0),
+        ),
+        label_rect(h, "Last fsync"),
+        row_right_of(h, "Persistence files"),
+    ]
+}
+
+/// The Data persistence panel: Disabled, a change explained before saving, AOF with its live
+/// views, mid-rewrite, the restore table after a reboot, RDB with its snapshot timing.
+fn panel_screens(theme: &str, port: u16) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut h = common::harness(
+        Harness::builder().with_size([1100.0, 900.0]).wgpu(),
+        dir.path(),
+        &runtime,
+    );
+    h.run_steps(2);
+    if theme == "light" {
+        click(&mut h, "Light theme");
+    }
+    click(&mut h, "+ Create");
+    set_field(&mut h, "Cache name", "ledger");
+    click(&mut h, "Next");
+    set_field(&mut h, "Port", &port.to_string());
+    click(&mut h, "Review + create");
+    click(&mut h, "Create");
+    wait_until(&mut h, "the cache to start", |app| {
+        app.caches.list[0].status == Status::Running
+    });
+    click(&mut h, "Advanced settings");
+    snap(&mut h, &format!("persistence-disabled-{theme}"));
+    click(&mut h, "AOF (write every second)");
+    snap(&mut h, &format!("persistence-change-{theme}"));
+    click(&mut h, "Save");
+    let instance = h.state().caches.list[0].instance.clone().expect("running");
+    wait_until(&mut h, "AOF in force", |app| {
+        let telemetry = instance.telemetry();
+        app.caches.list[0].status == Status::Running
+            && telemetry.aof.figures.is_some()
+            && telemetry.aof.last_rewrite.is_some()
+    });
+    snap_masked(&mut h, &format!("persistence-aof-{theme}"), |h| {
+        let mut masks = aof_masks(h);
+        masks.push(label_rect(h, "Last rewrite at"));
+        masks
+    });
+
+    // Mid-rewrite: enough keys that the rewrite takes a while.
+    let populate: Vec<bytes::Bytes> = ["DEBUG", "POPULATE", "3000000"]
+        .iter()
+        .map(|a| bytes::Bytes::from(*a))
+        .collect();
+    assert_eq!(instance.execute(0, &populate), cachedesk_engine::Reply::OK);
+    click(&mut h, "Rewrite now");
+    wait_until(&mut h, "the rewrite to show", |_| {
+        instance.telemetry().aof.rewrite_progress.is_some()
+    });
+    snap_masked(&mut h, &format!("persistence-rewriting-{theme}"), |h| {
+        let mut masks = aof_masks(h);
+        masks.push(label_rect(h, "in all, "));
+        masks.push(label_rect(h, "Rewriting:"));
+        masks
+    });
+    wait_until(&mut h, "the rewrite to end", |_| {
+        instance.telemetry().aof.rewrite_progress.is_none()
+    });
+
+    // A reboot: the restore table lists it.
+    assert_eq!(
+        instance.execute(0, &[bytes::Bytes::from("FLUSHALL")]),
+        cachedesk_engine::Reply::OK
+    );
+    drop(instance);
+    click(&mut h, "Reboot");
+    wait_until(&mut h, "the reboot", |app| {
+        app.caches.list[0].status == Status::Running && app.caches.list[0].restores.len() == 1
+    });
+    click(&mut h, "Advanced settings");
+    h.get_by_label("Restore events");
+    let instance = h.state().caches.list[0].instance.clone().expect("running");
+    wait_until(&mut h, "the AOF figures", |_| {
+        instance.telemetry().aof.figures.is_some()
+    });
+    snap_masked(&mut h, &format!("persistence-restores-{theme}"), |h| {
+        let mut masks = aof_masks(h);
+        masks.push(column_under(h, "When", 1.0));
+        masks.push(column_under(h, "Duration", 1.0));
+        masks
+    });
+
+    click(&mut h, "RDB (snapshots)");
+    click(&mut h, "Save");
+    wait_until(&mut h, "RDB in force", |app| {
+        app.caches.list[0].status == Status::Running
+            && instance.telemetry().rdb.next_save_at.is_some()
+    });
+    snap_masked(&mut h, &format!("persistence-rdb-{theme}"), |h| {
+        vec![
+            label_rect(h, "Last backup").union(label_rect(h, "keys, ")),
+            label_rect(h, "counted from the end"),
+            {
+                let title = label_rect(h, "Recent backups");
+                egui::Rect::from_min_max(
+                    egui::pos2(title.min.x, title.max.y + 1.0),
+                    egui::pos2(1100.0, title.max.y + 124.0),
+                )
+            },
+            row_right_of(h, "Persistence files"),
+            column_under(h, "When", 1.0),
+            column_under(h, "Duration", 1.0),
+        ]
+    });
+    drop(instance);
+    h.state_mut().caches.shutdown_all();
+}
+
+#[test]
+fn persistence_panel_dark() {
+    panel_screens("dark", 26_383);
+}
+
+#[test]
+fn persistence_panel_light() {
+    panel_screens("light", 26_384);
+}
