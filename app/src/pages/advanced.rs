@@ -73,7 +73,14 @@ impl AdvancedPage {
                     ui.label("Persistence is off: a failure or reboot loses all data.");
                 }
             }
-            ui.ctx().request_repaint_after(Duration::from_millis(500));
+            // Live views repaint once a second, faster only while a save or rewrite runs.
+            let working =
+                telemetry.rdb.save_progress.is_some() || telemetry.aof.rewrite_progress.is_some();
+            ui.ctx().request_repaint_after(if working {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(1)
+            });
         }
         ui.add_space(8.0);
         restore_table(ui, cache);
