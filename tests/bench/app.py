@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+from common import start_xvfb
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 APP = os.path.join(ROOT, "target", "release", "cachedesk")
 CACHES = 20
@@ -41,11 +43,7 @@ def run(count):
     data = tempfile.mkdtemp(prefix="cachedesk-app-bench-")
     with open(os.path.join(data, "caches.ron"), "w") as f:
         f.write(settings(count))
-    display = ":77"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24"],
-                            stderr=subprocess.DEVNULL)
-    time.sleep(1)
-    env = dict(os.environ, DISPLAY=display, WGPU_BACKEND="gl")
+    xvfb, env = start_xvfb(":77")
     t0 = time.perf_counter()
     app = subprocess.Popen([APP, "--data-dir", data], env=env, stderr=subprocess.DEVNULL)
     subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", "CacheDesk"],

@@ -117,3 +117,27 @@ class Conn:
 
     def close(self):
         self.sock.close()
+
+
+def redis_benchmark(port, test, requests, *, pipeline=1, clients=50, keyspace=100000,
+                    column=1):
+    """Runs one redis-benchmark test and returns a column of its CSV line (1: requests per
+    second, 6: p99 latency in ms)."""
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
+         "-P", str(pipeline), "-r", str(keyspace), "-t", test, "--csv", "-q"],
+        capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        fields = [f.strip('"') for f in line.split(",")]
+        if len(fields) > column and fields[0] != "test":
+            return float(fields[column])
+    raise RuntimeError(f"no result for {test}: {out}")
+
+
+def start_xvfb(display):
+    """Starts Xvfb on `display`; returns the process and an environment for programs that
+    draw on it (through wgpu's GL backend)."""
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24"],
+                            stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    return xvfb, dict(os.environ, DISPLAY=display, WGPU_BACKEND="gl")

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 
-from common import build_server, cli, free_port, pipe, redis_version, resp, rss, start
+from common import (build_server, cli, free_port, pipe, redis_benchmark, redis_version, resp, rss,
+                    start)
 
 TESTS = ["set", "get", "incr", "lpush", "rpop", "sadd", "hset", "zadd", "mset", "lrange_100"]
 REPEATS = int(os.environ.get("REPEATS", "3"))
@@ -30,15 +31,7 @@ MEMORY_KEYS = int(os.environ.get("MEMORY_KEYS", "1000000"))
 
 def bench(port, test, pipeline):
     requests = REQUESTS * (10 if pipeline > 1 else 1)
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(CLIENTS),
-         "-P", str(pipeline), "-r", "100000", "-t", test, "--csv", "-q"],
-        capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        fields = [f.strip('"') for f in line.split(",")]
-        if len(fields) > 1 and fields[0] != "test":
-            return float(fields[1])
-    raise RuntimeError(f"no result for {test}: {out}")
+    return redis_benchmark(port, test, requests, pipeline=pipeline, clients=CLIENTS)
 
 
 def load_keys(port):

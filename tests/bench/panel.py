@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 
-from common import free_port, wait_for
+from common import free_port, redis_benchmark, start_xvfb, wait_for
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 APP = os.path.join(ROOT, "target", "release", "cachedesk")
@@ -35,15 +35,7 @@ def settings(port):
 
 
 def bench(port, test):
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-n", str(REQUESTS), "-c", "50", "-P", "16",
-         "-r", "100000", "-t", test, "--csv", "-q"],
-        capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        fields = [f.strip('"') for f in line.split(",")]
-        if len(fields) > 1 and fields[0] != "test":
-            return float(fields[1])
-    raise RuntimeError(out)
+    return redis_benchmark(port, test, REQUESTS, pipeline=16)
 
 
 def click(env, page):
@@ -60,11 +52,7 @@ def with_window(program, port, body):
     data = tempfile.mkdtemp(prefix="cachedesk-panel-bench-")
     with open(os.path.join(data, "caches.ron"), "w") as f:
         f.write(settings(port))
-    display = ":78"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24"],
-                            stderr=subprocess.DEVNULL)
-    time.sleep(1)
-    env = dict(os.environ, DISPLAY=display, WGPU_BACKEND="gl")
+    xvfb, env = start_xvfb(":78")
     app = subprocess.Popen([program, "--data-dir", data], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
     try:

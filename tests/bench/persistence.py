@@ -26,8 +26,8 @@ import tempfile
 import threading
 import time
 
-from common import (Conn, build_server, cli, free_port, info_field, pipe, redis_version, resp,
-                    rss, start)
+from common import (Conn, build_server, cli, free_port, info_field, pipe, redis_benchmark,
+                    redis_version, resp, rss, start)
 
 KEYS = int(os.environ.get("KEYS", "1000000"))
 REPEATS = int(os.environ.get("REPEATS", "3"))
@@ -92,15 +92,7 @@ def load_time(name, workdir, *extra):
 
 
 def latency_p99(port, test):
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-n", str(BENCH_REQUESTS), "-c", "50",
-         "-r", str(KEYS), "-t", test, "--csv", "-q"],
-        capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        fields = [f.strip('"') for f in line.split(",")]
-        if len(fields) > 6 and fields[0] != "test":
-            return float(fields[6])
-    raise RuntimeError(out)
+    return redis_benchmark(port, test, BENCH_REQUESTS, keyspace=KEYS, column=6)
 
 
 def with_saves(port, body):

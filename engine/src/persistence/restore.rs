@@ -40,6 +40,37 @@ pub struct RestoreReport {
     pub error: Option<String>,
 }
 
+impl RestoreReport {
+    /// A successful load of the dump at `path`.
+    pub(super) fn rdb(
+        path: PathBuf,
+        started_at: SystemTime,
+        started: Instant,
+        bytes: u64,
+        keys_loaded: u64,
+        keys_expired: u64,
+        keys_evicted: u64,
+    ) -> RestoreReport {
+        RestoreReport {
+            files: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .into_iter()
+                .collect(),
+            source: path,
+            format: "RDB",
+            started_at,
+            duration: started.elapsed(),
+            bytes,
+            keys_loaded,
+            keys_expired,
+            keys_evicted,
+            truncated: None,
+            error: None,
+        }
+    }
+}
+
 /// Loads `path` into fresh databases, reporting progress into the instance's status.
 pub(crate) fn read_dump(
     shared: &Shared,
@@ -221,23 +252,15 @@ fn load_rdb(
             return failed_report(aof::aof_dir(shared), "AOF", started, &e);
         }
     }
-    RestoreReport {
-        files: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .into_iter()
-            .collect(),
-        source: path,
-        format: "RDB",
+    RestoreReport::rdb(
+        path,
         started_at,
-        duration: started.elapsed(),
+        started,
         bytes,
         keys_loaded,
         keys_expired,
         keys_evicted,
-        truncated: None,
-        error: None,
-    }
+    )
 }
 
 fn load_aof(

@@ -204,21 +204,13 @@ fn imported(
     while shared.persistence.status().aof.rewrite.is_some() {
         std::thread::sleep(POLL);
     }
-    Ok(RestoreReport {
-        source: path.to_path_buf(),
-        format: "RDB",
-        files: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .into_iter()
-            .collect(),
+    Ok(RestoreReport::rdb(
+        path.to_path_buf(),
         started_at,
-        duration: started.elapsed(),
+        started,
         bytes,
         keys_loaded,
         keys_expired,
         keys_evicted,
-        truncated: None,
-        error: None,
-    })
+    ))
 }
