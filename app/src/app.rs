@@ -167,7 +167,6 @@ impl CacheDeskApp {
                 .map(|c| c.settings.name.clone())
                 .collect(),
             ports: self.caches.list.iter().map(|c| c.port()).collect(),
-            available_memory: crate::model::validation::available_memory(),
         };
         let Some(wizard) = self.wizard.as_mut() else {
             return;

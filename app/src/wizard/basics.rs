@@ -62,7 +62,7 @@ fn first_sku(draft: &Draft) -> String {
         .unwrap_or_default()
 }
 
-pub fn check(draft: &Draft, ctx: &Context) -> Findings {
+pub fn check(draft: &Draft, ctx: &Context, available_memory: Option<u64>) -> Findings {
     let mut findings = Findings::default();
     let name = draft.name.trim();
     if let Some(problem) = name_problem(name) {
@@ -75,7 +75,7 @@ pub fn check(draft: &Draft, ctx: &Context) -> Findings {
     match Sku::by_id(&draft.sku) {
         None => findings.errors.push("Choose a cache size.".into()),
         Some(sku) => {
-            if let Some(free) = ctx.available_memory.filter(|free| sku.maxmemory() > *free) {
+            if let Some(free) = available_memory.filter(|free| sku.maxmemory() > *free) {
                 findings.warnings.push(format!(
                     "{} can hold {} of data, more than this machine's {} of free memory: the cache may swap or be killed before it is full.",
                     sku.code,
@@ -86,4 +86,26 @@ pub fn check(draft: &Draft, ctx: &Context) -> Findings {
         }
     }
     findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_unique_and_sizes_beyond_free_memory_are_warned() {
+        let mut draft = Draft::new();
+        draft.name = "Orders".into();
+        let ctx = Context {
+            names: vec!["orders".into()],
+            ports: Vec::new(),
+        };
+        let findings = check(&draft, &ctx, Some(u64::MAX));
+        assert!(findings.errors[0].contains("already exists"), "{findings:?}");
+        assert!(findings.warnings.is_empty());
+        draft.name = "orders-2".into();
+        let findings = check(&draft, &ctx, Some(100 * 1024 * 1024));
+        assert!(findings.errors.is_empty(), "{findings:?}");
+        assert!(findings.warnings[0].contains("more than this machine's"), "{findings:?}");
+    }
 }

@@ -147,11 +147,10 @@ impl Draft {
     }
 }
 
-/// What the checks need to know about the other caches and the machine.
+/// What the checks need to know about the other caches.
 pub struct Context {
     pub names: Vec<String>,
     pub ports: Vec<u16>,
-    pub available_memory: Option<u64>,
 }
 
 /// Problems of one tab, and warnings that don't block a create.
@@ -166,6 +165,8 @@ pub struct Wizard {
     pub draft: Draft,
     /// Tabs the user has left or tried to create from: their errors are shown.
     visited: [bool; 5],
+    /// The machine's free memory when the wizard opened (read once, not every frame).
+    available_memory: Option<u64>,
 }
 
 impl Default for Wizard {
@@ -174,13 +175,14 @@ impl Default for Wizard {
             tab: Tab::Basics,
             draft: Draft::new(),
             visited: [false; 5],
+            available_memory: crate::model::validation::available_memory(),
         }
     }
 }
 
-fn findings(tab: Tab, draft: &Draft, ctx: &Context) -> Findings {
+fn findings(tab: Tab, draft: &Draft, ctx: &Context, available_memory: Option<u64>) -> Findings {
     match tab {
-        Tab::Basics => basics::check(draft, ctx),
+        Tab::Basics => basics::check(draft, ctx, available_memory),
         Tab::Networking => networking::check(draft, ctx),
         Tab::Advanced => advanced::check(draft),
         Tab::Tags => tags::check(draft),
@@ -199,7 +201,7 @@ impl Wizard {
     pub fn show(&mut self, ui: &mut egui::Ui, ctx: &Context) -> Action {
         let all: Vec<Findings> = Tab::ALL
             .iter()
-            .map(|t| findings(*t, &self.draft, ctx))
+            .map(|t| findings(*t, &self.draft, ctx, self.available_memory))
             .collect();
         ui.heading("Create a cache");
         ui.horizontal(|ui| {
