@@ -395,7 +395,8 @@ fn restore_table(ui: &mut egui::Ui, cache: &Cache) {
                     ];
                     for cell in cells {
                         row.col(|ui| {
-                            ui.label(cell);
+                            // One line per row: long file lists extend the column.
+                            ui.add(egui::Label::new(cell).wrap_mode(egui::TextWrapMode::Extend));
                         });
                     }
                 });

@@ -101,11 +101,17 @@ mod tests {
             ports: Vec::new(),
         };
         let findings = check(&draft, &ctx, Some(u64::MAX));
-        assert!(findings.errors[0].contains("already exists"), "{findings:?}");
+        assert!(
+            findings.errors[0].contains("already exists"),
+            "{findings:?}"
+        );
         assert!(findings.warnings.is_empty());
         draft.name = "orders-2".into();
         let findings = check(&draft, &ctx, Some(100 * 1024 * 1024));
         assert!(findings.errors.is_empty(), "{findings:?}");
-        assert!(findings.warnings[0].contains("more than this machine's"), "{findings:?}");
+        assert!(
+            findings.warnings[0].contains("more than this machine's"),
+            "{findings:?}"
+        );
     }
 }
