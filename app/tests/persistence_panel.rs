@@ -115,12 +115,33 @@ fn every_transition_backups_rewrites_and_reboots_from_the_panel() {
         Reply::Map(vec![(Reply::bulk("rdb-frequency"), Reply::bulk("43200"))])
     );
 
+    // RDB → AOF: a rewrite writes the base, then the dump goes. Traffic goes on meanwhile:
+    // a client writes throughout the switch and every write is answered OK.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (cache, stop) = (cache.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut written = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(
+                    run(&cache, &["SET", "during-switch", &written.to_string()]),
+                    Reply::OK
+                );
+                written += 1;
+            }
+            written
+        })
+    };
     // RDB → AOF: a rewrite writes the base, then the dump goes.
     switch_to(
         &mut h,
         "AOF (write every second)",
         "a rewrite creates the AOF's base",
     );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().expect("the writer saw every write answered");
+    assert!(written > 0, "writes went on during the switch");
+    assert_eq!(run(&cache, &["DEL", "during-switch"]), Reply::Int(1));
     assert!(aof_manifest(dir.path()) && !dump(dir.path()));
     assert_eq!(info(&cache, "aof_enabled"), "1");
     wait_until(&mut h, "the AOF figures", |_| {
