@@ -66,7 +66,7 @@ impl CacheDeskApp {
 
     /// Draws the whole app into `ui` and schedules the next repaint.
     pub fn show(&mut self, ui: &mut egui::Ui) {
-        let changed = self.caches.poll();
+        let changed = self.caches.poll(ui.ctx());
         ui.ctx().set_theme(if self.dark {
             egui::Theme::Dark
         } else {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use cachedesk_engine::{
     EventData, EvictionPolicy, ExportReport, Instance, RestoreReport, TransferError,
 };
+use eframe::egui;
 use poll_promise::Promise;
 use tokio::runtime::Handle;
 
@@ -142,6 +143,8 @@ pub struct Cache {
     /// What to do once the running work ends (a reboot starts again after stopping).
     then_start: bool,
     events_seen: u64,
+    /// True once a task wakes the window on this instance's events.
+    watched: bool,
     sampled_at: Option<Instant>,
     sampling_since: Instant,
 }
@@ -163,6 +166,7 @@ impl Cache {
             pending: None,
             then_start: false,
             events_seen: 0,
+            watched: false,
             sampled_at: None,
             sampling_since: Instant::now(),
         }
@@ -525,12 +529,24 @@ impl Caches {
 
     /// Collects finished work, engine events and live samples. True if something shown changed
     /// (samples do not count: the charts repaint once a second on their own).
-    pub fn poll(&mut self) -> bool {
+    /// `window` is woken whenever a running cache's engine logs an event (a scheduled save,
+    /// a rewrite, an error), so an idle window updates without polling.
+    pub fn poll(&mut self, window: &egui::Context) -> bool {
         let mut changed = false;
         let mut settled = false;
         let mut deleted = Vec::new();
         let mut restart = Vec::new();
         for (i, cache) in self.list.iter_mut().enumerate() {
+            if let (Some(instance), false) = (&cache.instance, cache.watched) {
+                cache.watched = true;
+                let mut events = instance.subscribe_events();
+                let window = window.clone();
+                self.runtime.spawn(async move {
+                    while events.changed().await.is_ok() {
+                        window.request_repaint();
+                    }
+                });
+            }
             if let Some(promise) = cache.pending.take() {
                 match promise.try_take() {
                     Ok(outcome) => {
@@ -651,6 +667,7 @@ fn started(cache: &mut Cache, result: Result<(Arc<Instance>, Option<RestoreRepor
             cache.settings.port = instance.addr().port();
             cache.settings.running = true;
             cache.events_seen = 0;
+            cache.watched = false;
             cache.instance = Some(instance);
             cache.status = Status::Running;
             cache.log("Started", note.clone());
