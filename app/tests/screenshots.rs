@@ -56,8 +56,8 @@ fn value_of(h: &Harness<'_, CacheDeskApp>, label: &str) -> egui::Rect {
 fn plot_under(h: &Harness<'_, CacheDeskApp>, title: &str) -> egui::Rect {
     let at = h.get_by_label(title).rect();
     egui::Rect::from_min_size(
-        egui::pos2(at.min.x, at.max.y + 2.0),
-        egui::vec2(430.0, 150.0),
+        egui::pos2(at.min.x - 2.0, at.max.y - 1.0),
+        egui::vec2(434.0, 153.0),
     )
 }
 
@@ -162,7 +162,7 @@ fn aof_masks(h: &Harness<'_, CacheDeskApp>) -> Vec<egui::Rect> {
     let below = h.get_by_label("fsync health").rect();
     vec![
         egui::Rect::from_min_max(
-            egui::pos2(above.min.x, above.max.y + 1.0),
+            egui::pos2(above.min.x - 2.0, above.max.y - 1.0),
             egui::pos2(1100.0, below.min.y - 1.0),
         ),
         label_rect(h, "Last fsync"),
@@ -265,9 +265,10 @@ fn panel_screens(theme: &str, port: u16) {
             label_rect(h, "Last backup").union(label_rect(h, "keys, ")),
             label_rect(h, "counted from the end"),
             {
+                // The chart's grid and axis labels start right under the title.
                 let title = label_rect(h, "Recent backups");
                 egui::Rect::from_min_max(
-                    egui::pos2(title.min.x, title.max.y + 1.0),
+                    egui::pos2(title.min.x - 2.0, title.max.y - 1.0),
                     egui::pos2(1100.0, title.max.y + 124.0),
                 )
             },
