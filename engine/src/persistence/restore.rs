@@ -309,20 +309,25 @@ fn load_aof(
 }
 
 /// Swaps the loaded databases in and evicts down to maxmemory; returns the keys evicted.
+/// The replaced databases (an import's old data) are freed after the keyspace lock is
+/// released.
 pub(super) fn install(shared: &Shared, dbs: Vec<Db>) -> u64 {
     let mut ks = shared.keyspace.lock();
     let old = std::mem::replace(&mut ks.dbs, dbs);
-    drop(old);
     ks.now = crate::util::now_ms();
-    if ks.config.maxmemory == 0 || ks.used_memory() as u64 <= ks.config.maxmemory {
-        return 0;
-    }
-    let policy = ks.config.policy;
-    let before = ks.stats.evicted_keys;
-    ks.config.policy = EvictionPolicy::AllKeysLru;
-    ks.evict_to_limit();
-    ks.config.policy = policy;
-    ks.stats.evicted_keys - before
+    let evicted = if ks.config.maxmemory == 0 || ks.used_memory() as u64 <= ks.config.maxmemory {
+        0
+    } else {
+        let policy = ks.config.policy;
+        let before = ks.stats.evicted_keys;
+        ks.config.policy = EvictionPolicy::AllKeysLru;
+        ks.evict_to_limit();
+        ks.config.policy = policy;
+        ks.stats.evicted_keys - before
+    };
+    drop(ks);
+    drop(old);
+    evicted
 }
 
 fn finish(shared: &Shared, report: RestoreReport) {
