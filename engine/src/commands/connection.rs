@@ -9,7 +9,7 @@ use crate::protocol::Reply;
 pub fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match args.len() {
         1 => Ok(Reply::Status("PONG")),
-        2 => Ok(Reply::Bulk(args[1].clone())),
+        2 => Ok(Reply::bulk(&args[1])),
         _ => {
             let _ = ctx;
             Err(CmdError::Arity("ping".into()))
@@ -18,7 +18,7 @@ pub fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn echo(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Bulk(args[1].clone()))
+    Ok(Reply::bulk(&args[1]))
 }
 
 const NO_PASSWORD: &str = "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";

@@ -48,7 +48,6 @@ fn push(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) -> CmdResu
     };
     let list = list_mut(&mut value);
     for item in &args[2..] {
-        let item = Blob::from_slice(item);
         match end {
             End::Left => list.push_front(item),
             End::Right => list.push_back(item),
@@ -134,12 +133,7 @@ pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Array(vec![]));
     };
     Ok(Reply::Array(match clamp_range(start, end, list.len()) {
-        Some((a, b)) => list
-            .iter()
-            .skip(a)
-            .take(b - a + 1)
-            .map(Reply::bulk)
-            .collect(),
+        Some((a, b)) => list.iter_from(a).take(b - a + 1).map(Reply::bulk).collect(),
         None => vec![],
     }))
 }
@@ -165,7 +159,7 @@ pub fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let list = list_mut(&mut value);
     let i = resolve_index(index, list.len()).ok_or(CmdError::IndexOutOfRange)?;
-    list.set(i, Blob::from_slice(&args[3]));
+    list.set(i, &args[3]);
     Ok(Reply::OK)
 }
 
@@ -175,7 +169,7 @@ pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let target = &args[3];
-    let removed = list_mut(&mut value).remove_matching(count, |b| b[..] == target[..]);
+    let removed = list_mut(&mut value).remove_matching(count, target);
     Ok(Reply::Int(removed as i64))
 }
 
@@ -208,10 +202,7 @@ pub fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(pos) = list.iter().position(|b| b[..] == args[3][..]) else {
         return Ok(Reply::Int(-1));
     };
-    list.insert(
-        if after { pos + 1 } else { pos },
-        Blob::from_slice(&args[4]),
-    );
+    list.insert(if after { pos + 1 } else { pos }, &args[4]);
     let len = list.len() as i64;
     drop(value);
     ctx.ks.lists_pushed = true;
@@ -266,13 +257,13 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let mut skip = rank.unsigned_abs() as usize - 1;
     let mut found = Vec::new();
-    let indices: Box<dyn Iterator<Item = usize>> = if rank > 0 {
-        Box::new(0..len)
+    let items: Box<dyn Iterator<Item = (usize, &[u8])>> = if rank > 0 {
+        Box::new(list.iter().enumerate())
     } else {
-        Box::new((0..len).rev())
+        Box::new(list.iter().enumerate().rev())
     };
-    for idx in indices.take(scan_limit) {
-        if list.get(idx).is_some_and(|b| b[..] == args[2][..]) {
+    for (idx, item) in items.take(scan_limit) {
+        if item == &args[2][..] {
             if skip > 0 {
                 skip -= 1;
                 continue;
@@ -323,8 +314,8 @@ fn move_element(
     let mut value = ctx.write_or_create(dst, is_list, new_list)?;
     let list = list_mut(&mut value);
     match to {
-        End::Left => list.push_front(item.clone()),
-        End::Right => list.push_back(item.clone()),
+        End::Left => list.push_front(&item),
+        End::Right => list.push_back(&item),
     }
     drop(value);
     ctx.ks.lists_pushed = true;

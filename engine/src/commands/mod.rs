@@ -91,6 +91,8 @@ pub struct Ctx<'a> {
     pub block: Option<BlockRequest>,
     /// Set when the command logged itself to the AOF in another form (`propagate`).
     propagated: bool,
+    /// The command just run is flagged fast (see `Keyspace::clock_reusable`).
+    pub ran_fast: bool,
 }
 
 /// A blocking command's wish to wait: until `deadline_ms` (None: forever).
@@ -107,6 +109,7 @@ impl<'a> Ctx<'a> {
             shared,
             block: None,
             propagated: false,
+            ran_fast: false,
         }
     }
 
@@ -245,6 +248,27 @@ fn unknown_command_error(args: &[Bytes]) -> CmdError {
 /// Checks a command's name and arity.
 pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
     let spec = lookup(&args[0]).ok_or_else(|| unknown_command_error(args))?;
+    check_arity(spec, args)
+}
+
+/// `resolve` for a client's request: the client's previous command is tried first, as clients
+/// mostly send runs of the same command.
+fn resolve_for(client: &mut ClientState, args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
+    let spec = match client.last_command {
+        Some(last) if args[0].eq_ignore_ascii_case(last.name.as_bytes()) => last,
+        _ => {
+            let spec = lookup(&args[0]).ok_or_else(|| unknown_command_error(args))?;
+            client.last_command = Some(spec);
+            spec
+        }
+    };
+    check_arity(spec, args)
+}
+
+fn check_arity(
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> Result<&'static CommandSpec, CmdError> {
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         if spec.name == "exec" {
@@ -260,7 +284,7 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
 
 /// Runs one request from a client: the whole path from lookup to reply.
 pub fn execute(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let spec = match resolve(args) {
+    let spec = match resolve_for(ctx.client, args) {
         Ok(spec) => spec,
         Err(e) => {
             if ctx.client.multi.is_some() {
@@ -291,7 +315,9 @@ pub fn execute(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// Runs a resolved command (also used by EXEC for queued commands).
 pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
-    ctx.ks.now = crate::util::now_ms();
+    if !std::mem::take(&mut ctx.ks.clock_reusable) {
+        ctx.ks.now = crate::util::now_ms();
+    }
     if spec.flags.contains(Flags::DENY_OOM) && ctx.ks.config.maxmemory > 0 {
         ctx.ks.evict_to_limit();
         if ctx.ks.used_memory() as u64 > ctx.ks.config.maxmemory {
@@ -323,5 +349,6 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
             .collect();
         ctx.ks.remove_emptied(db, &keys);
     }
+    ctx.ran_fast = spec.flags.contains(Flags::FAST);
     reply
 }

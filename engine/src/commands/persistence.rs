@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
-use crate::keyspace::eviction::access_from_saved;
+use crate::keyspace::{eviction::access_from_saved, Blob};
 use crate::persistence::aof::rewrite::{self, RewriteError, RewriteReason};
 use crate::persistence::rdb::{dump_payload, restore_payload};
 use crate::persistence::save::{save_foreground, start_background, SaveError, SaveReason};
@@ -71,7 +71,7 @@ pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let db = ctx.db();
     Ok(match ctx.ks.peek(db, &args[1]) {
-        Some(entry) => Reply::Bulk(Bytes::from(dump_payload(&entry.value))),
+        Some(entry) => Reply::Bulk(Blob::from_vec(dump_payload(&entry.value))),
         None => Reply::Null,
     })
 }

@@ -73,7 +73,7 @@ pub fn command(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let spec = super::resolve(&args[2..])?;
             let keys: Vec<Reply> = spec
                 .key_positions(args.len() - 2)
-                .map(|i| Reply::Bulk(args[2 + i].clone()))
+                .map(|i| Reply::bulk(&args[2 + i]))
                 .collect();
             if keys.is_empty() {
                 return Err(CmdError::other("The command has no key arguments"));

@@ -8,6 +8,7 @@
 
 pub mod dict;
 pub mod eviction;
+pub mod list;
 pub mod value;
 
 use std::collections::HashMap;
@@ -198,6 +199,9 @@ pub struct Keyspace {
     pub dirty: u64,
     /// Time of the command being run, in ms; expiry decisions use it throughout a command.
     pub now: u64,
+    /// `now` may serve the next command too: the previous one in the same batch was fast (a
+    /// few microseconds), so reading the clock again would only cost time.
+    pub clock_reusable: bool,
     /// Set when a list received elements, so blocked clients are woken after the batch.
     pub lists_pushed: bool,
     watched: HashMap<(usize, Blob), WatchSlot>,
@@ -233,6 +237,7 @@ impl Keyspace {
             config,
             dirty: 0,
             now: crate::util::now_ms(),
+            clock_reusable: false,
             lists_pushed: false,
             watched: HashMap::new(),
             watch_clock: 0,

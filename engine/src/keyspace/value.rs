@@ -3,11 +3,12 @@
 //! a key's entry stays small, and every value can tell its heap footprint in O(1).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 use smallvec::SmallVec;
 
 use super::dict::Dict;
+pub use super::list::List;
 
 /// Bytes of a key, a string value or a collection member; up to 24 are stored inline (measured:
 /// HSET with 20-byte fields ran ~20% faster than with 16 inline, for 16 more bytes per key).
@@ -127,114 +128,6 @@ impl Value {
             Value::ZSet(z) if z.compact => "listpack",
             Value::ZSet(_) => "skiplist",
         }
-    }
-}
-
-/// A list: a deque of members, with the heap bytes of long members counted.
-#[derive(Debug, Clone, Default)]
-pub struct List {
-    items: VecDeque<Blob>,
-    heap: usize,
-}
-
-impl List {
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-    fn mem_size(&self) -> usize {
-        self.items.capacity() * std::mem::size_of::<Blob>() + self.heap
-    }
-    pub fn push_front(&mut self, item: Blob) {
-        self.heap += heap_size_of(&item);
-        self.items.push_front(item);
-    }
-    pub fn push_back(&mut self, item: Blob) {
-        self.heap += heap_size_of(&item);
-        self.items.push_back(item);
-    }
-    pub fn pop_front(&mut self) -> Option<Blob> {
-        let item = self.items.pop_front()?;
-        self.heap -= heap_size_of(&item);
-        Some(item)
-    }
-    pub fn pop_back(&mut self) -> Option<Blob> {
-        let item = self.items.pop_back()?;
-        self.heap -= heap_size_of(&item);
-        Some(item)
-    }
-    pub fn get(&self, index: usize) -> Option<&Blob> {
-        self.items.get(index)
-    }
-    pub fn set(&mut self, index: usize, item: Blob) {
-        if let Some(slot) = self.items.get_mut(index) {
-            self.heap = self.heap - heap_size_of(slot) + heap_size_of(&item);
-            *slot = item;
-        }
-    }
-    pub fn insert(&mut self, index: usize, item: Blob) {
-        self.heap += heap_size_of(&item);
-        self.items.insert(index, item);
-    }
-    pub fn remove(&mut self, index: usize) -> Option<Blob> {
-        let item = self.items.remove(index)?;
-        self.heap -= heap_size_of(&item);
-        Some(item)
-    }
-    /// Keeps only the items in `start..end`.
-    pub fn keep_range(&mut self, start: usize, end: usize) {
-        let end = end.min(self.items.len());
-        let start = start.min(end);
-        self.items.truncate(end);
-        for item in self.items.drain(..start) {
-            self.heap -= heap_size_of(&item);
-        }
-        self.heap = self.items.iter().map(heap_size_of).sum();
-        if self.items.capacity() > 64 && self.items.len() * 4 < self.items.capacity() {
-            self.items.shrink_to_fit();
-        }
-    }
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Blob> + ExactSizeIterator {
-        self.items.iter()
-    }
-    /// Removes items matching `pred`, from the head if `count >= 0` (at most `count`, 0 = all)
-    /// or from the tail for negative `count`. Returns how many were removed.
-    pub fn remove_matching(&mut self, count: i64, pred: impl Fn(&Blob) -> bool) -> usize {
-        let limit = if count == 0 {
-            usize::MAX
-        } else {
-            count.unsigned_abs() as usize
-        };
-        let indices: Vec<usize> = if count >= 0 {
-            (0..self.items.len())
-                .filter(|&i| pred(&self.items[i]))
-                .take(limit)
-                .collect()
-        } else {
-            (0..self.items.len())
-                .rev()
-                .filter(|&i| pred(&self.items[i]))
-                .take(limit)
-                .collect()
-        };
-        let mut sorted = indices;
-        sorted.sort_unstable_by(|a, b| b.cmp(a));
-        for &i in &sorted {
-            self.remove(i);
-        }
-        sorted.len()
-    }
-}
-
-impl FromIterator<Blob> for List {
-    fn from_iter<I: IntoIterator<Item = Blob>>(iter: I) -> Self {
-        let mut list = List::default();
-        for item in iter {
-            list.push_back(item);
-        }
-        list
     }
 }
 

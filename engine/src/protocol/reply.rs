@@ -2,7 +2,9 @@
 //!
 //! Doubles follow Redis 7.0: `%.17g` text, a bulk string in RESP2 and a `,` double in RESP3.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
+
+use crate::keyspace::Blob;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -13,7 +15,8 @@ pub enum Reply {
     /// An error line; the text includes its code (`ERR ...`, `WRONGTYPE ...`).
     Error(String),
     Int(i64),
-    Bulk(Bytes),
+    /// A bulk string; short ones (most values) are held inline, without an allocation.
+    Bulk(Blob),
     /// The null bulk string (`$-1` in RESP2, `_` in RESP3).
     Null,
     /// The null array (`*-1` in RESP2, `_` in RESP3).
@@ -36,7 +39,7 @@ impl Reply {
     }
 
     pub fn bulk(bytes: impl AsRef<[u8]>) -> Reply {
-        Reply::Bulk(Bytes::copy_from_slice(bytes.as_ref()))
+        Reply::Bulk(Blob::from_slice(bytes.as_ref()))
     }
 
     /// Appends the encoding of this reply to `out`.

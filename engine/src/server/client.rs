@@ -106,6 +106,8 @@ pub struct ClientState {
     /// The deadline of the blocking command being retried (Some(None): wait forever).
     pub block_deadline: Option<Option<u64>>,
     pub close_after_reply: bool,
+    /// The command of the previous request, which the next one most likely repeats.
+    pub last_command: Option<&'static CommandSpec>,
 }
 
 impl ClientState {
@@ -121,6 +123,7 @@ impl ClientState {
             watched: Vec::new(),
             block_deadline: None,
             close_after_reply: false,
+            last_command: None,
         }
     }
 

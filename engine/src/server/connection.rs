@@ -139,6 +139,7 @@ fn run_batch(
             next = Next::Block(args, block.deadline_ms);
             break;
         }
+        ks.clock_reusable = ctx.ran_fast;
         client.block_deadline = None;
         reply.encode(output, client.resp3);
         if client.close_after_reply {
@@ -146,11 +147,13 @@ fn run_batch(
             break;
         }
     }
+    ks.clock_reusable = false;
     shared.wake_blocked_clients(&mut ks);
     ks.capture_assist();
     // The AOF gets this batch's writes before its replies leave.
     aof::flush(shared, ks);
     shared.stats.commands_processed(count);
+    shared.note_traffic();
     client.info.mark_active(client.db, client.resp3, count);
     next
 }

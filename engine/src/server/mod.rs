@@ -96,6 +96,8 @@ pub struct Shared {
     next_client_id: AtomicU64,
     /// Woken after a batch that pushed onto a list, for blocked clients to retry.
     pub list_pushed: Notify,
+    /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
+    traffic: Notify,
     pub started: Instant,
     pub started_unix_ms: u64,
     pub run_id: String,
@@ -128,6 +130,7 @@ impl Shared {
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             list_pushed: Notify::new(),
+            traffic: Notify::new(),
             started: Instant::now(),
             started_unix_ms: crate::util::now_ms(),
             run_id: (0..40)
@@ -184,6 +187,11 @@ impl Shared {
         }
     }
 
+    /// Notes that commands ran, so the worker keeps polling for the next ones a little while.
+    pub fn note_traffic(&self) {
+        self.traffic.notify_one();
+    }
+
     pub fn set_active_expire(&self, on: bool) {
         self.active_expire.store(on, Ordering::Relaxed);
     }
@@ -237,6 +245,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let mut shutdown = shared.shutdown_signal();
     let mut connections = JoinSet::new();
     let cron = tokio::spawn(cron(shared.clone()));
+    let stay_awake = tokio::spawn(stay_awake(shared.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -268,8 +277,36 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         }
     }
     cron.abort();
+    stay_awake.abort();
     connections.shutdown().await;
     shared.clients.lock().clear();
+}
+
+/// How long the worker keeps polling for requests after the last batch before it sleeps.
+const STAY_AWAKE: Duration = Duration::from_micros(200);
+
+/// While commands keep coming, keeps the runtime's worker polling the sockets (by yielding,
+/// which makes tokio poll for I/O without sleeping) instead of sleeping in epoll_wait between
+/// batches. A client's write to a sleeping server must wake its thread, which costs the client
+/// more than the request itself on a busy loopback; a thread that is already awake costs
+/// nothing to reach. The poll stops `STAY_AWAKE` after the last batch, so an idle instance
+/// sleeps as before: the spin is bounded by traffic.
+async fn stay_awake(shared: Arc<Shared>) {
+    loop {
+        shared.traffic.notified().await;
+        let mut seen = shared.stats.total_commands();
+        let mut quiet_since = Instant::now();
+        loop {
+            tokio::task::yield_now().await;
+            let commands = shared.stats.total_commands();
+            if commands != seen {
+                seen = commands;
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= STAY_AWAKE {
+                break;
+            }
+        }
+    }
 }
 
 /// Background work, `hz` times a second: active expiry in short slices (the keyspace lock is

@@ -403,7 +403,7 @@ impl<R: Read> RdbReader<R> {
                 let n = self.count("list", 1)?;
                 let mut list = List::default();
                 for _ in 0..n {
-                    list.push_back(self.blob()?);
+                    list.push_back(&self.blob()?);
                 }
                 Value::List(Box::new(list))
             }
@@ -475,13 +475,13 @@ impl<R: Read> RdbReader<R> {
                     };
                     let base = self.pos;
                     match container {
-                        1 => list.push_back(self.blob()?),
+                        1 => list.push_back(&self.blob()?),
                         2 => {
                             let items = self.compact(parse)?;
                             if items.is_empty() {
                                 return Err(self.corrupt(base, "empty quicklist node"));
                             }
-                            items.into_iter().for_each(|item| list.push_back(item));
+                            items.into_iter().for_each(|item| list.push_back(&item));
                         }
                         other => {
                             return Err(
@@ -713,12 +713,12 @@ mod tests {
     }
 
     fn describe(v: &Value) -> String {
-        let text = |b: &Blob| String::from_utf8_lossy(b).into_owned();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         match v {
             Value::Str(s) => text(s),
             Value::List(l) => l.iter().map(text).collect::<Vec<_>>().join(","),
             Value::Set(s) => {
-                let mut m: Vec<_> = s.iter().map(text).collect();
+                let mut m: Vec<_> = s.iter().map(|m| text(m)).collect();
                 m.sort();
                 m.join(",")
             }
