@@ -5,7 +5,7 @@ use bytes::BytesMut;
 
 use crate::commands::{self, Ctx};
 use crate::config::InstanceConfig;
-use crate::protocol::RequestParser;
+use crate::protocol::{Request, RequestParser};
 use crate::server::client::{ClientInfo, ClientState};
 use crate::server::Shared;
 
@@ -34,10 +34,18 @@ pub fn commands(data: &[u8]) {
     let info = std::sync::Arc::new(ClientInfo::new(1, local(), local()));
     let mut client = ClientState::new(info, true);
     let mut parser = RequestParser::new();
-    let mut buf = BytesMut::from(data);
     let mut out = BytesMut::new();
-    while let Ok(Some(args)) = parser.next_request(&mut buf, client.authenticated) {
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    while let Ok(Some(request)) = parser.parse(data, client.authenticated) {
+        let mut args = Vec::new();
+        let words;
+        match request {
+            Request::Multibulk => parser.args(data, &mut args),
+            Request::Inline(inline) => {
+                words = inline;
+                args = commands::arg_slices(&words);
+            }
+        }
+        let name = String::from_utf8_lossy(args[0]).to_ascii_lowercase();
         // Commands that wait on purpose or stop the instance are not interesting here.
         if matches!(name.as_str(), "debug" | "shutdown") {
             continue;

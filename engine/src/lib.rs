@@ -29,7 +29,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 
 pub use config::InstanceConfig;
@@ -238,7 +237,8 @@ impl Instance {
     }
 
     /// Runs one command in-process, as a client on database `db` would (no network).
-    pub fn execute(&self, db: usize, args: &[Bytes]) -> Reply {
+    pub fn execute<A: AsRef<[u8]>>(&self, db: usize, args: &[A]) -> Reply {
+        let args: Vec<&[u8]> = args.iter().map(AsRef::as_ref).collect();
         if args.is_empty() {
             return Reply::error("ERR empty command");
         }
@@ -248,7 +248,7 @@ impl Instance {
         client.in_exec = true;
         let mut ks = self.shared.keyspace.lock();
         let mut ctx = commands::Ctx::new(&mut ks, &mut client, &self.shared);
-        let reply = commands::execute(&mut ctx, args);
+        let reply = commands::execute(&mut ctx, &args);
         self.shared.stats.commands_processed(1);
         self.shared.wake_blocked_clients(&mut ks);
         persistence::aof::flush(&self.shared, ks);

@@ -1,15 +1,13 @@
 //! Connection commands: PING, ECHO, AUTH, HELLO, QUIT, RESET, CLIENT.
 
-use bytes::Bytes;
-
 use super::transactions::release_watches;
 use super::{int_arg, is, lower, CmdError, CmdResult, Ctx};
 use crate::protocol::Reply;
 
-pub fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn ping(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     match args.len() {
         1 => Ok(Reply::Status("PONG")),
-        2 => Ok(Reply::bulk(&args[1])),
+        2 => Ok(Reply::bulk(args[1])),
         _ => {
             let _ = ctx;
             Err(CmdError::Arity("ping".into()))
@@ -17,8 +15,8 @@ pub fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
 }
 
-pub fn echo(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::bulk(&args[1]))
+pub fn echo(_ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    Ok(Reply::bulk(args[1]))
 }
 
 const NO_PASSWORD: &str = "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
@@ -48,16 +46,16 @@ fn check_credentials(ctx: &mut Ctx, user: Option<&[u8]>, password: &[u8]) -> Res
     }
 }
 
-pub fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn auth(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     match args.len() {
-        2 => check_credentials(ctx, None, &args[1])?,
-        3 => check_credentials(ctx, Some(&args[1]), &args[2])?,
+        2 => check_credentials(ctx, None, args[1])?,
+        3 => check_credentials(ctx, Some(args[1]), args[2])?,
         _ => return Err(CmdError::Syntax),
     }
     Ok(Reply::OK)
 }
 
-pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn hello(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut proto = None;
     if let Some(v) = args.get(1) {
         let version = crate::util::parse_i64(v)
@@ -72,16 +70,16 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut name = None;
     let mut i = 2;
     while i < args.len() {
-        if is(&args[i], "AUTH") && i + 2 < args.len() {
-            check_credentials(ctx, Some(&args[i + 1]), &args[i + 2])?;
+        if is(args[i], "AUTH") && i + 2 < args.len() {
+            check_credentials(ctx, Some(args[i + 1]), args[i + 2])?;
             i += 3;
-        } else if is(&args[i], "SETNAME") && i + 1 < args.len() {
-            name = Some(valid_client_name(&args[i + 1])?);
+        } else if is(args[i], "SETNAME") && i + 1 < args.len() {
+            name = Some(valid_client_name(args[i + 1])?);
             i += 2;
         } else {
             return Err(CmdError::other(format!(
                 "Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(&args[i])
+                String::from_utf8_lossy(args[i])
             )));
         }
     }
@@ -108,12 +106,12 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ]))
 }
 
-pub fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn quit(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     ctx.client.close_after_reply = true;
     Ok(Reply::OK)
 }
 
-pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn reset(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     ctx.client.multi = None;
     ctx.client.multi_failed = false;
     release_watches(ctx);
@@ -133,14 +131,14 @@ fn valid_client_name(name: &[u8]) -> Result<String, CmdError> {
     Ok(String::from_utf8_lossy(name).into_owned())
 }
 
-pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let sub = lower(&args[1]);
+pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let sub = lower(args[1]);
     let arity_error = || CmdError::Arity(format!("client|{sub}"));
     match sub.as_str() {
         "id" if args.len() == 2 => Ok(Reply::Int(ctx.client.id() as i64)),
         "getname" if args.len() == 2 => Ok(ctx.client.name().map_or(Reply::Null, Reply::bulk)),
         "setname" if args.len() == 3 => {
-            let name = valid_client_name(&args[2])?;
+            let name = valid_client_name(args[2])?;
             if name.is_empty() {
                 ctx.client.clear_name();
             } else {
@@ -156,12 +154,12 @@ pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let mut ids: Option<Vec<u64>> = None;
             let mut i = 2;
             while i < args.len() {
-                if is(&args[i], "TYPE") && i + 1 < args.len() {
-                    if !is(&args[i + 1], "normal") {
+                if is(args[i], "TYPE") && i + 1 < args.len() {
+                    if !is(args[i + 1], "normal") {
                         return Ok(Reply::Verbatim(String::new()));
                     }
                     i += 2;
-                } else if is(&args[i], "ID") && i + 1 < args.len() {
+                } else if is(args[i], "ID") && i + 1 < args.len() {
                     let list = args[i + 1..]
                         .iter()
                         .map(|a| int_arg(a).map(|n| n as u64))
@@ -193,9 +191,9 @@ pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 ctx.shared
                     .clients_snapshot()
                     .into_iter()
-                    .find(|c| c.addr.to_string().as_bytes() == &args[2][..])
-            } else if is(&args[2], "ID") && args.len() == 4 {
-                let id = int_arg(&args[3])? as u64;
+                    .find(|c| c.addr.to_string().as_bytes() == args[2])
+            } else if is(args[2], "ID") && args.len() == 4 {
+                let id = int_arg(args[3])? as u64;
                 ctx.shared
                     .clients_snapshot()
                     .into_iter()
@@ -241,7 +239,7 @@ pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         "id" | "getname" | "setname" | "info" | "kill" => Err(arity_error()),
         _ => Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&args[1])
+            String::from_utf8_lossy(args[1])
         ))),
     }
 }

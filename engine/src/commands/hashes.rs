@@ -1,6 +1,5 @@
 //! Hash commands.
 
-use bytes::Bytes;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -33,46 +32,46 @@ fn hash_mut(v: &mut Value) -> &mut Hash {
     }
 }
 
-fn set_fields(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, CmdError> {
+fn set_fields(ctx: &mut Ctx, args: &[&[u8]], name: &str) -> Result<i64, CmdError> {
     if !args.len().is_multiple_of(2) {
         return Err(CmdError::Arity(name.into()));
     }
-    let mut value = ctx.write_or_create(&args[1], is_hash, new_hash)?;
+    let mut value = ctx.write_or_create(args[1], is_hash, new_hash)?;
     let hash = hash_mut(&mut value);
     let added = args[2..]
         .chunks(2)
-        .filter(|pair| hash.insert(&pair[0], Blob::from_slice(&pair[1])))
+        .filter(|pair| hash.insert(pair[0], Blob::from_slice(pair[1])))
         .count();
     Ok(added as i64)
 }
 
-pub fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn hset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     set_fields(ctx, args, "hset").map(Reply::Int)
 }
 
-pub fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn hmset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     set_fields(ctx, args, "hmset").map(|_| Reply::OK)
 }
 
-pub fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut value = ctx.write_or_create(&args[1], is_hash, new_hash)?;
+pub fn hsetnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let mut value = ctx.write_or_create(args[1], is_hash, new_hash)?;
     let hash = hash_mut(&mut value);
-    if hash.get(&args[2]).is_some() {
+    if hash.get(args[2]).is_some() {
         return Ok(Reply::Int(0));
     }
-    hash.insert(&args[2], Blob::from_slice(&args[3]));
+    hash.insert(args[2], Blob::from_slice(args[3]));
     Ok(Reply::Int(1))
 }
 
-pub fn hget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let hash = ctx.read(&args[1], as_hash)?;
+pub fn hget(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let hash = ctx.read(args[1], as_hash)?;
     Ok(hash
-        .and_then(|h| h.get(&args[2]))
+        .and_then(|h| h.get(args[2]))
         .map_or(Reply::Null, Reply::bulk))
 }
 
-pub fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let hash = ctx.read(&args[1], as_hash)?;
+pub fn hmget(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let hash = ctx.read(args[1], as_hash)?;
     Ok(Reply::Array(
         args[2..]
             .iter()
@@ -81,8 +80,8 @@ pub fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let Some(mut value) = ctx.write(&args[1], is_hash)? else {
+pub fn hdel(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let Some(mut value) = ctx.write(args[1], is_hash)? else {
         return Ok(Reply::Int(0));
     };
     let hash = hash_mut(&mut value);
@@ -91,29 +90,29 @@ pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-pub fn hlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn hlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.read(&args[1], as_hash)?.map_or(0, |h| h.len() as i64),
+        ctx.read(args[1], as_hash)?.map_or(0, |h| h.len() as i64),
     ))
 }
 
-pub fn hstrlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let hash = ctx.read(&args[1], as_hash)?;
+pub fn hstrlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let hash = ctx.read(args[1], as_hash)?;
     Ok(Reply::Int(
-        hash.and_then(|h| h.get(&args[2]))
+        hash.and_then(|h| h.get(args[2]))
             .map_or(0, |v| v.len() as i64),
     ))
 }
 
-pub fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let hash = ctx.read(&args[1], as_hash)?;
+pub fn hexists(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let hash = ctx.read(args[1], as_hash)?;
     Ok(Reply::Int(i64::from(
-        hash.is_some_and(|h| h.get(&args[2]).is_some()),
+        hash.is_some_and(|h| h.get(args[2]).is_some()),
     )))
 }
 
-pub fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let hash = ctx.read(&args[1], as_hash)?;
+pub fn hgetall(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let hash = ctx.read(args[1], as_hash)?;
     Ok(Reply::Map(
         hash.map(|h| {
             h.fields
@@ -125,46 +124,46 @@ pub fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-pub fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let hash = ctx.read(&args[1], as_hash)?;
+pub fn hkeys(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let hash = ctx.read(args[1], as_hash)?;
     Ok(Reply::Array(
         hash.map(|h| h.fields.keys().map(Reply::bulk).collect())
             .unwrap_or_default(),
     ))
 }
 
-pub fn hvals(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let hash = ctx.read(&args[1], as_hash)?;
+pub fn hvals(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let hash = ctx.read(args[1], as_hash)?;
     Ok(Reply::Array(
         hash.map(|h| h.fields.iter().map(|(_, v)| Reply::bulk(v)).collect())
             .unwrap_or_default(),
     ))
 }
 
-pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = int_arg(&args[3])?;
-    let mut value = ctx.write_or_create(&args[1], is_hash, new_hash)?;
+pub fn hincrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let delta = int_arg(args[3])?;
+    let mut value = ctx.write_or_create(args[1], is_hash, new_hash)?;
     let hash = hash_mut(&mut value);
-    let current = match hash.get(&args[2]) {
+    let current = match hash.get(args[2]) {
         Some(v) => parse_i64(v).ok_or_else(|| CmdError::other("hash value is not an integer"))?,
         None => 0,
     };
     let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
     hash.insert(
-        &args[2],
+        args[2],
         Blob::from_slice(itoa::Buffer::new().format(next).as_bytes()),
     );
     Ok(Reply::Int(next))
 }
 
-pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = LongDouble::parse(&args[3]).ok_or(CmdError::NotFloat)?;
+pub fn hincrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let delta = LongDouble::parse(args[3]).ok_or(CmdError::NotFloat)?;
     if !delta.is_finite() {
         return Err(CmdError::other("value is NaN or Infinity"));
     }
-    let mut value = ctx.write_or_create(&args[1], is_hash, new_hash)?;
+    let mut value = ctx.write_or_create(args[1], is_hash, new_hash)?;
     let hash = hash_mut(&mut value);
-    let current = match hash.get(&args[2]) {
+    let current = match hash.get(args[2]) {
         Some(v) => {
             LongDouble::parse(v).ok_or_else(|| CmdError::other("hash value is not a float"))?
         }
@@ -175,16 +174,16 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::other("increment would produce NaN or Infinity"));
     }
     let text = next.to_human_string();
-    hash.insert(&args[2], Blob::from_slice(text.as_bytes()));
+    hash.insert(args[2], Blob::from_slice(text.as_bytes()));
     drop(value);
     // Logged as the value it produced: a replay must not redo the float arithmetic.
-    ctx.propagate(&[b"HSET", &args[1][..], &args[2], text.as_bytes()]);
+    ctx.propagate(&[b"HSET", args[1], args[2], text.as_bytes()]);
     Ok(Reply::bulk(text))
 }
 
-pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn hscan(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let opts = parse_scan(args, 2, false)?;
-    let Some(hash) = ctx.read(&args[1], as_hash)? else {
+    let Some(hash) = ctx.read(args[1], as_hash)? else {
         return Ok(scan_reply(0, vec![]));
     };
     let mut items = Vec::new();
@@ -218,10 +217,10 @@ pub fn random_count(arg: &[u8], pairs: bool) -> Result<(usize, bool), CmdError> 
     Ok((count.unsigned_abs() as usize, count < 0))
 }
 
-pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn hrandfield(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let with_values = match args.len() {
         2 | 3 => false,
-        4 if is(&args[3], "WITHVALUES") => true,
+        4 if is(args[3], "WITHVALUES") => true,
         _ => return Err(CmdError::Syntax),
     };
     let count = args
@@ -229,7 +228,7 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .map(|c| random_count(c, with_values))
         .transpose()?;
     let resp3 = ctx.client.resp3;
-    let Some(hash) = ctx.read(&args[1], as_hash)? else {
+    let Some(hash) = ctx.read(args[1], as_hash)? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
         } else {

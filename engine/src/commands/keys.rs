@@ -1,26 +1,24 @@
 //! Generic key commands: deletion, existence, TTLs, renames, iteration, databases, OBJECT.
 
-use bytes::Bytes;
-
 use super::{int_arg, is, lower, CmdError, CmdResult, Ctx};
 use crate::keyspace::eviction::{idle_seconds, lfu_counter};
 use crate::keyspace::{Blob, ValueType, DB_COUNT};
 use crate::protocol::Reply;
 use crate::util::glob_match;
 
-pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn del(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let n = args[1..].iter().filter(|k| ctx.ks.delete(db, k)).count();
     Ok(Reply::Int(n as i64))
 }
 
-pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn exists(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let n = args[1..].iter().filter(|k| ctx.ks.contains(db, k)).count();
     Ok(Reply::Int(n as i64))
 }
 
-pub fn touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn touch(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let n = args[1..]
         .iter()
@@ -29,23 +27,23 @@ pub fn touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(n as i64))
 }
 
-pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn type_(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let name = ctx
         .ks
-        .peek(db, &args[1])
+        .peek(db, args[1])
         .map_or("none", |e| e.value.value_type().name());
     Ok(Reply::Status(name))
 }
 
 fn expire_generic(
     ctx: &mut Ctx,
-    args: &[Bytes],
+    args: &[&[u8]],
     unit_ms: i64,
     absolute: bool,
     cmd: &'static str,
 ) -> CmdResult {
-    let amount = int_arg(&args[2])?;
+    let amount = int_arg(args[2])?;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &args[3..] {
         if is(opt, "NX") {
@@ -83,10 +81,10 @@ fn expire_generic(
         ms.checked_add(now).ok_or(CmdError::InvalidExpire(cmd))?
     };
     let db = ctx.db();
-    if !ctx.ks.contains(db, &args[1]) {
+    if !ctx.ks.contains(db, args[1]) {
         return Ok(Reply::Int(0));
     }
-    let current = ctx.ks.expire_time(db, &args[1]);
+    let current = ctx.ks.expire_time(db, args[1]);
     let allowed = match current {
         Some(cur) => !nx && (!gt || at > cur as i64) && (!lt || at < cur as i64),
         // No TTL counts as an infinite one: GT never beats it, LT always does.
@@ -95,7 +93,7 @@ fn expire_generic(
     if !allowed {
         return Ok(Reply::Int(0));
     }
-    let key = &args[1][..];
+    let key = args[1];
     if at <= now {
         ctx.ks.delete(db, key);
         ctx.propagate(&[b"DEL", key]);
@@ -109,16 +107,16 @@ fn expire_generic(
     Ok(Reply::Int(1))
 }
 
-pub fn expire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn expire(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     expire_generic(ctx, args, 1000, false, "expire")
 }
-pub fn pexpire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn pexpire(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     expire_generic(ctx, args, 1, false, "pexpire")
 }
-pub fn expireat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn expireat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     expire_generic(ctx, args, 1000, true, "expireat")
 }
-pub fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn pexpireat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     expire_generic(ctx, args, 1, true, "pexpireat")
 }
 
@@ -134,24 +132,24 @@ fn ttl_generic(ctx: &mut Ctx, key: &[u8], f: fn(u64, u64) -> i64) -> CmdResult {
     }))
 }
 
-pub fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, &args[1], |at, now| {
+pub fn ttl(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    ttl_generic(ctx, args[1], |at, now| {
         ((at.saturating_sub(now) + 500) / 1000) as i64
     })
 }
-pub fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, &args[1], |at, now| at.saturating_sub(now) as i64)
+pub fn pttl(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    ttl_generic(ctx, args[1], |at, now| at.saturating_sub(now) as i64)
 }
-pub fn expiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, &args[1], |at, _| (at / 1000) as i64)
+pub fn expiretime(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    ttl_generic(ctx, args[1], |at, _| (at / 1000) as i64)
 }
-pub fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, &args[1], |at, _| at as i64)
+pub fn pexpiretime(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    ttl_generic(ctx, args[1], |at, _| at as i64)
 }
 
-pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn persist(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
-    Ok(Reply::Int(i64::from(ctx.ks.persist(db, &args[1]))))
+    Ok(Reply::Int(i64::from(ctx.ks.persist(db, args[1]))))
 }
 
 /// Moves `src` to `dst` in database `db` (same or other), keeping the TTL.
@@ -166,29 +164,29 @@ fn move_key(ctx: &mut Ctx, from_db: usize, src: &[u8], to_db: usize, dst: &[u8])
     }
 }
 
-fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
+fn rename_generic(ctx: &mut Ctx, args: &[&[u8]], nx: bool) -> CmdResult {
     let db = ctx.db();
-    if !ctx.ks.contains(db, &args[1]) {
+    if !ctx.ks.contains(db, args[1]) {
         return Err(CmdError::NoSuchKey);
     }
     if args[1] == args[2] {
         return Ok(if nx { Reply::Int(0) } else { Reply::OK });
     }
-    if nx && ctx.ks.contains(db, &args[2]) {
+    if nx && ctx.ks.contains(db, args[2]) {
         return Ok(Reply::Int(0));
     }
-    move_key(ctx, db, &args[1], db, &args[2]);
+    move_key(ctx, db, args[1], db, args[2]);
     Ok(if nx { Reply::Int(1) } else { Reply::OK })
 }
 
-pub fn rename(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn rename(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     rename_generic(ctx, args, false)
 }
-pub fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn renamenx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     rename_generic(ctx, args, true)
 }
 
-pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn keys(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let now = ctx.ks.now;
     let d = &ctx.ks.dbs[db];
@@ -196,7 +194,7 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::new();
     d.entries.for_each(|k, e| {
         let live = !e.volatile || d.expires.get(k).is_none_or(|&at| at > now);
-        if live && (all || glob_match(&args[1], k, false)) {
+        if live && (all || glob_match(args[1], k, false)) {
             out.push(Reply::bulk(k));
         }
     });
@@ -206,15 +204,15 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// Options shared by SCAN, HSCAN, SSCAN and ZSCAN.
 pub struct ScanArgs {
     pub cursor: u64,
-    pub pattern: Option<Bytes>,
+    pub pattern: Option<Vec<u8>>,
     pub count: usize,
     /// Only keys of this type; `Some(None)` for an unknown type name, which matches nothing.
     pub type_filter: Option<Option<ValueType>>,
 }
 
 /// Parses `cursor [MATCH p] [COUNT n] [TYPE t]` starting at `args[at]`.
-pub fn parse_scan(args: &[Bytes], at: usize, allow_type: bool) -> Result<ScanArgs, CmdError> {
-    let cursor = std::str::from_utf8(&args[at])
+pub fn parse_scan(args: &[&[u8]], at: usize, allow_type: bool) -> Result<ScanArgs, CmdError> {
+    let cursor = std::str::from_utf8(args[at])
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or_else(|| CmdError::other("invalid cursor"))?;
@@ -229,15 +227,15 @@ pub fn parse_scan(args: &[Bytes], at: usize, allow_type: bool) -> Result<ScanArg
         let Some(value) = args.get(i + 1) else {
             return Err(CmdError::Syntax);
         };
-        if is(&args[i], "MATCH") {
-            scan.pattern = (value[..] != b"*"[..]).then(|| value.clone());
-        } else if is(&args[i], "COUNT") {
+        if is(args[i], "MATCH") {
+            scan.pattern = (value[..] != b"*"[..]).then(|| value.to_vec());
+        } else if is(args[i], "COUNT") {
             let n = int_arg(value)?;
             if n < 1 {
                 return Err(CmdError::Syntax);
             }
             scan.count = n as usize;
-        } else if allow_type && is(&args[i], "TYPE") {
+        } else if allow_type && is(args[i], "TYPE") {
             scan.type_filter = Some(ValueType::from_name(value));
         } else {
             return Err(CmdError::Syntax);
@@ -275,7 +273,7 @@ pub fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
     Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(items)])
 }
 
-pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn scan(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let opts = parse_scan(args, 1, true)?;
     let db = ctx.db();
     let mut found: Vec<Blob> = Vec::new();
@@ -300,7 +298,7 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(scan_reply(next, items))
 }
 
-pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn randomkey(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     Ok(ctx
         .ks
@@ -316,17 +314,17 @@ fn db_index(arg: &[u8]) -> Result<usize, CmdError> {
         .ok_or(CmdError::DbIndexOutOfRange)
 }
 
-pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn copy(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let src_db = ctx.db();
     let mut dst_db = src_db;
     let mut replace = false;
     let mut i = 3;
     while i < args.len() {
-        if is(&args[i], "REPLACE") {
+        if is(args[i], "REPLACE") {
             replace = true;
             i += 1;
-        } else if is(&args[i], "DB") && i + 1 < args.len() {
-            dst_db = db_index(&args[i + 1])?;
+        } else if is(args[i], "DB") && i + 1 < args.len() {
+            dst_db = db_index(args[i + 1])?;
             i += 2;
         } else {
             return Err(CmdError::Syntax);
@@ -337,73 +335,73 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "source and destination objects are the same",
         ));
     }
-    let Some(entry) = ctx.ks.peek(src_db, &args[1]) else {
+    let Some(entry) = ctx.ks.peek(src_db, args[1]) else {
         return Ok(Reply::Int(0));
     };
     let value = entry.value.clone();
-    let ttl = ctx.ks.expire_time(src_db, &args[1]);
-    if ctx.ks.contains(dst_db, &args[2]) {
+    let ttl = ctx.ks.expire_time(src_db, args[1]);
+    if ctx.ks.contains(dst_db, args[2]) {
         if !replace {
             return Ok(Reply::Int(0));
         }
-        ctx.ks.delete(dst_db, &args[2]);
+        ctx.ks.delete(dst_db, args[2]);
     }
-    ctx.ks.set(dst_db, &args[2], value);
+    ctx.ks.set(dst_db, args[2], value);
     if let Some(at) = ttl {
-        ctx.ks.set_expire(dst_db, &args[2], at);
+        ctx.ks.set_expire(dst_db, args[2], at);
     }
     Ok(Reply::Int(1))
 }
 
-pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn move_(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let src_db = ctx.db();
-    let dst_db = db_index(&args[2])?;
+    let dst_db = db_index(args[2])?;
     if src_db == dst_db {
         return Err(CmdError::other(
             "source and destination objects are the same",
         ));
     }
-    if !ctx.ks.contains(src_db, &args[1]) || ctx.ks.contains(dst_db, &args[1]) {
+    if !ctx.ks.contains(src_db, args[1]) || ctx.ks.contains(dst_db, args[1]) {
         return Ok(Reply::Int(0));
     }
-    move_key(ctx, src_db, &args[1], dst_db, &args[1]);
+    move_key(ctx, src_db, args[1], dst_db, args[1]);
     Ok(Reply::Int(1))
 }
 
-pub fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn dbsize(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(ctx.ks.dbs[ctx.client.db].len() as i64))
 }
 
-fn flush_mode_ok(args: &[Bytes]) -> Result<(), CmdError> {
+fn flush_mode_ok(args: &[&[u8]]) -> Result<(), CmdError> {
     match args.len() {
         1 => Ok(()),
-        2 if is(&args[1], "ASYNC") || is(&args[1], "SYNC") => Ok(()),
+        2 if is(args[1], "ASYNC") || is(args[1], "SYNC") => Ok(()),
         _ => Err(CmdError::Syntax),
     }
 }
 
-pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn flushdb(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     flush_mode_ok(args)?;
     let db = ctx.db();
     ctx.ks.flush_db(db);
     Ok(Reply::OK)
 }
 
-pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn flushall(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     flush_mode_ok(args)?;
     ctx.ks.flush_all();
     Ok(Reply::OK)
 }
 
-pub fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ctx.client.db = db_index(&args[1])?;
+pub fn select(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    ctx.client.db = db_index(args[1])?;
     Ok(Reply::OK)
 }
 
-pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let a = crate::util::parse_i64(&args[1])
-        .ok_or_else(|| CmdError::other("invalid first DB index"))?;
-    let b = crate::util::parse_i64(&args[2])
+pub fn swapdb(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let a =
+        crate::util::parse_i64(args[1]).ok_or_else(|| CmdError::other("invalid first DB index"))?;
+    let b = crate::util::parse_i64(args[2])
         .ok_or_else(|| CmdError::other("invalid second DB index"))?;
     let valid = |i: i64| usize::try_from(i).ok().filter(|&i| i < DB_COUNT);
     let (Some(a), Some(b)) = (valid(a), valid(b)) else {
@@ -415,8 +413,8 @@ pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 const POLICY_SWITCH_NOTE: &str = "Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
-pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let sub = lower(&args[1]);
+pub fn object(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let sub = lower(args[1]);
     if sub == "help" {
         let lines = [
             "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -445,7 +443,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !matches!(sub.as_str(), "encoding" | "freq" | "idletime" | "refcount") {
         return Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(&args[1])
+            String::from_utf8_lossy(args[1])
         )));
     }
     if args.len() != 3 {
@@ -454,7 +452,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let db = ctx.db();
     let policy = ctx.ks.config.policy;
     let (now, decay) = (ctx.ks.now, ctx.ks.config.lfu_decay_time);
-    let Some(entry) = ctx.ks.peek(db, &args[2]) else {
+    let Some(entry) = ctx.ks.peek(db, args[2]) else {
         return Ok(Reply::Null);
     };
     Ok(match sub.as_str() {

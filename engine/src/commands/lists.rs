@@ -2,8 +2,6 @@
 //! list has an element they ask the connection to wait (`Ctx::block`) and are run again when
 //! a list receives elements or the timeout passes.
 
-use bytes::Bytes;
-
 use super::strings::clamp_range;
 use super::{int_arg, is, BlockRequest, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, List, Value};
@@ -37,14 +35,14 @@ enum End {
     Right,
 }
 
-fn push(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) -> CmdResult {
+fn push(ctx: &mut Ctx, args: &[&[u8]], end: End, only_existing: bool) -> CmdResult {
     let mut value = if only_existing {
-        match ctx.write(&args[1], is_list)? {
+        match ctx.write(args[1], is_list)? {
             Some(v) => v,
             None => return Ok(Reply::Int(0)),
         }
     } else {
-        ctx.write_or_create(&args[1], is_list, new_list)?
+        ctx.write_or_create(args[1], is_list, new_list)?
     };
     let list = list_mut(&mut value);
     for item in &args[2..] {
@@ -59,16 +57,16 @@ fn push(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) -> CmdResu
     Ok(Reply::Int(len))
 }
 
-pub fn lpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn lpush(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     push(ctx, args, End::Left, false)
 }
-pub fn rpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn rpush(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     push(ctx, args, End::Right, false)
 }
-pub fn lpushx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn lpushx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     push(ctx, args, End::Left, true)
 }
-pub fn rpushx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn rpushx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     push(ctx, args, End::Right, true)
 }
 
@@ -79,7 +77,7 @@ fn pop_one(list: &mut List, end: End) -> Option<Blob> {
     }
 }
 
-fn pop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
+fn pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Arity(
             if end == End::Left { "lpop" } else { "rpop" }.into(),
@@ -94,7 +92,7 @@ fn pop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
         }
         None => None,
     };
-    let Some(mut value) = ctx.write(&args[1], is_list)? else {
+    let Some(mut value) = ctx.write(args[1], is_list)? else {
         return Ok(if count.is_some() {
             Reply::NullArray
         } else {
@@ -113,23 +111,23 @@ fn pop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
     })
 }
 
-pub fn lpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn lpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     pop(ctx, args, End::Left)
 }
-pub fn rpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn rpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     pop(ctx, args, End::Right)
 }
 
-pub fn llen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn llen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.read(&args[1], as_list)?.map_or(0, |l| l.len() as i64),
+        ctx.read(args[1], as_list)?.map_or(0, |l| l.len() as i64),
     ))
 }
 
-pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let start = int_arg(&args[2])?;
-    let end = int_arg(&args[3])?;
-    let Some(list) = ctx.read(&args[1], as_list)? else {
+pub fn lrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let start = int_arg(args[2])?;
+    let end = int_arg(args[3])?;
+    let Some(list) = ctx.read(args[1], as_list)? else {
         return Ok(Reply::Array(vec![]));
     };
     Ok(Reply::Array(match clamp_range(start, end, list.len()) {
@@ -144,28 +142,28 @@ fn resolve_index(index: i64, len: usize) -> Option<usize> {
     (i >= 0 && (i as usize) < len).then_some(i as usize)
 }
 
-pub fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let index = int_arg(&args[2])?;
-    let list = ctx.read(&args[1], as_list)?;
+pub fn lindex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let index = int_arg(args[2])?;
+    let list = ctx.read(args[1], as_list)?;
     Ok(list
         .and_then(|l| resolve_index(index, l.len()).and_then(|i| l.get(i)))
         .map_or(Reply::Null, Reply::bulk))
 }
 
-pub fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let index = int_arg(&args[2])?;
-    let Some(mut value) = ctx.write(&args[1], is_list)? else {
+pub fn lset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let index = int_arg(args[2])?;
+    let Some(mut value) = ctx.write(args[1], is_list)? else {
         return Err(CmdError::NoSuchKey);
     };
     let list = list_mut(&mut value);
     let i = resolve_index(index, list.len()).ok_or(CmdError::IndexOutOfRange)?;
-    list.set(i, &args[3]);
+    list.set(i, args[3]);
     Ok(Reply::OK)
 }
 
-pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let count = int_arg(&args[2])?;
-    let Some(mut value) = ctx.write(&args[1], is_list)? else {
+pub fn lrem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let count = int_arg(args[2])?;
+    let Some(mut value) = ctx.write(args[1], is_list)? else {
         return Ok(Reply::Int(0));
     };
     let target = &args[3];
@@ -173,10 +171,10 @@ pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(removed as i64))
 }
 
-pub fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let start = int_arg(&args[2])?;
-    let end = int_arg(&args[3])?;
-    let Some(mut value) = ctx.write(&args[1], is_list)? else {
+pub fn ltrim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let start = int_arg(args[2])?;
+    let end = int_arg(args[3])?;
+    let Some(mut value) = ctx.write(args[1], is_list)? else {
         return Ok(Reply::OK);
     };
     let list = list_mut(&mut value);
@@ -187,36 +185,36 @@ pub fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-pub fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let after = if is(&args[2], "AFTER") {
+pub fn linsert(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let after = if is(args[2], "AFTER") {
         true
-    } else if is(&args[2], "BEFORE") {
+    } else if is(args[2], "BEFORE") {
         false
     } else {
         return Err(CmdError::Syntax);
     };
-    let Some(mut value) = ctx.write(&args[1], is_list)? else {
+    let Some(mut value) = ctx.write(args[1], is_list)? else {
         return Ok(Reply::Int(0));
     };
     let list = list_mut(&mut value);
     let Some(pos) = list.iter().position(|b| b[..] == args[3][..]) else {
         return Ok(Reply::Int(-1));
     };
-    list.insert(if after { pos + 1 } else { pos }, &args[4]);
+    list.insert(if after { pos + 1 } else { pos }, args[4]);
     let len = list.len() as i64;
     drop(value);
     ctx.ks.lists_pushed = true;
     Ok(Reply::Int(len))
 }
 
-pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn lpos(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (mut rank, mut count, mut maxlen) = (1i64, None::<usize>, 0usize);
     let mut i = 3;
     while i < args.len() {
         let Some(v) = args.get(i + 1) else {
             return Err(CmdError::Syntax);
         };
-        if is(&args[i], "RANK") {
+        if is(args[i], "RANK") {
             rank = int_arg(v)?;
             if rank == 0 {
                 return Err(CmdError::other("RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"));
@@ -224,13 +222,13 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if rank == i64::MIN {
                 return Err(CmdError::other("value is out of range"));
             }
-        } else if is(&args[i], "COUNT") {
+        } else if is(args[i], "COUNT") {
             let n = int_arg(v)?;
             if n < 0 {
                 return Err(CmdError::other("COUNT can't be negative"));
             }
             count = Some(n as usize);
-        } else if is(&args[i], "MAXLEN") {
+        } else if is(args[i], "MAXLEN") {
             let n = int_arg(v)?;
             if n < 0 {
                 return Err(CmdError::other("MAXLEN can't be negative"));
@@ -241,7 +239,7 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    let Some(list) = ctx.read(&args[1], as_list)? else {
+    let Some(list) = ctx.read(args[1], as_list)? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
         } else {
@@ -263,7 +261,7 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Box::new(list.iter().enumerate().rev())
     };
     for (idx, item) in items.take(scan_limit) {
-        if item == &args[2][..] {
+        if item == args[2] {
             if skip > 0 {
                 skip -= 1;
                 continue;
@@ -322,17 +320,15 @@ fn move_element(
     Ok(Some(item))
 }
 
-pub fn lmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let from = parse_end(&args[3])?;
-    let to = parse_end(&args[4])?;
-    Ok(move_element(ctx, &args[1], &args[2], from, to)?.map_or(Reply::Null, |b| Reply::bulk(&b)))
+pub fn lmove(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let from = parse_end(args[3])?;
+    let to = parse_end(args[4])?;
+    Ok(move_element(ctx, args[1], args[2], from, to)?.map_or(Reply::Null, |b| Reply::bulk(&b)))
 }
 
-pub fn rpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(
-        move_element(ctx, &args[1], &args[2], End::Right, End::Left)?
-            .map_or(Reply::Null, |b| Reply::bulk(&b)),
-    )
+pub fn rpoplpush(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    Ok(move_element(ctx, args[1], args[2], End::Right, End::Left)?
+        .map_or(Reply::Null, |b| Reply::bulk(&b)))
 }
 
 /// Parses a blocking timeout in seconds (fractions allowed) into an absolute deadline.
@@ -363,8 +359,8 @@ fn block(ctx: &mut Ctx, deadline_ms: Option<u64>, timeout_reply: Reply) -> CmdRe
     Ok(timeout_reply)
 }
 
-fn blocking_pop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
-    let deadline_ms = deadline(ctx, &args[args.len() - 1])?;
+fn blocking_pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
+    let deadline_ms = deadline(ctx, args[args.len() - 1])?;
     let keys = &args[1..args.len() - 1];
     for key in keys {
         let popped = match ctx.write(key, is_list)? {
@@ -383,34 +379,34 @@ fn blocking_pop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
     block(ctx, deadline_ms, Reply::NullArray)
 }
 
-pub fn blpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn blpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     blocking_pop(ctx, args, End::Left)
 }
-pub fn brpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn brpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     blocking_pop(ctx, args, End::Right)
 }
 
-fn blocking_move(ctx: &mut Ctx, args: &[Bytes], from: End, to: End, timeout: &[u8]) -> CmdResult {
+fn blocking_move(ctx: &mut Ctx, args: &[&[u8]], from: End, to: End, timeout: &[u8]) -> CmdResult {
     let deadline_ms = deadline(ctx, timeout)?;
-    match move_element(ctx, &args[1], &args[2], from, to)? {
+    match move_element(ctx, args[1], args[2], from, to)? {
         Some(item) => {
             let side = |end| match end {
                 End::Left => b"LEFT".as_slice(),
                 End::Right => b"RIGHT".as_slice(),
             };
-            ctx.propagate(&[b"LMOVE", &args[1][..], &args[2], side(from), side(to)]);
+            ctx.propagate(&[b"LMOVE", args[1], args[2], side(from), side(to)]);
             Ok(Reply::bulk(&item))
         }
         None => block(ctx, deadline_ms, Reply::NullArray),
     }
 }
 
-pub fn blmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let from = parse_end(&args[3])?;
-    let to = parse_end(&args[4])?;
-    blocking_move(ctx, args, from, to, &args[5])
+pub fn blmove(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let from = parse_end(args[3])?;
+    let to = parse_end(args[4])?;
+    blocking_move(ctx, args, from, to, args[5])
 }
 
-pub fn brpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    blocking_move(ctx, args, End::Right, End::Left, &args[3])
+pub fn brpoplpush(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    blocking_move(ctx, args, End::Right, End::Left, args[3])
 }

@@ -20,8 +20,6 @@ pub mod zsets;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use bytes::Bytes;
-
 use crate::keyspace::{Blob, Keyspace, Value, ValueMut};
 use crate::protocol::Reply;
 use crate::server::client::ClientState;
@@ -184,6 +182,11 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Borrows owned arguments (a queued, blocked or replayed command) as a handler takes them.
+pub fn arg_slices(args: &[Vec<u8>]) -> Vec<&[u8]> {
+    args.iter().map(Vec::as_slice).collect()
+}
+
 /// Parses an integer argument.
 pub fn int_arg(arg: &[u8]) -> Result<i64, CmdError> {
     crate::util::parse_i64(arg).ok_or(CmdError::NotInteger)
@@ -228,7 +231,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     lookup_table().get(&*lowered).copied()
 }
 
-fn unknown_command_error(args: &[Bytes]) -> CmdError {
+fn unknown_command_error(args: &[&[u8]]) -> CmdError {
     let mut text = format!(
         "ERR unknown command '{}', with args beginning with: ",
         String::from_utf8_lossy(&args[0][..args[0].len().min(128)])
@@ -246,18 +249,18 @@ fn unknown_command_error(args: &[Bytes]) -> CmdError {
 }
 
 /// Checks a command's name and arity.
-pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
-    let spec = lookup(&args[0]).ok_or_else(|| unknown_command_error(args))?;
+pub fn resolve(args: &[&[u8]]) -> Result<&'static CommandSpec, CmdError> {
+    let spec = lookup(args[0]).ok_or_else(|| unknown_command_error(args))?;
     check_arity(spec, args)
 }
 
 /// `resolve` for a client's request: the client's previous command is tried first, as clients
 /// mostly send runs of the same command.
-fn resolve_for(client: &mut ClientState, args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
+fn resolve_for(client: &mut ClientState, args: &[&[u8]]) -> Result<&'static CommandSpec, CmdError> {
     let spec = match client.last_command {
         Some(last) if args[0].eq_ignore_ascii_case(last.name.as_bytes()) => last,
         _ => {
-            let spec = lookup(&args[0]).ok_or_else(|| unknown_command_error(args))?;
+            let spec = lookup(args[0]).ok_or_else(|| unknown_command_error(args))?;
             client.last_command = Some(spec);
             spec
         }
@@ -267,7 +270,7 @@ fn resolve_for(client: &mut ClientState, args: &[Bytes]) -> Result<&'static Comm
 
 fn check_arity(
     spec: &'static CommandSpec,
-    args: &[Bytes],
+    args: &[&[u8]],
 ) -> Result<&'static CommandSpec, CmdError> {
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
@@ -283,7 +286,7 @@ fn check_arity(
 }
 
 /// Runs one request from a client: the whole path from lookup to reply.
-pub fn execute(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
     let spec = match resolve_for(ctx.client, args) {
         Ok(spec) => spec,
         Err(e) => {
@@ -314,7 +317,7 @@ pub fn execute(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 /// Runs a resolved command (also used by EXEC for queued commands).
-pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
     if !std::mem::take(&mut ctx.ks.clock_reusable) {
         ctx.ks.now = crate::util::now_ms();
     }
@@ -343,10 +346,7 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
         ctx.ks.aof.command(db, args);
     }
     if spec.flags.contains(Flags::WRITE) && ctx.ks.dbs[db].emptied {
-        let keys: Vec<&[u8]> = spec
-            .key_positions(args.len())
-            .map(|i| &args[i][..])
-            .collect();
+        let keys: Vec<&[u8]> = spec.key_positions(args.len()).map(|i| args[i]).collect();
         ctx.ks.remove_emptied(db, &keys);
     }
     ctx.ran_fast = spec.flags.contains(Flags::FAST);

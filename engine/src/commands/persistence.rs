@@ -1,8 +1,6 @@
 //! Commands about saving and restoring: SAVE, BGSAVE [SCHEDULE], BGREWRITEAOF, LASTSAVE, DUMP,
 //! RESTORE.
 
-use bytes::Bytes;
-
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{eviction::access_from_saved, Blob};
 use crate::persistence::aof::rewrite::{self, RewriteError, RewriteReason};
@@ -10,7 +8,7 @@ use crate::persistence::rdb::{dump_payload, restore_payload};
 use crate::persistence::save::{save_foreground, start_background, SaveError, SaveReason};
 use crate::protocol::Reply;
 
-pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn save(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     match save_foreground(ctx.shared, ctx.ks) {
         Ok(_) => Ok(Reply::OK),
         Err(SaveError::InProgress) => Err(CmdError::other("Background save already in progress")),
@@ -18,10 +16,10 @@ pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     }
 }
 
-pub fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn bgsave(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let schedule = match args.len() {
         1 => false,
-        2 if is(&args[1], "SCHEDULE") => true,
+        2 if is(args[1], "SCHEDULE") => true,
         _ => return Err(CmdError::Syntax),
     };
     let Some(shared) = ctx.shared.handle() else {
@@ -41,7 +39,7 @@ pub fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
 }
 
-pub fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn bgrewriteaof(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let Some(shared) = ctx.shared.handle() else {
         return Err(CmdError::other("the instance is stopping"));
     };
@@ -62,40 +60,40 @@ pub fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     }
 }
 
-pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn lastsave(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
         ctx.shared.persistence.status().last_save_unix_secs as i64,
     ))
 }
 
-pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn dump(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
-    Ok(match ctx.ks.peek(db, &args[1]) {
+    Ok(match ctx.ks.peek(db, args[1]) {
         Some(entry) => Reply::Bulk(Blob::from_vec(dump_payload(&entry.value))),
         None => Reply::Null,
     })
 }
 
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
-pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn restore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (mut replace, mut absttl) = (false, false);
     let (mut idle, mut freq) = (None, None);
     let mut i = 4;
     while i < args.len() {
         let more = i + 1 < args.len();
-        if is(&args[i], "REPLACE") {
+        if is(args[i], "REPLACE") {
             replace = true;
-        } else if is(&args[i], "ABSTTL") {
+        } else if is(args[i], "ABSTTL") {
             absttl = true;
-        } else if is(&args[i], "IDLETIME") && more && freq.is_none() {
-            let n = int_arg(&args[i + 1])?;
+        } else if is(args[i], "IDLETIME") && more && freq.is_none() {
+            let n = int_arg(args[i + 1])?;
             if n < 0 {
                 return Err(CmdError::other("Invalid IDLETIME value, must be >= 0"));
             }
             idle = Some(n as u64);
             i += 1;
-        } else if is(&args[i], "FREQ") && more && idle.is_none() {
-            let n = int_arg(&args[i + 1])?;
+        } else if is(args[i], "FREQ") && more && idle.is_none() {
+            let n = int_arg(args[i + 1])?;
             if !(0..=255).contains(&n) {
                 return Err(CmdError::other(
                     "Invalid FREQ value, must be >= 0 and <= 255",
@@ -115,11 +113,11 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "BUSYKEY Target key name already exists.".into(),
         ));
     }
-    let ttl = int_arg(&args[2])?;
+    let ttl = int_arg(args[2])?;
     if ttl < 0 {
         return Err(CmdError::other("Invalid TTL value, must be >= 0"));
     }
-    let value = restore_payload(&args[3]).map_err(|e| CmdError::Coded(e.to_string()))?;
+    let value = restore_payload(args[3]).map_err(|e| CmdError::Coded(e.to_string()))?;
     if replace {
         ctx.ks.delete(db, key);
     }

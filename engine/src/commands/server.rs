@@ -2,8 +2,6 @@
 
 use std::fmt::Write as _;
 
-use bytes::Bytes;
-
 use super::table::COMMANDS;
 use super::{int_arg, is, lookup, lower, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::config::{self, human_bytes, ConfigError};
@@ -39,7 +37,7 @@ fn command_docs(spec: &CommandSpec) -> Reply {
     ])
 }
 
-pub fn command(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn command(_ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let Some(sub) = args.get(1).map(|s| lower(s)) else {
         return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
     };
@@ -73,7 +71,7 @@ pub fn command(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let spec = super::resolve(&args[2..])?;
             let keys: Vec<Reply> = spec
                 .key_positions(args.len() - 2)
-                .map(|i| Reply::bulk(&args[2 + i]))
+                .map(|i| Reply::bulk(args[2 + i]))
                 .collect();
             if keys.is_empty() {
                 return Err(CmdError::other("The command has no key arguments"));
@@ -82,7 +80,7 @@ pub fn command(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         _ => Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(&args[1])
+            String::from_utf8_lossy(args[1])
         ))),
     }
 }
@@ -96,7 +94,7 @@ const SECTIONS: &[&str] = &[
     "keyspace",
 ];
 
-pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn info(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let requested: Vec<String> = args[1..].iter().map(|a| lower(a)).collect();
     let all = requested.is_empty()
         || requested
@@ -315,8 +313,8 @@ fn average_ttl(expires: &crate::keyspace::Dict<u64>, now_ms: u64) -> u64 {
     }
 }
 
-pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let sub = lower(&args[1]);
+pub fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let sub = lower(args[1]);
     match sub.as_str() {
         "get" if args.len() >= 3 => {
             let cfg = ctx.shared.config();
@@ -337,8 +335,8 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let mut cfg = ctx.shared.config();
             let mut ks_cfg = ctx.ks.config.clone();
             for pair in args[2..].chunks(2) {
-                let name = lower(&pair[0]);
-                let value = String::from_utf8_lossy(&pair[1]);
+                let name = lower(pair[0]);
+                let value = String::from_utf8_lossy(pair[1]);
                 if config::PROTECTED.contains(&name.as_str()) {
                     // As Redis 7.0 with enable-protected-configs off: set them at start.
                     return Err(CmdError::other(format!(
@@ -406,12 +404,12 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         )),
         _ => Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(&args[1])
+            String::from_utf8_lossy(args[1])
         ))),
     }
 }
 
-pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn time(_ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let us = crate::util::now_us();
     Ok(Reply::Array(vec![
         Reply::bulk((us / 1_000_000).to_string()),
@@ -419,18 +417,18 @@ pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ]))
 }
 
-pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let sub = lower(&args[1]);
+pub fn debug(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let sub = lower(args[1]);
     match sub.as_str() {
         "sleep" if args.len() == 3 => {
-            let secs = crate::util::parse_f64(&args[2])
+            let secs = crate::util::parse_f64(args[2])
                 .filter(|s| *s >= 0.0)
                 .ok_or(CmdError::NotFloat)?;
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(60.0)));
             Ok(Reply::OK)
         }
         "populate" if (3..=5).contains(&args.len()) => {
-            let count = int_arg(&args[2])?;
+            let count = int_arg(args[2])?;
             if count < 0 {
                 return Err(CmdError::other("count can't be negative"));
             }
@@ -455,27 +453,27 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::OK)
         }
         "set-active-expire" if args.len() == 3 => {
-            ctx.shared.set_active_expire(int_arg(&args[2])? != 0);
+            ctx.shared.set_active_expire(int_arg(args[2])? != 0);
             Ok(Reply::OK)
         }
         _ => Err(CmdError::other(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-            String::from_utf8_lossy(&args[1])
+            String::from_utf8_lossy(args[1])
         ))),
     }
 }
 
-pub fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let sub = lower(&args[1]);
+pub fn memory(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let sub = lower(args[1]);
     match sub.as_str() {
-        "usage" if args.len() == 3 || (args.len() == 5 && is(&args[3], "SAMPLES")) => {
+        "usage" if args.len() == 3 || (args.len() == 5 && is(args[3], "SAMPLES")) => {
             let db = ctx.db();
-            Ok(match ctx.ks.peek(db, &args[2]) {
+            Ok(match ctx.ks.peek(db, args[2]) {
                 None => Reply::Null,
                 Some(e) => {
                     let node = crate::keyspace::dict::node_alloc_size::<crate::keyspace::Entry>();
                     Reply::Int(
-                        (node + 8 + heap_size_of(&Blob::from_slice(&args[2])) + e.value.heap_size())
+                        (node + 8 + heap_size_of(&Blob::from_slice(args[2])) + e.value.heap_size())
                             as i64,
                     )
                 }
@@ -484,12 +482,12 @@ pub fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         "usage" => Err(CmdError::Syntax),
         _ => Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try MEMORY HELP.",
-            String::from_utf8_lossy(&args[1])
+            String::from_utf8_lossy(args[1])
         ))),
     }
 }
 
-pub fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn shutdown(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     for a in &args[1..] {
         if !(is(a, "NOSAVE") || is(a, "SAVE") || is(a, "NOW") || is(a, "FORCE") || is(a, "ABORT")) {
             return Err(CmdError::Syntax);

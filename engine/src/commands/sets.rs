@@ -1,7 +1,5 @@
 //! Set commands, including the algebra (SINTER, SUNION, SDIFF and their STORE forms).
 
-use bytes::Bytes;
-
 use super::hashes::pick_random;
 use super::keys::{parse_scan, scan_dict, scan_reply};
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
@@ -35,16 +33,16 @@ fn members_reply<'a>(members: impl Iterator<Item = &'a Blob>) -> Reply {
     Reply::Set(members.map(Reply::bulk).collect())
 }
 
-pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut value = ctx.write_or_create(&args[1], is_set, new_set)?;
+pub fn sadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let mut value = ctx.write_or_create(args[1], is_set, new_set)?;
     let set = set_mut(&mut value);
     Ok(Reply::Int(
         args[2..].iter().filter(|m| set.insert(m)).count() as i64,
     ))
 }
 
-pub fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let Some(mut value) = ctx.write(&args[1], is_set)? else {
+pub fn srem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let Some(mut value) = ctx.write(args[1], is_set)? else {
         return Ok(Reply::Int(0));
     };
     let set = set_mut(&mut value);
@@ -53,20 +51,20 @@ pub fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let set = ctx.read(&args[1], as_set)?;
+pub fn smembers(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let set = ctx.read(args[1], as_set)?;
     Ok(set.map_or(Reply::Set(vec![]), |s| members_reply(s.iter())))
 }
 
-pub fn sismember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let set = ctx.read(&args[1], as_set)?;
+pub fn sismember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let set = ctx.read(args[1], as_set)?;
     Ok(Reply::Int(i64::from(
-        set.is_some_and(|s| s.contains(&args[2])),
+        set.is_some_and(|s| s.contains(args[2])),
     )))
 }
 
-pub fn smismember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let set = ctx.read(&args[1], as_set)?;
+pub fn smismember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let set = ctx.read(args[1], as_set)?;
     Ok(Reply::Array(
         args[2..]
             .iter()
@@ -75,9 +73,9 @@ pub fn smismember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-pub fn scard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn scard(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.read(&args[1], as_set)?.map_or(0, |s| s.len() as i64),
+        ctx.read(args[1], as_set)?.map_or(0, |s| s.len() as i64),
     ))
 }
 
@@ -88,12 +86,12 @@ fn positive_count(arg: &[u8]) -> Result<usize, CmdError> {
         .ok_or_else(|| CmdError::other("value is out of range, must be positive"))
 }
 
-pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn spop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
     let count = args.get(2).map(|c| positive_count(c)).transpose()?;
-    let Some(mut value) = ctx.write(&args[1], is_set)? else {
+    let Some(mut value) = ctx.write(args[1], is_set)? else {
         return Ok(if count.is_some() {
             Reply::Set(vec![])
         } else {
@@ -122,7 +120,7 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })
 }
 
-pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn srandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
@@ -130,7 +128,7 @@ pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .get(2)
         .map(|c| super::hashes::random_count(c, false))
         .transpose()?;
-    let Some(set) = ctx.read(&args[1], as_set)? else {
+    let Some(set) = ctx.read(args[1], as_set)? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
         } else {
@@ -152,7 +150,7 @@ pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })
 }
 
-pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn smove(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
     let Some(src_set) = ctx.read(src, as_set)? else {
         return Ok(Reply::Int(0));
@@ -174,7 +172,7 @@ pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// The sets stored at `keys` (missing keys as None), type-checked.
-fn load_sets(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<Set>>, CmdError> {
+fn load_sets(ctx: &mut Ctx, keys: &[&[u8]]) -> Result<Vec<Option<Set>>, CmdError> {
     keys.iter()
         .map(|k| Ok(ctx.read(k, as_set)?.cloned()))
         .collect()
@@ -223,45 +221,48 @@ fn compute(sets: &[Option<Set>], op: Op) -> Set {
     }
 }
 
-fn algebra(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> CmdResult {
+fn algebra(ctx: &mut Ctx, keys: &[&[u8]], op: Op) -> CmdResult {
     let sets = load_sets(ctx, keys)?;
     Ok(members_reply(compute(&sets, op).iter()))
 }
 
-fn algebra_store(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
+fn algebra_store(ctx: &mut Ctx, args: &[&[u8]], op: Op) -> CmdResult {
     let sets = load_sets(ctx, &args[2..])?;
     let result = compute(&sets, op);
     let len = result.len() as i64;
     let db = ctx.db();
-    ctx.ks.delete(db, &args[1]);
+    ctx.ks.delete(db, args[1]);
     if len > 0 {
-        ctx.ks.set(db, &args[1], Value::Set(Box::new(result)));
+        ctx.ks.set(db, args[1], Value::Set(Box::new(result)));
     }
     Ok(Reply::Int(len))
 }
 
-pub fn sinter(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn sinter(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     algebra(ctx, &args[1..], Op::Inter)
 }
-pub fn sunion(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn sunion(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     algebra(ctx, &args[1..], Op::Union)
 }
-pub fn sdiff(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn sdiff(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     algebra(ctx, &args[1..], Op::Diff)
 }
-pub fn sinterstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn sinterstore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     algebra_store(ctx, args, Op::Inter)
 }
-pub fn sunionstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn sunionstore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     algebra_store(ctx, args, Op::Union)
 }
-pub fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn sdiffstore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     algebra_store(ctx, args, Op::Diff)
 }
 
 /// Parses `numkeys key...` at args[1]; returns the keys and the index after them.
-pub fn numkeys(args: &[Bytes], at: usize) -> Result<(&[Bytes], usize), CmdError> {
-    let n = crate::util::parse_i64(&args[at]).unwrap_or(0);
+pub fn numkeys<'s, 'a>(
+    args: &'s [&'a [u8]],
+    at: usize,
+) -> Result<(&'s [&'a [u8]], usize), CmdError> {
+    let n = crate::util::parse_i64(args[at]).unwrap_or(0);
     if n <= 0 {
         return Err(CmdError::other("numkeys should be greater than 0"));
     }
@@ -274,12 +275,12 @@ pub fn numkeys(args: &[Bytes], at: usize) -> Result<(&[Bytes], usize), CmdError>
     Ok((&args[at + 1..end], end))
 }
 
-pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn sintercard(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (keys, mut i) = numkeys(args, 1)?;
     let mut limit = 0usize;
     while i < args.len() {
-        if is(&args[i], "LIMIT") && i + 1 < args.len() {
-            let n = int_arg(&args[i + 1])?;
+        if is(args[i], "LIMIT") && i + 1 < args.len() {
+            let n = int_arg(args[i + 1])?;
             if n < 0 {
                 return Err(CmdError::other("LIMIT can't be negative"));
             }
@@ -296,9 +297,9 @@ pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn sscan(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let opts = parse_scan(args, 2, false)?;
-    let Some(set) = ctx.read(&args[1], as_set)? else {
+    let Some(set) = ctx.read(args[1], as_set)? else {
         return Ok(scan_reply(0, vec![]));
     };
     let mut items = Vec::new();

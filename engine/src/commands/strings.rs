@@ -1,7 +1,5 @@
 //! String commands: GET/SET and friends, counters, ranges.
 
-use bytes::Bytes;
-
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Value};
 use crate::long_double::LongDouble;
@@ -18,8 +16,8 @@ fn bulk_of(s: Option<&Blob>) -> Reply {
     s.map_or(Reply::Null, Reply::bulk)
 }
 
-pub fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(bulk_of(ctx.get_str(&args[1])?))
+pub fn get(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    Ok(bulk_of(ctx.get_str(args[1])?))
 }
 
 /// An expiry option as SET/GETEX take them.
@@ -54,7 +52,7 @@ fn expiry_at(
     Ok(at as u64)
 }
 
-pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn set(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, value) = (&args[1], &args[2]);
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut expiry = Expiry::None;
@@ -140,7 +138,7 @@ fn write_with_expiry(ctx: &mut Ctx, key: &[u8], value: &[u8], expiry: Expiry) {
     }
 }
 
-pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn mget(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let replies = args[1..]
         .iter()
@@ -152,75 +150,72 @@ pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(replies))
 }
 
-pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn mset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if args.len().is_multiple_of(2) {
         return Err(CmdError::Arity("mset".into()));
     }
     let db = ctx.db();
     for pair in args[1..].chunks(2) {
-        ctx.ks.set(db, &pair[0], str_value(&pair[1]));
+        ctx.ks.set(db, pair[0], str_value(pair[1]));
     }
     Ok(Reply::OK)
 }
 
-pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn msetnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if args.len().is_multiple_of(2) {
         return Err(CmdError::Arity("msetnx".into()));
     }
     let db = ctx.db();
-    if args[1..]
-        .chunks(2)
-        .any(|pair| ctx.ks.contains(db, &pair[0]))
-    {
+    if args[1..].chunks(2).any(|pair| ctx.ks.contains(db, pair[0])) {
         return Ok(Reply::Int(0));
     }
     for pair in args[1..].chunks(2) {
-        ctx.ks.set(db, &pair[0], str_value(&pair[1]));
+        ctx.ks.set(db, pair[0], str_value(pair[1]));
     }
     Ok(Reply::Int(1))
 }
 
-pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn setnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
-    if ctx.ks.contains(db, &args[1]) {
+    if ctx.ks.contains(db, args[1]) {
         return Ok(Reply::Int(0));
     }
-    ctx.ks.set(db, &args[1], str_value(&args[2]));
+    ctx.ks.set(db, args[1], str_value(args[2]));
     Ok(Reply::Int(1))
 }
 
-fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, cmd: &'static str) -> CmdResult {
-    let amount = int_arg(&args[2])?;
+fn set_with_ttl(ctx: &mut Ctx, args: &[&[u8]], unit_ms: i64, cmd: &'static str) -> CmdResult {
+    let amount = int_arg(args[2])?;
     let at = expiry_at(ctx.ks.now, amount, unit_ms, false, cmd)?;
-    write_with_expiry(ctx, &args[1], &args[3], Expiry::At(at));
+    write_with_expiry(ctx, args[1], args[3], Expiry::At(at));
     Ok(Reply::OK)
 }
 
-pub fn setex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn setex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     set_with_ttl(ctx, args, 1000, "setex")
 }
 
-pub fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn psetex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     set_with_ttl(ctx, args, 1, "psetex")
 }
 
-pub fn getset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let old = ctx.get_str(&args[1])?.cloned();
+pub fn getset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let old = ctx.get_str(args[1])?.cloned();
     let db = ctx.db();
-    ctx.ks.set(db, &args[1], str_value(&args[2]));
+    ctx.ks.set(db, args[1], str_value(args[2]));
     Ok(bulk_of(old.as_ref()))
 }
 
-pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let old = ctx.get_str(&args[1])?.cloned();
+pub fn getdel(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let old = ctx.get_str(args[1])?.cloned();
     if old.is_some() {
         let db = ctx.db();
-        ctx.ks.delete(db, &args[1]);
+        ctx.ks.delete(db, args[1]);
     }
     Ok(bulk_of(old.as_ref()))
 }
 
-pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn getex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut expiry = Expiry::None;
     let mut i = 2;
     while i < args.len() {
@@ -249,11 +244,11 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             _ => return Err(CmdError::Syntax),
         }
     }
-    let Some(value) = ctx.get_str(&args[1])?.cloned() else {
+    let Some(value) = ctx.get_str(args[1])?.cloned() else {
         return Ok(Reply::Null);
     };
     let db = ctx.db();
-    let key = &args[1][..];
+    let key = args[1];
     match expiry {
         Expiry::At(at) if at <= ctx.ks.now => {
             ctx.ks.delete(db, key);
@@ -287,30 +282,30 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
     Ok(Reply::Int(next))
 }
 
-pub fn incr(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    incr_by(ctx, &args[1], 1)
+pub fn incr(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    incr_by(ctx, args[1], 1)
 }
 
-pub fn decr(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    incr_by(ctx, &args[1], -1)
+pub fn decr(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    incr_by(ctx, args[1], -1)
 }
 
-pub fn incrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = int_arg(&args[2])?;
-    incr_by(ctx, &args[1], delta)
+pub fn incrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let delta = int_arg(args[2])?;
+    incr_by(ctx, args[1], delta)
 }
 
-pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = int_arg(&args[2])?;
+pub fn decrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let delta = int_arg(args[2])?;
     let delta = delta
         .checked_neg()
         .ok_or_else(|| CmdError::other("decrement would overflow"))?;
-    incr_by(ctx, &args[1], delta)
+    incr_by(ctx, args[1], delta)
 }
 
-pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = LongDouble::parse(&args[2]).ok_or(CmdError::NotFloat)?;
-    let current = match ctx.get_str(&args[1])? {
+pub fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let delta = LongDouble::parse(args[2]).ok_or(CmdError::NotFloat)?;
+    let current = match ctx.get_str(args[1])? {
         Some(s) => LongDouble::parse(s).ok_or(CmdError::NotFloat)?,
         None => LongDouble::ZERO,
     };
@@ -320,29 +315,28 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let text = next.to_human_string();
     let db = ctx.db();
-    ctx.ks
-        .set_keep_ttl(db, &args[1], str_value(text.as_bytes()));
+    ctx.ks.set_keep_ttl(db, args[1], str_value(text.as_bytes()));
     // Logged as the value it produced: a replay must not redo the float arithmetic.
-    ctx.propagate(&[b"SET", &args[1][..], text.as_bytes(), b"KEEPTTL"]);
+    ctx.propagate(&[b"SET", args[1], text.as_bytes(), b"KEEPTTL"]);
     Ok(Reply::bulk(text))
 }
 
-pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let current_len = ctx.get_str(&args[1])?.map_or(0, |s| s.len());
+pub fn append(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let current_len = ctx.get_str(args[1])?.map_or(0, |s| s.len());
     if current_len + args[2].len() > MAX_STRING {
         return Err(CmdError::other(
             "string exceeds maximum allowed size (proto-max-bulk-len)",
         ));
     }
-    let mut value = ctx.write_or_create(&args[1], is_str, || Value::Str(Blob::new()))?;
+    let mut value = ctx.write_or_create(args[1], is_str, || Value::Str(Blob::new()))?;
     let s = str_mut(&mut value);
-    s.extend_from_slice(&args[2]);
+    s.extend_from_slice(args[2]);
     Ok(Reply::Int(s.len() as i64))
 }
 
-pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn strlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.get_str(&args[1])?.map_or(0, |s| s.len() as i64),
+        ctx.get_str(args[1])?.map_or(0, |s| s.len() as i64),
     ))
 }
 
@@ -367,10 +361,10 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     Some((start as usize, end as usize))
 }
 
-pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let start = int_arg(&args[2])?;
-    let end = int_arg(&args[3])?;
-    let Some(s) = ctx.get_str(&args[1])? else {
+pub fn getrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let start = int_arg(args[2])?;
+    let end = int_arg(args[3])?;
+    let Some(s) = ctx.get_str(args[1])? else {
         return Ok(Reply::bulk(""));
     };
     if start < 0 && end < 0 && start > end {
@@ -382,14 +376,14 @@ pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })
 }
 
-pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let offset = int_arg(&args[2])?;
+pub fn setrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let offset = int_arg(args[2])?;
     if offset < 0 {
         return Err(CmdError::other("offset is out of range"));
     }
     let offset = offset as usize;
     let patch = &args[3];
-    let current_len = ctx.get_str(&args[1])?.map(|s| s.len());
+    let current_len = ctx.get_str(args[1])?.map(|s| s.len());
     if patch.is_empty() {
         return Ok(Reply::Int(current_len.unwrap_or(0) as i64));
     }
@@ -398,7 +392,7 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "string exceeds maximum allowed size (proto-max-bulk-len)",
         ));
     }
-    let mut value = ctx.write_or_create(&args[1], is_str, || Value::Str(Blob::new()))?;
+    let mut value = ctx.write_or_create(args[1], is_str, || Value::Str(Blob::new()))?;
     let s = str_mut(&mut value);
     let end = offset + patch.len();
     if s.len() < end {

@@ -5,7 +5,6 @@ use super::{
     connection, hashes, keys, lists, persistence, server, sets, strings, transactions, zsets,
 };
 use super::{CmdResult, Ctx};
-use bytes::Bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flags(u16);
@@ -63,7 +62,7 @@ impl std::ops::BitOr for Flags {
     }
 }
 
-pub type Handler = fn(&mut Ctx, &[Bytes]) -> CmdResult;
+pub type Handler = fn(&mut Ctx, &[&[u8]]) -> CmdResult;
 
 #[derive(Debug)]
 pub struct CommandSpec {

@@ -1,20 +1,18 @@
 //! MULTI/EXEC/DISCARD and optimistic locking with WATCH/UNWATCH.
 
-use bytes::Bytes;
-
-use super::{run, CmdError, CmdResult, CommandSpec, Ctx};
+use super::{arg_slices, run, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::keyspace::Blob;
 use crate::protocol::Reply;
 
 /// Queues a command inside MULTI.
-pub fn queue(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+pub fn queue(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
     if let Some(queue) = ctx.client.multi.as_mut() {
-        queue.push((spec, args.to_vec()));
+        queue.push((spec, args.iter().map(|a| a.to_vec()).collect()));
     }
     Reply::Status("QUEUED")
 }
 
-pub fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn multi(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(CmdError::other("MULTI calls can not be nested"));
     }
@@ -23,7 +21,7 @@ pub fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-pub fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn exec(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let Some(queued) = ctx.client.multi.take() else {
         return Err(CmdError::other("EXEC without MULTI"));
     };
@@ -46,14 +44,14 @@ pub fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.ks.aof.begin_transaction();
     let replies = queued
         .iter()
-        .map(|(spec, args)| run(ctx, spec, args))
+        .map(|(spec, args)| run(ctx, spec, &arg_slices(args)))
         .collect();
     ctx.ks.aof.end_transaction();
     ctx.client.in_exec = false;
     Ok(Reply::Array(replies))
 }
 
-pub fn discard(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn discard(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     if ctx.client.multi.take().is_none() {
         return Err(CmdError::other("DISCARD without MULTI"));
     }
@@ -62,7 +60,7 @@ pub fn discard(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-pub fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn watch(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(CmdError::other("WATCH inside MULTI is not allowed"));
     }
@@ -84,7 +82,7 @@ pub fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-pub fn unwatch(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub fn unwatch(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     release_watches(ctx);
     Ok(Reply::OK)
 }

@@ -3,8 +3,6 @@
 
 use std::ops::Bound;
 
-use bytes::Bytes;
-
 use super::hashes::{pick_random, random_count, random_pairs_reply};
 use super::keys::{parse_scan, scan_dict, scan_reply};
 use super::strings::clamp_range;
@@ -36,7 +34,7 @@ fn zset_mut(v: &mut Value) -> &mut ZSet {
     }
 }
 
-pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, false);
     let mut i = 2;
@@ -80,12 +78,12 @@ pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let scores: Vec<f64> = pairs
         .chunks(2)
-        .map(|p| float_arg(&p[0]))
+        .map(|p| float_arg(p[0]))
         .collect::<Result<_, _>>()?;
-    if xx && ctx.read(&args[1], as_zset)?.is_none() {
+    if xx && ctx.read(args[1], as_zset)?.is_none() {
         return Ok(if incr { Reply::Null } else { Reply::Int(0) });
     }
-    let mut value = ctx.write_or_create(&args[1], is_zset, new_zset)?;
+    let mut value = ctx.write_or_create(args[1], is_zset, new_zset)?;
     let zset = zset_mut(&mut value);
     let (mut added, mut changed) = (0, 0);
     let mut incr_result = None;
@@ -126,20 +124,20 @@ pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(if ch { added + changed } else { added }))
 }
 
-pub fn zincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = float_arg(&args[2])?;
-    let mut value = ctx.write_or_create(&args[1], is_zset, new_zset)?;
+pub fn zincrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let delta = float_arg(args[2])?;
+    let mut value = ctx.write_or_create(args[1], is_zset, new_zset)?;
     let zset = zset_mut(&mut value);
-    let next = zset.score(&args[3]).unwrap_or(0.0) + delta;
+    let next = zset.score(args[3]).unwrap_or(0.0) + delta;
     if next.is_nan() {
         return Err(CmdError::other("resulting score is not a number (NaN)"));
     }
-    zset.insert(&args[3], next);
+    zset.insert(args[3], next);
     Ok(Reply::Double(next))
 }
 
-pub fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let Some(mut value) = ctx.write(&args[1], is_zset)? else {
+pub fn zrem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let Some(mut value) = ctx.write(args[1], is_zset)? else {
         return Ok(Reply::Int(0));
     };
     let zset = zset_mut(&mut value);
@@ -151,15 +149,15 @@ pub fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-pub fn zscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let zset = ctx.read(&args[1], as_zset)?;
+pub fn zscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let zset = ctx.read(args[1], as_zset)?;
     Ok(zset
-        .and_then(|z| z.score(&args[2]))
+        .and_then(|z| z.score(args[2]))
         .map_or(Reply::Null, Reply::Double))
 }
 
-pub fn zmscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let zset = ctx.read(&args[1], as_zset)?;
+pub fn zmscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let zset = ctx.read(args[1], as_zset)?;
     Ok(Reply::Array(
         args[2..]
             .iter()
@@ -171,9 +169,9 @@ pub fn zmscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-pub fn zcard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zcard(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.read(&args[1], as_zset)?.map_or(0, |z| z.len() as i64),
+        ctx.read(args[1], as_zset)?.map_or(0, |z| z.len() as i64),
     ))
 }
 
@@ -259,31 +257,31 @@ impl ScoreRange {
 
 /// A lex interval: `[a`, `(a`, `-`, `+`.
 #[derive(Debug, Clone)]
-enum LexBound {
+enum LexBound<'a> {
     NegInf,
     PosInf,
-    Incl(Bytes),
-    Excl(Bytes),
+    Incl(&'a [u8]),
+    Excl(&'a [u8]),
 }
 
-fn lex_bound(arg: &Bytes) -> Result<LexBound, CmdError> {
+fn lex_bound(arg: &[u8]) -> Result<LexBound<'_>, CmdError> {
     match arg.first() {
         Some(b'-') if arg.len() == 1 => Ok(LexBound::NegInf),
         Some(b'+') if arg.len() == 1 => Ok(LexBound::PosInf),
-        Some(b'[') => Ok(LexBound::Incl(arg.slice(1..))),
-        Some(b'(') => Ok(LexBound::Excl(arg.slice(1..))),
+        Some(b'[') => Ok(LexBound::Incl(&arg[1..])),
+        Some(b'(') => Ok(LexBound::Excl(&arg[1..])),
         _ => Err(CmdError::other("min or max not valid string range item")),
     }
 }
 
 #[derive(Debug, Clone)]
-struct LexRange {
-    min: LexBound,
-    max: LexBound,
+struct LexRange<'a> {
+    min: LexBound<'a>,
+    max: LexBound<'a>,
 }
 
-impl LexRange {
-    fn parse(min: &Bytes, max: &Bytes) -> Result<Self, CmdError> {
+impl<'a> LexRange<'a> {
+    fn parse(min: &'a [u8], max: &'a [u8]) -> Result<Self, CmdError> {
         Ok(LexRange {
             min: lex_bound(min)?,
             max: lex_bound(max)?,
@@ -308,7 +306,7 @@ impl LexRange {
     fn contains(&self, m: &[u8]) -> bool {
         self.above_min(m) && self.below_max(m)
     }
-    fn select<'a>(&'a self, z: &'a ZSet, rev: bool) -> Box<dyn Iterator<Item = &'a Scored> + 'a> {
+    fn select<'z>(&'z self, z: &'z ZSet, rev: bool) -> Box<dyn Iterator<Item = &'z Scored> + 'z> {
         if rev {
             Box::new(
                 z.ordered
@@ -328,17 +326,17 @@ impl LexRange {
     }
 }
 
-pub fn zcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let range = ScoreRange::parse(&args[2], &args[3])?;
-    let zset = ctx.read(&args[1], as_zset)?;
+pub fn zcount(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let range = ScoreRange::parse(args[2], args[3])?;
+    let zset = ctx.read(args[1], as_zset)?;
     Ok(Reply::Int(
         zset.map_or(0, |z| range.select(z, false).count() as i64),
     ))
 }
 
-pub fn zlexcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let range = LexRange::parse(&args[2], &args[3])?;
-    let zset = ctx.read(&args[1], as_zset)?;
+pub fn zlexcount(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let range = LexRange::parse(args[2], args[3])?;
+    let zset = ctx.read(args[1], as_zset)?;
     Ok(Reply::Int(
         zset.map_or(0, |z| range.select(z, false).count() as i64),
     ))
@@ -353,23 +351,23 @@ enum RangeKind {
 
 /// A parsed ZRANGE-family request.
 #[derive(Debug, Clone)]
-struct RangeQuery {
+struct RangeQuery<'a> {
     kind: RangeKind,
     rev: bool,
-    start: Bytes,
-    stop: Bytes,
+    start: &'a [u8],
+    stop: &'a [u8],
     limit: Option<(i64, i64)>,
     with_scores: bool,
 }
 
-impl RangeQuery {
+impl<'a> RangeQuery<'a> {
     /// Parses options after `start stop` beginning at `args[at]`, for ZRANGE/ZRANGESTORE.
-    fn parse_zrange(args: &[Bytes], at: usize, store: bool) -> Result<Self, CmdError> {
+    fn parse_zrange(args: &[&'a [u8]], at: usize, store: bool) -> Result<Self, CmdError> {
         let mut q = RangeQuery {
             kind: RangeKind::Rank,
             rev: false,
-            start: args[at - 2].clone(),
-            stop: args[at - 1].clone(),
+            start: args[at - 2],
+            stop: args[at - 1],
             limit: None,
             with_scores: false,
         };
@@ -385,7 +383,7 @@ impl RangeQuery {
             } else if !store && is(a, "WITHSCORES") {
                 q.with_scores = true;
             } else if is(a, "LIMIT") && i + 2 < args.len() {
-                q.limit = Some((int_arg(&args[i + 1])?, int_arg(&args[i + 2])?));
+                q.limit = Some((int_arg(args[i + 1])?, int_arg(args[i + 2])?));
                 i += 2;
             } else {
                 return Err(CmdError::Syntax);
@@ -409,11 +407,11 @@ impl RangeQuery {
     }
 
     /// Parses the options of the older forms (ZRANGEBYSCORE, ZREVRANGE, ...).
-    fn parse_legacy(args: &[Bytes], kind: RangeKind, rev: bool) -> Result<Self, CmdError> {
+    fn parse_legacy(args: &[&'a [u8]], kind: RangeKind, rev: bool) -> Result<Self, CmdError> {
         let (start, stop) = if rev && kind != RangeKind::Rank {
-            (args[3].clone(), args[2].clone())
+            (args[3], args[2])
         } else {
-            (args[2].clone(), args[3].clone())
+            (args[2], args[3])
         };
         let mut q = RangeQuery {
             kind,
@@ -425,10 +423,10 @@ impl RangeQuery {
         };
         let mut i = 4;
         while i < args.len() {
-            if kind != RangeKind::Lex && is(&args[i], "WITHSCORES") {
+            if kind != RangeKind::Lex && is(args[i], "WITHSCORES") {
                 q.with_scores = true;
-            } else if kind != RangeKind::Rank && is(&args[i], "LIMIT") && i + 2 < args.len() {
-                q.limit = Some((int_arg(&args[i + 1])?, int_arg(&args[i + 2])?));
+            } else if kind != RangeKind::Rank && is(args[i], "LIMIT") && i + 2 < args.len() {
+                q.limit = Some((int_arg(args[i + 1])?, int_arg(args[i + 2])?));
                 i += 2;
             } else {
                 return Err(CmdError::Syntax);
@@ -442,14 +440,14 @@ impl RangeQuery {
     fn check(&self) -> Result<(), CmdError> {
         match self.kind {
             RangeKind::Rank => {
-                int_arg(&self.start)?;
-                int_arg(&self.stop)?;
+                int_arg(self.start)?;
+                int_arg(self.stop)?;
             }
             RangeKind::Score => {
-                ScoreRange::parse(&self.start, &self.stop)?;
+                ScoreRange::parse(self.start, self.stop)?;
             }
             RangeKind::Lex => {
-                LexRange::parse(&self.start, &self.stop)?;
+                LexRange::parse(self.start, self.stop)?;
             }
         }
         Ok(())
@@ -477,7 +475,7 @@ impl RangeQuery {
         };
         Ok(match self.kind {
             RangeKind::Rank => {
-                let (start, stop) = (int_arg(&self.start)?, int_arg(&self.stop)?);
+                let (start, stop) = (int_arg(self.start)?, int_arg(self.stop)?);
                 match clamp_range(start, stop, z.len()) {
                     None => vec![],
                     Some((a, b)) => {
@@ -494,10 +492,10 @@ impl RangeQuery {
                 }
             }
             RangeKind::Score => {
-                pairs(ScoreRange::parse(&self.start, &self.stop)?.select(z, self.rev))
+                pairs(ScoreRange::parse(self.start, self.stop)?.select(z, self.rev))
             }
             RangeKind::Lex => {
-                let range = LexRange::parse(&self.start, &self.stop)?;
+                let range = LexRange::parse(self.start, self.stop)?;
                 pairs(range.select(z, self.rev))
             }
         })
@@ -535,54 +533,54 @@ fn range_reply(ctx: &mut Ctx, key: &[u8], q: RangeQuery) -> CmdResult {
     Ok(pairs_reply(q.run(zset)?, q.with_scores, resp3))
 }
 
-pub fn zrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let q = RangeQuery::parse_zrange(args, 4, false)?;
-    range_reply(ctx, &args[1], q)
+    range_reply(ctx, args[1], q)
 }
-pub fn zrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrangebyscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     range_reply(
         ctx,
-        &args[1],
+        args[1],
         RangeQuery::parse_legacy(args, RangeKind::Score, false)?,
     )
 }
-pub fn zrevrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrevrangebyscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     range_reply(
         ctx,
-        &args[1],
+        args[1],
         RangeQuery::parse_legacy(args, RangeKind::Score, true)?,
     )
 }
-pub fn zrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrangebylex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     range_reply(
         ctx,
-        &args[1],
+        args[1],
         RangeQuery::parse_legacy(args, RangeKind::Lex, false)?,
     )
 }
-pub fn zrevrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrevrangebylex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     range_reply(
         ctx,
-        &args[1],
+        args[1],
         RangeQuery::parse_legacy(args, RangeKind::Lex, true)?,
     )
 }
-pub fn zrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrevrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     range_reply(
         ctx,
-        &args[1],
+        args[1],
         RangeQuery::parse_legacy(args, RangeKind::Rank, true)?,
     )
 }
 
-pub fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrangestore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let q = RangeQuery::parse_zrange(&args[1..], 4, true)?;
     q.check()?;
-    let picked = match ctx.read(&args[2], as_zset)? {
+    let picked = match ctx.read(args[2], as_zset)? {
         Some(z) => q.run(z)?,
         None => vec![],
     };
-    store_pairs(ctx, &args[1], picked)
+    store_pairs(ctx, args[1], picked)
 }
 
 /// Replaces `dst` with a sorted set of the given pairs (deleting it when empty).
@@ -600,24 +598,24 @@ fn store_pairs(ctx: &mut Ctx, dst: &[u8], pairs: Vec<(Blob, f64)>) -> CmdResult 
     Ok(Reply::Int(len))
 }
 
-fn rank_generic(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
-    let zset = ctx.read(&args[1], as_zset)?;
+fn rank_generic(ctx: &mut Ctx, args: &[&[u8]], rev: bool) -> CmdResult {
+    let zset = ctx.read(args[1], as_zset)?;
     Ok(zset
         .and_then(|z| {
-            z.rank(&args[2])
+            z.rank(args[2])
                 .map(|r| if rev { z.len() - 1 - r } else { r })
         })
         .map_or(Reply::Null, |r| Reply::Int(r as i64)))
 }
 
-pub fn zrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrank(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     rank_generic(ctx, args, false)
 }
-pub fn zrevrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrevrank(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     rank_generic(ctx, args, true)
 }
 
-fn pop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> CmdResult {
+fn pop_generic(ctx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
@@ -631,7 +629,7 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> CmdResult {
         None => None,
     };
     let resp3 = ctx.client.resp3;
-    let Some(mut value) = ctx.write(&args[1], is_zset)? else {
+    let Some(mut value) = ctx.write(args[1], is_zset)? else {
         return Ok(Reply::Array(vec![]));
     };
     let zset = zset_mut(&mut value);
@@ -657,10 +655,10 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> CmdResult {
     Ok(pairs_reply(popped, true, resp3))
 }
 
-pub fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zpopmin(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     pop_generic(ctx, args, false)
 }
-pub fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zpopmax(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     pop_generic(ctx, args, true)
 }
 
@@ -676,16 +674,16 @@ fn remove_where(ctx: &mut Ctx, key: &[u8], pick: impl Fn(&ZSet) -> Vec<Blob>) ->
     Ok(Reply::Int(doomed.len() as i64))
 }
 
-pub fn zremrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let range = ScoreRange::parse(&args[2], &args[3])?;
-    remove_where(ctx, &args[1], |z| {
+pub fn zremrangebyscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let range = ScoreRange::parse(args[2], args[3])?;
+    remove_where(ctx, args[1], |z| {
         range.select(z, false).map(|e| e.member.clone()).collect()
     })
 }
 
-pub fn zremrangebyrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (start, stop) = (int_arg(&args[2])?, int_arg(&args[3])?);
-    remove_where(ctx, &args[1], |z| match clamp_range(start, stop, z.len()) {
+pub fn zremrangebyrank(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let (start, stop) = (int_arg(args[2])?, int_arg(args[3])?);
+    remove_where(ctx, args[1], |z| match clamp_range(start, stop, z.len()) {
         Some((a, b)) => z
             .iter()
             .skip(a)
@@ -696,9 +694,9 @@ pub fn zremrangebyrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })
 }
 
-pub fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let range = LexRange::parse(&args[2], &args[3])?;
-    remove_where(ctx, &args[1], |z| {
+pub fn zremrangebylex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let range = LexRange::parse(args[2], args[3])?;
+    remove_where(ctx, args[1], |z| {
         z.iter()
             .filter(|e| range.contains(&e.member))
             .map(|e| e.member.clone())
@@ -741,9 +739,9 @@ fn weighted_source(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<(Blob, f64)>>
     })
 }
 
-fn union_inter_store(ctx: &mut Ctx, args: &[Bytes], union: bool) -> CmdResult {
+fn union_inter_store(ctx: &mut Ctx, args: &[&[u8]], union: bool) -> CmdResult {
     let name = if union { "zunionstore" } else { "zinterstore" };
-    let n = int_arg(&args[2])?;
+    let n = int_arg(args[2])?;
     if n < 1 {
         return Err(CmdError::other(format!(
             "at least 1 input key is needed for '{name}' command"
@@ -758,18 +756,18 @@ fn union_inter_store(ctx: &mut Ctx, args: &[Bytes], union: bool) -> CmdResult {
     let mut aggregate = Aggregate::Sum;
     let mut i = 3 + n;
     while i < args.len() {
-        if is(&args[i], "WEIGHTS") && i + n < args.len() {
+        if is(args[i], "WEIGHTS") && i + n < args.len() {
             for (w, arg) in weights.iter_mut().zip(&args[i + 1..=i + n]) {
                 *w =
                     parse_f64(arg).ok_or_else(|| CmdError::other("weight value is not a float"))?;
             }
             i += n + 1;
-        } else if is(&args[i], "AGGREGATE") && i + 1 < args.len() {
-            aggregate = if is(&args[i + 1], "SUM") {
+        } else if is(args[i], "AGGREGATE") && i + 1 < args.len() {
+            aggregate = if is(args[i + 1], "SUM") {
                 Aggregate::Sum
-            } else if is(&args[i + 1], "MIN") {
+            } else if is(args[i + 1], "MIN") {
                 Aggregate::Min
-            } else if is(&args[i + 1], "MAX") {
+            } else if is(args[i + 1], "MAX") {
                 Aggregate::Max
             } else {
                 return Err(CmdError::Syntax);
@@ -820,19 +818,19 @@ fn union_inter_store(ctx: &mut Ctx, args: &[Bytes], union: bool) -> CmdResult {
             }
         }
     }
-    store_pairs(ctx, &args[1], acc.into_iter().collect())
+    store_pairs(ctx, args[1], acc.into_iter().collect())
 }
 
-pub fn zunionstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zunionstore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     union_inter_store(ctx, args, true)
 }
-pub fn zinterstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zinterstore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     union_inter_store(ctx, args, false)
 }
 
-pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zscan(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let opts = parse_scan(args, 2, false)?;
-    let Some(zset) = ctx.read(&args[1], as_zset)? else {
+    let Some(zset) = ctx.read(args[1], as_zset)? else {
         return Ok(scan_reply(0, vec![]));
     };
     let mut items = Vec::new();
@@ -856,10 +854,10 @@ pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(scan_reply(next, items))
 }
 
-pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn zrandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let with_scores = match args.len() {
         2 | 3 => false,
-        4 if is(&args[3], "WITHSCORES") => true,
+        4 if is(args[3], "WITHSCORES") => true,
         _ => return Err(CmdError::Syntax),
     };
     let count = args
@@ -867,7 +865,7 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .map(|c| random_count(c, with_scores))
         .transpose()?;
     let resp3 = ctx.client.resp3;
-    let Some(zset) = ctx.read(&args[1], as_zset)? else {
+    let Some(zset) = ctx.read(args[1], as_zset)? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
         } else {

@@ -4,5 +4,5 @@
 pub mod parser;
 pub mod reply;
 
-pub use parser::{ProtocolError, RequestParser};
+pub use parser::{ProtocolError, Request, RequestParser};
 pub use reply::Reply;

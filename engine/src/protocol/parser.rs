@@ -44,14 +44,33 @@ pub enum ProtocolError {
     UnauthenticatedBulkLength,
 }
 
+/// A complete request found by `RequestParser::parse`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A multibulk request, its arguments still in the buffer (`RequestParser::args`).
+    Multibulk,
+    /// An inline request, unquoted into words.
+    Inline(Vec<Vec<u8>>),
+}
+
 /// Parser state kept between reads of one connection.
+///
+/// It works on the connection's buffer without taking bytes out of it: arguments are ranges
+/// of the buffer, which the connection hands to commands as slices (no copy, no allocation per
+/// argument). Once a batch is done the connection drops the bytes of complete requests
+/// (`take_consumed`); a request still arriving keeps its place and its ranges.
 #[derive(Debug, Default)]
 pub struct RequestParser {
+    /// Where the next request starts (everything before it is complete requests).
+    consumed: usize,
+    /// Where scanning resumes.
+    pos: usize,
     /// Arguments still expected by the multibulk request in progress (0: none in progress).
     remaining: usize,
     /// Length of the bulk argument whose header has been read, awaiting its payload.
     bulk_len: Option<usize>,
-    args: Vec<Bytes>,
+    /// The argument ranges of the request in progress or just completed.
+    ranges: Vec<(usize, usize)>,
 }
 
 impl RequestParser {
@@ -59,34 +78,45 @@ impl RequestParser {
         Self::default()
     }
 
-    /// Takes the next complete request from `buf`. `Ok(None)` means more bytes are needed.
+    /// Finds the next complete request in `buf` (the connection's whole buffer, which only
+    /// grows between calls until `take_consumed`). `Ok(None)` means more bytes are needed.
     /// Empty requests (blank inline lines, `*0`) are skipped.
-    pub fn next_request(
+    pub fn parse(
         &mut self,
-        buf: &mut BytesMut,
+        buf: &[u8],
         authenticated: bool,
-    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    ) -> Result<Option<Request>, ProtocolError> {
         loop {
             if self.remaining == 0 {
-                let Some(&first) = buf.first() else {
+                self.ranges.clear();
+                let Some(&first) = buf.get(self.pos) else {
                     return Ok(None);
                 };
                 if first != b'*' {
-                    match parse_inline(buf)? {
+                    match parse_inline(&buf[self.pos..])? {
                         None => return Ok(None),
-                        Some(args) if args.is_empty() => continue,
-                        Some(args) => return Ok(Some(args)),
+                        Some((words, used)) => {
+                            self.pos += used;
+                            self.consumed = self.pos;
+                            if words.is_empty() {
+                                continue;
+                            }
+                            return Ok(Some(Request::Inline(words)));
+                        }
                     }
                 }
-                let Some(end) = find_crlf(buf, ProtocolError::MultibulkCountTooBig)? else {
+                let rest = &buf[self.pos..];
+                let Some(end) = find_crlf(rest, ProtocolError::MultibulkCountTooBig)? else {
                     return Ok(None);
                 };
-                let count = parse_len(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-                buf.advance(end + 2);
+                let count =
+                    parse_len(&rest[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                self.pos += end + 2;
                 if count > MAX_MULTIBULK_LEN as i64 {
                     return Err(ProtocolError::InvalidMultibulkLength);
                 }
                 if count <= 0 {
+                    self.consumed = self.pos;
                     continue;
                 }
                 let count = count as usize;
@@ -94,26 +124,27 @@ impl RequestParser {
                     return Err(ProtocolError::UnauthenticatedMultibulkLength);
                 }
                 self.remaining = count;
-                self.args = Vec::with_capacity(count.min(1024));
+                self.ranges.reserve(count.min(1024));
             }
             while self.remaining > 0 {
                 let len = match self.bulk_len {
                     Some(len) => len,
                     None => {
-                        let Some(&first) = buf.first() else {
+                        let rest = &buf[self.pos..];
+                        let Some(&first) = rest.first() else {
                             return Ok(None);
                         };
                         if first != b'$' {
                             return Err(ProtocolError::ExpectedDollar(first as char));
                         }
-                        let Some(end) = find_crlf(buf, ProtocolError::BulkCountTooBig)? else {
+                        let Some(end) = find_crlf(rest, ProtocolError::BulkCountTooBig)? else {
                             return Ok(None);
                         };
-                        let len = parse_len(&buf[1..end])
+                        let len = parse_len(&rest[1..end])
                             .filter(|&l| l >= 0 && l as usize <= PROTO_MAX_BULK_LEN)
                             .ok_or(ProtocolError::InvalidBulkLength)?
                             as usize;
-                        buf.advance(end + 2);
+                        self.pos += end + 2;
                         if !authenticated && len > UNAUTHENTICATED_MAX_BULK {
                             return Err(ProtocolError::UnauthenticatedBulkLength);
                         }
@@ -121,21 +152,69 @@ impl RequestParser {
                         len
                     }
                 };
-                if buf.len() < len + 2 {
-                    let wanted = (len + 2).min(MAX_PRE_RESERVE);
-                    if buf.capacity() < wanted {
-                        buf.reserve(wanted - buf.len());
-                    }
+                if buf.len() - self.pos < len + 2 {
                     return Ok(None);
                 }
-                let arg = buf.split_to(len).freeze();
-                buf.advance(2);
-                self.args.push(arg);
+                self.ranges.push((self.pos, self.pos + len));
+                self.pos += len + 2;
                 self.bulk_len = None;
                 self.remaining -= 1;
             }
-            return Ok(Some(std::mem::take(&mut self.args)));
+            self.consumed = self.pos;
+            return Ok(Some(Request::Multibulk));
         }
+    }
+
+    /// The arguments of the multibulk request `parse` just returned, as slices of `buf`.
+    pub fn args<'b>(&self, buf: &'b [u8], out: &mut Vec<&'b [u8]>) {
+        out.extend(self.ranges.iter().map(|&(start, end)| &buf[start..end]));
+    }
+
+    /// How many bytes at the buffer's front the complete requests took: the caller drops them
+    /// from the buffer, and the parser's places move with it.
+    pub fn take_consumed(&mut self) -> usize {
+        let done = std::mem::take(&mut self.consumed);
+        self.pos -= done;
+        if self.remaining == 0 {
+            // The ranges are those of a request already run.
+            self.ranges.clear();
+        } else {
+            for range in &mut self.ranges {
+                range.0 -= done;
+                range.1 -= done;
+            }
+        }
+        done
+    }
+
+    /// Bytes the request in progress still needs, capped at MAX_PRE_RESERVE: a connection
+    /// reserves them up front (a big argument is not read in small steps), but never what a
+    /// client merely claims.
+    pub fn wanted(&self, buffered: usize) -> usize {
+        self.bulk_len
+            .map_or(0, |len| (self.pos + len + 2).saturating_sub(buffered))
+            .min(MAX_PRE_RESERVE)
+    }
+
+    /// Takes the next complete request out of `buf` as owned arguments (for callers that keep
+    /// requests, such as the fuzz targets and tests).
+    pub fn next_request(
+        &mut self,
+        buf: &mut BytesMut,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let request = self.parse(buf, authenticated)?;
+        let args = match request {
+            None => None,
+            Some(Request::Inline(words)) => Some(words.into_iter().map(Bytes::from).collect()),
+            Some(Request::Multibulk) => {
+                let mut args = Vec::new();
+                self.args(buf, &mut args);
+                Some(args.into_iter().map(Bytes::copy_from_slice).collect())
+            }
+        };
+        buf.advance(self.take_consumed());
+        Ok(args)
     }
 }
 
@@ -163,21 +242,24 @@ fn parse_len(digits: &[u8]) -> Option<i64> {
     crate::util::parse_i64(digits)
 }
 
-/// Parses one inline request: space-separated words with Redis's quoting rules.
-fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+/// An inline request's words and the bytes its line took.
+type InlineLine = (Vec<Vec<u8>>, usize);
+
+/// Parses one inline request at the start of `buf`: space-separated words with Redis's
+/// quoting rules.
+fn parse_inline(buf: &[u8]) -> Result<Option<InlineLine>, ProtocolError> {
     let Some(newline) = memchr::memchr(b'\n', buf) else {
         if buf.len() > INLINE_MAX_SIZE {
             return Err(ProtocolError::InlineTooBig);
         }
         return Ok(None);
     };
-    let mut line = buf.split_to(newline + 1);
-    line.truncate(newline);
+    let mut line = &buf[..newline];
     if line.last() == Some(&b'\r') {
-        line.truncate(newline - 1);
+        line = &line[..line.len() - 1];
     }
-    split_args(&line)
-        .map(|words| Some(words.into_iter().map(Bytes::from).collect()))
+    split_args(line)
+        .map(|words| Some((words, newline + 1)))
         .ok_or(ProtocolError::UnbalancedQuotes)
 }
 
@@ -338,9 +420,29 @@ mod tests {
     #[test]
     fn huge_claim_does_not_allocate_it() {
         let mut parser = RequestParser::new();
-        let mut buf = BytesMut::from(&b"*1\r\n$536870912\r\nabc"[..]);
-        assert_eq!(parser.next_request(&mut buf, true), Ok(None));
-        assert!(buf.capacity() <= 2 * MAX_PRE_RESERVE);
+        let buf = b"*1\r\n$536870912\r\nabc";
+        assert_eq!(parser.parse(buf, true), Ok(None));
+        assert_eq!(parser.wanted(buf.len()), MAX_PRE_RESERVE);
+    }
+
+    #[test]
+    fn arguments_are_slices_of_the_buffer_until_consumed() {
+        let mut parser = RequestParser::new();
+        let mut buf =
+            BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$4\r\nECHO\r\n$5\r\nhe"[..]);
+        assert_eq!(parser.parse(&buf, true), Ok(Some(Request::Multibulk)));
+        let mut args = Vec::new();
+        parser.args(&buf, &mut args);
+        assert_eq!(args, [&b"GET"[..], b"k"]);
+        assert_eq!(parser.parse(&buf, true), Ok(None));
+        buf.advance(parser.take_consumed());
+        assert_eq!(parser.wanted(buf.len()), 5);
+        buf.extend_from_slice(b"llo\r\n");
+        assert_eq!(parser.parse(&buf, true), Ok(Some(Request::Multibulk)));
+        let mut args = Vec::new();
+        parser.args(&buf, &mut args);
+        assert_eq!(args, [&b"ECHO"[..], b"hello"]);
+        assert_eq!(parser.take_consumed(), buf.len());
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -86,7 +85,7 @@ impl ClientInfo {
 }
 
 /// A queued MULTI command: its spec and arguments.
-pub type QueuedCommand = (&'static CommandSpec, Vec<Bytes>);
+pub type QueuedCommand = (&'static CommandSpec, Vec<Vec<u8>>);
 
 /// Everything a connection remembers between commands.
 #[derive(Debug)]

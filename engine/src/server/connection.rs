@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -14,7 +14,7 @@ use super::client::{ClientInfo, ClientState};
 use super::Shared;
 use crate::commands::{self, transactions, Ctx};
 use crate::persistence::aof;
-use crate::protocol::{Reply, RequestParser};
+use crate::protocol::{Reply, Request, RequestParser};
 
 const READ_CHUNK: usize = 16 * 1024;
 /// While a client is blocked, stop buffering its further input beyond this.
@@ -30,7 +30,9 @@ pub async fn refuse(mut stream: TcpStream) {
 /// What a batch left the connection to do.
 enum Next {
     Continue,
-    Block(Vec<Bytes>, Option<u64>),
+    /// A blocking command found nothing: its arguments (owned, since the buffer moves on)
+    /// and deadline.
+    Block(Vec<Vec<u8>>, Option<u64>),
     Close,
 }
 
@@ -41,8 +43,9 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        if input.capacity() - input.len() < READ_CHUNK / 4 {
-            input.reserve(READ_CHUNK);
+        let wanted = parser.wanted(input.len()).max(READ_CHUNK / 4);
+        if input.capacity() - input.len() < wanted {
+            input.reserve(wanted.max(READ_CHUNK));
         }
         let read = tokio::select! {
             r = stream.read_buf(&mut input) => r,
@@ -100,7 +103,9 @@ async fn flush(
     Ok(())
 }
 
-/// Parses and runs every complete request in `input`, appending replies to `output`.
+/// Parses and runs every complete request in `input`, appending replies to `output`, then
+/// drops the requests run from `input`. The keyspace lock is taken once, at the first
+/// complete request, and held for the batch.
 fn run_batch(
     shared: &Shared,
     client: &mut ClientState,
@@ -108,35 +113,41 @@ fn run_batch(
     input: &mut BytesMut,
     output: &mut BytesMut,
 ) -> Next {
-    let mut first = match parser.next_request(input, client.authenticated) {
-        Ok(Some(args)) => Some(args),
-        Ok(None) => return Next::Continue,
-        Err(e) => {
-            Reply::Error(format!("ERR {e}")).encode(output, client.resp3);
-            return Next::Close;
-        }
-    };
-    let mut ks = shared.keyspace.lock();
+    let data: &[u8] = input;
+    let mut guard = None;
+    let mut args: Vec<&[u8]> = Vec::new();
     let mut count = 0;
     let mut next = Next::Continue;
     loop {
-        let args = match first.take() {
-            Some(args) => args,
-            None => match parser.next_request(input, client.authenticated) {
-                Ok(Some(args)) => args,
-                Ok(None) => break,
-                Err(e) => {
-                    Reply::Error(format!("ERR {e}")).encode(output, client.resp3);
-                    next = Next::Close;
-                    break;
-                }
-            },
+        let words = match parser.parse(data, client.authenticated) {
+            Ok(Some(Request::Multibulk)) => None,
+            Ok(Some(Request::Inline(words))) => Some(words),
+            Ok(None) => break,
+            Err(e) => {
+                Reply::Error(format!("ERR {e}")).encode(output, client.resp3);
+                next = Next::Close;
+                break;
+            }
         };
+        let ks = guard.get_or_insert_with(|| shared.keyspace.lock());
         count += 1;
-        let mut ctx = Ctx::new(&mut ks, client, shared);
-        let reply = commands::execute(&mut ctx, &args);
+        args.clear();
+        let inline_args;
+        let request: &[&[u8]] = match &words {
+            None => {
+                parser.args(data, &mut args);
+                &args
+            }
+            Some(words) => {
+                inline_args = commands::arg_slices(words);
+                &inline_args
+            }
+        };
+        let mut ctx = Ctx::new(ks, client, shared);
+        let reply = commands::execute(&mut ctx, request);
         if let Some(block) = ctx.block {
-            next = Next::Block(args, block.deadline_ms);
+            let owned = request.iter().map(|a| a.to_vec()).collect();
+            next = Next::Block(owned, block.deadline_ms);
             break;
         }
         ks.clock_reusable = ctx.ran_fast;
@@ -147,14 +158,18 @@ fn run_batch(
             break;
         }
     }
-    ks.clock_reusable = false;
-    shared.wake_blocked_clients(&mut ks);
-    ks.capture_assist();
-    // The AOF gets this batch's writes before its replies leave.
-    aof::flush(shared, ks);
-    shared.stats.commands_processed(count);
-    shared.note_traffic();
-    client.info.mark_active(client.db, client.resp3, count);
+    drop(args);
+    input.advance(parser.take_consumed());
+    if let Some(mut ks) = guard {
+        ks.clock_reusable = false;
+        shared.wake_blocked_clients(&mut ks);
+        ks.capture_assist();
+        // The AOF gets this batch's writes before its replies leave.
+        aof::flush(shared, ks);
+        shared.stats.commands_processed(count);
+        shared.note_traffic();
+        client.info.mark_active(client.db, client.resp3, count);
+    }
     next
 }
 
@@ -165,9 +180,10 @@ async fn wait_blocked(
     client: &mut ClientState,
     stream: &mut TcpStream,
     input: &mut BytesMut,
-    args: Vec<Bytes>,
+    args: Vec<Vec<u8>>,
     deadline_ms: Option<u64>,
 ) -> Next {
+    let args = commands::arg_slices(&args);
     shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
     let outcome = loop {
         let notified = shared.list_pushed.notified();

@@ -11,8 +11,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use bytes::Bytes;
-
 use super::manifest::{Manifest, ManifestError};
 use crate::commands::{self, Ctx, Flags};
 use crate::keyspace::{Db, Keyspace};
@@ -196,7 +194,7 @@ struct Replayer<'a> {
     shared: &'a Shared,
     client: ClientState,
     /// Commands queued since MULTI, and the offset where the MULTI began.
-    multi: Option<(Vec<Vec<Bytes>>, u64)>,
+    multi: Option<(Vec<Vec<Vec<u8>>>, u64)>,
     commands: u64,
 }
 
@@ -272,7 +270,7 @@ impl<'a> Replayer<'a> {
     fn command(
         &mut self,
         ks: &mut Keyspace,
-        args: Vec<Bytes>,
+        args: Vec<Vec<u8>>,
         offset: u64,
         file: &str,
     ) -> Result<(), AofLoadError> {
@@ -294,17 +292,18 @@ impl<'a> Replayer<'a> {
                     .take()
                     .ok_or_else(|| corrupt("EXEC without MULTI".into()))?;
                 for args in queued {
-                    self.run(ks, &args, offset, file)?;
+                    self.run(ks, &commands::arg_slices(&args), offset, file)?;
                 }
                 return Ok(());
             }
             _ => {}
         }
+        let slices = commands::arg_slices(&args);
         if self.multi.is_none() {
-            return self.run(ks, &args, offset, file);
+            return self.run(ks, &slices, offset, file);
         }
         // Checked now so a bad command is reported where it is.
-        self.check(&args, offset, file)?;
+        self.check(&slices, offset, file)?;
         if let Some((queued, _)) = self.multi.as_mut() {
             queued.push(args);
         }
@@ -313,7 +312,7 @@ impl<'a> Replayer<'a> {
 
     fn check(
         &self,
-        args: &[Bytes],
+        args: &[&[u8]],
         offset: u64,
         file: &str,
     ) -> Result<&'static commands::CommandSpec, AofLoadError> {
@@ -335,7 +334,7 @@ impl<'a> Replayer<'a> {
     fn run(
         &mut self,
         ks: &mut Keyspace,
-        args: &[Bytes],
+        args: &[&[u8]],
         offset: u64,
         file: &str,
     ) -> Result<(), AofLoadError> {
@@ -348,7 +347,7 @@ impl<'a> Replayer<'a> {
 }
 
 enum Next {
-    Command(Vec<Bytes>),
+    Command(Vec<Vec<u8>>),
     End,
     /// The file ended before the command did.
     Cut,
@@ -436,7 +435,7 @@ impl<R: BufRead> CommandReader<R> {
             }
             arg.truncate(len as usize);
             self.offset += len + 2;
-            args.push(Bytes::from(arg));
+            args.push(arg);
         }
         debug_assert!(self.offset > start);
         Ok(Next::Command(args))
