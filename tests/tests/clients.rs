@@ -450,3 +450,40 @@ async fn telemetry_and_events_follow_the_instance() {
         "listeners are woken by the Stopped event"
     );
 }
+
+/// CPU time (user + system, in clock ticks) a process has used so far, from /proc.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the command name (which is in parentheses): utime and stime are 12 and 13.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split(' ')
+        .collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn the_server_stops_polling_once_traffic_stops() {
+    use std::io::{Read, Write};
+    let server = ServerProcess::cachedesk(&[]);
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    let pings = RawClient::encode(&["PING"]).repeat(10_000);
+    let expected = b"+PONG\r\n".len() * 10_000;
+    for _ in 0..5 {
+        stream.write_all(&pings).expect("send");
+        let mut got = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < expected {
+            got += stream.read(&mut buf).expect("read");
+        }
+    }
+    // The busy-poll after a batch lasts 200 µs; after that the worker must sleep.
+    std::thread::sleep(Duration::from_millis(100));
+    let before = cpu_ticks(server.child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(server.child.id()) - before;
+    // A second of spinning would be ~100 ticks; an idle server uses next to none.
+    assert!(
+        used < 20,
+        "idle server used {used} ticks of CPU in a second"
+    );
+}
