@@ -17,6 +17,8 @@ use crate::persistence::aof;
 use crate::protocol::{Reply, Request, RequestParser};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// An empty read buffer larger than this is replaced by a small one.
+const MAX_IDLE_BUFFER: usize = 4 * 1024 * 1024;
 /// While a client is blocked, stop buffering its further input beyond this.
 const MAX_BUFFER_WHILE_BLOCKED: usize = 1024 * 1024;
 
@@ -43,6 +45,10 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     loop {
+        if input.is_empty() && input.capacity() > MAX_IDLE_BUFFER {
+            // A big request has been run: give its buffer back.
+            input = BytesMut::with_capacity(READ_CHUNK);
+        }
         let wanted = parser.wanted(input.len()).max(READ_CHUNK / 4);
         if input.capacity() - input.len() < wanted {
             input.reserve(wanted.max(READ_CHUNK));
@@ -97,7 +103,7 @@ async fn flush(
     stream.write_all(output).await?;
     shared.stats.add_output(output.len());
     output.clear();
-    if output.capacity() > 4 * 1024 * 1024 {
+    if output.capacity() > MAX_IDLE_BUFFER {
         *output = BytesMut::with_capacity(READ_CHUNK);
     }
     Ok(())
