@@ -127,9 +127,11 @@ def redis_benchmark(port, test, requests, *, pipeline=1, clients=50, keyspace=10
         ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
          "-P", str(pipeline), "-r", str(keyspace), "-t", test, "--csv", "-q"],
         capture_output=True, text=True, check=True).stdout
+    # Some tests print a preparation step first ("LPUSH (needed to benchmark LRANGE)"): take
+    # the line of the test asked for.
     for line in out.splitlines():
         fields = [f.strip('"') for f in line.split(",")]
-        if len(fields) > column and fields[0] != "test":
+        if len(fields) > column and fields[0].upper().startswith(test.upper()):
             return float(fields[column])
     raise RuntimeError(f"no result for {test}: {out}")
 
