@@ -17,6 +17,7 @@ pub fn resp_parser(data: &[u8]) {
     let step = usize::from(data.first().copied().unwrap_or(1)).max(1);
     for chunk in data.chunks(step) {
         buf.extend_from_slice(chunk);
+        parser.peek_keys(&buf, 8, &mut Vec::new());
         loop {
             match parser.next_request(&mut buf, true) {
                 Ok(Some(args)) => assert!(!args.is_empty()),

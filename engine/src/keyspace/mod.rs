@@ -305,6 +305,13 @@ impl Keyspace {
     }
 
     /// Looks a key up for reading: lazy expiry, access time update, hit/miss statistics.
+    /// Brings the entries of `keys` into the cache ahead of a batch's lookups (`Dict::warm`).
+    pub fn warm(&self, db: usize, keys: &[&[u8]]) {
+        if let Some(d) = self.dbs.get(db) {
+            d.entries.warm(keys);
+        }
+    }
+
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
         self.expire_if_needed(db, key);
         let update = self.access_update();

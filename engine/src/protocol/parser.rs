@@ -170,6 +170,33 @@ impl RequestParser {
         out.extend(self.ranges.iter().map(|&(start, end)| &buf[start..end]));
     }
 
+    /// The second argument (the key, for most commands) of each of the next `max` complete
+    /// multibulk requests in `buf`, without parsing them: a hint for warming the cache, which
+    /// stops at anything it does not expect. Empty while a request is half read.
+    pub fn peek_keys<'b>(&self, buf: &'b [u8], max: usize, out: &mut Vec<&'b [u8]>) {
+        if self.remaining > 0 {
+            return;
+        }
+        let mut at = self.pos;
+        for _ in 0..max {
+            let Some(count) = peek_header(buf, &mut at, b'*') else {
+                return;
+            };
+            for i in 0..count {
+                let Some(len) = peek_header(buf, &mut at, b'$') else {
+                    return;
+                };
+                let Some(arg) = buf.get(at..at + len) else {
+                    return;
+                };
+                if i == 1 {
+                    out.push(arg);
+                }
+                at += len + 2;
+            }
+        }
+    }
+
     /// How many bytes at the buffer's front the complete requests took: the caller drops them
     /// from the buffer, and the parser's places move with it.
     pub fn take_consumed(&mut self) -> usize {
@@ -235,6 +262,18 @@ fn find_crlf(buf: &[u8], too_big: ProtocolError) -> Result<Option<usize>, Protoc
     } else {
         Ok(None)
     }
+}
+
+/// Reads a `<kind><number>\r\n` header at `*at` for `peek_keys`, moving past it.
+fn peek_header(buf: &[u8], at: &mut usize, kind: u8) -> Option<usize> {
+    let rest = buf.get(*at..)?;
+    if rest.first() != Some(&kind) {
+        return None;
+    }
+    let end = memchr::memchr(b'\r', rest)?;
+    let n = parse_len(&rest[1..end]).filter(|&n| n >= 0)?;
+    *at += end + 2;
+    usize::try_from(n).ok().filter(|&n| n <= PROTO_MAX_BULK_LEN)
 }
 
 /// Parses a decimal length as Redis's string2ll does (no spaces, no plus sign).
@@ -443,6 +482,21 @@ mod tests {
         parser.args(&buf, &mut args);
         assert_eq!(args, [&b"ECHO"[..], b"hello"]);
         assert_eq!(parser.take_consumed(), buf.len());
+    }
+
+    #[test]
+    fn peeks_the_keys_of_a_pipelined_batch() {
+        let parser = RequestParser::new();
+        let buf = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$2\r\nbb\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$5\r\nhal";
+        let mut keys = Vec::new();
+        parser.peek_keys(buf, 10, &mut keys);
+        assert_eq!(keys, [&b"a"[..], b"bb"]);
+        keys.clear();
+        parser.peek_keys(buf, 1, &mut keys);
+        assert_eq!(keys, [&b"a"[..]]);
+        keys.clear();
+        parser.peek_keys(b"*2\r\n$-5\r\n$999999999999\r\nx", 10, &mut keys);
+        assert!(keys.is_empty());
     }
 
     #[test]

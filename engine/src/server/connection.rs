@@ -17,6 +17,8 @@ use crate::persistence::aof;
 use crate::protocol::{Reply, Request, RequestParser};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// How many requests of a pipelined batch have their keys warmed ahead of running.
+const WARM_AHEAD: usize = 32;
 /// An empty read buffer larger than this is replaced by a small one.
 const MAX_IDLE_BUFFER: usize = 4 * 1024 * 1024;
 /// While a client is blocked, stop buffering its further input beyond this.
@@ -122,6 +124,13 @@ fn run_batch(
     let data: &[u8] = input;
     let mut guard = None;
     let mut args: Vec<&[u8]> = Vec::new();
+    // A pipelined batch: fetch its keys' entries into the cache together, not one by one.
+    parser.peek_keys(data, WARM_AHEAD, &mut args);
+    if args.len() > 1 {
+        guard
+            .get_or_insert_with(|| shared.keyspace.lock())
+            .warm(client.db, &args);
+    }
     let mut count = 0;
     let mut next = Next::Continue;
     loop {
