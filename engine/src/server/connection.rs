@@ -112,8 +112,8 @@ async fn flush(
 }
 
 /// Parses and runs every complete request in `input`, appending replies to `output`, then
-/// drops the requests run from `input`. The keyspace lock is taken once, at the first
-/// complete request, and held for the batch.
+/// drops the requests run from `input`. The keyspace lock is taken once, for warming a
+/// pipelined batch's keys or else at the first complete request, and held for the batch.
 fn run_batch(
     shared: &Shared,
     client: &mut ClientState,
