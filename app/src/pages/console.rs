@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use cachedesk_engine::protocol::parser;
 use cachedesk_engine::{Instance, Reply};
 use eframe::egui;
 use poll_promise::Promise;
@@ -18,7 +18,7 @@ pub struct Console {
     /// Where up/down is in the history (None: at the new line).
     browsing: Option<usize>,
     db: usize,
-    pending: Option<Promise<(Vec<String>, Reply)>>,
+    pending: Option<Promise<(Vec<Vec<u8>>, Reply)>>,
 }
 
 impl Console {
@@ -105,8 +105,7 @@ impl Console {
         let db = self.db;
         let (sender, promise) = Promise::new();
         runtime.spawn_blocking(move || {
-            let bytes: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.clone())).collect();
-            let reply = instance.execute(db, &bytes);
+            let reply = instance.execute(db, &args);
             sender.send((args, reply));
         });
         self.pending = Some(promise);
@@ -119,8 +118,11 @@ impl Console {
         };
         match promise.try_take() {
             Ok((args, reply)) => {
-                if args[0].eq_ignore_ascii_case("select") && reply == Reply::OK {
-                    self.db = args[1].parse().unwrap_or(self.db);
+                if args[0].eq_ignore_ascii_case(b"select") && reply == Reply::OK {
+                    self.db = std::str::from_utf8(&args[1])
+                        .ok()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(self.db);
                 }
                 self.transcript.push(format_reply(&reply, 0));
             }
@@ -129,53 +131,10 @@ impl Console {
     }
 }
 
-/// Splits a command line as redis-cli does: words, "double quoted" with \n \t \xNN escapes,
-/// or 'single quoted'.
-pub fn split_args(line: &str) -> Result<Vec<String>, String> {
-    let mut args = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let Some(&first) = chars.peek() else {
-            break;
-        };
-        let mut word = String::new();
-        if first == '"' || first == '\'' {
-            chars.next();
-            loop {
-                match chars.next() {
-                    None => return Err("Invalid argument(s): unbalanced quotes".into()),
-                    Some(c) if c == first => break,
-                    Some('\\') if first == '"' => match chars.next() {
-                        Some('n') => word.push('\n'),
-                        Some('r') => word.push('\r'),
-                        Some('t') => word.push('\t'),
-                        Some('x') => {
-                            let hex: String = chars.by_ref().take(2).collect();
-                            let byte = u8::from_str_radix(&hex, 16)
-                                .map_err(|_| format!("Invalid argument(s): bad escape \\x{hex}"))?;
-                            word.push(char::from(byte));
-                        }
-                        Some(c) => word.push(c),
-                        None => return Err("Invalid argument(s): unbalanced quotes".into()),
-                    },
-                    Some(c) => word.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                word.push(c);
-                chars.next();
-            }
-        }
-        args.push(word);
-    }
-    Ok(args)
+/// Splits a command line as redis-cli does (the engine's inline-command rules: words,
+/// "double quoted" with \n \t \xNN escapes, or 'single quoted').
+pub fn split_args(line: &str) -> Result<Vec<Vec<u8>>, String> {
+    parser::split_args(line.as_bytes()).ok_or_else(|| "Invalid argument(s)".to_string())
 }
 
 /// A reply as redis-cli prints it to a terminal.
@@ -260,7 +219,7 @@ mod tests {
     fn lines_split_as_redis_cli_splits_them() {
         assert_eq!(
             split_args(r#"SET "a b" 'c d' e\x "\x41\n""#).unwrap(),
-            ["SET", "a b", "c d", "e\\x", "A\n"]
+            [&b"SET"[..], b"a b", b"c d", b"e\\x", b"A\n"]
         );
         assert!(split_args("GET \"open").is_err());
         assert!(split_args("   ").unwrap().is_empty());
