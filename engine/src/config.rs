@@ -40,6 +40,119 @@ pub struct InstanceConfig {
     pub maxclients: usize,
     /// Background task frequency (active expiry, statistics), as Redis's hz.
     pub hz: u32,
+    /// The client limits Redis has, under its names and defaults.
+    pub limits: ClientLimits,
+    /// With no access keys and a non-loopback bind, serve loopback clients only.
+    pub protected_mode: bool,
+}
+
+/// Redis's per-client limits: what one client may make the instance hold or wait for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientLimits {
+    /// `client-query-buffer-limit`: unparsed input, or queued MULTI commands, beyond this
+    /// closes the client.
+    pub query_buffer: u64,
+    /// `proto-max-bulk-len`: the longest bulk argument a request may carry.
+    pub proto_max_bulk_len: u64,
+    /// `client-output-buffer-limit`, per client class.
+    pub output: [OutputLimit; 3],
+    /// `timeout`: idle seconds before a client is closed (0: never).
+    pub timeout_secs: u64,
+    /// `tcp-keepalive`: seconds between TCP keepalive probes (0: off).
+    pub tcp_keepalive_secs: u64,
+}
+
+/// The client classes of `client-output-buffer-limit`, in Redis's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientClass {
+    Normal = 0,
+    Replica = 1,
+    PubSub = 2,
+}
+
+impl ClientClass {
+    const NAMES: [&'static str; 3] = ["normal", "slave", "pubsub"];
+
+    fn from_name(name: &str) -> Option<ClientClass> {
+        match name.to_ascii_lowercase().as_str() {
+            "normal" => Some(ClientClass::Normal),
+            "slave" | "replica" => Some(ClientClass::Replica),
+            "pubsub" => Some(ClientClass::PubSub),
+            _ => None,
+        }
+    }
+}
+
+/// One class's output limit: closed at once past `hard` bytes, or after staying past `soft`
+/// bytes for more than `soft_secs` seconds (0 bytes: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        const MB: u64 = 1024 * 1024;
+        ClientLimits {
+            query_buffer: 1024 * MB,
+            proto_max_bulk_len: 512 * MB,
+            output: [
+                OutputLimit {
+                    hard: 0,
+                    soft: 0,
+                    soft_secs: 0,
+                },
+                OutputLimit {
+                    hard: 256 * MB,
+                    soft: 64 * MB,
+                    soft_secs: 60,
+                },
+                OutputLimit {
+                    hard: 32 * MB,
+                    soft: 8 * MB,
+                    soft_secs: 60,
+                },
+            ],
+            timeout_secs: 0,
+            tcp_keepalive_secs: 300,
+        }
+    }
+}
+
+impl ClientLimits {
+    /// CONFIG GET's text of `client-output-buffer-limit`.
+    fn output_text(&self) -> String {
+        self.output
+            .iter()
+            .zip(ClientClass::NAMES)
+            .map(|(l, name)| format!("{name} {} {} {}", l.hard, l.soft, l.soft_secs))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Applies `client-output-buffer-limit` text: `<class> <hard> <soft> <seconds>`, any
+    /// number of times; all or nothing, with Redis's error texts.
+    fn set_output(&mut self, value: &str) -> Result<(), &'static str> {
+        let words: Vec<&str> = value.split_whitespace().collect();
+        if words.len() % 4 != 0 {
+            return Err("Wrong number of arguments in buffer limit configuration.");
+        }
+        let mut output = self.output;
+        for group in words.chunks(4) {
+            let class = ClientClass::from_name(group[0])
+                .ok_or("Invalid client class specified in buffer limit configuration.")?;
+            let bad = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+            output[class as usize] = OutputLimit {
+                hard: parse_memory(group[1]).ok_or(bad)?,
+                soft: parse_memory(group[2]).ok_or(bad)?,
+                soft_secs: group[3].parse().map_err(|_| bad)?,
+            };
+        }
+        self.output = output;
+        Ok(())
+    }
 }
 
 impl Default for InstanceConfig {
@@ -65,6 +178,8 @@ impl Default for InstanceConfig {
             secondary_key: None,
             maxclients: 10_000,
             hz: 10,
+            limits: ClientLimits::default(),
+            protected_mode: true,
         }
     }
 }
@@ -106,6 +221,11 @@ pub const PARAMETERS: &[&str] = &[
     "maxclients",
     "hz",
     "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "client-output-buffer-limit",
+    "timeout",
+    "tcp-keepalive",
+    "protected-mode",
     "hash-max-listpack-entries",
     "hash-max-listpack-value",
     "set-max-intset-entries",
@@ -153,7 +273,12 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "requirepass" => cfg.primary_key.clone().unwrap_or_default(),
         "maxclients" => cfg.maxclients.to_string(),
         "hz" => cfg.hz.to_string(),
-        "proto-max-bulk-len" => crate::protocol::parser::PROTO_MAX_BULK_LEN.to_string(),
+        "proto-max-bulk-len" => cfg.limits.proto_max_bulk_len.to_string(),
+        "client-query-buffer-limit" => cfg.limits.query_buffer.to_string(),
+        "client-output-buffer-limit" => cfg.limits.output_text(),
+        "timeout" => cfg.limits.timeout_secs.to_string(),
+        "tcp-keepalive" => cfg.limits.tcp_keepalive_secs.to_string(),
+        "protected-mode" => if cfg.protected_mode { "yes" } else { "no" }.to_string(),
         "hash-max-listpack-entries" | "zset-max-listpack-entries" => {
             LISTPACK_MAX_ENTRIES.to_string()
         }
@@ -230,7 +355,38 @@ pub fn set(
             cfg.lfu_decay_time = ks.lfu_decay_time;
         }
         "requirepass" => cfg.primary_key = (!value.is_empty()).then(|| value.to_string()),
-        "maxclients" => cfg.maxclients = number(1_000_000)? as usize,
+        "maxclients" => {
+            let n = number(u64::from(u32::MAX))?;
+            if n == 0 {
+                return Err(invalid(
+                    "argument must be between 1 and 4294967295 inclusive",
+                ));
+            }
+            cfg.maxclients = n as usize;
+        }
+        "proto-max-bulk-len" | "client-query-buffer-limit" => {
+            let n =
+                parse_memory(value).ok_or_else(|| invalid("argument must be a memory value"))?;
+            if !(1024 * 1024..=i64::MAX as u64).contains(&n) {
+                return Err(invalid(
+                    "argument must be between 1048576 and 9223372036854775807 inclusive",
+                ));
+            }
+            if name == "proto-max-bulk-len" {
+                cfg.limits.proto_max_bulk_len = n;
+            } else {
+                cfg.limits.query_buffer = n;
+            }
+        }
+        "client-output-buffer-limit" => {
+            cfg.limits.set_output(value).map_err(invalid)?;
+        }
+        "timeout" => cfg.limits.timeout_secs = number(i32::MAX as u64)?,
+        "tcp-keepalive" => cfg.limits.tcp_keepalive_secs = number(i32::MAX as u64)?,
+        "protected-mode" => {
+            cfg.protected_mode =
+                parse_yes_no(value).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
+        }
         "hz" => cfg.hz = number(500)?.max(1) as u32,
         "save" => {
             let points =
@@ -387,5 +543,41 @@ mod tests {
             set("nope", "1", &mut cfg, &mut ks),
             Err(ConfigError::Unknown(..))
         ));
+    }
+
+    #[test]
+    fn client_limits_as_redis_spells_them() {
+        let mut cfg = InstanceConfig::default();
+        let mut ks = cfg.keyspace_config();
+        assert_eq!(
+            get("client-output-buffer-limit", &cfg, &ks).unwrap(),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+        set(
+            "client-output-buffer-limit",
+            "normal 1mb 512kb 10",
+            &mut cfg,
+            &mut ks,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.limits.output[0],
+            OutputLimit {
+                hard: 1024 * 1024,
+                soft: 512 * 1024,
+                soft_secs: 10
+            }
+        );
+        let before = cfg.limits.clone();
+        for bad in ["normal 1 2", "master 1 1 1", "normal 1 1 -1 pubsub x 1 1"] {
+            assert!(set("client-output-buffer-limit", bad, &mut cfg, &mut ks).is_err());
+        }
+        assert_eq!(cfg.limits, before, "a refused value changes nothing");
+        assert!(set("client-query-buffer-limit", "1000", &mut cfg, &mut ks).is_err());
+        set("client-query-buffer-limit", "2mb", &mut cfg, &mut ks).unwrap();
+        assert_eq!(
+            get("client-query-buffer-limit", &cfg, &ks).unwrap(),
+            "2097152"
+        );
     }
 }

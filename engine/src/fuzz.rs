@@ -35,7 +35,7 @@ pub fn commands(data: &[u8]) {
     let info = std::sync::Arc::new(ClientInfo::new(1, local(), local()));
     let mut client = ClientState::new(info, true);
     let mut parser = RequestParser::new();
-    let mut out = BytesMut::new();
+    let mut out = crate::protocol::Output::new();
     while let Ok(Some(request)) = parser.parse(data, client.authenticated) {
         let mut args = Vec::new();
         let words;

@@ -244,6 +244,7 @@ impl Instance {
         }
         let info = Arc::new(server::client::ClientInfo::new(0, self.addr, self.addr));
         let mut client = server::client::ClientState::new(info, true);
+        client.auth_generation = self.shared.auth_generation();
         client.db = db.min(keyspace::DB_COUNT - 1);
         client.in_exec = true;
         let mut ks = self.shared.keyspace.lock();
@@ -252,7 +253,7 @@ impl Instance {
         self.shared.stats.commands_processed(1);
         self.shared.wake_blocked_clients(&mut ks);
         persistence::aof::flush(&self.shared, ks);
-        reply
+        reply.into_tree()
     }
 
     /// Stops as `stop` does, saving a dump first if `save` (SHUTDOWN SAVE) or not at all

@@ -58,109 +58,128 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     (!value.is_nan()).then_some(value)
 }
 
-/// Glob-style matching as Redis's stringmatchlen: `*`, `?`, `[abc]`, `[^a-z]`, `\x`.
+/// Glob-style matching as Redis's stringmatchlen: `*`, `?`, `[abc]`, `[^a-z]`, `\\x`.
+///
+/// Linear in the pattern times the string, never exponential (CVE-2022-36021): every token
+/// but `*` matches exactly one byte, so a mismatch only needs to retry the most recent `*`
+/// one byte further on; earlier stars can never do better. Results equal Redis 7.0.15's,
+/// including its quirks (an empty string matches only an empty pattern, except that a lone
+/// `*`, which every caller treats as "everything", matches it too).
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
-    fn eq(a: u8, b: u8, nocase: bool) -> bool {
+    if pattern == b"*" {
+        return true;
+    }
+    if string.is_empty() {
+        return pattern.is_empty();
+    }
+    let (p, s) = (pattern, string);
+    let (mut pi, mut si) = (0, 0);
+    // Where the rest of the pattern after the latest `*` is being tried, and from which byte.
+    let mut retry: Option<(usize, usize)> = None;
+    loop {
+        if p.get(pi) == Some(&b'*') {
+            while p.get(pi + 1) == Some(&b'*') {
+                pi += 1;
+            }
+            if pi + 1 == p.len() {
+                return true;
+            }
+            pi += 1;
+            retry = Some((pi, si));
+            continue;
+        }
+        if pi < p.len() && glob_token(p, &mut pi, s[si], nocase) {
+            si += 1;
+            if si < s.len() {
+                continue;
+            }
+            while p.get(pi) == Some(&b'*') {
+                pi += 1;
+            }
+            if pi == p.len() {
+                return true;
+            }
+        }
+        match retry {
+            Some((rest, from)) if from + 1 < s.len() => {
+                retry = Some((rest, from + 1));
+                (pi, si) = (rest, from + 1);
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Matches one non-`*` token of a glob pattern at `p[*pi]` against the byte `c`, moving `pi`
+/// past the token.
+fn glob_token(p: &[u8], pi: &mut usize, c: u8, nocase: bool) -> bool {
+    let eq = |a: u8, b: u8| {
         if nocase {
             a.eq_ignore_ascii_case(&b)
         } else {
             a == b
         }
-    }
-    fn rec(p: &[u8], s: &[u8], nocase: bool, depth: usize) -> bool {
-        if depth > 1000 {
-            return false;
-        }
-        let (mut pi, mut si) = (0, 0);
-        while pi < p.len() {
-            match p[pi] {
-                b'*' => {
-                    while pi + 1 < p.len() && p[pi + 1] == b'*' {
-                        pi += 1;
-                    }
-                    if pi + 1 == p.len() {
-                        return true;
-                    }
-                    for start in si..=s.len() {
-                        if rec(&p[pi + 1..], &s[start..], nocase, depth + 1) {
-                            return true;
-                        }
-                    }
-                    return false;
-                }
-                b'?' => {
-                    if si >= s.len() {
-                        return false;
-                    }
-                    si += 1;
-                }
-                b'[' => {
-                    if si >= s.len() {
-                        return false;
-                    }
-                    pi += 1;
-                    let negate = p.get(pi) == Some(&b'^');
-                    if negate {
-                        pi += 1;
-                    }
-                    let mut matched = false;
-                    loop {
-                        if pi >= p.len() {
-                            pi -= 1;
-                            break;
-                        }
-                        if p[pi] == b'\\' && pi + 2 < p.len() {
-                            pi += 1;
-                            if p[pi] == s[si] {
-                                matched = true;
-                            }
-                        } else if p[pi] == b']' {
-                            break;
-                        } else if pi + 2 < p.len() && p[pi + 1] == b'-' {
-                            let (mut lo, mut hi) = (p[pi], p[pi + 2]);
-                            if lo > hi {
-                                std::mem::swap(&mut lo, &mut hi);
-                            }
-                            let c = s[si];
-                            let in_range = if nocase {
-                                let c = c.to_ascii_lowercase();
-                                c >= lo.to_ascii_lowercase() && c <= hi.to_ascii_lowercase()
-                            } else {
-                                c >= lo && c <= hi
-                            };
-                            if in_range {
-                                matched = true;
-                            }
-                            pi += 2;
-                        } else if eq(p[pi], s[si], nocase) {
-                            matched = true;
-                        }
-                        pi += 1;
-                    }
-                    if matched == negate {
-                        return false;
-                    }
-                    si += 1;
-                }
-                b'\\' if pi + 1 < p.len() => {
-                    pi += 1;
-                    if si >= s.len() || !eq(p[pi], s[si], nocase) {
-                        return false;
-                    }
-                    si += 1;
-                }
-                c => {
-                    if si >= s.len() || !eq(c, s[si], nocase) {
-                        return false;
-                    }
-                    si += 1;
-                }
+    };
+    let matched = match p[*pi] {
+        b'?' => true,
+        b'[' => {
+            *pi += 1;
+            let negate = p.get(*pi) == Some(&b'^');
+            if negate {
+                *pi += 1;
             }
-            pi += 1;
+            let mut matched = false;
+            loop {
+                match p.get(*pi) {
+                    Some(b'\\') if p.len() - *pi >= 2 => {
+                        *pi += 1;
+                        matched |= p[*pi] == c;
+                    }
+                    Some(b']') => break,
+                    // An unterminated class ends with the pattern.
+                    None => {
+                        *pi -= 1;
+                        break;
+                    }
+                    Some(&lo) if p.len() - *pi >= 3 && p[*pi + 1] == b'-' => {
+                        let hi = p[*pi + 2];
+                        let (mut lo, mut hi, mut c) = (lo.min(hi), lo.max(hi), c);
+                        if nocase {
+                            (lo, hi, c) = (
+                                lo.to_ascii_lowercase(),
+                                hi.to_ascii_lowercase(),
+                                c.to_ascii_lowercase(),
+                            );
+                        }
+                        *pi += 2;
+                        matched |= lo <= c && c <= hi;
+                    }
+                    Some(&b) => matched |= eq(b, c),
+                }
+                *pi += 1;
+            }
+            matched != negate
         }
-        si == s.len()
+        b'\\' if p.len() - *pi >= 2 => {
+            *pi += 1;
+            eq(p[*pi], c)
+        }
+        b => eq(b, c),
+    };
+    *pi += 1;
+    matched
+}
+
+/// Compares two secrets in time that depends only on their lengths, never on where they
+/// first differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= x ^ y;
     }
-    rec(pattern, string, nocase, 0)
+    std::hint::black_box(diff) == 0
 }
 
 /// Resident memory of a process (this one for None), from /proc; 0 where unavailable.
@@ -218,6 +237,15 @@ mod tests {
     }
 
     #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
     fn globs() {
         assert!(glob_match(b"h?llo", b"hello", false));
         assert!(glob_match(b"h*llo", b"heeeello", false));
@@ -227,5 +255,77 @@ mod tests {
         assert!(glob_match(b"h\\*", b"h*", false));
         assert!(!glob_match(b"a*b", b"acd", false));
         assert!(glob_match(b"*", b"", false));
+        assert!(!glob_match(b"**", b"", false));
+        assert!(glob_match(b"[", b"x", false) == reference_glob(b"[", b"x", false));
+        assert!(glob_match(b"H[A-z]LLO", b"hello", true));
+    }
+
+    /// Redis 7.0's stringmatchlen before its CVE-2022-36021 fix, ported as it is: exponential,
+    /// but the plain statement of the semantics, for checking the linear matcher on small cases.
+    fn reference_glob(p: &[u8], s: &[u8], nocase: bool) -> bool {
+        fn rec(p: &[u8], s: &[u8], nocase: bool) -> bool {
+            let (mut p, mut s) = (p, s);
+            while !p.is_empty() && !s.is_empty() {
+                if p[0] == b'*' {
+                    while p.len() > 1 && p[1] == b'*' {
+                        p = &p[1..];
+                    }
+                    if p.len() == 1 {
+                        return true;
+                    }
+                    return (0..s.len()).any(|i| rec(&p[1..], &s[i..], nocase));
+                }
+                let mut pi = 0;
+                if !glob_token(p, &mut pi, s[0], nocase) {
+                    return false;
+                }
+                p = &p[pi..];
+                s = &s[1..];
+                if s.is_empty() {
+                    while p.first() == Some(&b'*') {
+                        p = &p[1..];
+                    }
+                }
+            }
+            p.is_empty() && s.is_empty()
+        }
+        if p == b"*" {
+            return true;
+        }
+        rec(p, s, nocase)
+    }
+
+    #[test]
+    fn linear_glob_agrees_with_the_backtracking_one() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let pattern_bytes = b"ab*?[]^-\\";
+        for _ in 0..200_000 {
+            let p: Vec<u8> = (0..rng.random_range(0..9))
+                .map(|_| pattern_bytes[rng.random_range(0..pattern_bytes.len())])
+                .collect();
+            let s: Vec<u8> = (0..rng.random_range(0..7))
+                .map(|_| b"abAB-]"[rng.random_range(0..6)])
+                .collect();
+            for nocase in [false, true] {
+                assert_eq!(
+                    glob_match(&p, &s, nocase),
+                    reference_glob(&p, &s, nocase),
+                    "pattern {:?} string {:?}",
+                    String::from_utf8_lossy(&p),
+                    String::from_utf8_lossy(&s)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pathological_globs_are_linear() {
+        let key = vec![b'a'; 60];
+        let pattern = b"*a*a*a*a*a*a*a*a*a*a*a*a*b";
+        assert!(!glob_match(pattern, &key, false));
+        let long = vec![b'a'; 20_000];
+        let stars: Vec<u8> = b"*a".repeat(1_000).into_iter().chain(*b"b").collect();
+        assert!(!glob_match(&stars, &long, false));
     }
 }

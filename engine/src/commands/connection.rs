@@ -22,7 +22,7 @@ pub fn echo(_ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 const NO_PASSWORD: &str = "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Checks a username/password pair against the instance's access keys.
+/// Checks a username/password pair against the instance's access keys, in constant time.
 fn check_credentials(ctx: &mut Ctx, user: Option<&[u8]>, password: &[u8]) -> Result<(), CmdError> {
     let keys = ctx.shared.access_keys();
     if keys.is_empty() {
@@ -31,18 +31,27 @@ fn check_credentials(ctx: &mut Ctx, user: Option<&[u8]>, password: &[u8]) -> Res
         return match user {
             None => Err(CmdError::other(NO_PASSWORD)),
             Some(b"default") => {
-                ctx.client.authenticated = true;
+                ctx.client.authenticate(None, ctx.shared.auth_generation());
                 Ok(())
             }
             Some(_) => Err(CmdError::Coded(WRONGPASS.into())),
         };
     }
     let user_ok = user.is_none_or(|u| u == b"default");
-    if user_ok && keys.iter().any(|k| k.as_bytes() == password) {
-        ctx.client.authenticated = true;
-        Ok(())
-    } else {
-        Err(CmdError::Coded(WRONGPASS.into()))
+    // Every key is compared, whatever matched, so the time says nothing about any of them.
+    let matched = keys.iter().fold(None, |found, k| {
+        match crate::util::constant_time_eq(k.as_bytes(), password) {
+            true => Some(k.clone()),
+            false => found,
+        }
+    });
+    match matched {
+        Some(key) if user_ok => {
+            ctx.client
+                .authenticate(Some(key), ctx.shared.auth_generation());
+            Ok(())
+        }
+        _ => Err(CmdError::Coded(WRONGPASS.into())),
     }
 }
 

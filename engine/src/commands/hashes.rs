@@ -7,7 +7,7 @@ use super::keys::{parse_scan, scan_dict, scan_reply};
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Hash, Value};
 use crate::long_double::LongDouble;
-use crate::protocol::Reply;
+use crate::protocol::{ArrayWriter, Reply};
 use crate::util::{glob_match, parse_i64};
 
 fn as_hash(v: &Value) -> Option<&Hash> {
@@ -242,28 +242,65 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .random_entry(rng)
             .map_or(Reply::Null, |(f, _)| Reply::bulk(f)));
     };
-    let picked = pick_random(&hash.fields, count, repeat, rng);
+    if repeat {
+        return Ok(random_repeats_reply(
+            &hash.fields,
+            count,
+            with_values,
+            resp3,
+            |v| Reply::bulk(v),
+        ));
+    }
+    let picked = pick_random(&hash.fields, count, rng);
     Ok(random_pairs_reply(picked, with_values, resp3, |v| {
         Reply::bulk(v)
     }))
 }
 
-/// Chooses `count` entries of a dict: with repeats, or distinct (all if count >= len).
+/// Chooses `count` distinct entries of a dict (all of them if count >= len).
 pub fn pick_random<'a, V>(
     dict: &'a crate::keyspace::Dict<V>,
     count: usize,
-    repeat: bool,
     rng: &mut impl Rng,
 ) -> Vec<(&'a Blob, &'a V)> {
-    if repeat {
-        return (0..count).filter_map(|_| dict.random_entry(rng)).collect();
-    }
     if count >= dict.len() {
         return dict.iter().collect();
     }
     let mut all: Vec<(&Blob, &V)> = dict.iter().collect();
     let (chosen, _) = all.partial_shuffle(rng, count);
     chosen.to_vec()
+}
+
+/// The reply for `count` random picks with repeats (a negative count). The client picks the
+/// count, so the reply is encoded as the picks are drawn, a few bytes each, never held as a
+/// list of picks: SRANDMEMBER s -30000000 costs what its reply does, as in Redis.
+pub fn random_repeats_reply<V>(
+    dict: &crate::keyspace::Dict<V>,
+    count: usize,
+    with_values: bool,
+    resp3: bool,
+    value_reply: impl Fn(&V) -> Reply,
+) -> Reply {
+    let rng = &mut rand::rng();
+    let elements = if with_values && !resp3 {
+        count.saturating_mul(2)
+    } else {
+        count
+    };
+    let mut reply = ArrayWriter::new(elements, resp3);
+    for _ in 0..count {
+        let Some((key, value)) = dict.random_entry(rng) else {
+            break;
+        };
+        if with_values && resp3 {
+            reply.array_header(2);
+        }
+        reply.bulk(key);
+        if with_values {
+            reply.reply(value_reply(value));
+        }
+    }
+    reply.finish()
 }
 
 /// The reply for random picks, with values as flat pairs (RESP2) or nested pairs (RESP3).

@@ -141,7 +141,7 @@ pub fn pttl(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     ttl_generic(ctx, args[1], |at, now| at.saturating_sub(now) as i64)
 }
 pub fn expiretime(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    ttl_generic(ctx, args[1], |at, _| (at / 1000) as i64)
+    ttl_generic(ctx, args[1], |at, _| (at.saturating_add(500) / 1000) as i64)
 }
 pub fn pexpiretime(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     ttl_generic(ctx, args[1], |at, _| at as i64)

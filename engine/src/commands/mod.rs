@@ -289,26 +289,10 @@ fn check_arity(
 pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
     let spec = match resolve_for(ctx.client, args) {
         Ok(spec) => spec,
-        Err(e) => {
-            if ctx.client.multi.is_some() {
-                ctx.client.multi_failed = true;
-            }
-            if matches!(e, CmdError::ExecAbort(_)) {
-                ctx.client.multi = None;
-                ctx.client.multi_failed = false;
-                transactions::release_watches(ctx);
-            }
-            return e.into();
-        }
+        Err(e) => return reject(ctx, None, e),
     };
-    if !ctx.client.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
-        return CmdError::NoAuth.into();
-    }
-    if !spec.flags.contains(Flags::LOADING) && ctx.shared.persistence.is_loading() {
-        return CmdError::Loading.into();
-    }
-    if spec.flags.contains(Flags::WRITE) && ctx.shared.persistence.aof_write_failed() {
-        return CmdError::Coded(crate::persistence::aof::write_refusal(ctx.shared)).into();
+    if let Err(e) = admit(ctx, spec) {
+        return reject(ctx, Some(spec), e);
     }
     if ctx.client.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION_CONTROL) {
         return transactions::queue(ctx, spec, args);
@@ -316,23 +300,98 @@ pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
     run(ctx, spec, args)
 }
 
-/// Runs a resolved command (also used by EXEC for queued commands).
+/// The checks a command passes before it runs or is queued, in Redis's order: access, the
+/// memory limit, the AOF's health, loading. An EXEC counts as the commands it would run.
+fn admit(ctx: &mut Ctx, spec: &'static CommandSpec) -> Result<(), CmdError> {
+    let shared = ctx.shared;
+    ctx.client
+        .refresh_auth(shared.auth_generation(), || shared.access_keys());
+    if !ctx.client.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+        return Err(CmdError::NoAuth);
+    }
+    let is_exec = spec.name == "exec";
+    let queued_flag = |flag: Flags| {
+        is_exec
+            && ctx
+                .client
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.iter().any(|(s, _)| s.flags.contains(flag)))
+    };
+    let deny_oom = spec.flags.contains(Flags::DENY_OOM) || queued_flag(Flags::DENY_OOM);
+    let write = spec.flags.contains(Flags::WRITE) || queued_flag(Flags::WRITE);
+    // Queuing inside MULTI takes memory too: under the limit, only EXEC, DISCARD, QUIT and
+    // RESET are let through.
+    let queuing =
+        ctx.client.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset");
+    if ctx.ks.config.maxmemory > 0 && (deny_oom || queuing) {
+        if !std::mem::take(&mut ctx.ks.clock_reusable) {
+            ctx.ks.now = crate::util::now_ms();
+        }
+        ctx.ks.evict_to_limit();
+        if ctx.ks.used_memory() as u64 > ctx.ks.config.maxmemory {
+            return Err(CmdError::Oom);
+        }
+    }
+    if write && ctx.shared.persistence.aof_write_failed() {
+        return Err(CmdError::Coded(crate::persistence::aof::write_refusal(
+            ctx.shared,
+        )));
+    }
+    if !spec.flags.contains(Flags::LOADING) && ctx.shared.persistence.is_loading() {
+        return Err(CmdError::Loading);
+    }
+    Ok(())
+}
+
+/// Refuses a request. Inside MULTI the refusal flags the transaction, so EXEC discards it;
+/// a refused EXEC discards it at once (Redis's rejectCommand and execCommandAbort).
+fn reject(ctx: &mut Ctx, spec: Option<&'static CommandSpec>, e: CmdError) -> Reply {
+    let exec_refused =
+        matches!(e, CmdError::ExecAbort(_)) || spec.is_some_and(|s| s.name == "exec");
+    if ctx.client.multi.is_some() {
+        ctx.client.multi_failed = true;
+        if exec_refused {
+            ctx.client.multi = None;
+            ctx.client.multi_failed = false;
+            transactions::release_watches(ctx);
+            if !matches!(e, CmdError::ExecAbort(_)) {
+                return CmdError::ExecAbort(e.to_string()).into();
+            }
+        }
+    } else if matches!(e, CmdError::ExecAbort(_)) {
+        transactions::release_watches(ctx);
+    }
+    e.into()
+}
+
+/// Runs a resolved command (also used by EXEC for queued commands and by the AOF loader).
 pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
     if !std::mem::take(&mut ctx.ks.clock_reusable) {
         ctx.ks.now = crate::util::now_ms();
     }
-    if spec.flags.contains(Flags::DENY_OOM) && ctx.ks.config.maxmemory > 0 {
-        ctx.ks.evict_to_limit();
-        if ctx.ks.used_memory() as u64 > ctx.ks.config.maxmemory {
-            return CmdError::Oom.into();
-        }
-    }
     let db = ctx.db();
     let dirty = ctx.ks.dirty;
     ctx.propagated = false;
-    let reply = match (spec.handler)(ctx, args) {
-        Ok(reply) => reply,
-        Err(e) => e.into(),
+    // One bad command never takes the connection, the instance or the process with it: a
+    // panic in a handler becomes an error reply and an error event.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (spec.handler)(ctx, args)));
+    let reply = match outcome {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => e.into(),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let text = format!("internal error in '{}' command: {what}", spec.name);
+            ctx.shared
+                .events
+                .push(crate::telemetry::EventKind::Error, text.clone());
+            CmdError::Other(text).into()
+        }
     };
     // A write that changed something is logged as sent, unless it logged its own form
     // (blocking commands always do: a replay must never wait or pop something else).

@@ -324,7 +324,15 @@ pub fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                     .iter()
                     .any(|p| crate::util::glob_match(p, name.as_bytes(), true))
                 {
-                    if let Some(v) = config::get(name, &cfg, &ctx.ks.config) {
+                    if let Some(mut v) = config::get(name, &cfg, &ctx.ks.config) {
+                        // The primary key is shown only to a client that knows it (or that
+                        // needed no key): a secondary-key session never learns it.
+                        let primary_hidden = *name == "requirepass"
+                            && !(ctx.client.info.authenticated_with(&v)
+                                || cfg.access_keys().is_empty());
+                        if primary_hidden {
+                            v.clear();
+                        }
                         pairs.push((Reply::bulk(name), Reply::bulk(v)));
                     }
                 }
@@ -422,9 +430,23 @@ pub fn debug(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     match sub.as_str() {
         "sleep" if args.len() == 3 => {
             let secs = crate::util::parse_f64(args[2])
-                .filter(|s| *s >= 0.0)
+                .filter(|s| *s >= 0.0 && s.is_finite())
                 .ok_or(CmdError::NotFloat)?;
-            std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(60.0)));
+            // The connection waits without holding the keyspace or its thread, as a blocked
+            // client does, so other instances and the app never wait with it.
+            let deadline = match ctx.client.block_deadline {
+                Some(Some(known)) => known,
+                _ => {
+                    let at = ctx.ks.now.saturating_add((secs * 1000.0) as u64);
+                    ctx.client.block_deadline = Some(Some(at));
+                    at
+                }
+            };
+            if ctx.ks.now < deadline && !ctx.client.in_exec {
+                ctx.block = Some(super::BlockRequest {
+                    deadline_ms: Some(deadline),
+                });
+            }
             Ok(Reply::OK)
         }
         "populate" if (3..=5).contains(&args.len()) => {
@@ -433,13 +455,28 @@ pub fn debug(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 return Err(CmdError::other("count can't be negative"));
             }
             let prefix = args.get(3).map_or(&b"key"[..], |p| &p[..]);
+            let max_size = ctx.shared.config().limits.proto_max_bulk_len;
             let size = args
                 .get(4)
                 .map(|s| int_arg(s))
                 .transpose()?
-                .map(|s| s.max(0) as usize);
+                .map(|s| {
+                    u64::try_from(s)
+                        .ok()
+                        .filter(|&s| s <= max_size)
+                        .map(|s| s as usize)
+                        .ok_or_else(|| {
+                            CmdError::other("value size is out of range (proto-max-bulk-len)")
+                        })
+                })
+                .transpose()?;
             let db = ctx.db();
+            let maxmemory = ctx.ks.config.maxmemory;
             for i in 0..count {
+                // Keys cost memory a client picks: stop at maxmemory, as writes do.
+                if maxmemory > 0 && ctx.ks.used_memory() as u64 > maxmemory {
+                    return Err(CmdError::Oom);
+                }
                 let key = [prefix, b":", i.to_string().as_bytes()].concat();
                 if ctx.ks.contains(db, &key) {
                     continue;

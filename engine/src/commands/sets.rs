@@ -1,6 +1,6 @@
 //! Set commands, including the algebra (SINTER, SUNION, SDIFF and their STORE forms).
 
-use super::hashes::pick_random;
+use super::hashes::{pick_random, random_repeats_reply};
 use super::keys::{parse_scan, scan_dict, scan_reply};
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Set, Value};
@@ -100,7 +100,7 @@ pub fn spop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     let set = set_mut(&mut value);
     let rng = &mut rand::rng();
-    let picked: Vec<Blob> = pick_random(&set.members, count.unwrap_or(1), false, rng)
+    let picked: Vec<Blob> = pick_random(&set.members, count.unwrap_or(1), rng)
         .into_iter()
         .map(|(m, _)| m.clone())
         .collect();
@@ -128,6 +128,7 @@ pub fn srandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .get(2)
         .map(|c| super::hashes::random_count(c, false))
         .transpose()?;
+    let resp3 = ctx.client.resp3;
     let Some(set) = ctx.read(args[1], as_set)? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
@@ -141,8 +142,9 @@ pub fn srandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .members
             .random_entry(rng)
             .map_or(Reply::Null, |(m, _)| Reply::bulk(m)),
-        Some((n, repeat)) => Reply::Array(
-            pick_random(&set.members, n, repeat, rng)
+        Some((n, true)) => random_repeats_reply(&set.members, n, false, resp3, |_| Reply::Null),
+        Some((n, false)) => Reply::Array(
+            pick_random(&set.members, n, rng)
                 .into_iter()
                 .map(|(m, _)| Reply::bulk(m))
                 .collect(),
@@ -171,11 +173,37 @@ pub fn smove(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(1))
 }
 
-/// The sets stored at `keys` (missing keys as None), type-checked.
-fn load_sets(ctx: &mut Ctx, keys: &[&[u8]]) -> Result<Vec<Option<Set>>, CmdError> {
-    keys.iter()
-        .map(|k| Ok(ctx.read(k, as_set)?.cloned()))
-        .collect()
+/// The sets an algebra command names, type-checked and borrowed rather than copied.
+struct Operands<'k> {
+    /// The first key's set (the one a difference subtracts from).
+    first: Option<&'k Set>,
+    /// The other keys' sets, each once: a set named twice changes no result, so it is not
+    /// looked through twice.
+    others: Vec<&'k Set>,
+    /// Some key holds no set (an intersection is then empty).
+    missing: bool,
+}
+
+fn load_sets<'k>(ctx: &'k mut Ctx, keys: &[&[u8]]) -> Result<Operands<'k>, CmdError> {
+    let mut missing = false;
+    for key in keys {
+        missing |= ctx.read(key, as_set)?.is_none();
+    }
+    let db = ctx.db();
+    let entries = &ctx.ks.dbs[db].entries;
+    let set_at = |k: &[u8]| entries.get(k).and_then(|e| as_set(&e.value));
+    let mut seen = std::collections::HashSet::new();
+    let others = keys
+        .iter()
+        .skip(1)
+        .filter_map(|k| set_at(k))
+        .filter(|s| seen.insert(std::ptr::from_ref::<Set>(s)))
+        .collect();
+    Ok(Operands {
+        first: keys.first().and_then(|k| set_at(k)),
+        others,
+        missing,
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -185,14 +213,16 @@ enum Op {
     Diff,
 }
 
-fn compute(sets: &[Option<Set>], op: Op) -> Set {
+fn compute(sets: &Operands, op: Op) -> Set {
+    let all = || sets.first.into_iter().chain(sets.others.iter().copied());
     match op {
         Op::Inter => {
-            if sets.iter().any(Option::is_none) {
+            if sets.missing {
                 return Set::default();
             }
-            let mut all: Vec<&Set> = sets.iter().flatten().collect();
+            let mut all: Vec<&Set> = all().collect();
             all.sort_by_key(|s| s.len());
+            all.dedup_by_key(|s| std::ptr::from_ref::<Set>(s));
             let Some((smallest, rest)) = all.split_first() else {
                 return Set::default();
             };
@@ -202,19 +232,14 @@ fn compute(sets: &[Option<Set>], op: Op) -> Set {
                 .map(|m| &m[..])
                 .collect()
         }
-        Op::Union => sets
-            .iter()
-            .flatten()
-            .flat_map(|s| s.iter())
-            .map(|m| &m[..])
-            .collect(),
+        Op::Union => all().flat_map(|s| s.iter()).map(|m| &m[..]).collect(),
         Op::Diff => {
-            let Some(Some(first)) = sets.first() else {
+            let Some(first) = sets.first else {
                 return Set::default();
             };
             first
                 .iter()
-                .filter(|m| !sets[1..].iter().flatten().any(|s| s.contains(m)))
+                .filter(|m| !sets.others.iter().any(|s| s.contains(m)))
                 .map(|m| &m[..])
                 .collect()
         }

@@ -8,6 +8,7 @@ use crate::protocol::Reply;
 pub fn queue(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
     if let Some(queue) = ctx.client.multi.as_mut() {
         queue.push((spec, args.iter().map(|a| a.to_vec()).collect()));
+        ctx.client.multi_bytes += args.iter().map(|a| a.len() + 16).sum::<usize>();
     }
     Reply::Status("QUEUED")
 }
@@ -18,6 +19,7 @@ pub fn multi(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     }
     ctx.client.multi = Some(Vec::new());
     ctx.client.multi_failed = false;
+    ctx.client.multi_bytes = 0;
     Ok(Reply::OK)
 }
 

@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use super::hashes::{pick_random, random_count, random_pairs_reply};
+use super::hashes::{pick_random, random_count, random_pairs_reply, random_repeats_reply};
 use super::keys::{parse_scan, scan_dict, scan_reply};
 use super::strings::clamp_range;
 use super::{float_arg, int_arg, is, CmdError, CmdResult, Ctx};
@@ -729,14 +729,54 @@ impl Aggregate {
 }
 
 /// Members and scores of a sorted set or a plain set (score 1) at `key`.
-fn weighted_source(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<(Blob, f64)>>, CmdError> {
+/// A ZUNIONSTORE/ZINTERSTORE input: a sorted set, or a set whose members score 1. Borrowed,
+/// never copied: a command may name the same big key thousands of times.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    ZSet(&'a ZSet),
+    Set(&'a crate::keyspace::Set),
+}
+
+impl<'a> Source<'a> {
+    fn of(value: &'a Value) -> Option<Source<'a>> {
+        match value {
+            Value::ZSet(z) => Some(Source::ZSet(z)),
+            Value::Set(s) => Some(Source::Set(s)),
+            _ => None,
+        }
+    }
+
+    fn entries(self) -> Box<dyn Iterator<Item = (&'a Blob, f64)> + 'a> {
+        match self {
+            Source::ZSet(z) => Box::new(z.iter().map(|e| (&e.member, e.score))),
+            Source::Set(s) => Box::new(s.iter().map(|m| (m, 1.0))),
+        }
+    }
+
+    fn score(self, member: &[u8]) -> Option<f64> {
+        match self {
+            Source::ZSet(z) => z.score(member),
+            Source::Set(s) => s.contains(member).then_some(1.0),
+        }
+    }
+}
+
+/// The inputs at `keys` (None for a missing key), type-checked.
+fn weighted_sources<'k>(
+    ctx: &'k mut Ctx,
+    keys: &[&[u8]],
+) -> Result<Vec<Option<Source<'k>>>, CmdError> {
     let db = ctx.db();
-    Ok(match ctx.ks.get(db, key) {
-        None => None,
-        Some(Value::ZSet(z)) => Some(z.iter().map(|e| (e.member.clone(), e.score)).collect()),
-        Some(Value::Set(s)) => Some(s.iter().map(|m| (m.clone(), 1.0)).collect()),
-        Some(_) => return Err(CmdError::WrongType),
-    })
+    for key in keys {
+        if let Some(value) = ctx.ks.get(db, key) {
+            Source::of(value).ok_or(CmdError::WrongType)?;
+        }
+    }
+    let entries = &ctx.ks.dbs[db].entries;
+    Ok(keys
+        .iter()
+        .map(|k| entries.get(k).and_then(|e| Source::of(&e.value)))
+        .collect())
 }
 
 fn union_inter_store(ctx: &mut Ctx, args: &[&[u8]], union: bool) -> CmdResult {
@@ -777,10 +817,7 @@ fn union_inter_store(ctx: &mut Ctx, args: &[&[u8]], union: bool) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let mut sources = Vec::with_capacity(n);
-    for key in keys {
-        sources.push(weighted_source(ctx, key)?);
-    }
+    let sources = weighted_sources(ctx, keys)?;
     let weigh = |s: f64, w: f64| {
         let v = s * w;
         if v.is_nan() {
@@ -792,25 +829,20 @@ fn union_inter_store(ctx: &mut Ctx, args: &[&[u8]], union: bool) -> CmdResult {
     let mut acc: std::collections::HashMap<Blob, f64> = std::collections::HashMap::new();
     if union {
         for (source, &w) in sources.iter().zip(&weights) {
-            for (m, s) in source.iter().flatten() {
-                let v = weigh(*s, w);
+            for (m, s) in source.iter().flat_map(|s| s.entries()) {
+                let v = weigh(s, w);
                 acc.entry(m.clone())
                     .and_modify(|cur| *cur = aggregate.apply(*cur, v))
                     .or_insert(v);
             }
         }
-    } else if sources.iter().all(Option::is_some) {
-        let lookups: Vec<std::collections::HashMap<&Blob, f64>> = sources
-            .iter()
-            .flatten()
-            .map(|src| src.iter().map(|(m, s)| (m, *s)).collect())
-            .collect();
-        if let Some(Some(first)) = sources.first() {
-            'members: for (m, s) in first {
-                let mut v = weigh(*s, weights[0]);
-                for (lookup, &w) in lookups.iter().zip(&weights).skip(1) {
-                    match lookup.get(m) {
-                        Some(&other) => v = aggregate.apply(v, weigh(other, w)),
+    } else if let Some(present) = sources.iter().copied().collect::<Option<Vec<Source>>>() {
+        if let Some((first, rest)) = present.split_first() {
+            'members: for (m, s) in first.entries() {
+                let mut v = weigh(s, weights[0]);
+                for (other, &w) in rest.iter().zip(&weights[1..]) {
+                    match other.score(m) {
+                        Some(score) => v = aggregate.apply(v, weigh(score, w)),
                         None => continue 'members,
                     }
                 }
@@ -879,7 +911,16 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .random_entry(rng)
             .map_or(Reply::Null, |(m, _)| Reply::bulk(m)));
     };
-    let picked = pick_random(&zset.scores, count, repeat, rng);
+    if repeat {
+        return Ok(random_repeats_reply(
+            &zset.scores,
+            count,
+            with_scores,
+            resp3,
+            |s| Reply::Double(*s),
+        ));
+    }
+    let picked = pick_random(&zset.scores, count, rng);
     Ok(random_pairs_reply(picked, with_scores, resp3, |s| {
         Reply::Double(*s)
     }))

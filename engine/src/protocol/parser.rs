@@ -8,7 +8,8 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// Largest bulk argument accepted (Redis's proto-max-bulk-len default, 512 MB).
+/// Largest bulk argument accepted by default (Redis's proto-max-bulk-len, 512 MB); the
+/// setting of that name changes it per connection (`set_max_bulk_len`).
 pub const PROTO_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 /// Largest multibulk argument count accepted.
 pub const MAX_MULTIBULK_LEN: usize = 1024 * 1024;
@@ -59,7 +60,7 @@ pub enum Request {
 /// of the buffer, which the connection hands to commands as slices (no copy, no allocation per
 /// argument). Once a batch is done the connection drops the bytes of complete requests
 /// (`take_consumed`); a request still arriving keeps its place and its ranges.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestParser {
     /// Where the next request starts (everything before it is complete requests).
     consumed: usize,
@@ -71,11 +72,31 @@ pub struct RequestParser {
     bulk_len: Option<usize>,
     /// The argument ranges of the request in progress or just completed.
     ranges: Vec<(usize, usize)>,
+    /// Longest bulk argument accepted (proto-max-bulk-len).
+    max_bulk_len: usize,
+}
+
+impl Default for RequestParser {
+    fn default() -> Self {
+        RequestParser {
+            consumed: 0,
+            pos: 0,
+            remaining: 0,
+            bulk_len: None,
+            ranges: Vec::new(),
+            max_bulk_len: PROTO_MAX_BULK_LEN,
+        }
+    }
 }
 
 impl RequestParser {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the longest bulk argument accepted from now on (proto-max-bulk-len).
+    pub fn set_max_bulk_len(&mut self, max: u64) {
+        self.max_bulk_len = usize::try_from(max).unwrap_or(usize::MAX);
     }
 
     /// Finds the next complete request in `buf` (the connection's whole buffer, which only
@@ -141,7 +162,7 @@ impl RequestParser {
                             return Ok(None);
                         };
                         let len = parse_len(&rest[1..end])
-                            .filter(|&l| l >= 0 && l as usize <= PROTO_MAX_BULK_LEN)
+                            .filter(|&l| l >= 0 && l as usize <= self.max_bulk_len)
                             .ok_or(ProtocolError::InvalidBulkLength)?
                             as usize;
                         self.pos += end + 2;

@@ -1,9 +1,11 @@
 //! Replies and their encoding in RESP2 or RESP3, chosen per connection (HELLO 2/3).
 //!
 //! Doubles follow Redis 7.0: `%.17g` text, a bulk string in RESP2 and a `,` double in RESP3.
+//! Replies whose size a client picks (SRANDMEMBER with a negative count) are encoded as they
+//! are built (`Reply::Encoded`, through `ArrayWriter`), never held as a tree of one `Reply`
+//! per element.
 
-use bytes::{BufMut, BytesMut};
-
+use super::output::Output;
 use crate::keyspace::Blob;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,8 @@ pub enum Reply {
     Double(f64),
     /// Text with a format tag in RESP3 (INFO), a bulk string in RESP2.
     Verbatim(String),
+    /// A reply already encoded for the client's protocol (see `ArrayWriter`).
+    Encoded(Output),
 }
 
 impl Reply {
@@ -43,24 +47,24 @@ impl Reply {
     }
 
     /// Appends the encoding of this reply to `out`.
-    pub fn encode(&self, out: &mut BytesMut, resp3: bool) {
+    pub fn encode(self, out: &mut Output, resp3: bool) {
         match self {
             Reply::Status(s) => line(out, b'+', s.as_bytes()),
             Reply::StatusOwned(s) => line(out, b'+', s.as_bytes()),
             Reply::Error(e) => line(out, b'-', e.as_bytes()),
-            Reply::Int(i) => header(out, b':', *i),
-            Reply::Bulk(b) => bulk(out, b),
+            Reply::Int(i) => header(out, b':', i),
+            Reply::Bulk(b) => bulk(out, &b),
             Reply::Null if resp3 => out.put_slice(b"_\r\n"),
             Reply::Null => out.put_slice(b"$-1\r\n"),
             Reply::NullArray if resp3 => out.put_slice(b"_\r\n"),
             Reply::NullArray => out.put_slice(b"*-1\r\n"),
             Reply::Array(items) => {
                 header(out, b'*', items.len() as i64);
-                items.iter().for_each(|r| r.encode(out, resp3));
+                items.into_iter().for_each(|r| r.encode(out, resp3));
             }
             Reply::Set(items) => {
                 header(out, if resp3 { b'~' } else { b'*' }, items.len() as i64);
-                items.iter().for_each(|r| r.encode(out, resp3));
+                items.into_iter().for_each(|r| r.encode(out, resp3));
             }
             Reply::Map(pairs) => {
                 if resp3 {
@@ -74,7 +78,7 @@ impl Reply {
                 }
             }
             Reply::Double(d) => {
-                let text = format_double(*d);
+                let text = format_double(d);
                 if resp3 {
                     line(out, b',', text.as_bytes());
                 } else {
@@ -91,23 +95,127 @@ impl Reply {
                     bulk(out, text.as_bytes());
                 }
             }
+            Reply::Encoded(encoded) => out.append(encoded),
+        }
+    }
+
+    /// This reply as a tree: an `Encoded` reply is decoded (for in-process callers, which
+    /// look at replies rather than send them).
+    pub fn into_tree(self) -> Reply {
+        match self {
+            Reply::Encoded(encoded) => {
+                let bytes = encoded.to_vec();
+                let mut at = 0;
+                decode(&bytes, &mut at)
+                    .unwrap_or_else(|| Reply::error("ERR reply could not be decoded"))
+            }
+            Reply::Array(items) => Reply::Array(items.into_iter().map(Reply::into_tree).collect()),
+            other => other,
         }
     }
 }
 
-fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
+/// Encodes an array reply element by element as it is built, for replies whose length a
+/// client picks: memory is the encoded bytes, a few per element, in output blocks.
+#[derive(Debug)]
+pub struct ArrayWriter {
+    out: Output,
+    resp3: bool,
+}
+
+impl ArrayWriter {
+    /// Starts an array of `len` elements for a client speaking RESP3 (`resp3`) or RESP2.
+    pub fn new(len: usize, resp3: bool) -> Self {
+        let mut out = Output::new();
+        header(&mut out, b'*', len as i64);
+        ArrayWriter { out, resp3 }
+    }
+
+    pub fn bulk(&mut self, data: &[u8]) {
+        bulk(&mut self.out, data);
+    }
+
+    /// Adds any reply as the next element.
+    pub fn reply(&mut self, reply: Reply) {
+        reply.encode(&mut self.out, self.resp3);
+    }
+
+    /// Adds a nested array header (its `len` elements follow).
+    pub fn array_header(&mut self, len: usize) {
+        header(&mut self.out, b'*', len as i64);
+    }
+
+    pub fn finish(self) -> Reply {
+        Reply::Encoded(self.out)
+    }
+}
+
+/// Decodes one RESP2/RESP3 reply at `bytes[*at..]`, moving `at` past it. None if malformed.
+fn decode(bytes: &[u8], at: &mut usize) -> Option<Reply> {
+    let rest = bytes.get(*at..)?;
+    let end = rest.windows(2).position(|w| w == b"\r\n")?;
+    let kind = *rest.first()?;
+    let text = std::str::from_utf8(&rest[1..end]).ok()?;
+    *at += end + 2;
+    let count = |text: &str| text.parse::<i64>().ok();
+    let items = |n: i64, at: &mut usize| -> Option<Vec<Reply>> {
+        (0..n).map(|_| decode(bytes, at)).collect()
+    };
+    Some(match kind {
+        b'+' => Reply::StatusOwned(text.to_string()),
+        b'-' => Reply::Error(text.to_string()),
+        b':' => Reply::Int(count(text)?),
+        b'_' => Reply::Null,
+        b',' => Reply::Double(crate::util::parse_f64(text.as_bytes())?),
+        b'$' => match count(text)? {
+            -1 => Reply::Null,
+            n => {
+                let data = bytes.get(*at..*at + usize::try_from(n).ok()?)?;
+                *at += data.len() + 2;
+                Reply::bulk(data)
+            }
+        },
+        b'*' => match count(text)? {
+            -1 => Reply::NullArray,
+            n => Reply::Array(items(n, at)?),
+        },
+        b'~' => Reply::Set(items(count(text)?, at)?),
+        b'%' => {
+            let flat = items(2 * count(text)?, at)?;
+            let mut flat = flat.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                pairs.push((k, v));
+            }
+            Reply::Map(pairs)
+        }
+        _ => return None,
+    })
+}
+
+/// A status or error line. Its text may echo client bytes: CR and LF become spaces, as Redis
+/// does, so a client's `\r\n` can never end the line early and inject a reply.
+fn line(out: &mut Output, kind: u8, text: &[u8]) {
     out.put_u8(kind);
-    out.put_slice(text);
+    if text.iter().any(|&b| b == b'\r' || b == b'\n') {
+        let clean: Vec<u8> = text
+            .iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+            .collect();
+        out.put_slice(&clean);
+    } else {
+        out.put_slice(text);
+    }
     out.put_slice(b"\r\n");
 }
 
-fn header(out: &mut BytesMut, kind: u8, n: i64) {
+fn header(out: &mut Output, kind: u8, n: i64) {
     out.put_u8(kind);
     out.put_slice(itoa::Buffer::new().format(n).as_bytes());
     out.put_slice(b"\r\n");
 }
 
-fn bulk(out: &mut BytesMut, data: &[u8]) {
+fn bulk(out: &mut Output, data: &[u8]) {
     header(out, b'$', data.len() as i64);
     out.put_slice(data);
     out.put_slice(b"\r\n");
@@ -170,11 +278,37 @@ mod tests {
     #[test]
     fn resp2_and_resp3_shapes() {
         let reply = Reply::Map(vec![(Reply::bulk("a"), Reply::Double(1.0))]);
-        let mut out = BytesMut::new();
-        reply.encode(&mut out, false);
-        assert_eq!(&out[..], b"*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+        let mut out = Output::new();
+        reply.clone().encode(&mut out, false);
+        assert_eq!(out.to_vec(), b"*2\r\n$1\r\na\r\n$1\r\n1\r\n");
         out.clear();
         reply.encode(&mut out, true);
-        assert_eq!(&out[..], b"%1\r\n$1\r\na\r\n,1\r\n");
+        assert_eq!(out.to_vec(), b"%1\r\n$1\r\na\r\n,1\r\n");
+    }
+
+    #[test]
+    fn errors_and_statuses_never_break_the_line() {
+        let mut out = Output::new();
+        Reply::error("ERR Unsupported option \r\n+PONG").encode(&mut out, false);
+        Reply::StatusOwned("a\nb".into()).encode(&mut out, false);
+        assert_eq!(out.to_vec(), b"-ERR Unsupported option   +PONG\r\n+a b\r\n");
+    }
+
+    #[test]
+    fn encoded_arrays_decode_to_the_same_tree() {
+        for resp3 in [false, true] {
+            let mut writer = ArrayWriter::new(3, resp3);
+            writer.bulk(b"x");
+            writer.reply(Reply::Int(7));
+            writer.array_header(2);
+            writer.bulk(b"");
+            writer.reply(Reply::Null);
+            let tree = Reply::Array(vec![
+                Reply::bulk("x"),
+                Reply::Int(7),
+                Reply::Array(vec![Reply::bulk(""), Reply::Null]),
+            ]);
+            assert_eq!(writer.finish().into_tree(), tree);
+        }
     }
 }

@@ -25,6 +25,8 @@ pub struct ClientInfo {
     resp: AtomicUsize,
     commands: AtomicU64,
     killed: AtomicBool,
+    /// The access key this client authenticated with (None: none, or none was needed).
+    auth_key: Mutex<Option<String>>,
     /// Woken by CLIENT KILL.
     pub kill_notify: Notify,
 }
@@ -42,6 +44,7 @@ impl ClientInfo {
             resp: AtomicUsize::new(2),
             commands: AtomicU64::new(0),
             killed: AtomicBool::new(false),
+            auth_key: Mutex::new(None),
             kill_notify: Notify::new(),
         }
     }
@@ -57,6 +60,22 @@ impl ClientInfo {
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Whether this client authenticated with `key`.
+    pub fn authenticated_with(&self, key: &str) -> bool {
+        self.auth_key
+            .lock()
+            .as_deref()
+            .is_some_and(|k| crate::util::constant_time_eq(k.as_bytes(), key.as_bytes()))
+    }
+
+    /// Whether this client authenticated with a key that is no longer one of `keys`.
+    pub fn key_revoked(&self, keys: &[String]) -> bool {
+        self.auth_key
+            .lock()
+            .as_deref()
+            .is_some_and(|k| !keys.iter().any(|valid| valid == k))
     }
 
     /// Records activity after a batch of commands.
@@ -94,10 +113,14 @@ pub struct ClientState {
     pub db: usize,
     pub resp3: bool,
     pub authenticated: bool,
+    /// The instance's access-key generation `authenticated` was decided under.
+    pub auth_generation: u64,
     /// Commands queued since MULTI (None outside a transaction).
     pub multi: Option<Vec<QueuedCommand>>,
     /// A command failed to queue: EXEC will abort.
     pub multi_failed: bool,
+    /// Bytes of the arguments queued since MULTI (held to client-query-buffer-limit).
+    pub multi_bytes: usize,
     /// Running EXEC: blocking commands do not block.
     pub in_exec: bool,
     /// WATCHed keys with the version seen.
@@ -116,8 +139,10 @@ impl ClientState {
             db: 0,
             resp3: false,
             authenticated,
+            auth_generation: 0,
             multi: None,
             multi_failed: false,
+            multi_bytes: 0,
             in_exec: false,
             watched: Vec::new(),
             block_deadline: None,
@@ -128,6 +153,25 @@ impl ClientState {
 
     pub fn id(&self) -> u64 {
         self.info.id
+    }
+
+    /// Records a successful AUTH, with the key used (None when no key was needed).
+    pub fn authenticate(&mut self, key: Option<String>, generation: u64) {
+        self.authenticated = true;
+        self.auth_generation = generation;
+        *self.info.auth_key.lock() = key;
+    }
+
+    /// Re-decides `authenticated` if the access keys changed since it was decided: a client
+    /// that connected while no keys were set needs AUTH once they are.
+    pub fn refresh_auth(&mut self, generation: u64, keys: impl FnOnce() -> Vec<String>) {
+        if generation == self.auth_generation {
+            return;
+        }
+        self.auth_generation = generation;
+        let keys = keys();
+        self.authenticated =
+            keys.is_empty() || keys.iter().any(|k| self.info.authenticated_with(k));
     }
 
     pub fn name(&self) -> Option<String> {

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,22 +13,20 @@ use tokio::net::TcpStream;
 use super::client::{ClientInfo, ClientState};
 use super::Shared;
 use crate::commands::{self, transactions, Ctx};
+use crate::config::{ClientClass, ClientLimits};
 use crate::persistence::aof;
-use crate::protocol::{Reply, Request, RequestParser};
+use crate::protocol::{Output, Reply, Request, RequestParser};
+use crate::telemetry::EventKind;
 
 const READ_CHUNK: usize = 16 * 1024;
 /// How many requests of a pipelined batch have their keys warmed ahead of running.
 const WARM_AHEAD: usize = 32;
-/// An empty read buffer larger than this is replaced by a small one.
-const MAX_IDLE_BUFFER: usize = 4 * 1024 * 1024;
 /// While a client is blocked, stop buffering its further input beyond this.
 const MAX_BUFFER_WHILE_BLOCKED: usize = 1024 * 1024;
 
-/// Answers a connection over maxclients and closes it.
-pub async fn refuse(mut stream: TcpStream) {
-    let _ = stream
-        .write_all(b"-ERR max number of clients reached\r\n")
-        .await;
+/// Answers a connection over maxclients (or refused by protected mode) and closes it.
+pub async fn refuse(mut stream: TcpStream, text: &'static [u8]) {
+    let _ = stream.write_all(text).await;
 }
 
 /// What a batch left the connection to do.
@@ -40,87 +38,170 @@ enum Next {
     Close,
 }
 
+/// A connection's own state, released however the connection ends (a panic included): its
+/// WATCHes go, and the instance forgets the client, so its slot under maxclients is free.
+struct Session<'a> {
+    shared: &'a Shared,
+    client: ClientState,
+    /// When the output first went over its class's soft limit (None: it is under).
+    soft_limit_since: Option<Instant>,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let mut ks = self.shared.keyspace.lock();
+        let mut ctx = Ctx::new(&mut ks, &mut self.client, self.shared);
+        transactions::release_watches(&mut ctx);
+        drop(ks);
+        self.shared.unregister_client(self.client.id());
+    }
+}
+
 pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
-    let authenticated = shared.access_keys().is_empty();
-    let mut client = ClientState::new(info.clone(), authenticated);
+    let auth_generation = shared.auth_generation();
+    let mut client = ClientState::new(info.clone(), shared.access_keys().is_empty());
+    client.auth_generation = auth_generation;
+    let mut session = Session {
+        shared: &shared,
+        client,
+        soft_limit_since: None,
+    };
     let mut parser = RequestParser::new();
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
-    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    let mut input = BytesMut::new();
+    let mut output = Output::new();
     loop {
-        if input.is_empty() && input.capacity() > MAX_IDLE_BUFFER {
-            // A big request has been run: give its buffer back.
-            input = BytesMut::with_capacity(READ_CHUNK);
+        let limits = shared.config().limits;
+        parser.set_max_bulk_len(limits.proto_max_bulk_len);
+        if input.is_empty() {
+            // Idle: hold no buffers while waiting (an idle client costs little, as in Redis).
+            input = BytesMut::new();
+            output.release();
+            let idle = idle_timeout(&limits);
+            tokio::select! {
+                r = stream.readable() => if r.is_err() { break },
+                _ = info.kill_notify.notified() => break,
+                _ = sleep_or_never(idle) => break,
+            }
         }
         let wanted = parser.wanted(input.len()).max(READ_CHUNK / 4);
         if input.capacity() - input.len() < wanted {
             input.reserve(wanted.max(READ_CHUNK));
         }
-        let read = tokio::select! {
-            r = stream.read_buf(&mut input) => r,
-            _ = info.kill_notify.notified() => break,
-        };
-        match read {
-            Ok(0) | Err(_) => break,
+        match stream.try_read_buf(&mut input) {
+            Ok(0) => break,
             Ok(n) => shared.stats.add_input(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::select! {
+                    r = stream.readable() => if r.is_err() { break },
+                    _ = info.kill_notify.notified() => break,
+                }
+                continue;
+            }
+            Err(_) => break,
         }
-        let mut next = run_batch(&shared, &mut client, &mut parser, &mut input, &mut output);
+        if input.len() as u64 > limits.query_buffer {
+            close_for_limit(&shared, &info, "max query buffer length", input.len());
+            break;
+        }
+        let mut next = run_batch(&mut session, &mut parser, &mut input, &mut output, &limits);
         while let Next::Block(args, deadline) = next {
-            if flush(&shared, &mut stream, &mut output).await.is_err() {
+            if flush(&shared, &info, &mut stream, &mut output)
+                .await
+                .is_err()
+            {
                 next = Next::Close;
                 break;
             }
-            next = wait_blocked(
-                &shared,
-                &mut client,
-                &mut stream,
-                &mut input,
-                args,
-                deadline,
-            )
-            .await;
+            next = wait_blocked(&mut session, &mut stream, &mut input, args, deadline).await;
             if let Next::Continue = next {
-                next = run_batch(&shared, &mut client, &mut parser, &mut input, &mut output);
+                next = run_batch(&mut session, &mut parser, &mut input, &mut output, &limits);
             }
         }
-        if flush(&shared, &mut stream, &mut output).await.is_err() || matches!(next, Next::Close) {
+        if flush(&shared, &info, &mut stream, &mut output)
+            .await
+            .is_err()
+            || matches!(next, Next::Close)
+        {
             break;
         }
         if info.is_killed() {
             break;
         }
     }
-    let mut ks = shared.keyspace.lock();
-    let mut ctx = Ctx::new(&mut ks, &mut client, &shared);
-    transactions::release_watches(&mut ctx);
 }
 
+/// How long a client may stay idle (`timeout`, 0: forever).
+fn idle_timeout(limits: &ClientLimits) -> Option<Duration> {
+    (limits.timeout_secs > 0).then(|| Duration::from_secs(limits.timeout_secs))
+}
+
+async fn sleep_or_never(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs the closing of a client that went past one of its limits, as Redis logs it.
+fn close_for_limit(shared: &Shared, info: &ClientInfo, limit: &str, bytes: usize) {
+    shared.events.push(
+        EventKind::Error,
+        format!(
+            "Closing client that reached {limit}: id={} addr={} ({bytes} bytes)",
+            info.id, info.addr
+        ),
+    );
+}
+
+/// Writes the pending output. A CLIENT KILL ends a write the client is not reading, and the
+/// output's memory goes with the connection.
 async fn flush(
     shared: &Shared,
+    info: &ClientInfo,
     stream: &mut TcpStream,
-    output: &mut BytesMut,
+    output: &mut Output,
 ) -> std::io::Result<()> {
     if output.is_empty() {
         return Ok(());
     }
-    stream.write_all(output).await?;
-    shared.stats.add_output(output.len());
-    output.clear();
-    if output.capacity() > MAX_IDLE_BUFFER {
-        *output = BytesMut::with_capacity(READ_CHUNK);
+    let len = output.len();
+    tokio::select! {
+        r = output.write_to(stream) => r?,
+        _ = info.kill_notify.notified() => {
+            return Err(std::io::ErrorKind::ConnectionAborted.into());
+        }
     }
+    shared.stats.add_output(len);
     Ok(())
+}
+
+/// True once the output has gone past its class's hard limit, or has stayed past the soft
+/// limit for longer than allowed (Redis's checkClientOutputBufferLimits).
+fn over_output_limit(session: &mut Session, used: usize, limits: &ClientLimits) -> bool {
+    let limit = limits.output[ClientClass::Normal as usize];
+    let used = used as u64;
+    if limit.hard > 0 && used >= limit.hard {
+        return true;
+    }
+    if limit.soft > 0 && used >= limit.soft {
+        let since = *session.soft_limit_since.get_or_insert_with(Instant::now);
+        return since.elapsed().as_secs() > limit.soft_secs;
+    }
+    session.soft_limit_since = None;
+    false
 }
 
 /// Parses and runs every complete request in `input`, appending replies to `output`, then
 /// drops the requests run from `input`. The keyspace lock is taken once, for warming a
 /// pipelined batch's keys or else at the first complete request, and held for the batch.
 fn run_batch(
-    shared: &Shared,
-    client: &mut ClientState,
+    session: &mut Session,
     parser: &mut RequestParser,
     input: &mut BytesMut,
-    output: &mut BytesMut,
+    output: &mut Output,
+    limits: &ClientLimits,
 ) -> Next {
+    let shared = session.shared;
     let data: &[u8] = input;
     let mut guard = None;
     let mut args: Vec<&[u8]> = Vec::new();
@@ -129,11 +210,12 @@ fn run_batch(
     if args.len() > 1 {
         guard
             .get_or_insert_with(|| shared.keyspace.lock())
-            .warm(client.db, &args);
+            .warm(session.client.db, &args);
     }
     let mut count = 0;
     let mut next = Next::Continue;
     loop {
+        let client = &mut session.client;
         let words = match parser.parse(data, client.authenticated) {
             Ok(Some(Request::Multibulk)) => None,
             Ok(Some(Request::Inline(words))) => Some(words),
@@ -168,7 +250,28 @@ fn run_batch(
         ks.clock_reusable = ctx.ran_fast;
         client.block_deadline = None;
         reply.encode(output, client.resp3);
-        if client.close_after_reply {
+        if client.multi.is_some() && client.multi_bytes as u64 > limits.query_buffer {
+            close_for_limit(
+                shared,
+                &client.info,
+                "max query buffer length (MULTI)",
+                client.multi_bytes,
+            );
+            next = Next::Close;
+            break;
+        }
+        if over_output_limit(session, output.len(), limits) {
+            close_for_limit(
+                shared,
+                &session.client.info,
+                "output buffer limits",
+                output.len(),
+            );
+            output.clear();
+            next = Next::Close;
+            break;
+        }
+        if session.client.close_after_reply {
             next = Next::Close;
             break;
         }
@@ -183,6 +286,7 @@ fn run_batch(
         aof::flush(shared, ks);
         shared.stats.commands_processed(count);
         shared.note_traffic();
+        let client = &session.client;
         client.info.mark_active(client.db, client.resp3, count);
     }
     next
@@ -191,15 +295,16 @@ fn run_batch(
 /// Waits for a blocked command's chance, then runs it again. Returns Continue once it has
 /// replied (with data or on timeout), Close if the client went away.
 async fn wait_blocked(
-    shared: &Shared,
-    client: &mut ClientState,
+    session: &mut Session<'_>,
     stream: &mut TcpStream,
     input: &mut BytesMut,
     args: Vec<Vec<u8>>,
     deadline_ms: Option<u64>,
 ) -> Next {
     let args = commands::arg_slices(&args);
-    shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+    let shared = session.shared;
+    let client = &mut session.client;
+    let _registered = BlockedCount::register(shared);
     let outcome = loop {
         let notified = shared.list_pushed.notified();
         tokio::pin!(notified);
@@ -239,20 +344,32 @@ async fn wait_blocked(
             },
         }
     };
-    shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
     client.block_deadline = None;
     match outcome {
         Some(reply) => {
-            let mut out = BytesMut::new();
+            let mut out = Output::new();
             reply.encode(&mut out, client.resp3);
-            match stream.write_all(&out).await {
-                Ok(()) => {
-                    shared.stats.add_output(out.len());
-                    Next::Continue
-                }
+            match flush(shared, &client.info, stream, &mut out).await {
+                Ok(()) => Next::Continue,
                 Err(_) => Next::Close,
             }
         }
         None => Next::Close,
+    }
+}
+
+/// Counts a client as blocked for INFO while it lives, however the wait ends.
+struct BlockedCount<'a>(&'a Shared);
+
+impl<'a> BlockedCount<'a> {
+    fn register(shared: &'a Shared) -> Self {
+        shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        BlockedCount(shared)
+    }
+}
+
+impl Drop for BlockedCount<'_> {
+    fn drop(&mut self) {
+        self.0.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -94,6 +94,8 @@ pub struct Shared {
     pub stats: Stats,
     clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
     next_client_id: AtomicU64,
+    /// Counts changes of the access keys, so each connection re-checks its AUTH once after one.
+    auth_generation: AtomicU64,
     /// Woken after a batch that pushed onto a list, for blocked clients to retry.
     pub list_pushed: Notify,
     /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
@@ -129,6 +131,7 @@ impl Shared {
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
+            auth_generation: AtomicU64::new(0),
             list_pushed: Notify::new(),
             traffic: Notify::new(),
             started: Instant::now(),
@@ -155,8 +158,24 @@ impl Shared {
         self.config.read().clone()
     }
 
+    /// Replaces the settings. If the access keys changed, every session that authenticated
+    /// with a key no longer valid is ended, and clients that needed no AUTH before need it now.
     pub fn set_config(&self, config: InstanceConfig) {
-        *self.config.write() = config;
+        let keys = config.access_keys();
+        let old = std::mem::replace(&mut *self.config.write(), config);
+        if old.access_keys() != keys {
+            self.auth_generation.fetch_add(1, Ordering::Release);
+            for client in self.clients.lock().values() {
+                if client.key_revoked(&keys) {
+                    client.kill();
+                }
+            }
+        }
+    }
+
+    /// The access-key generation (see `ClientState::refresh_auth`).
+    pub fn auth_generation(&self) -> u64 {
+        self.auth_generation.load(Ordering::Acquire)
     }
 
     pub fn access_keys(&self) -> Vec<String> {
@@ -257,20 +276,29 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
                         continue;
                     }
                 };
+                let cfg = shared.config();
                 let _ = stream.set_nodelay(true);
+                if cfg.limits.tcp_keepalive_secs > 0 {
+                    let keepalive = socket2::TcpKeepalive::new()
+                        .with_time(Duration::from_secs(cfg.limits.tcp_keepalive_secs));
+                    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+                }
                 let laddr = stream.local_addr().unwrap_or_else(|_| shared.local_addr());
-                if shared.connected_clients() >= shared.config().maxclients {
+                if refused_by_protected_mode(&cfg, addr) {
                     shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-                    connections.spawn(connection::refuse(stream));
+                    connections.spawn(connection::refuse(stream, PROTECTED_MODE_ERROR));
+                    continue;
+                }
+                if shared.connected_clients() >= cfg.maxclients {
+                    shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                    connections.spawn(connection::refuse(
+                        stream,
+                        b"-ERR max number of clients reached\r\n",
+                    ));
                     continue;
                 }
                 let info = shared.register_client(addr, laddr);
-                let shared = shared.clone();
-                connections.spawn(async move {
-                    let id = info.id;
-                    connection::serve(shared.clone(), stream, info).await;
-                    shared.unregister_client(id);
-                });
+                connections.spawn(connection::serve(shared.clone(), stream, info));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = stopping(&mut shutdown) => break,
@@ -280,6 +308,18 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     stay_awake.abort();
     connections.shutdown().await;
     shared.clients.lock().clear();
+}
+
+/// Redis 7.0's answer to a non-loopback client in protected mode.
+const PROTECTED_MODE_ERROR: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode as Redis 7.0 has it: with no access keys, only loopback clients are served
+/// (which matters once the bind address is not loopback).
+fn refused_by_protected_mode(cfg: &InstanceConfig, peer: SocketAddr) -> bool {
+    cfg.protected_mode
+        && cfg.access_keys().is_empty()
+        && !peer.ip().is_loopback()
+        && !peer.ip().to_canonical().is_loopback()
 }
 
 /// How long the worker keeps polling for requests after the last batch before it sleeps.
