@@ -216,15 +216,17 @@ impl CacheDeskApp {
         let cache = &self.caches.list[i];
         match self.page {
             Page::Overview => pages::overview::show(ui, cache),
-            Page::Advanced => {
-                let dir = self.caches.paths.cache_dir(&name);
-                match self.advanced.show(ui, cache, &dir) {
+            Page::Advanced => match self.caches.paths.cache_dir(&name) {
+                Err(e) => {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("{e:#}"));
+                }
+                Ok(dir) => match self.advanced.show(ui, cache, &dir) {
                     advanced::Action::None => {}
                     advanced::Action::Apply(new) => self.caches.set_persistence(i, new),
                     advanced::Action::BackUpNow => self.caches.back_up_now(i),
                     advanced::Action::RewriteNow => self.caches.rewrite_now(i),
-                }
-            }
+                },
+            },
             Page::Scale => {
                 if let Some(sku) = self.scale.show(ui, cache) {
                     self.caches.scale(i, sku);

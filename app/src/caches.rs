@@ -204,7 +204,8 @@ pub struct Caches {
     pub list: Vec<Cache>,
     pub paths: Paths,
     runtime: Handle,
-    /// A problem the user must hear about (the settings file was unreadable, a save failed).
+    /// A problem the user must hear about (the settings file was unreadable, a cache in it
+    /// was skipped, a save failed).
     pub notice: Option<String>,
 }
 
@@ -243,7 +244,7 @@ impl Caches {
                 .collect(),
             paths,
             runtime,
-            notice: loaded.problem,
+            notice: (!loaded.problems.is_empty()).then(|| loaded.problems.join("\n")),
         };
         for i in 0..caches.list.len() {
             if caches.list[i].settings.running {
@@ -290,7 +291,13 @@ impl Caches {
 
     fn launch(&mut self, i: usize) {
         let cache = &mut self.list[i];
-        let dir = self.paths.cache_dir(&cache.settings.name);
+        let dir = match self.paths.cache_dir(&cache.settings.name) {
+            Ok(dir) => dir,
+            Err(e) => {
+                cache.pending = Some(Promise::from_ready(Outcome::Started(Err(format!("{e:#}")))));
+                return;
+            }
+        };
         let config = cache.settings.instance_config(&dir);
         cache.pending = Some(spawn(&self.runtime, async move {
             if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -413,11 +420,14 @@ impl Caches {
             if let Some(instance) = instance {
                 stop_instance(instance, false).await;
             }
-            let removed = match std::fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(format!("cannot remove {}: {e}", dir.display()))
-                }
-                _ => Ok(()),
+            let removed = match dir {
+                Err(e) => Err(format!("no folder was removed: {e:#}")),
+                Ok(dir) => match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(format!("cannot remove {}: {e}", dir.display()))
+                    }
+                    _ => Ok(()),
+                },
             };
             Outcome::Deleted(removed)
         }));

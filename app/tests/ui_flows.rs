@@ -1,7 +1,8 @@
 //! The app driven through its real UI by AccessKit label (egui_kittest): the whole wizard,
 //! with invalid input on its tabs and the errors they show; a created cache that real
 //! clients use over its port; the console; closing and reopening the app with the cache
-//! coming back from its persistence; scaling down with evictions.
+//! coming back from its persistence; scaling down with evictions; a settings file naming a
+//! cache outside the data folder.
 
 mod common;
 
@@ -356,4 +357,95 @@ fn export_then_import_through_the_page_with_the_file_choice_faked() {
     h.get_by_label("Imported");
     h.get_by_label("ImportFailed");
     h.get_by_label("Exported");
+}
+
+/// A file listing of everything under `dir`, with each file's content.
+fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            found.extend(tree(&path));
+        } else {
+            let content = std::fs::read(&path).expect("read");
+            found.push((path, content));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_cache_named_outside_the_data_folder_is_skipped_and_never_used_as_a_path() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    // The bait: "../../outside" from the caches' folder (data/caches) is this folder.
+    let bait = root.path().join("outside");
+    std::fs::create_dir(&bait).expect("bait");
+    std::fs::write(bait.join("precious.txt"), "keep me").expect("bait file");
+    let before = tree(&bait);
+    let cache = |name: &str, port: u16| {
+        format!(
+            r#"(name: "{name}", sku: "Balanced_B0", bind: "127.0.0.1", port: {port},
+                access_keys: false, primary_key: "", secondary_key: "", eviction: NoEviction,
+                persistence: Aof, tags: [], created: 0, running: true)"#
+        )
+    };
+    let free = cachedesk::model::validation::free_port;
+    std::fs::write(
+        data.join("caches.ron"),
+        format!(
+            "(caches: [{}, {}])",
+            cache("orders", free()),
+            cache("../../outside", free())
+        ),
+    )
+    .expect("settings");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut h = harness(&data, &runtime);
+    wait_until(&mut h, "the good cache to run", running("orders"));
+    let names: Vec<_> = h
+        .state()
+        .caches
+        .list
+        .iter()
+        .map(|c| c.settings.name.clone())
+        .collect();
+    assert_eq!(names, ["orders"]);
+    assert!(h.get_all_by_label("orders").next().is_some(), "listed");
+    assert!(h.query_by_label("../../outside").is_none());
+    h.get_by_label_contains(r#"Cache "../../outside" in "#);
+    h.get_by_label_contains("was skipped");
+    h.get_by_label_contains("a path separator");
+    assert_eq!(tree(&bait), before, "the bait is untouched");
+    // The settings were saved once the cache started: without the skipped cache, 0600.
+    let saved = std::fs::read_to_string(data.join("caches.ron")).expect("settings");
+    assert!(
+        saved.contains("orders") && !saved.contains("outside"),
+        "{saved}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(data.join("caches.ron")).expect("metadata");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+
+    // A bad name that got in some other way: Delete refuses to compute its folder, and
+    // removes nothing.
+    h.state_mut().caches.list[0].settings.name = "../../outside".into();
+    h.state_mut().caches.delete(0);
+    wait_until(&mut h, "the delete to end", |app| {
+        app.caches.list.first().is_none_or(|c| !c.busy())
+    });
+    assert!(bait.is_dir(), "the bait is still there");
+    assert_eq!(tree(&bait), before, "the bait is untouched");
+    let status = h.state().caches.list.first().map(|c| c.status.clone());
+    assert!(
+        matches!(&status, Some(Status::Failed(reason)) if reason.contains("cannot be a cache's folder")),
+        "{status:?}"
+    );
+    assert!(data.join("caches").join("orders").is_dir());
 }

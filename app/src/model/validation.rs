@@ -1,7 +1,9 @@
-//! The rules a cache's settings follow, as the portal states them, and the checks against
-//! this machine (free ports, free memory).
+//! The rules a cache's settings follow, as the portal states them, the rule that keeps a
+//! cache's folder inside the app's data folder, and the checks against this machine (free
+//! ports, free memory).
 
 use std::net::{IpAddr, TcpListener};
+use std::path::{Component, Path};
 
 /// The portal's name rule: 1–60 letters, digits and hyphens, starting and ending with a letter
 /// or digit, no two hyphens in a row. None if `name` follows it, else what is wrong.
@@ -27,6 +29,26 @@ pub fn name_problem(name: &str) -> Option<String> {
         return Some("The name can't contain two hyphens in a row.".into());
     }
     None
+}
+
+/// None if `name` can be a cache's folder: one plain path component, so joining it to the
+/// data folder stays inside it. Else what is wrong.
+pub fn folder_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("The name is empty.".into());
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '/' | '\\')) {
+        return Some(format!(
+            "The name contains '{c}', a path separator: it would point outside the cache's own folder."
+        ));
+    }
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(part)), None) if part == name => None,
+        _ => Some(format!(
+            "The name {name:?} is not a plain folder name: it would point outside the cache's own folder."
+        )),
+    }
 }
 
 /// None if `text` is a port this cache can listen on at `bind`, else what is wrong.
@@ -94,6 +116,26 @@ mod tests {
             (&"x".repeat(61), "60"),
         ] {
             let problem = name_problem(bad).expect(bad);
+            assert!(problem.contains(needle), "{bad}: {problem}");
+        }
+    }
+
+    #[test]
+    fn folder_names_are_one_plain_component() {
+        for good in ["a", "cache-1", "a..b", ".hidden"] {
+            assert_eq!(folder_name_problem(good), None, "{good}");
+        }
+        for (bad, needle) in [
+            ("", "empty"),
+            ("..", "not a plain folder name"),
+            (".", "not a plain folder name"),
+            ("../outside", "'/'"),
+            ("a/b", "'/'"),
+            ("/etc", "'/'"),
+            ("a/", "'/'"),
+            ("..\\outside", "'\\'"),
+        ] {
+            let problem = folder_name_problem(bad).expect(bad);
             assert!(problem.contains(needle), "{bad}: {problem}");
         }
     }
