@@ -3,7 +3,7 @@
 //! entry counts, every entry inside the blob, the end marker) and turned into its elements;
 //! integers become their decimal strings, as Redis returns them.
 
-use super::RdbError;
+use super::{prealloc, RdbError};
 use crate::keyspace::Blob;
 
 /// Reads a compact blob found at file offset `base`.
@@ -67,7 +67,7 @@ pub fn listpack(data: &[u8], base: u64) -> Result<Vec<Blob>, RdbError> {
             data.len()
         )));
     }
-    let mut items = Vec::with_capacity(count.min(data.len()));
+    let mut items = Vec::with_capacity(prealloc(count.min(data.len())));
     loop {
         let start = c.pos;
         let b = c.u8("listpack entry")?;
@@ -134,7 +134,7 @@ pub fn ziplist(data: &[u8], base: u64) -> Result<Vec<Blob>, RdbError> {
             data.len()
         )));
     }
-    let mut items = Vec::with_capacity(count.min(data.len()));
+    let mut items = Vec::with_capacity(prealloc(count.min(data.len())));
     loop {
         let first = *data
             .get(c.pos)
@@ -199,7 +199,7 @@ pub fn intset(data: &[u8], base: u64) -> Result<Vec<Blob>, RdbError> {
             data.len()
         )));
     }
-    let mut members = Vec::with_capacity(count);
+    let mut members = Vec::with_capacity(prealloc(count));
     let mut previous = None;
     for _ in 0..count {
         let n = c.signed(width, "intset element")?;

@@ -9,7 +9,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::{compact, kind, lzf, opcode, RdbError, CRC64, RDB_OLDEST_VERSION, RDB_VERSION};
+use super::{
+    compact, kind, lzf, opcode, prealloc, RdbError, CRC64, RDB_OLDEST_VERSION, RDB_VERSION,
+};
 use crate::keyspace::{Blob, Hash, List, Set, Value, ZSet, DB_COUNT};
 
 /// One key read from a file, with what was stored before it.
@@ -258,12 +260,9 @@ impl<R: Read> RdbReader<R> {
                 let len =
                     usize::try_from(len).map_err(|_| self.corrupt(at, "LZF length too large"))?;
                 let packed = self.take(clen, "compressed string")?;
-                match lzf::decompress(packed, len) {
-                    Some(plain) => Ok(Blob::from_vec(plain)),
-                    None => {
-                        Err(self.corrupt(at, "LZF data does not decompress to its stated length"))
-                    }
-                }
+                lzf::decompress(packed, len)
+                    .map(Blob::from_vec)
+                    .map_err(|e| self.corrupt(at, e.to_string()))
             }
             Err(other) => Err(self.corrupt(at, format!("unknown string encoding {other}"))),
         }
@@ -319,8 +318,10 @@ impl<R: Read> RdbReader<R> {
                 opcode::RESIZEDB => {
                     let keys = self.len("database size")?;
                     let expires = self.len("expires size")?;
-                    let most = (self.total - self.pos) / 3;
-                    self.resize_hint = Some((self.db, keys.min(most), expires.min(most)));
+                    // A key takes at least 3 bytes (type, empty name, empty value), one with
+                    // a TTL 8 more (EXPIRETIME and 4 bytes): never more than the rest holds.
+                    let left = self.total - self.pos;
+                    self.resize_hint = Some((self.db, keys.min(left / 3), expires.min(left / 8)));
                 }
                 opcode::AUX => {
                     let name = self.string()?;
@@ -409,7 +410,7 @@ impl<R: Read> RdbReader<R> {
             }
             kind::SET => {
                 let n = self.count("set", 1)?;
-                let mut members = Vec::with_capacity(n as usize);
+                let mut members = Vec::with_capacity(prealloc(n));
                 for _ in 0..n {
                     members.push(self.blob()?);
                 }
@@ -437,7 +438,7 @@ impl<R: Read> RdbReader<R> {
             }
             kind::HASH => {
                 let n = self.count("hash", 2)?;
-                let mut pairs = Vec::with_capacity(n as usize * 2);
+                let mut pairs = Vec::with_capacity(prealloc(n.saturating_mul(2)));
                 for _ in 0..n * 2 {
                     pairs.push(self.blob()?);
                 }
@@ -920,6 +921,94 @@ mod tests {
             read_all(b"REDIS0011\xff"),
             Err(RdbError::UnsupportedVersion(11))
         ));
+    }
+
+    /// A RESTORE payload: type, body, version and CRC as DUMP writes them.
+    fn payload(code: u8, body: impl FnOnce(&mut RdbWriter)) -> Vec<u8> {
+        let mut w = RdbWriter::new();
+        w.buf.push(code);
+        body(&mut w);
+        w.buf.extend_from_slice(&RDB_VERSION.to_le_bytes());
+        let crc = CRC64.checksum(&w.buf);
+        w.buf.extend_from_slice(&crc.to_le_bytes());
+        w.buf
+    }
+
+    /// An LZF string (encoding 3) of `clen` compressed bytes claiming `len` plain ones.
+    fn lzf_string(w: &mut RdbWriter, len: u64) {
+        w.buf.push(0xC3);
+        w.len(2);
+        w.len(len);
+        w.buf.extend_from_slice(&[0, b'a']);
+    }
+
+    // Each input below claims about 2^40 of something. An allocation that size would abort
+    // the test process, so the tests passing shows nothing of the sort was attempted.
+    #[test]
+    fn huge_claims_in_tiny_inputs_allocate_nothing() {
+        const HUGE: u64 = 1 << 40;
+        for code in [
+            kind::LIST,
+            kind::SET,
+            kind::ZSET_2,
+            kind::HASH,
+            kind::LIST_QUICKLIST_2,
+        ] {
+            let bad = payload(code, |w| w.len(HUGE));
+            assert_eq!(
+                restore_payload(&bad).unwrap_err(),
+                PayloadError::BadData,
+                "{code}"
+            );
+            let bad = file(10, |w| {
+                w.buf.push(code);
+                w.string(b"k");
+                w.len(HUGE);
+            });
+            let e = read_all(&bad).unwrap_err().to_string();
+            assert!(e.contains("too short"), "{code}: {e}");
+        }
+        let bad = payload(kind::STRING, |w| lzf_string(w, HUGE));
+        assert_eq!(restore_payload(&bad).unwrap_err(), PayloadError::BadData);
+        let bad = file(10, |w| {
+            w.buf.push(kind::STRING);
+            w.string(b"k");
+            lzf_string(w, HUGE);
+        });
+        let e = read_all(&bad).unwrap_err().to_string();
+        assert!(e.contains("LZF string claims 1099511627776 bytes"), "{e}");
+        // A compact blob inside an LZF string: the same bound.
+        let bad = file(10, |w| {
+            w.buf.push(kind::HASH_LISTPACK);
+            w.string(b"h");
+            lzf_string(w, HUGE);
+        });
+        assert!(read_all(&bad).unwrap_err().to_string().contains("LZF"));
+    }
+
+    #[test]
+    fn resizedb_hints_are_capped_by_the_input() {
+        let data = file(10, |w| {
+            w.buf.push(opcode::RESIZEDB);
+            w.len(1 << 40);
+            w.len(1 << 40);
+            w.buf.push(kind::STRING);
+            w.string(b"k");
+            w.string(b"v");
+        });
+        let mut reader = RdbReader::new(data.as_slice(), data.len() as u64).unwrap();
+        assert!(reader.next_key().unwrap().is_some());
+        let (db, keys, expires) = reader.take_resize_hint().unwrap();
+        assert_eq!(db, 0);
+        assert!(keys <= data.len() as u64 / 3, "{keys}");
+        assert!(expires <= data.len() as u64 / 8, "{expires}");
+    }
+
+    #[test]
+    fn counts_reserve_at_most_the_preallocation_limit() {
+        assert_eq!(prealloc(10u64), 10);
+        assert_eq!(prealloc(1u64 << 40), super::super::PREALLOC_LIMIT);
+        assert_eq!(prealloc(u64::MAX), super::super::PREALLOC_LIMIT);
     }
 
     #[test]

@@ -122,21 +122,44 @@ fn hash(a: u8, b: u8, c: u8) -> usize {
     (v.wrapping_mul(2_654_435_761) >> (32 - HASH_BITS)) as usize
 }
 
-/// The most bytes `compressed_len` bytes of LZF can expand to (a 3-byte back reference copies
-/// at most 264 bytes), so a claimed length beyond it is a lie and is refused before allocating.
-pub fn max_expansion(compressed_len: usize) -> usize {
-    compressed_len.saturating_mul(MAX_MATCH.div_ceil(3) + 1)
+/// The longest string `compressed_len` bytes of LZF can stand for: a 3-byte back reference
+/// copies at most 264 bytes, and no string is longer than proto-max-bulk-len.
+pub fn max_decompressed_len(compressed_len: usize) -> usize {
+    compressed_len
+        .saturating_mul(MAX_MATCH.div_ceil(3) + 1)
+        .min(crate::protocol::parser::PROTO_MAX_BULK_LEN)
 }
 
-/// Decompresses `input` into exactly `len` bytes.
-pub fn decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
-    if len > max_expansion(input.len()) {
-        return None;
+/// Why LZF data was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LzfError {
+    #[error(
+        "LZF string claims {claimed} bytes; {compressed} compressed bytes stand for {most} at most"
+    )]
+    TooLong {
+        claimed: usize,
+        compressed: usize,
+        most: usize,
+    },
+    #[error("LZF data does not decompress to its stated length")]
+    Corrupt,
+}
+
+/// Decompresses `input` into exactly `len` bytes. A length beyond what the input can stand
+/// for is refused before anything is allocated.
+pub fn decompress(input: &[u8], len: usize) -> Result<Vec<u8>, LzfError> {
+    let most = max_decompressed_len(input.len());
+    if len > most {
+        return Err(LzfError::TooLong {
+            claimed: len,
+            compressed: input.len(),
+            most,
+        });
     }
     let mut out = vec![0u8; len];
     match lzf_rust::decompress(input, &mut out) {
-        Ok(n) if n == len => Some(out),
-        _ => None,
+        Ok(n) if n == len => Ok(out),
+        _ => Err(LzfError::Corrupt),
     }
 }
 
@@ -174,9 +197,23 @@ mod tests {
     }
 
     #[test]
-    fn lying_lengths_are_refused() {
-        assert!(decompress(&[0, b'a'], 1_000_000).is_none());
-        assert!(decompress(&[0, b'a'], 2).is_none());
+    fn lying_lengths_are_refused_before_allocating() {
+        assert_eq!(
+            decompress(&[0, b'a'], 1_000_000),
+            Err(LzfError::TooLong {
+                claimed: 1_000_000,
+                compressed: 2,
+                most: 178
+            })
+        );
+        assert_eq!(decompress(&[0, b'a'], 2), Err(LzfError::Corrupt));
+        // 2^40 bytes from a whole proto-max-bulk-len of input: refused, not allocated.
+        let huge = usize::try_from(1u64 << 40).unwrap();
+        assert!(max_decompressed_len(usize::MAX) < huge);
+        assert!(matches!(
+            decompress(&[0, b'a'], huge),
+            Err(LzfError::TooLong { .. })
+        ));
     }
 
     #[test]

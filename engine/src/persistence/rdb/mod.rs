@@ -59,6 +59,18 @@ pub mod kind {
     pub const STREAM_LISTPACKS_3: u8 = 21;
 }
 
+/// Most elements a count read from the input reserves room for at once; past it, a
+/// collection grows as its elements are actually read, so a count that lies costs nothing.
+const PREALLOC_LIMIT: usize = 1 << 16;
+
+/// Room to reserve for `claimed` elements (a count from the input, already checked against
+/// the bytes left).
+pub(crate) fn prealloc<N: TryInto<usize>>(claimed: N) -> usize {
+    claimed
+        .try_into()
+        .map_or(PREALLOC_LIMIT, |n| n.min(PREALLOC_LIMIT))
+}
+
 /// CRC-64/Jones as Redis uses it (reflected, init 0), table-sliced for speed.
 pub const CRC64: crc::Crc<u64, crc::Table<16>> =
     crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
