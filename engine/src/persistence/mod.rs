@@ -1,7 +1,8 @@
 //! Persistence beside the keyspace: RDB files (`rdb`), the point-in-time snapshot that feeds
 //! them without fork (`snapshot`), writing the dump (`save`), the save schedule (`schedule`),
 //! the append-only file (`aof`), loading on start (`restore`), switching between modes
-//! on a running instance (`mode`) and RDB files in and out at the user's request (`transfer`).
+//! on a running instance (`mode`), RDB files in and out at the user's request (`transfer`) and
+//! the temp files all of them write before renaming into place (`temp`).
 //!
 //! `PersistenceState` is what the rest of the engine (INFO, LASTSAVE, telemetry, the cron)
 //! reads: the last save's outcome, the running save, the load in progress and the history of
@@ -14,6 +15,7 @@ pub mod restore;
 pub mod save;
 pub mod schedule;
 pub mod snapshot;
+pub mod temp;
 pub mod transfer;
 
 use std::collections::VecDeque;

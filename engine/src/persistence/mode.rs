@@ -191,7 +191,7 @@ pub fn remove_aof_files(shared: &Shared) {
         }
     }
     let _ = std::fs::remove_file(&manifest_path);
-    save::remove_stale_temp_files(&dir);
+    super::temp::remove_stale(&dir);
     if std::fs::remove_dir(&dir).is_ok() {
         shared.events.push(
             EventKind::PersistenceChanged,

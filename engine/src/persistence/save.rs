@@ -1,21 +1,25 @@
 //! Writing the dump file from a point-in-time capture (see snapshot.rs): in the background for
 //! BGSAVE and the schedule, in the foreground for SAVE. The file is written as Redis writes it:
-//! `temp-<pid>-<n>.rdb` in the instance's directory, fsync, rename over the dump, fsync of the
-//! directory, so a crash at any moment leaves the previous dump or the new one, never half of
-//! one. Temp files a crash left behind are removed when the instance starts.
+//! `temp-<pid>-<n>.rdb` in the instance's directory (created exclusively, see temp.rs), fsync,
+//! rename over the dump, fsync of the directory, so a crash at any moment leaves the previous
+//! dump or the new one, never half of one. Temp files a crash left behind are removed when the
+//! instance starts.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::rdb::{RdbWriter, CRC64};
 use super::snapshot::Step;
+use super::temp::{TempFile, TempKind};
 use super::{PersistenceMode, RunningSave};
 use crate::keyspace::Keyspace;
 use crate::server::Shared;
 use crate::telemetry::{EventData, EventKind};
+
+/// Removes the temp files an interrupted save left in a directory (see temp.rs for which).
+pub use super::temp::remove_stale as remove_stale_temp_files;
 
 /// Keys the save thread walks per turn when connections are not walking (an idle instance).
 const KEYS_PER_STEP: u64 = 512;
@@ -291,14 +295,15 @@ fn report(
     report
 }
 
-/// The temp file being written: remembers the first error and ignores writes after it.
-struct TempFile {
-    file: std::io::Result<std::fs::File>,
+/// The dump being written to its temp file: remembers the first error and ignores writes
+/// after it.
+struct DumpFile {
+    file: std::io::Result<TempFile>,
     digest: crc::Digest<'static, u64, crc::Table<16>>,
     written: u64,
 }
 
-impl TempFile {
+impl DumpFile {
     fn write(&mut self, bytes: &[u8]) {
         if let Ok(f) = &mut self.file {
             match f.write_all(bytes) {
@@ -320,16 +325,10 @@ fn write_dump(
     used_memory: usize,
     mut next: impl FnMut() -> Step,
 ) -> std::io::Result<u64> {
-    static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let temp_path = dir.join(format!(
-        "temp-{}-{}.rdb",
-        std::process::id(),
-        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
     let mut header = RdbWriter::new();
     header.header(&[
         ("redis-ver", crate::REDIS_VERSION.to_string()),
@@ -338,52 +337,30 @@ fn write_dump(
         ("used-mem", used_memory.to_string()),
         ("aof-base", u8::from(aof_base).to_string()),
     ]);
-    let mut temp = TempFile {
-        file: std::fs::File::create(&temp_path),
+    let mut dump = DumpFile {
+        file: TempFile::create(dir, TempKind::Rdb),
         digest: CRC64.digest(),
         written: 0,
     };
-    temp.write(&header.buf);
+    dump.write(&header.buf);
     loop {
         let step = next();
-        temp.write(&step.bytes);
+        dump.write(&step.bytes);
         if step.done {
             break;
         }
     }
-    let TempFile {
+    let DumpFile {
         file,
         digest,
         written,
-    } = temp;
-    let result = file.and_then(|mut f| {
+    } = dump;
+    // On an error the temp file is removed as it drops.
+    file.and_then(|mut f| {
         let mut tail = RdbWriter::new();
         tail.finish(digest);
         f.write_all(&tail.buf)?;
-        f.sync_all()?;
-        std::fs::rename(&temp_path, target)?;
-        std::fs::File::open(dir)?.sync_all()?;
+        f.persist(target)?;
         Ok(written + tail.buf.len() as u64)
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp_path);
-    }
-    result
-}
-
-/// Removes temp files an interrupted save left in `dir`.
-pub fn remove_stale_temp_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("temp-") && n.ends_with(".rdb"))
-        })
-        .filter(|p| std::fs::remove_file(p).is_ok())
-        .collect()
+    })
 }

@@ -14,6 +14,8 @@ pub struct AofFeed {
     db: Option<usize>,
     /// A transaction being fed: where its MULTI would go and how many commands it logged.
     transaction: Option<(usize, usize)>,
+    /// Commands were fed since the last `take_fed` (even if a rewrite already took them).
+    fed: bool,
 }
 
 impl AofFeed {
@@ -28,6 +30,7 @@ impl AofFeed {
         if !on {
             self.buf = Vec::new();
             self.transaction = None;
+            self.fed = false;
         }
     }
 
@@ -49,6 +52,7 @@ impl AofFeed {
             self.db = Some(db);
         }
         encode(&mut self.buf, args);
+        self.fed = true;
         if let Some((_, count)) = self.transaction.as_mut() {
             *count += 1;
         }
@@ -82,6 +86,12 @@ impl AofFeed {
     /// Takes the bytes to write.
     pub fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
+    }
+
+    /// True if commands were fed since the last call: the batch that ran them has writes
+    /// whose fate its replies must reflect.
+    pub fn take_fed(&mut self) -> bool {
+        std::mem::take(&mut self.fed)
     }
 }
 

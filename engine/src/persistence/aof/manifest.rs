@@ -6,8 +6,13 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::persistence::temp::{TempFile, TempKind};
+
 /// Longest line Redis accepts in a manifest.
 const MAX_LINE: usize = 1024;
+
+/// Largest seq Redis reads or writes (its file_seq is a long long).
+pub const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// What a file listed in the manifest holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,18 @@ pub enum ManifestError {
     Empty,
     #[error("manifest lists '{0}' twice")]
     Duplicate(String),
+    #[error("manifest sequence number out of range: no file can follow seq {0}")]
+    SeqOutOfRange(u64),
+    #[error("manifest already lists '{0}'; a new file cannot take its name")]
+    NameTaken(String),
+}
+
+/// Manifest errors met while opening or naming AOF files travel as I/O errors (invalid data),
+/// with the manifest error as their source.
+impl From<ManifestError> for std::io::Error {
+    fn from(e: ManifestError) -> Self {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
 }
 
 fn line_error(line: usize, reason: impl Into<String>) -> ManifestError {
@@ -133,12 +150,18 @@ impl Manifest {
                 match pair[0].as_str() {
                     "file" => name = Some(pair[1].clone()),
                     "seq" => {
-                        seq =
-                            Some(
-                                pair[1].parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(
-                                    || line_error(number, "seq is not a number above 0"),
-                                )?,
-                            )
+                        seq = Some(
+                            pair[1]
+                                .parse::<u64>()
+                                .ok()
+                                .filter(|n| (1..=MAX_SEQ).contains(n))
+                                .ok_or_else(|| {
+                                    line_error(
+                                        number,
+                                        format!("seq is not a number from 1 to {MAX_SEQ}"),
+                                    )
+                                })?,
+                        )
                     }
                     "type" => {
                         kind = Some(match pair[1].as_str() {
@@ -234,18 +257,26 @@ impl Manifest {
 
     /// Writes the manifest into `dir` as temp file, fsync, rename, fsync of the directory.
     pub fn persist(&self, dir: &Path, name: &str) -> std::io::Result<()> {
-        let temp = dir.join(format!("temp-{name}"));
-        let result = (|| {
-            let mut f = std::fs::File::create(&temp)?;
-            f.write_all(self.to_text().as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&temp, dir.join(name))?;
-            std::fs::File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        result
+        let mut temp = TempFile::create(dir, TempKind::Manifest)?;
+        temp.write_all(self.to_text().as_bytes())?;
+        temp.persist(&dir.join(name))
+    }
+
+    /// The seq for a new file after `files`: one past the largest, refused past `MAX_SEQ`.
+    pub fn next_seq<'a>(
+        files: impl IntoIterator<Item = &'a AofFile>,
+    ) -> Result<u64, ManifestError> {
+        let last = files.into_iter().map(|f| f.seq).max().unwrap_or(0);
+        last.checked_add(1)
+            .filter(|&seq| seq <= MAX_SEQ)
+            .ok_or(ManifestError::SeqOutOfRange(last))
+    }
+
+    /// True if the manifest lists a file of that name (a new file must not take it).
+    pub fn lists(&self, name: &str) -> bool {
+        self.files_to_load()
+            .chain(&self.history)
+            .any(|f| f.name == name)
     }
 }
 

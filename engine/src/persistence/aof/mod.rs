@@ -28,7 +28,7 @@ use parking_lot::MutexGuard;
 use crate::keyspace::Keyspace;
 use crate::server::Shared;
 use crate::telemetry::EventKind;
-use appender::{Appender, WriteOutcome};
+use appender::Appender;
 pub use feed::AofFeed;
 pub use rewrite::{RewriteError, RewriteReason, RewriteReport};
 
@@ -69,45 +69,72 @@ pub fn aof_dir(shared: &Shared) -> PathBuf {
     cfg.dir.join(cfg.appenddirname)
 }
 
+/// What `flush` says of a batch's writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flushed {
+    /// Where appendfsync promises them before a reply (or nothing was fed, or AOF is off):
+    /// the replies may leave.
+    Durable,
+    /// Not there: the batch's replies must not leave as they are; each must be this error.
+    NotDurable(AofWriteError),
+}
+
+/// The AOF cannot be written. Its text is the -MISCONF refusal, as Redis words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("MISCONF Errors writing to the AOF file: {0}")]
+pub struct AofWriteError(pub String);
+
 /// Writes what the batch fed (if anything) and releases the keyspace lock: the appender's
-/// lock is taken first, so batches reach the file in the order they ran.
-pub fn flush(shared: &Shared, mut ks: MutexGuard<'_, Keyspace>) {
-    if !ks.aof.has_pending() {
-        return;
+/// lock is taken first, so batches reach the file in the order they ran. Says whether the
+/// batch's writes are where appendfsync promises them before its replies leave: in the file
+/// (everysec, no; so a kill -9 loses nothing acknowledged), on disk (always).
+pub fn flush(shared: &Shared, mut ks: MutexGuard<'_, Keyspace>) -> Flushed {
+    if !ks.aof.take_fed() {
+        return Flushed::Durable;
     }
-    let bytes = ks.aof.take();
+    // Empty if a rewrite that started in the batch already wrote them out.
+    let bytes = if ks.aof.has_pending() {
+        ks.aof.take()
+    } else {
+        Vec::new()
+    };
     let mut appender = shared.persistence.aof.lock();
     drop(ks);
-    if let Some(app) = appender.as_mut() {
-        let outcome = app.append(bytes);
-        note_write(shared, app, outcome);
+    let Some(app) = appender.as_mut() else {
+        return Flushed::Durable;
+    };
+    if !bytes.is_empty() {
+        app.append(bytes);
+        note_status(shared, app);
+    }
+    match app.unmet_promise() {
+        Some(error) => Flushed::NotDurable(AofWriteError(error.to_owned())),
+        None => Flushed::Durable,
     }
 }
 
-/// Records a write's outcome: the refusal flag, and an event when the status changes.
-pub(crate) fn note_write(shared: &Shared, app: &Appender, outcome: WriteOutcome) {
-    match outcome {
-        WriteOutcome::Ok => {}
-        WriteOutcome::Failed(error) => {
-            if !shared.persistence.aof_write_failed() {
-                shared.events.push(
-                    EventKind::AofWriteFailed,
-                    format!(
-                        "cannot write the AOF in {}: {error}; writes are refused until it recovers",
-                        app.dir.display()
-                    ),
-                );
-            }
-            shared.persistence.set_aof_write_failed(true);
-        }
-        WriteOutcome::Recovered => {
-            shared.persistence.set_aof_write_failed(false);
-            shared.events.push(
-                EventKind::AofWriteRecovered,
-                "the AOF is written again; writes are accepted",
-            );
-        }
+/// Announces a change of the AOF's write status: an event, and the flag that refuses
+/// writes (INFO's aof_last_write_status reads the appender's error).
+pub(crate) fn note_status(shared: &Shared, app: &mut Appender) {
+    let error = app.error().map(str::to_owned);
+    if error == app.announced {
+        return;
     }
+    match &error {
+        Some(error) => shared.events.push(
+            EventKind::AofWriteFailed,
+            format!(
+                "cannot write the AOF in {}: {error}; writes are refused until it recovers",
+                app.dir.display()
+            ),
+        ),
+        None => shared.events.push(
+            EventKind::AofWriteRecovered,
+            "the AOF is written again; writes are accepted",
+        ),
+    }
+    shared.persistence.set_aof_write_failed(error.is_some());
+    app.announced = error;
 }
 
 /// The text of the refusal while the AOF cannot be written (Redis's MISCONF).
@@ -117,9 +144,9 @@ pub fn write_refusal(shared: &Shared) -> String {
         .aof
         .lock()
         .as_ref()
-        .and_then(|a| a.write_error.clone())
+        .and_then(|a| a.error().map(str::to_owned))
         .unwrap_or_else(|| "unknown error".into());
-    format!("MISCONF Errors writing to the AOF file: {error}")
+    AofWriteError(error).to_string()
 }
 
 /// The cron's AOF work: write what commands outside batches fed (active expiry), retry a
@@ -131,10 +158,9 @@ pub fn tick(shared: &Arc<Shared>) {
         let Some(app) = guard.as_mut() else {
             return;
         };
-        let outcome = app.retry();
-        note_write(shared, app, outcome);
-        let outcome = app.fsync_tick();
-        note_write(shared, app, outcome);
+        app.retry();
+        app.fsync_tick();
+        note_status(shared, app);
         (app.current_size(), app.base_size, app.manifest_saved)
     };
     let st = shared.persistence.status();
@@ -154,9 +180,14 @@ pub fn tick(shared: &Arc<Shared>) {
         return;
     };
     let started = rewrite::start(shared, &mut shared.keyspace.lock(), reason);
-    if started.is_ok() {
-        shared.persistence.update(|st| st.aof.scheduled = false);
+    match &started {
+        // Another capture began meanwhile: the next tick tries again.
+        Err(RewriteError::InProgress | RewriteError::SaveRunning) => return,
+        Err(RewriteError::Disabled) => {}
+        Err(e @ RewriteError::Io(_)) => rewrite::failed_to_start(shared, reason, e),
+        Ok(()) => {}
     }
+    shared.persistence.update(|st| st.aof.scheduled = false);
 }
 
 /// auto-aof-rewrite-percentage / -min-size: the AOF grew past the minimum and by the given
@@ -180,9 +211,9 @@ pub fn auto_rewrite_threshold(shared: &Shared, base: u64) -> Option<u64> {
     }
     let growth = base
         .max(1)
-        .saturating_mul(100 + cfg.auto_aof_rewrite_percentage)
+        .saturating_mul(cfg.auto_aof_rewrite_percentage.saturating_add(100))
         / 100;
-    Some(growth.max(cfg.auto_aof_rewrite_min_size + 1))
+    Some(growth.max(cfg.auto_aof_rewrite_min_size.saturating_add(1)))
 }
 
 /// After 3 consecutive failed rewrites, automatic ones wait 1, 2, 4 ... up to 60 minutes.
@@ -222,10 +253,19 @@ pub fn stop(shared: &Shared, ks: &mut Keyspace) {
     ks.aof.set_on(false);
     if let Some(mut app) = shared.persistence.aof.lock().take() {
         if !rest.is_empty() {
-            let outcome = app.append(rest);
-            note_write(shared, &app, outcome);
+            app.append(rest);
         }
+        // An error is kept in the appender's status, read just below.
         let _ = app.sync_now();
+        if let Some(error) = app.error() {
+            shared.events.push(
+                EventKind::Error,
+                format!(
+                    "the AOF in {} was turned off while it could not be written: {error}",
+                    app.dir.display()
+                ),
+            );
+        }
     }
     shared.persistence.set_aof_write_failed(false);
 }
@@ -268,7 +308,7 @@ pub fn figures(shared: &Shared) -> Option<AofFigures> {
         fsync_running: app.fsync_running(),
         delayed_fsyncs: app.delayed_fsyncs,
         last_fsync_age: app.last_fsync.elapsed(),
-        write_error: app.write_error.clone(),
+        write_error: app.error().map(str::to_owned),
         has_base: app.manifest_saved,
         fsync: app.fsync,
     })
@@ -277,6 +317,95 @@ pub fn figures(shared: &Shared) -> Option<AofFigures> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::InstanceConfig;
+    use std::fs::OpenOptions;
+
+    fn device(path: &str) -> std::fs::File {
+        OpenOptions::new().write(true).open(path).unwrap()
+    }
+
+    /// Runs a batch that wrote (fed a command) or only read, and flushes it.
+    fn batch(shared: &Shared, writes: bool) -> Flushed {
+        let mut ks = shared.keyspace.lock();
+        if writes {
+            ks.aof.command(0, &[b"SET".as_slice(), b"k", b"v"]);
+        }
+        flush(shared, ks)
+    }
+
+    fn with_appender(shared: &Shared, f: impl FnOnce(&mut Appender)) {
+        f(shared.persistence.aof.lock().as_mut().unwrap());
+    }
+
+    fn count(shared: &Shared, kind: EventKind) -> usize {
+        shared
+            .events
+            .since(0)
+            .iter()
+            .filter(|e| e.kind == kind)
+            .count()
+    }
+
+    #[test]
+    fn flush_says_when_a_batch_must_not_be_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::new(InstanceConfig::default());
+        let app = Appender::create(
+            dir.path().to_path_buf(),
+            "appendonly.aof".into(),
+            AppendFsync::Always,
+        )
+        .unwrap();
+        let incr = dir.path().join(appender::incr_name("appendonly.aof", 1));
+        *shared.persistence.aof.lock() = Some(app);
+        shared.keyspace.lock().aof.set_on(true);
+        assert_eq!(batch(&shared, true), Flushed::Durable);
+
+        // always: the write lands but its fsync fails (/dev/null).
+        with_appender(&shared, |app| {
+            app.replace_file_for_test(device("/dev/null"))
+        });
+        let Flushed::NotDurable(error) = batch(&shared, true) else {
+            panic!("a batch whose fsync failed was durable");
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("MISCONF Errors writing to the AOF file: fsync: "),
+            "{text}"
+        );
+        assert!(shared.persistence.aof_write_failed(), "writes are refused");
+        assert_eq!(write_refusal(&shared), text);
+        assert_eq!(count(&shared, EventKind::AofWriteFailed), 1);
+        // A batch that only read has nothing to answer for.
+        assert_eq!(batch(&shared, false), Flushed::Durable);
+        // The same failure again is not announced again.
+        assert!(matches!(batch(&shared, true), Flushed::NotDurable(_)));
+        assert_eq!(count(&shared, EventKind::AofWriteFailed), 1);
+
+        // Back on the real file: written, fsynced, acknowledged; writes accepted again.
+        with_appender(&shared, |app| {
+            app.replace_file_for_test(OpenOptions::new().append(true).open(&incr).unwrap())
+        });
+        assert_eq!(batch(&shared, true), Flushed::Durable);
+        assert!(!shared.persistence.aof_write_failed());
+        assert_eq!(count(&shared, EventKind::AofWriteRecovered), 1);
+
+        // everysec promises the file, not the disk: a failed write (/dev/full) is not
+        // durable, a write whose fsync would fail (/dev/null) is.
+        with_appender(&shared, |app| {
+            app.fsync = AppendFsync::EverySec;
+            app.replace_file_for_test(device("/dev/full"));
+        });
+        let Flushed::NotDurable(error) = batch(&shared, true) else {
+            panic!("a batch whose write failed was durable");
+        };
+        assert!(!error.0.starts_with("fsync"), "{error}");
+        with_appender(&shared, |app| {
+            app.replace_file_for_test(device("/dev/null"));
+            app.retry();
+        });
+        assert_eq!(batch(&shared, true), Flushed::Durable);
+    }
 
     #[test]
     fn backoff_grows_to_an_hour() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::appender::base_name;
-use super::manifest::{AofFile, FileKind};
+use super::manifest::{AofFile, FileKind, Manifest, ManifestError};
 use crate::keyspace::Keyspace;
 use crate::server::Shared;
 use crate::telemetry::{EventData, EventKind};
@@ -68,7 +68,7 @@ pub enum RewriteError {
     SaveRunning,
     #[error("AOF is off on this instance (CONFIG SET appendonly yes turns it on)")]
     Disabled,
-    #[error("cannot open the next AOF file: {0}")]
+    #[error("cannot start the AOF rewrite: {0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -89,31 +89,35 @@ pub fn start(
     let mut guard = shared.persistence.aof.lock();
     let app = guard.as_mut().ok_or(RewriteError::Disabled)?;
     if ks.aof.has_pending() {
-        let outcome = app.append(ks.aof.take());
-        super::note_write(shared, app, outcome);
+        // The batch's own flush reports what this write gave (see aof::flush).
+        app.append(ks.aof.take());
+        super::note_status(shared, app);
     }
-    let size_before = app.current_size();
-    // A first base goes with the incr file opened when AOF was turned on.
-    let incr_seq = match (reason, app.manifest_saved) {
-        (RewriteReason::FirstBase, false) => app.manifest.incrs.last().map_or(1, |f| f.seq),
-        _ => {
-            let seq = app.rotate()?;
-            ks.aof.reselect();
-            seq
-        }
-    };
-    let base_seq = 1 + app
-        .manifest
-        .base
-        .iter()
-        .chain(&app.manifest.history)
-        .map(|f| f.seq)
-        .max()
-        .unwrap_or(0);
+    // The new base's name first: nothing changes if there is none to give it.
+    let base_seq = Manifest::next_seq(app.manifest.base.iter().chain(&app.manifest.history))
+        .map_err(std::io::Error::from)?;
     let base = AofFile {
         name: base_name(&app.prefix, base_seq),
         seq: base_seq,
         kind: FileKind::Base,
+    };
+    if app.manifest.lists(&base.name) {
+        return Err(std::io::Error::from(ManifestError::NameTaken(base.name)).into());
+    }
+    let size_before = app.current_size();
+    // A first base goes with the incr file opened when AOF was turned on, while that file is
+    // still empty; once it holds commands the base will hold too, a new file follows them.
+    let incr_seq = match (reason, app.manifest_saved) {
+        (RewriteReason::FirstBase, false) if app.current_file_is_empty() => {
+            app.manifest.incrs.last().map_or(1, |f| f.seq)
+        }
+        _ => {
+            let rotated = app.rotate();
+            super::note_status(shared, app);
+            let seq = rotated?;
+            ks.aof.reselect();
+            seq
+        }
     };
     let target = app.dir.join(&base.name);
     drop(guard);
@@ -149,10 +153,31 @@ pub fn start(
             if installed.is_err() {
                 let _ = std::fs::remove_file(&target);
             }
+            let installed = installed.map_err(|e| e.to_string());
             finish(shared, running, base.name, size_before, keys, installed);
         },
     );
     Ok(())
+}
+
+/// A rewrite the cron wanted could not start (its next file could not be opened, the current
+/// one not be fsynced...): reported and counted as a failed rewrite, so automatic ones back
+/// off rather than retry unseen on every tick.
+pub(super) fn failed_to_start(shared: &Shared, reason: RewriteReason, error: &RewriteError) {
+    let running = RunningRewrite {
+        reason,
+        started: Instant::now(),
+        started_at: SystemTime::now(),
+    };
+    let size = super::figures(shared).map_or(0, |f| f.current_size);
+    finish(
+        shared,
+        running,
+        String::new(),
+        size,
+        0,
+        Err(error.to_string()),
+    );
 }
 
 fn finish(
@@ -161,11 +186,11 @@ fn finish(
     base: String,
     size_before: u64,
     keys: u64,
-    installed: std::io::Result<(u64, u64)>,
+    installed: Result<(u64, u64), String>,
 ) {
     let (base_bytes, size_after, error) = match installed {
         Ok((bytes, size)) => (bytes, size, None),
-        Err(e) => (0, size_before, Some(e.to_string())),
+        Err(e) => (0, size_before, Some(e)),
     };
     let report = RewriteReport {
         reason: running.reason,
