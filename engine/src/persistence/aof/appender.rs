@@ -559,6 +559,7 @@ mod tests {
         assert_eq!(app.error(), None);
     }
 
+    #[cfg(unix)]
     #[test]
     fn new_incr_files_replace_stale_ones_but_never_listed_ones() {
         let dir = tempfile::tempdir().unwrap();
