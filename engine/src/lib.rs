@@ -252,8 +252,10 @@ impl Instance {
         let reply = commands::execute(&mut ctx, &args);
         self.shared.stats.commands_processed(1);
         self.shared.wake_blocked_clients(&mut ks);
-        persistence::aof::flush(&self.shared, ks);
-        reply.into_tree()
+        match persistence::aof::flush(&self.shared, ks) {
+            persistence::aof::Flushed::Durable => reply.into_tree(),
+            persistence::aof::Flushed::NotDurable(e) => Reply::Error(e.to_string()),
+        }
     }
 
     /// Stops as `stop` does, saving a dump first if `save` (SHUTDOWN SAVE) or not at all

@@ -85,6 +85,23 @@ impl Output {
         self.len = 0;
     }
 
+    /// Keeps only the first `len` bytes queued (drops replies that must not be sent).
+    pub fn truncate(&mut self, len: usize) {
+        while self.len > len {
+            let blocks = self.blocks.len();
+            let floor = if blocks == 1 { self.written } else { 0 };
+            let Some(last) = self.blocks.back_mut() else {
+                break;
+            };
+            let cut = (self.len - len).min(last.len() - floor);
+            last.truncate(last.len() - cut);
+            self.len -= cut;
+            if last.len() == floor && blocks > 1 {
+                self.blocks.pop_back();
+            }
+        }
+    }
+
     /// Frees every block (an idle connection holds no output memory).
     pub fn release(&mut self) {
         self.clear();
@@ -162,6 +179,17 @@ mod tests {
         assert_eq!(out.blocks.len(), 1, "one block is kept for the next reply");
         out.release();
         assert_eq!(out.blocks.capacity(), 0);
+    }
+
+    #[test]
+    fn truncate_drops_the_tail_across_blocks() {
+        let mut out = Output::new();
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 13) as u8).collect();
+        out.put_slice(&data);
+        out.truncate(20_000);
+        assert_eq!(out.to_vec(), &data[..20_000]);
+        out.put_slice(b"next");
+        assert_eq!(&out.to_vec()[20_000..], b"next");
     }
 
     #[test]

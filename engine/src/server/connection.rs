@@ -69,6 +69,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     let mut parser = RequestParser::new();
     let mut input = BytesMut::new();
     let mut output = Output::new();
+    let mut last_request = Instant::now();
     loop {
         let limits = shared.config().limits;
         parser.set_max_bulk_len(limits.proto_max_bulk_len);
@@ -76,11 +77,12 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             // Idle: hold no buffers while waiting (an idle client costs little, as in Redis).
             input = BytesMut::new();
             output.release();
-            let idle = idle_timeout(&limits);
+            let idle_deadline = idle_timeout(&limits).map(|t| last_request + t);
             tokio::select! {
                 r = stream.readable() => if r.is_err() { break },
                 _ = info.kill_notify.notified() => break,
-                _ = sleep_or_never(idle) => break,
+                _ = shared.config_changed.notified() => continue,
+                _ = sleep_until_or_never(idle_deadline) => break,
             }
         }
         let wanted = parser.wanted(input.len()).max(READ_CHUNK / 4);
@@ -91,6 +93,10 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             Ok(0) => break,
             Ok(n) => shared.stats.add_input(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if input.is_empty() {
+                    // A readiness that was not: wait again at the top, holding no buffer.
+                    continue;
+                }
                 tokio::select! {
                     r = stream.readable() => if r.is_err() { break },
                     _ = info.kill_notify.notified() => break,
@@ -103,6 +109,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             close_for_limit(&shared, &info, "max query buffer length", input.len());
             break;
         }
+        last_request = Instant::now();
         let mut next = run_batch(&mut session, &mut parser, &mut input, &mut output, &limits);
         while let Next::Block(args, deadline) = next {
             if flush(&shared, &info, &mut stream, &mut output)
@@ -135,9 +142,9 @@ fn idle_timeout(limits: &ClientLimits) -> Option<Duration> {
     (limits.timeout_secs > 0).then(|| Duration::from_secs(limits.timeout_secs))
 }
 
-async fn sleep_or_never(duration: Option<Duration>) {
-    match duration {
-        Some(d) => tokio::time::sleep(d).await,
+async fn sleep_until_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }
@@ -213,6 +220,10 @@ fn run_batch(
             .warm(session.client.db, &args);
     }
     let mut count = 0;
+    // Where this batch's replies start, and how many it encoded (a blocked command has none).
+    let start = output.len();
+    let mut replies = 0;
+    let mut protocol_error = None;
     let mut next = Next::Continue;
     loop {
         let client = &mut session.client;
@@ -221,7 +232,7 @@ fn run_batch(
             Ok(Some(Request::Inline(words))) => Some(words),
             Ok(None) => break,
             Err(e) => {
-                Reply::Error(format!("ERR {e}")).encode(output, client.resp3);
+                protocol_error = Some(Reply::Error(format!("ERR {e}")));
                 next = Next::Close;
                 break;
             }
@@ -250,6 +261,7 @@ fn run_batch(
         ks.clock_reusable = ctx.ran_fast;
         client.block_deadline = None;
         reply.encode(output, client.resp3);
+        replies += 1;
         if client.multi.is_some() && client.multi_bytes as u64 > limits.query_buffer {
             close_for_limit(
                 shared,
@@ -278,16 +290,26 @@ fn run_batch(
     }
     drop(args);
     input.advance(parser.take_consumed());
+    let resp3 = session.client.resp3;
     if let Some(mut ks) = guard {
         ks.clock_reusable = false;
         shared.wake_blocked_clients(&mut ks);
         ks.capture_assist();
-        // The AOF gets this batch's writes before its replies leave.
-        aof::flush(shared, ks);
+        // The AOF gets this batch's writes before its replies leave; writes it could not
+        // keep are never acknowledged: every reply of the batch becomes the refusal.
+        if let aof::Flushed::NotDurable(e) = aof::flush(shared, ks) {
+            output.truncate(start);
+            for _ in 0..replies {
+                Reply::Error(e.to_string()).encode(output, session.client.resp3);
+            }
+        }
         shared.stats.commands_processed(count);
         shared.note_traffic();
         let client = &session.client;
         client.info.mark_active(client.db, client.resp3, count);
+    }
+    if let Some(error) = protocol_error {
+        error.encode(output, resp3);
     }
     next
 }
@@ -316,7 +338,10 @@ async fn wait_blocked(
             let reply = commands::execute(&mut ctx, &args);
             let still_blocked = ctx.block.is_some();
             shared.wake_blocked_clients(&mut ks);
-            aof::flush(shared, ks);
+            let reply = match aof::flush(shared, ks) {
+                aof::Flushed::Durable => reply,
+                aof::Flushed::NotDurable(e) => Reply::Error(e.to_string()),
+            };
             (reply, still_blocked)
         };
         if !still_blocked {

@@ -98,6 +98,8 @@ pub struct Shared {
     auth_generation: AtomicU64,
     /// Woken after a batch that pushed onto a list, for blocked clients to retry.
     pub list_pushed: Notify,
+    /// Woken by every settings change, for idle connections to re-read their timeout.
+    pub config_changed: Notify,
     /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
     traffic: Notify,
     pub started: Instant,
@@ -134,6 +136,7 @@ impl Shared {
             auth_generation: AtomicU64::new(0),
             list_pushed: Notify::new(),
             traffic: Notify::new(),
+            config_changed: Notify::new(),
             started: Instant::now(),
             started_unix_ms: crate::util::now_ms(),
             run_id: (0..40)
@@ -163,6 +166,7 @@ impl Shared {
     pub fn set_config(&self, config: InstanceConfig) {
         let keys = config.access_keys();
         let old = std::mem::replace(&mut *self.config.write(), config);
+        self.config_changed.notify_waiters();
         if old.access_keys() != keys {
             self.auth_generation.fetch_add(1, Ordering::Release);
             for client in self.clients.lock().values() {
@@ -242,8 +246,44 @@ impl Shared {
     }
 }
 
+/// File descriptors kept for everything but clients (Redis's CONFIG_MIN_RESERVED_FDS).
+const RESERVED_FDS: u64 = 32;
+
+/// Raises the open-file limit to what maxclients needs, or lowers maxclients to what the limit
+/// allows, with a warning, as Redis does at start: running out of descriptors must show as
+/// refused clients, never as a failed fsync or a lost file.
+fn fit_maxclients_to_fd_limit(shared: &Shared) {
+    let mut cfg = shared.config();
+    let wanted = cfg.maxclients as u64 + RESERVED_FDS;
+    let limit = match rlimit::increase_nofile_limit(wanted) {
+        Ok(limit) => limit,
+        Err(e) => {
+            shared.events.push(
+                EventKind::Error,
+                format!("can't read the open files limit: {e}"),
+            );
+            return;
+        }
+    };
+    if limit < wanted {
+        let fitted = limit.saturating_sub(RESERVED_FDS).max(1);
+        shared.events.push(
+            EventKind::Error,
+            format!(
+                "You requested maxclients of {} requiring at least {wanted} max file descriptors. \
+                 Current maximum open files is {limit}. maxclients has been reduced to {fitted} \
+                 to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'.",
+                cfg.maxclients
+            ),
+        );
+        cfg.maxclients = fitted as usize;
+        shared.set_config(cfg);
+    }
+}
+
 /// Binds the instance's listener.
 pub async fn bind(shared: &Shared) -> std::io::Result<TcpListener> {
+    fit_maxclients_to_fd_limit(shared);
     let cfg = shared.config();
     let listener = TcpListener::bind((cfg.bind, cfg.port)).await?;
     let addr = listener.local_addr()?;
