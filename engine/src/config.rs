@@ -136,7 +136,7 @@ impl ClientLimits {
     /// number of times; all or nothing, with Redis's error texts.
     fn set_output(&mut self, value: &str) -> Result<(), &'static str> {
         let words: Vec<&str> = value.split_whitespace().collect();
-        if words.len() % 4 != 0 {
+        if !words.len().is_multiple_of(4) {
             return Err("Wrong number of arguments in buffer limit configuration.");
         }
         let mut output = self.output;

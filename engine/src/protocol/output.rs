@@ -42,12 +42,11 @@ impl Output {
     pub fn put_slice(&mut self, mut data: &[u8]) {
         self.len += data.len();
         while !data.is_empty() {
-            let block = match self.blocks.back_mut() {
-                Some(block) if block.len() < block.capacity() => block,
-                _ => {
-                    self.blocks.push_back(Vec::with_capacity(BLOCK_SIZE));
-                    self.blocks.back_mut().expect("a block was just pushed")
-                }
+            if self.blocks.back().is_none_or(|b| b.len() == b.capacity()) {
+                self.blocks.push_back(Vec::with_capacity(BLOCK_SIZE));
+            }
+            let Some(block) = self.blocks.back_mut() else {
+                return;
             };
             let room = block.capacity() - block.len();
             let (now, rest) = data.split_at(room.min(data.len()));
