@@ -243,7 +243,8 @@ async fn restore_on_start_refuses_commands_while_loading_then_evicts_to_fit() {
     assert_eq!(run(&first, &["SAVE"]), Reply::OK);
     first.stop().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    std::fs::write(dir.join("temp-123-4.rdb"), b"left by a crash").expect("write temp");
+    // A pid above Linux's pid_max (4194304) is never a live process.
+    std::fs::write(dir.join("temp-4194305-4.rdb"), b"left by a crash").expect("write temp");
 
     // Restart scaled down to half the memory.
     let mut config = rdb_config(&dir, RdbSchedule::default());
@@ -251,7 +252,7 @@ async fn restore_on_start_refuses_commands_while_loading_then_evicts_to_fit() {
     config.maxmemory_policy = EvictionPolicy::NoEviction;
     let instance = Instance::start(config).await.expect("restart");
     assert!(
-        !dir.join("temp-123-4.rdb").exists(),
+        !dir.join("temp-4194305-4.rdb").exists(),
         "stale temp file removed at start"
     );
     let mut client = RawClient::connect(instance.addr()).await.expect("connect");
