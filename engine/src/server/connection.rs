@@ -71,7 +71,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     let mut output = Output::new();
     let mut last_request = Instant::now();
     loop {
-        let limits = shared.config().limits;
+        let limits = shared.client_limits();
         parser.set_max_bulk_len(limits.proto_max_bulk_len);
         if input.is_empty() {
             // Idle: hold no buffers while waiting (an idle client costs little, as in Redis).

@@ -182,6 +182,11 @@ impl Shared {
         self.auth_generation.load(Ordering::Acquire)
     }
 
+    /// The client limits alone (read on every batch: no copy of the whole settings).
+    pub fn client_limits(&self) -> crate::config::ClientLimits {
+        self.config.read().limits.clone()
+    }
+
     pub fn access_keys(&self) -> Vec<String> {
         self.config.read().access_keys()
     }
