@@ -40,7 +40,7 @@ pub fn commands(data: &[u8]) {
         let mut args = Vec::new();
         let words;
         match request {
-            Request::Multibulk => parser.args(data, &mut args),
+            Request::Multibulk => parser.args(data, &[], &mut args),
             Request::Inline(inline) => {
                 words = inline;
                 args = commands::arg_slices(&words);

@@ -432,6 +432,84 @@ async fn input_past_the_query_buffer_limit_closes_the_client_and_memory_stays_bo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_512_mb_value_is_held_once() {
+    const LEN: usize = 512 * 1024 * 1024;
+    for server in servers("a_512_mb_value_is_held_once", &[]) {
+        let pid = server.child.id();
+        let before = peak_rss(pid);
+        let mut c = client(server.addr).await;
+        c.send_raw(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${LEN}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let chunk = vec![b'v'; 1 << 20];
+        for _ in 0..LEN / chunk.len() {
+            c.send_raw(&chunk).await.unwrap();
+        }
+        c.send_raw(b"\r\n").await.unwrap();
+        assert_eq!(c.read_reply().await.unwrap(), ok());
+        let growth = peak_rss(pid).saturating_sub(before);
+        assert!(
+            growth < LEN as u64 * 5 / 4,
+            "peak RSS grew {} MB for a 512 MB value",
+            growth >> 20
+        );
+        let strlen = c.command(&["STRLEN", "big"]).await.unwrap();
+        assert_eq!(strlen, Resp::Int(LEN as i64));
+        let tail = c.command(&["GETRANGE", "big", "-3", "-1"]).await.unwrap();
+        assert_eq!(tail, bulk("vvv"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_values_keep_every_byte_through_the_aof() {
+    let mut server = ServerProcess::cachedesk(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let values: Vec<Vec<u8>> = (0..3)
+        .map(|i| (0..300_000 + i * 7).map(|j| (j * 31 + i) as u8).collect())
+        .collect();
+    let [v0, v1, v2] = [&values[0][..], &values[1][..], &values[2][..]];
+    let mut c = client(server.addr).await;
+    let script: [&[&[u8]]; 5] = [
+        &[b"MSET", b"a", v0, b"b", v1],
+        &[b"SET", b"c", v2, b"PX", b"100000"],
+        &[b"SETEX", b"d", b"100", v0],
+        // The same key twice in one command: the last value wins.
+        &[b"MSET", b"e", v0, b"e", v1],
+        &[b"SET", b"f", v1, b"KEEPTTL"],
+    ];
+    for command in script {
+        assert_eq!(c.command(command).await.unwrap(), ok());
+    }
+    let old = c.command(&[&b"GETSET"[..], b"a", v2]).await.unwrap();
+    assert_eq!(old, Resp::Bulk(v0.to_vec()));
+    let expected = [
+        ("a", v2),
+        ("b", v1),
+        ("c", v2),
+        ("d", v0),
+        ("e", v1),
+        ("f", v1),
+    ];
+    for restarted in [false, true] {
+        if restarted {
+            server.restart();
+            c = client(server.addr).await;
+        }
+        for (key, value) in expected {
+            let got = c.command(&["GET", key]).await.unwrap();
+            assert!(
+                got == Resp::Bulk(value.to_vec()),
+                "{key} (restarted: {restarted})"
+            );
+        }
+        let ttl = c.command(&["PTTL", "c"]).await.unwrap();
+        assert!(
+            matches!(ttl, Resp::Int(ms) if ms > 0),
+            "c keeps its TTL: {ttl:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_clients_are_cheap_and_closed_after_the_timeout() {
     let server = ServerProcess::cachedesk(&[]);
     let pid = server.child.id();

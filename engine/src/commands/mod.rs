@@ -91,6 +91,22 @@ pub struct Ctx<'a> {
     propagated: bool,
     /// The command just run is flagged fast (see `Keyspace::clock_reusable`).
     pub ran_fast: bool,
+    /// The request's big arguments, each read into a buffer of its own by the connection
+    /// (empty for other callers).
+    pub big_args: &'a [Vec<u8>],
+    /// Strings stored from big arguments, whose buffers the connection moves in after the
+    /// command (`string_value`).
+    pub adopted: Vec<Adoption>,
+}
+
+/// A string the running command stored empty, to receive a big argument's own buffer once
+/// the command is done: its bytes are then held once, as Redis keeps the argument object.
+#[derive(Debug)]
+pub struct Adoption {
+    pub db: usize,
+    pub key: Vec<u8>,
+    /// Index into `Ctx::big_args`.
+    pub arg: usize,
 }
 
 /// A blocking command's wish to wait: until `deadline_ms` (None: forever).
@@ -108,6 +124,31 @@ impl<'a> Ctx<'a> {
             block: None,
             propagated: false,
             ran_fast: false,
+            big_args: &[],
+            adopted: Vec::new(),
+        }
+    }
+
+    /// The string value to store under `key` from `bytes`, an argument of the running
+    /// command. A big argument is not copied: the value is stored empty and receives the
+    /// argument's buffer after the command, so the caller must store it under `key` and leave
+    /// it as it is for the rest of the command. (The argument itself stays readable, for the
+    /// AOF, until then.)
+    pub fn string_value(&mut self, key: &[u8], bytes: &[u8]) -> Value {
+        let big = self
+            .big_args
+            .iter()
+            .position(|big| std::ptr::eq(big.as_ptr(), bytes.as_ptr()) && big.len() == bytes.len());
+        match big {
+            Some(arg) if !self.adopted.iter().any(|a| a.arg == arg) => {
+                self.adopted.push(Adoption {
+                    db: self.db(),
+                    key: key.to_vec(),
+                    arg,
+                });
+                Value::Str(Blob::new())
+            }
+            _ => Value::Str(Blob::from_slice(bytes)),
         }
     }
 

@@ -8,10 +8,6 @@ use crate::protocol::Reply;
 /// Largest string a command may build (proto-max-bulk-len).
 const MAX_STRING: usize = crate::protocol::parser::PROTO_MAX_BULK_LEN;
 
-fn str_value(bytes: &[u8]) -> Value {
-    Value::Str(Blob::from_slice(bytes))
-}
-
 fn bulk_of(s: Option<&Blob>) -> Reply {
     s.map_or(Reply::Null, Reply::bulk)
 }
@@ -120,21 +116,28 @@ pub fn set(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 fn write_with_expiry(ctx: &mut Ctx, key: &[u8], value: &[u8], expiry: Expiry) {
     let db = ctx.db();
     match expiry {
-        Expiry::Keep => ctx.ks.set_keep_ttl(db, key, str_value(value)),
+        Expiry::Keep => {
+            let value = ctx.string_value(key, value);
+            ctx.ks.set_keep_ttl(db, key, value)
+        }
         Expiry::At(at) if at <= ctx.ks.now => {
             if ctx.ks.delete(db, key) {
                 ctx.propagate(&[b"DEL", key]);
             }
         }
         Expiry::At(at) => {
-            ctx.ks.set(db, key, str_value(value));
+            let stored = ctx.string_value(key, value);
+            ctx.ks.set(db, key, stored);
             ctx.ks.set_expire(db, key, at);
             if ctx.aof_on() {
                 let at = at.to_string();
                 ctx.propagate(&[b"SET", key, value, b"PXAT", at.as_bytes()]);
             }
         }
-        Expiry::None | Expiry::Persist => ctx.ks.set(db, key, str_value(value)),
+        Expiry::None | Expiry::Persist => {
+            let value = ctx.string_value(key, value);
+            ctx.ks.set(db, key, value)
+        }
     }
 }
 
@@ -156,7 +159,8 @@ pub fn mset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let db = ctx.db();
     for pair in args[1..].chunks(2) {
-        ctx.ks.set(db, pair[0], str_value(pair[1]));
+        let value = ctx.string_value(pair[0], pair[1]);
+        ctx.ks.set(db, pair[0], value);
     }
     Ok(Reply::OK)
 }
@@ -170,7 +174,8 @@ pub fn msetnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     for pair in args[1..].chunks(2) {
-        ctx.ks.set(db, pair[0], str_value(pair[1]));
+        let value = ctx.string_value(pair[0], pair[1]);
+        ctx.ks.set(db, pair[0], value);
     }
     Ok(Reply::Int(1))
 }
@@ -180,7 +185,8 @@ pub fn setnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if ctx.ks.contains(db, args[1]) {
         return Ok(Reply::Int(0));
     }
-    ctx.ks.set(db, args[1], str_value(args[2]));
+    let value = ctx.string_value(args[1], args[2]);
+    ctx.ks.set(db, args[1], value);
     Ok(Reply::Int(1))
 }
 
@@ -202,7 +208,8 @@ pub fn psetex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 pub fn getset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let old = ctx.get_str(args[1])?.cloned();
     let db = ctx.db();
-    ctx.ks.set(db, args[1], str_value(args[2]));
+    let value = ctx.string_value(args[1], args[2]);
+    ctx.ks.set(db, args[1], value);
     Ok(bulk_of(old.as_ref()))
 }
 
@@ -315,7 +322,8 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let text = next.to_human_string();
     let db = ctx.db();
-    ctx.ks.set_keep_ttl(db, args[1], str_value(text.as_bytes()));
+    ctx.ks
+        .set_keep_ttl(db, args[1], Value::Str(Blob::from_slice(text.as_bytes())));
     // Logged as the value it produced: a replay must not redo the float arithmetic.
     ctx.propagate(&[b"SET", args[1], text.as_bytes(), b"KEEPTTL"]);
     Ok(Reply::bulk(text))

@@ -456,6 +456,22 @@ impl Keyspace {
         }
     }
 
+    /// Moves `bytes` into the string the running command just stored empty under `key` (a big
+    /// argument's own buffer, taken instead of copied; see `Ctx::string_value`). It is the
+    /// same write, so no hook or counter runs again.
+    pub fn adopt_string(&mut self, db: usize, key: &[u8], bytes: Vec<u8>) {
+        let d = &mut self.dbs[db];
+        if let Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) = d.entries.get_mut(key)
+        {
+            let value = Blob::from_vec(bytes);
+            d.value_heap = d.value_heap - value::heap_size_of(s) + value::heap_size_of(&value);
+            *s = value;
+        }
+    }
+
     /// Deletes a key; returns its value.
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Value> {
         if self.expire_if_needed(db, key) {

@@ -2,11 +2,15 @@
 //! inline mode), fed from a connection's read buffer.
 //!
 //! It keeps its place between reads, so a large argument arriving in many small reads is scanned
-//! once, and it never allocates what a client merely claims: counts and lengths are checked
-//! against Redis's limits before anything is reserved. Errors carry Redis's exact texts; after
-//! one the connection is closed, as Redis does.
+//! once, and it never uses memory for what a client merely claims: counts and lengths are
+//! checked against Redis's limits before anything is reserved. A big argument (32 KB or more,
+//! Redis's PROTO_MBULK_BIG_ARG) still arriving is read straight into a buffer of its own,
+//! reserved from its header as Redis does (address space, not memory, until the bytes come),
+//! which a command may keep as its value, so its bytes are held once. Errors carry Redis's exact texts;
+//! after one the connection is closed, as Redis does.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::buf::Limit;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Largest bulk argument accepted by default (Redis's proto-max-bulk-len, 512 MB); the
 /// setting of that name changes it per connection (`set_max_bulk_len`).
@@ -19,8 +23,9 @@ pub const INLINE_MAX_SIZE: usize = 64 * 1024;
 const UNAUTHENTICATED_MAX_ARGS: usize = 10;
 /// ... and arguments of at most this many bytes.
 const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
-/// A pre-reservation for a big argument is capped at this size; the buffer grows as data comes.
-const MAX_PRE_RESERVE: usize = 1024 * 1024;
+/// An argument this long, not yet all arrived, is read into a buffer of its own
+/// (Redis's PROTO_MBULK_BIG_ARG).
+pub const BIG_ARG: usize = 32 * 1024;
 
 /// A malformed request. The text after `ERR ` is exactly what Redis replies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +48,10 @@ pub enum ProtocolError {
     UnauthenticatedMultibulkLength,
     #[error("Protocol error: unauthenticated bulk length")]
     UnauthenticatedBulkLength,
+    /// Room for a big argument could not be reserved (Redis would abort; the client is
+    /// closed instead).
+    #[error("Protocol error: no memory for a bulk of {0} bytes")]
+    BulkOutOfMemory(usize),
 }
 
 /// A complete request found by `RequestParser::parse`.
@@ -54,12 +63,23 @@ pub enum Request {
     Inline(Vec<Vec<u8>>),
 }
 
+/// Where an argument of the request in progress is.
+#[derive(Debug, Clone, Copy)]
+enum ArgAt {
+    /// A range of the connection's buffer.
+    Buffer(usize, usize),
+    /// The n-th of the request's big arguments (`RequestParser::take_big_args`).
+    Big(usize),
+}
+
 /// Parser state kept between reads of one connection.
 ///
 /// It works on the connection's buffer without taking bytes out of it: arguments are ranges
 /// of the buffer, which the connection hands to commands as slices (no copy, no allocation per
 /// argument). Once a batch is done the connection drops the bytes of complete requests
-/// (`take_consumed`); a request still arriving keeps its place and its ranges.
+/// (`take_consumed`); a request still arriving keeps its place and its ranges. A big argument
+/// still arriving is the exception: the connection reads it into its own buffer
+/// (`big_arg_room`), sized once from its header.
 #[derive(Debug)]
 pub struct RequestParser {
     /// Where the next request starts (everything before it is complete requests).
@@ -70,8 +90,12 @@ pub struct RequestParser {
     remaining: usize,
     /// Length of the bulk argument whose header has been read, awaiting its payload.
     bulk_len: Option<usize>,
-    /// The argument ranges of the request in progress or just completed.
-    ranges: Vec<(usize, usize)>,
+    /// The arguments of the request in progress or just completed.
+    ranges: Vec<ArgAt>,
+    /// The big arguments of the request in progress or just completed; while `filling`, the
+    /// last one is the bulk being read.
+    big_args: Vec<Vec<u8>>,
+    filling: bool,
     /// Longest bulk argument accepted (proto-max-bulk-len).
     max_bulk_len: usize,
 }
@@ -84,6 +108,8 @@ impl Default for RequestParser {
             remaining: 0,
             bulk_len: None,
             ranges: Vec::new(),
+            big_args: Vec::new(),
+            filling: false,
             max_bulk_len: PROTO_MAX_BULK_LEN,
         }
     }
@@ -110,6 +136,7 @@ impl RequestParser {
         loop {
             if self.remaining == 0 {
                 self.ranges.clear();
+                self.big_args.clear();
                 let Some(&first) = buf.get(self.pos) else {
                     return Ok(None);
                 };
@@ -173,11 +200,25 @@ impl RequestParser {
                         len
                     }
                 };
-                if buf.len() - self.pos < len + 2 {
+                let available = buf.len() - self.pos;
+                if self.filling {
+                    // The payload went to its own buffer; the CRLF after it comes here.
+                    if self.big_args.last().is_some_and(|big| big.len() < len) || available < 2 {
+                        return Ok(None);
+                    }
+                    self.filling = false;
+                    self.ranges.push(ArgAt::Big(self.big_args.len() - 1));
+                    self.pos += 2;
+                } else if available < len + 2 {
+                    if len >= BIG_ARG && available < len {
+                        self.start_big_arg(&buf[self.pos..], len)?;
+                        self.pos = buf.len();
+                    }
                     return Ok(None);
+                } else {
+                    self.ranges.push(ArgAt::Buffer(self.pos, self.pos + len));
+                    self.pos += len + 2;
                 }
-                self.ranges.push((self.pos, self.pos + len));
-                self.pos += len + 2;
                 self.bulk_len = None;
                 self.remaining -= 1;
             }
@@ -186,9 +227,46 @@ impl RequestParser {
         }
     }
 
-    /// The arguments of the multibulk request `parse` just returned, as slices of `buf`.
-    pub fn args<'b>(&self, buf: &'b [u8], out: &mut Vec<&'b [u8]>) {
-        out.extend(self.ranges.iter().map(|&(start, end)| &buf[start..end]));
+    /// Gives a big argument its own buffer, sized once from its header (reserved, not
+    /// touched: memory is used as the bytes arrive), with what of it has arrived.
+    fn start_big_arg(&mut self, arrived: &[u8], len: usize) -> Result<(), ProtocolError> {
+        let mut big = Vec::new();
+        big.try_reserve_exact(len)
+            .map_err(|_| ProtocolError::BulkOutOfMemory(len))?;
+        big.extend_from_slice(arrived);
+        self.big_args.push(big);
+        self.filling = true;
+        Ok(())
+    }
+
+    /// Where the connection reads next while a big argument is arriving: the rest of that
+    /// argument's own buffer, and no more. None when reads go to the connection's buffer.
+    pub fn big_arg_room(&mut self) -> Option<Limit<&mut Vec<u8>>> {
+        let len = self.bulk_len?;
+        let big = self.big_args.last_mut().filter(|_| self.filling)?;
+        let missing = len - big.len();
+        (missing > 0).then(|| big.limit(missing))
+    }
+
+    /// Bytes that arrived in big arguments' buffers (they count toward the query buffer
+    /// limit, as the query buffer's length does in Redis).
+    pub fn big_arg_bytes(&self) -> usize {
+        self.big_args.iter().map(Vec::len).sum()
+    }
+
+    /// Takes the big arguments of the multibulk request `parse` just returned, for `args`.
+    /// Empty (no allocation) for most requests.
+    pub fn take_big_args(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.big_args)
+    }
+
+    /// The arguments of the multibulk request `parse` just returned, as slices of `buf` and of
+    /// the request's big arguments (`take_big_args`).
+    pub fn args<'b>(&self, buf: &'b [u8], big_args: &'b [Vec<u8>], out: &mut Vec<&'b [u8]>) {
+        out.extend(self.ranges.iter().map(|&arg| match arg {
+            ArgAt::Buffer(start, end) => &buf[start..end],
+            ArgAt::Big(n) => big_args[n].as_slice(),
+        }));
     }
 
     /// The second argument (the key, for most commands) of each of the next `max` complete
@@ -224,24 +302,28 @@ impl RequestParser {
         let done = std::mem::take(&mut self.consumed);
         self.pos -= done;
         if self.remaining == 0 {
-            // The ranges are those of a request already run.
+            // The arguments are those of a request already run.
             self.ranges.clear();
+            self.big_args.clear();
         } else {
-            for range in &mut self.ranges {
-                range.0 -= done;
-                range.1 -= done;
+            for arg in &mut self.ranges {
+                if let ArgAt::Buffer(start, end) = arg {
+                    *start -= done;
+                    *end -= done;
+                }
             }
         }
         done
     }
 
-    /// Bytes the request in progress still needs, capped at MAX_PRE_RESERVE: a connection
-    /// reserves them up front (a big argument is not read in small steps), but never what a
-    /// client merely claims.
+    /// Bytes the request in progress still needs in the connection's buffer (less than
+    /// BIG_ARG: a bigger argument has its own buffer), which a connection reserves up front.
     pub fn wanted(&self, buffered: usize) -> usize {
-        self.bulk_len
-            .map_or(0, |len| (self.pos + len + 2).saturating_sub(buffered))
-            .min(MAX_PRE_RESERVE)
+        match self.bulk_len {
+            Some(_) if self.filling => 2,
+            Some(len) => (self.pos + len + 2).saturating_sub(buffered),
+            None => 0,
+        }
     }
 
     /// Takes the next complete request out of `buf` as owned arguments (for callers that keep
@@ -251,13 +333,26 @@ impl RequestParser {
         buf: &mut BytesMut,
         authenticated: bool,
     ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        let request = self.parse(buf, authenticated)?;
+        let request = loop {
+            let request = self.parse(buf, authenticated)?;
+            // Bytes of a big argument that arrived in `buf` move to its own buffer, as a
+            // connection would have read them there.
+            let pos = self.pos;
+            let Some(mut room) = self.big_arg_room().filter(|_| buf.len() > pos) else {
+                break request;
+            };
+            let tail = buf.split_off(pos);
+            let n = room.remaining_mut().min(tail.len());
+            room.put_slice(&tail[..n]);
+            buf.extend_from_slice(&tail[n..]);
+        };
         let args = match request {
             None => None,
             Some(Request::Inline(words)) => Some(words.into_iter().map(Bytes::from).collect()),
             Some(Request::Multibulk) => {
+                let big_args = self.take_big_args();
                 let mut args = Vec::new();
-                self.args(buf, &mut args);
+                self.args(buf, &big_args, &mut args);
                 Some(args.into_iter().map(Bytes::copy_from_slice).collect())
             }
         };
@@ -478,11 +573,78 @@ mod tests {
     }
 
     #[test]
-    fn huge_claim_does_not_allocate_it() {
+    fn a_huge_claim_reserves_room_but_uses_no_memory() {
+        let before = crate::util::rss_bytes(None);
         let mut parser = RequestParser::new();
         let buf = b"*1\r\n$536870912\r\nabc";
         assert_eq!(parser.parse(buf, true), Ok(None));
-        assert_eq!(parser.wanted(buf.len()), MAX_PRE_RESERVE);
+        assert_eq!(parser.big_arg_bytes(), 3);
+        let room = parser.big_arg_room().map(|room| room.remaining_mut());
+        assert_eq!(room, Some(536870912 - 3));
+        let grown = crate::util::rss_bytes(None).saturating_sub(before);
+        assert!(grown < 64 << 20, "RSS grew {grown} bytes");
+        // A claim the process cannot reserve fails the request, not the process.
+        let mut parser = RequestParser::new();
+        parser.set_max_bulk_len(u64::MAX);
+        let buf = format!("*1\r\n${}\r\nabc", i64::MAX);
+        assert_eq!(
+            parser.parse(buf.as_bytes(), true),
+            Err(ProtocolError::BulkOutOfMemory(i64::MAX as usize))
+        );
+    }
+
+    #[test]
+    fn a_big_argument_still_arriving_is_read_into_its_own_exact_buffer() {
+        let len = BIG_ARG * 3;
+        let mut parser = RequestParser::new();
+        let head = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${len}\r\n");
+        let mut buf = BytesMut::from(head.as_bytes());
+        buf.extend_from_slice(&[b'a'; 100]);
+        assert_eq!(parser.parse(&buf, true), Ok(None));
+        let mut reads = 0;
+        while let Some(mut room) = parser.big_arg_room() {
+            let n = room.remaining_mut().min(BIG_ARG / 2);
+            room.put_bytes(b'b', n);
+            reads += 1;
+            assert_eq!(parser.parse(&buf, true), Ok(None));
+        }
+        assert_eq!(reads, 6);
+        assert_eq!(parser.big_arg_bytes(), len);
+        buf.extend_from_slice(b"\r\n*1\r\n$4\r\nPING\r\n");
+        assert_eq!(parser.parse(&buf, true), Ok(Some(Request::Multibulk)));
+        let big_args = parser.take_big_args();
+        let mut args = Vec::new();
+        parser.args(&buf, &big_args, &mut args);
+        assert_eq!(args.len(), 3);
+        assert_eq!(args[1], b"k");
+        assert_eq!(args[2].len(), len);
+        assert!(args[2][..100].iter().all(|&b| b == b'a'));
+        assert!(args[2][100..].iter().all(|&b| b == b'b'));
+        assert_eq!(big_args[0].capacity(), len, "reserved once, exactly");
+        buf.advance(parser.take_consumed());
+        assert_eq!(
+            parser.next_request(&mut buf, true),
+            Ok(Some(vec![Bytes::from("PING")]))
+        );
+    }
+
+    #[test]
+    fn a_big_argument_trickled_through_the_buffer_arrives_whole() {
+        let value = vec![b'v'; BIG_ARG + 7];
+        let mut input = format!("*2\r\n$4\r\nECHO\r\n${}\r\n", value.len()).into_bytes();
+        input.extend_from_slice(&value);
+        input.extend_from_slice(b"\r\n");
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for chunk in input.chunks(1000) {
+            buf.extend_from_slice(chunk);
+            while let Some(req) = parser.next_request(&mut buf, true).unwrap() {
+                got.push(req);
+            }
+        }
+        assert_eq!(got, vec![vec![Bytes::from("ECHO"), Bytes::from(value)]]);
+        assert!(buf.is_empty());
     }
 
     #[test]
@@ -492,7 +654,7 @@ mod tests {
             BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$4\r\nECHO\r\n$5\r\nhe"[..]);
         assert_eq!(parser.parse(&buf, true), Ok(Some(Request::Multibulk)));
         let mut args = Vec::new();
-        parser.args(&buf, &mut args);
+        parser.args(&buf, &[], &mut args);
         assert_eq!(args, [&b"GET"[..], b"k"]);
         assert_eq!(parser.parse(&buf, true), Ok(None));
         buf.advance(parser.take_consumed());
@@ -500,7 +662,7 @@ mod tests {
         buf.extend_from_slice(b"llo\r\n");
         assert_eq!(parser.parse(&buf, true), Ok(Some(Request::Multibulk)));
         let mut args = Vec::new();
-        parser.args(&buf, &mut args);
+        parser.args(&buf, &[], &mut args);
         assert_eq!(args, [&b"ECHO"[..], b"hello"]);
         assert_eq!(parser.take_consumed(), buf.len());
     }

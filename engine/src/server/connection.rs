@@ -85,11 +85,17 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
                 _ = sleep_until_or_never(idle_deadline) => break,
             }
         }
-        let wanted = parser.wanted(input.len()).max(READ_CHUNK / 4);
-        if input.capacity() - input.len() < wanted {
-            input.reserve(wanted.max(READ_CHUNK));
-        }
-        match stream.try_read_buf(&mut input) {
+        let read = match parser.big_arg_room() {
+            Some(mut room) => stream.try_read_buf(&mut room),
+            None => {
+                let wanted = parser.wanted(input.len()).max(READ_CHUNK / 4);
+                if input.capacity() - input.len() < wanted {
+                    input.reserve(wanted.max(READ_CHUNK));
+                }
+                stream.try_read_buf(&mut input)
+            }
+        };
+        match read {
             Ok(0) => break,
             Ok(n) => shared.stats.add_input(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -105,8 +111,9 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             }
             Err(_) => break,
         }
-        if input.len() as u64 > limits.query_buffer {
-            close_for_limit(&shared, &info, "max query buffer length", input.len());
+        let query_buffer = input.len() + parser.big_arg_bytes();
+        if query_buffer as u64 > limits.query_buffer {
+            close_for_limit(&shared, &info, "max query buffer length", query_buffer);
             break;
         }
         last_request = Instant::now();
@@ -240,25 +247,38 @@ fn run_batch(
         let ks = guard.get_or_insert_with(|| shared.keyspace.lock());
         count += 1;
         args.clear();
-        let inline_args;
+        let mut big_args = parser.take_big_args();
+        let own_args;
         let request: &[&[u8]] = match &words {
-            None => {
-                parser.args(data, &mut args);
+            None if big_args.is_empty() => {
+                parser.args(data, &[], &mut args);
                 &args
             }
+            None => {
+                let mut with_big = Vec::new();
+                parser.args(data, &big_args, &mut with_big);
+                own_args = with_big;
+                &own_args
+            }
             Some(words) => {
-                inline_args = commands::arg_slices(words);
-                &inline_args
+                own_args = commands::arg_slices(words);
+                &own_args
             }
         };
         let mut ctx = Ctx::new(ks, client, shared);
+        ctx.big_args = &big_args;
         let reply = commands::execute(&mut ctx, request);
         if let Some(block) = ctx.block {
             let owned = request.iter().map(|a| a.to_vec()).collect();
             next = Next::Block(owned, block.deadline_ms);
             break;
         }
-        ks.clock_reusable = ctx.ran_fast;
+        let (ran_fast, adopted) = (ctx.ran_fast, std::mem::take(&mut ctx.adopted));
+        for adoption in adopted {
+            let bytes = std::mem::take(&mut big_args[adoption.arg]);
+            ks.adopt_string(adoption.db, &adoption.key, bytes);
+        }
+        ks.clock_reusable = ran_fast;
         client.block_deadline = None;
         reply.encode(output, client.resp3);
         replies += 1;
