@@ -3,7 +3,8 @@
 
 Both servers start with the same settings (no persistence, loopback); redis-benchmark runs the
 same tests against each, alternating servers and repeating, and the medians are compared.
-Then both load the same 1M keys with 10-byte values and their used_memory and RSS are read.
+Then both load the same 1M keys with 10-byte values and their used_memory and RSS are read, and
+both hold 2,000 idle connections (each has sent one PING) to measure what an idle client costs.
 
     python3 tests/bench/compare.py            # prints a Markdown table for the README
     REPEATS=5 REQUESTS=200000 python3 tests/bench/compare.py
@@ -14,10 +15,13 @@ builds cachedesk-server in release mode. Figures are measured, never asserted.
 
 import os
 import platform
+import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 from common import (build_server, cli, free_port, pipe, redis_benchmark, redis_version, resp, rss,
                     start)
@@ -27,6 +31,7 @@ REPEATS = int(os.environ.get("REPEATS", "3"))
 REQUESTS = int(os.environ.get("REQUESTS", "100000"))
 CLIENTS = 50
 MEMORY_KEYS = int(os.environ.get("MEMORY_KEYS", "1000000"))
+IDLE_CLIENTS = 2000
 
 
 def bench(port, test, pipeline):
@@ -49,7 +54,28 @@ def memory_of(port, pid):
     return used, rss(pid)
 
 
+def idle_client_cost(port, pid):
+    """RSS per idle connection: each sends PING, reads PONG, then waits (3 s to settle)."""
+    def connect():
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"PING\r\n")
+        assert s.recv(16) == b"+PONG\r\n"
+        return s
+
+    warm = [connect() for _ in range(50)]
+    time.sleep(1)
+    before = rss(pid)
+    idle = [connect() for _ in range(IDLE_CLIENTS)]
+    time.sleep(3)
+    cost = (rss(pid) - before) / IDLE_CLIENTS
+    for s in warm + idle:
+        s.close()
+    return cost
+
+
 def main():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 3 * IDLE_CLIENTS)), hard))
     build_server()
     version = redis_version()
     workdir = tempfile.mkdtemp(prefix="cachedesk-bench-")
@@ -68,6 +94,7 @@ def main():
                 rows.append((test.upper(), pipeline, r, c, c / r))
                 print(f"  {test:<10} P={pipeline:<2} redis {r:>11,.0f}  cachedesk {c:>11,.0f}  {c / r:.2f}x",
                       file=sys.stderr)
+        idle = {name: idle_client_cost(port, procs[name].pid) for name, port in ports.items()}
         memory = {}
         for name, port in ports.items():
             cli(port, "FLUSHALL")
@@ -91,6 +118,9 @@ def main():
     print("|---|---:|---:|---:|")
     print(f"| used_memory | {ru / 1e6:.1f} MB | {cu / 1e6:.1f} MB | {cu / ru:.2f}x |")
     print(f"| process RSS | {rr / 1e6:.1f} MB | {cr / 1e6:.1f} MB | {cr / rr:.2f}x |")
+    ri, ci = idle["redis"], idle["cachedesk"]
+    print(f"| RSS per idle client ({IDLE_CLIENTS:,}) | {ri / 1e3:.2f} KB | {ci / 1e3:.2f} KB "
+          f"| {ci / ri:.2f}x |")
 
 
 if __name__ == "__main__":

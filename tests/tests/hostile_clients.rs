@@ -642,3 +642,59 @@ async fn debug_sleep_holds_up_only_its_own_client() {
         .unwrap();
     assert_eq!(reply, ok());
 }
+
+/// A non-loopback address of this machine, if it has one (`hostname -I`).
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_mode_serves_only_loopback_until_a_key_is_set() {
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("skipped: this machine has no non-loopback IPv4 address");
+        return;
+    };
+    let test = "protected_mode_serves_only_loopback_until_a_key_is_set";
+    let mut denials = Vec::new();
+    for server in servers(test, &["--bind", "0.0.0.0"]) {
+        let outside = SocketAddr::new(ip, server.addr.port());
+        let mut c = client(outside).await;
+        let denied = c.command(&["PING"]).await.unwrap();
+        assert!(
+            matches!(&denied, Resp::Error(e) if e.starts_with("DENIED Redis is running in protected mode")),
+            "{denied:?}"
+        );
+        denials.push(denied);
+        // Loopback is served, and a key opens the door to the others (who must use it).
+        let mut admin = client(server.addr).await;
+        assert_eq!(
+            admin.command(&["PING"]).await.unwrap(),
+            Resp::Simple("PONG".into())
+        );
+        admin
+            .command(&["CONFIG", "SET", "requirepass", "s3cret"])
+            .await
+            .unwrap();
+        let mut c = client(outside).await;
+        let refused = c.command(&["PING"]).await.unwrap();
+        assert!(
+            matches!(&refused, Resp::Error(e) if e.starts_with("NOAUTH")),
+            "{refused:?}"
+        );
+        assert_eq!(c.command(&["AUTH", "s3cret"]).await.unwrap(), ok());
+        assert_eq!(
+            c.command(&["PING"]).await.unwrap(),
+            Resp::Simple("PONG".into())
+        );
+    }
+    if let [ours, redis] = &denials[..] {
+        assert_eq!(ours, redis, "cachedesk vs redis-server");
+    }
+}
