@@ -24,12 +24,9 @@ pub mod server;
 pub mod telemetry;
 pub mod util;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 pub use config::InstanceConfig;
 pub use keyspace::EvictionPolicy;
@@ -53,10 +50,6 @@ pub enum EngineError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("an instance named '{0}' already exists")]
-    DuplicateName(String),
-    #[error("no instance named '{0}'")]
-    NoSuchInstance(String),
 }
 
 /// One running cache.
@@ -247,12 +240,11 @@ impl Instance {
         client.auth_generation = self.shared.auth_generation();
         client.db = db.min(keyspace::DB_COUNT - 1);
         client.in_exec = true;
-        let mut ks = self.shared.keyspace.lock();
-        let mut ctx = commands::Ctx::new(&mut ks, &mut client, &self.shared);
+        let mut batch = server::batch::Batch::begin(&self.shared);
+        let mut ctx = commands::Ctx::new(&mut batch, &mut client, &self.shared);
         let reply = commands::execute(&mut ctx, &args);
         self.shared.stats.commands_processed(1);
-        self.shared.wake_blocked_clients(&mut ks);
-        match persistence::aof::flush(&self.shared, ks) {
+        match batch.end() {
             persistence::aof::Flushed::Durable => reply.into_tree(),
             persistence::aof::Flushed::NotDurable(e) => Reply::Error(e.to_string()),
         }
@@ -292,51 +284,5 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.shared.request_shutdown();
-    }
-}
-
-/// A set of named instances in one process.
-#[derive(Debug, Default)]
-pub struct Engine {
-    instances: Mutex<BTreeMap<String, Arc<Instance>>>,
-}
-
-impl Engine {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Starts an instance under `config.name`.
-    pub async fn start(&self, config: InstanceConfig) -> Result<Arc<Instance>, EngineError> {
-        let name = config.name.clone();
-        if self.instances.lock().contains_key(&name) {
-            return Err(EngineError::DuplicateName(name));
-        }
-        let instance = Arc::new(Instance::start(config).await?);
-        let mut instances = self.instances.lock();
-        if instances.contains_key(&name) {
-            return Err(EngineError::DuplicateName(name));
-        }
-        instances.insert(name, instance.clone());
-        Ok(instance)
-    }
-
-    pub fn get(&self, name: &str) -> Option<Arc<Instance>> {
-        self.instances.lock().get(name).cloned()
-    }
-
-    pub fn names(&self) -> Vec<String> {
-        self.instances.lock().keys().cloned().collect()
-    }
-
-    /// Removes an instance and stops it (its port closes once the last handle is dropped).
-    pub fn stop(&self, name: &str) -> Result<(), EngineError> {
-        let instance = self
-            .instances
-            .lock()
-            .remove(name)
-            .ok_or_else(|| EngineError::NoSuchInstance(name.into()))?;
-        instance.shared.request_shutdown();
-        Ok(())
     }
 }

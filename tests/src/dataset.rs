@@ -212,7 +212,7 @@ pub fn differences(a: &Dataset, b: &Dataset) -> Vec<String> {
 
 /// Waits while the server answers -LOADING (a server accepts connections before its data is
 /// in: redis-server and cachedesk-server alike).
-async fn wait_loaded(c: &mut RawClient) {
+pub async fn wait_loaded(c: &mut RawClient) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         match c.command(&[b"PING"]).await.expect("ping") {

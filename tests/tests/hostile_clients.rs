@@ -464,7 +464,8 @@ async fn a_512_mb_value_is_held_once() {
 async fn big_values_keep_every_byte_through_the_aof() {
     let mut server = ServerProcess::cachedesk(&["--appendonly", "yes", "--appendfsync", "always"]);
     let values: Vec<Vec<u8>> = (0..3)
-        .map(|i| (0..300_000 + i * 7).map(|j| (j * 31 + i) as u8).collect())
+        // Past the size that gets a buffer of its own (protocol::parser::BIG_ARG).
+        .map(|i| (0..1_500_000 + i * 7).map(|j| (j * 31 + i) as u8).collect())
         .collect();
     let [v0, v1, v2] = [&values[0][..], &values[1][..], &values[2][..]];
     let mut c = client(server.addr).await;
@@ -493,12 +494,18 @@ async fn big_values_keep_every_byte_through_the_aof() {
         if restarted {
             server.restart();
             c = client(server.addr).await;
+            cachedesk_tests::dataset::wait_loaded(&mut c).await;
         }
         for (key, value) in expected {
             let got = c.command(&["GET", key]).await.unwrap();
             assert!(
                 got == Resp::Bulk(value.to_vec()),
-                "{key} (restarted: {restarted})"
+                "{key} (restarted: {restarted}): {} bytes, {} expected",
+                match &got {
+                    Resp::Bulk(b) => b.len() as i64,
+                    _ => -1,
+                },
+                value.len()
             );
         }
         let ttl = c.command(&["PTTL", "c"]).await.unwrap();

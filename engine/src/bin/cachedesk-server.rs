@@ -108,6 +108,11 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
 }
 
 fn main() -> ExitCode {
+    // As Redis does (disable-thp yes): mimalloc asks for transparent huge pages, and with
+    // them a buffer reserved but not yet filled (a big argument's room) would cost a 2 MB page.
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("warning: cannot disable transparent huge pages: {e}");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Options {
         config: cfg,

@@ -89,8 +89,6 @@ pub struct Ctx<'a> {
     pub block: Option<BlockRequest>,
     /// Set when the command logged itself to the AOF in another form (`propagate`).
     propagated: bool,
-    /// The command just run is flagged fast (see `Keyspace::clock_reusable`).
-    pub ran_fast: bool,
     /// The request's big arguments, each read into a buffer of its own by the connection
     /// (empty for other callers).
     pub big_args: &'a [Vec<u8>],
@@ -123,7 +121,6 @@ impl<'a> Ctx<'a> {
             shared,
             block: None,
             propagated: false,
-            ran_fast: false,
             big_args: &[],
             adopted: Vec::new(),
         }
@@ -135,6 +132,9 @@ impl<'a> Ctx<'a> {
     /// it as it is for the rest of the command. (The argument itself stays readable, for the
     /// AOF, until then.)
     pub fn string_value(&mut self, key: &[u8], bytes: &[u8]) -> Value {
+        // A value stored earlier in the command under the same key is replaced by this one.
+        let db = self.db();
+        self.adopted.retain(|a| a.db != db || a.key != key);
         let big = self
             .big_args
             .iter()
@@ -142,7 +142,7 @@ impl<'a> Ctx<'a> {
         match big {
             Some(arg) if !self.adopted.iter().any(|a| a.arg == arg) => {
                 self.adopted.push(Adoption {
-                    db: self.db(),
+                    db,
                     key: key.to_vec(),
                     arg,
                 });
@@ -366,9 +366,7 @@ fn admit(ctx: &mut Ctx, spec: &'static CommandSpec) -> Result<(), CmdError> {
     let queuing =
         ctx.client.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset");
     if ctx.ks.config.maxmemory > 0 && (deny_oom || queuing) {
-        if !std::mem::take(&mut ctx.ks.clock_reusable) {
-            ctx.ks.now = crate::util::now_ms();
-        }
+        ctx.ks.read_clock();
         ctx.ks.evict_to_limit();
         if ctx.ks.used_memory() as u64 > ctx.ks.config.maxmemory {
             return Err(CmdError::Oom);
@@ -408,9 +406,7 @@ fn reject(ctx: &mut Ctx, spec: Option<&'static CommandSpec>, e: CmdError) -> Rep
 
 /// Runs a resolved command (also used by EXEC for queued commands and by the AOF loader).
 pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
-    if !std::mem::take(&mut ctx.ks.clock_reusable) {
-        ctx.ks.now = crate::util::now_ms();
-    }
+    ctx.ks.read_clock();
     let db = ctx.db();
     let dirty = ctx.ks.dirty;
     ctx.propagated = false;
@@ -449,6 +445,6 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
         let keys: Vec<&[u8]> = spec.key_positions(args.len()).map(|i| args[i]).collect();
         ctx.ks.remove_emptied(db, &keys);
     }
-    ctx.ran_fast = spec.flags.contains(Flags::FAST);
+    ctx.ks.clock_reusable = spec.flags.contains(Flags::FAST);
     reply
 }

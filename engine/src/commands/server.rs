@@ -1,4 +1,5 @@
-//! Server commands: COMMAND, INFO, CONFIG, TIME, LASTSAVE, DEBUG, MEMORY, SHUTDOWN.
+//! Server commands: COMMAND, INFO, CONFIG, TIME, DEBUG, MEMORY, SHUTDOWN (the save commands
+//! are in persistence.rs).
 
 use std::fmt::Write as _;
 

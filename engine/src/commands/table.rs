@@ -108,7 +108,6 @@ const A: Flags = Flags::ADMIN;
 const L: Flags = Flags::LOADING;
 const S: Flags = Flags::STALE;
 const NS: Flags = Flags::NOSCRIPT;
-const NONE: Flags = Flags(0);
 
 macro_rules! commands {
     ($( $name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $group:literal, $handler:path, $summary:literal; )*) => {
@@ -284,6 +283,3 @@ commands! {
     "memory", -2, R, 0, 0, 0, "server", server::memory, "A container for memory diagnostics commands.";
     "shutdown", -1, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::shutdown, "Synchronously saves the database(s) to disk and shuts down the Redis server.";
 }
-
-#[allow(dead_code)]
-const UNUSED: Flags = NONE;

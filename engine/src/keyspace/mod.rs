@@ -200,7 +200,8 @@ pub struct Keyspace {
     /// Time of the command being run, in ms; expiry decisions use it throughout a command.
     pub now: u64,
     /// `now` may serve the next command too: the previous one in the same batch was fast (a
-    /// few microseconds), so reading the clock again would only cost time.
+    /// few microseconds), so reading the clock again would only cost time. Set as a command
+    /// ends (commands::run), cleared as a batch begins (server::batch), used by `read_clock`.
     pub clock_reusable: bool,
     /// Set when a list received elements, so blocked clients are woken after the batch.
     pub lists_pushed: bool,
@@ -304,7 +305,6 @@ impl Keyspace {
         }
     }
 
-    /// Looks a key up for reading: lazy expiry, access time update, hit/miss statistics.
     /// Brings the entries of `keys` into the cache ahead of a batch's lookups (`Dict::warm`).
     pub fn warm(&self, db: usize, keys: &[&[u8]]) {
         if let Some(d) = self.dbs.get(db) {
@@ -312,6 +312,7 @@ impl Keyspace {
         }
     }
 
+    /// Looks a key up for reading: lazy expiry, access time update, hit/miss statistics.
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
         self.expire_if_needed(db, key);
         let update = self.access_update();
@@ -348,6 +349,14 @@ impl Keyspace {
     fn modified(&mut self, db: usize, key: &[u8]) {
         self.dirty += 1;
         self.touch_watched(db, key);
+    }
+
+    /// Sets `now` for the command about to run: the clock, unless the previous command of
+    /// the batch was fast and its time serves again (`clock_reusable`, used once).
+    pub fn read_clock(&mut self) {
+        if !std::mem::take(&mut self.clock_reusable) {
+            self.now = crate::util::now_ms();
+        }
     }
 
     /// Looks a key up for writing (counts as a modification if the key exists).

@@ -94,6 +94,9 @@ pub struct PersistenceStatus {
     /// When the last successful save ended (or the instance started): the schedule counts
     /// from here.
     pub last_success_end: Instant,
+    /// When the backup frequency was last set (RDB turned on, or a new frequency): the first
+    /// save after that comes one frequency later, as the panel promises.
+    pub frequency_set: Instant,
     /// When the last attempt (successful or not) ended.
     pub last_attempt_end: Option<Instant>,
     /// Duration of the last save, successful or not.
@@ -120,12 +123,14 @@ impl PersistenceStatus {
 
 impl PersistenceStatus {
     fn new(now_unix_secs: u64) -> Self {
+        let now = Instant::now();
         PersistenceStatus {
             running: None,
             last_save_unix_secs: now_unix_secs,
             last_save_ok: true,
             last_error: None,
-            last_success_end: Instant::now(),
+            last_success_end: now,
+            frequency_set: now,
             last_attempt_end: None,
             last_duration: None,
             saves: 0,

@@ -1,7 +1,8 @@
 //! When automatic saves happen. Two ways to ask, which may be combined:
 //! - a backup frequency, as the portal offers (60 minutes, 6 hours, 12 hours; any duration
 //!   here): a save starts when the frequency has elapsed since the END of the previous
-//!   successful save, whether or not anything changed;
+//!   successful save (or since the frequency was set, if that is later), whether or not
+//!   anything changed;
 //! - Redis's save points (`save 3600 1 300 100`): a save starts when at least `changes` writes
 //!   happened and `seconds` have elapsed since the last successful save.
 //!
@@ -61,7 +62,8 @@ impl RdbSchedule {
             return false;
         }
         let since_save = now.duration_since(st.last_success_end);
-        self.frequency.is_some_and(|f| since_save >= f)
+        self.frequency
+            .is_some_and(|f| now.duration_since(frequency_start(st)) >= f)
             || self
                 .save_points
                 .iter()
@@ -71,7 +73,7 @@ impl RdbSchedule {
     /// When the next save is expected, if one can be predicted from the clock alone (the
     /// frequency, or a save point whose change count is already reached).
     pub fn next_due(&self, st: &PersistenceStatus, dirty: u64) -> Option<Instant> {
-        let mut next = self.frequency.map(|f| st.last_success_end + f);
+        let mut next = self.frequency.map(|f| frequency_start(st) + f);
         for p in &self.save_points {
             if dirty >= p.changes {
                 let at = st.last_success_end + Duration::from_secs(p.seconds);
@@ -93,6 +95,20 @@ impl RdbSchedule {
             .map(|p| format!("{} {}", p.seconds, p.changes))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+/// Where the frequency counts from: the end of the last successful save, or the moment the
+/// frequency was set if that is later.
+fn frequency_start(st: &PersistenceStatus) -> Instant {
+    st.last_success_end.max(st.frequency_set)
+}
+
+/// The backup frequency of a configuration, if it saves on one.
+pub fn frequency_of(mode: &PersistenceMode) -> Option<Duration> {
+    match mode {
+        PersistenceMode::Rdb(schedule) => schedule.frequency,
+        _ => None,
     }
 }
 
@@ -174,6 +190,43 @@ mod tests {
             schedule.next_due(&st, 0),
             Some(t0 + Duration::from_secs(60))
         );
+    }
+
+    #[test]
+    fn turning_on_a_frequency_starts_its_countdown_then() {
+        use crate::config::InstanceConfig;
+        const HOUR: Duration = Duration::from_secs(3600);
+        let shared = Shared::new(InstanceConfig::default());
+        // An instance that has run for seven hours and never saved.
+        let Some(started) = Instant::now().checked_sub(7 * HOUR) else {
+            return; // the machine's monotonic clock is younger than that
+        };
+        shared.persistence.update(|st| {
+            st.last_success_end = started;
+            st.frequency_set = started;
+        });
+        let set_frequency = |frequency: Duration| {
+            let mut cfg = shared.config();
+            cfg.persistence = PersistenceMode::Rdb(RdbSchedule::every(frequency));
+            let before = Instant::now();
+            shared.set_config(cfg);
+            before
+        };
+        let next_due = |frequency: Duration| {
+            let st = shared.persistence.status();
+            let schedule = RdbSchedule::every(frequency);
+            assert!(!schedule.due(&st, 0, Instant::now()), "no save at once");
+            schedule.next_due(&st, 0).expect("a next save")
+        };
+        let turned_on = set_frequency(6 * HOUR);
+        let next = next_due(6 * HOUR);
+        assert!(next >= turned_on + 6 * HOUR && next <= Instant::now() + 6 * HOUR);
+        // The same frequency again keeps the countdown; a new one restarts it.
+        set_frequency(6 * HOUR);
+        assert_eq!(next_due(6 * HOUR), next);
+        let changed = set_frequency(12 * HOUR);
+        let next = next_due(12 * HOUR);
+        assert!(next >= changed + 12 * HOUR && next <= Instant::now() + 12 * HOUR);
     }
 
     #[test]

@@ -107,20 +107,35 @@ impl Output {
         self.blocks = VecDeque::new();
     }
 
+    /// The next blocks to write, as one vectored write takes them.
+    fn next_slices(&self) -> Vec<IoSlice<'_>> {
+        self.blocks
+            .iter()
+            .take(WRITE_BATCH)
+            .enumerate()
+            .map(|(i, b)| IoSlice::new(if i == 0 { &b[self.written..] } else { b }))
+            .collect()
+    }
+
+    /// Writes what the socket takes now, without waiting: true if everything went. On an
+    /// error, what was not written stays queued.
+    pub fn try_write_to(&mut self, stream: &tokio::net::TcpStream) -> std::io::Result<bool> {
+        while !self.is_empty() {
+            match stream.try_write_vectored(&self.next_slices()) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.consume(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
     /// Writes everything to `stream`, a batch of blocks per system call. On an error, what was
     /// not written stays queued.
     pub async fn write_to<W: AsyncWrite + Unpin>(&mut self, stream: &mut W) -> std::io::Result<()> {
         while !self.is_empty() {
-            let n = {
-                let slices: Vec<IoSlice<'_>> = self
-                    .blocks
-                    .iter()
-                    .take(WRITE_BATCH)
-                    .enumerate()
-                    .map(|(i, b)| IoSlice::new(if i == 0 { &b[self.written..] } else { b }))
-                    .collect();
-                stream.write_vectored(&slices).await?
-            };
+            let n = stream.write_vectored(&self.next_slices()).await?;
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }

@@ -3,10 +3,10 @@
 //!
 //! It keeps its place between reads, so a large argument arriving in many small reads is scanned
 //! once, and it never uses memory for what a client merely claims: counts and lengths are
-//! checked against Redis's limits before anything is reserved. A big argument (32 KB or more,
-//! Redis's PROTO_MBULK_BIG_ARG) still arriving is read straight into a buffer of its own,
-//! reserved from its header as Redis does (address space, not memory, until the bytes come),
-//! which a command may keep as its value, so its bytes are held once. Errors carry Redis's exact texts;
+//! checked against Redis's limits before anything is reserved. A big argument still arriving
+//! moves, once its first megabyte is in, to a buffer of its own sized from its header (as
+//! Redis sizes its query buffer for a PROTO_MBULK_BIG_ARG), where the rest is read straight;
+//! a command may keep that buffer as its value, so the bytes are held once. Errors carry Redis's exact texts;
 //! after one the connection is closed, as Redis does.
 
 use bytes::buf::Limit;
@@ -23,9 +23,12 @@ pub const INLINE_MAX_SIZE: usize = 64 * 1024;
 const UNAUTHENTICATED_MAX_ARGS: usize = 10;
 /// ... and arguments of at most this many bytes.
 const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
-/// An argument this long, not yet all arrived, is read into a buffer of its own
-/// (Redis's PROTO_MBULK_BIG_ARG).
-pub const BIG_ARG: usize = 32 * 1024;
+/// An argument longer than this gets a buffer of its own once this much of it has arrived: a
+/// claim is backed by data before its room is reserved.
+pub const BIG_ARG: usize = 1024 * 1024;
+/// A pre-reservation in the connection's buffer for an argument in progress is capped at
+/// this size; the buffer grows as data comes.
+const MAX_PRE_RESERVE: usize = BIG_ARG;
 
 /// A malformed request. The text after `ERR ` is exactly what Redis replies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -210,7 +213,7 @@ impl RequestParser {
                     self.ranges.push(ArgAt::Big(self.big_args.len() - 1));
                     self.pos += 2;
                 } else if available < len + 2 {
-                    if len >= BIG_ARG && available < len {
+                    if len > BIG_ARG && (BIG_ARG..len).contains(&available) {
                         self.start_big_arg(&buf[self.pos..], len)?;
                         self.pos = buf.len();
                     }
@@ -316,12 +319,15 @@ impl RequestParser {
         done
     }
 
-    /// Bytes the request in progress still needs in the connection's buffer (less than
-    /// BIG_ARG: a bigger argument has its own buffer), which a connection reserves up front.
+    /// Bytes the request in progress still needs in the connection's buffer, capped at
+    /// MAX_PRE_RESERVE: a connection reserves them up front (an argument is not read in small
+    /// steps), but never what a client merely claims.
     pub fn wanted(&self, buffered: usize) -> usize {
         match self.bulk_len {
             Some(_) if self.filling => 2,
-            Some(len) => (self.pos + len + 2).saturating_sub(buffered),
+            Some(len) => (self.pos + len + 2)
+                .saturating_sub(buffered)
+                .min(MAX_PRE_RESERVE),
             None => 0,
         }
     }
@@ -573,22 +579,19 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_claim_reserves_room_but_uses_no_memory() {
-        let before = crate::util::rss_bytes(None);
+    fn a_huge_claim_reserves_nothing_until_its_data_comes() {
         let mut parser = RequestParser::new();
         let buf = b"*1\r\n$536870912\r\nabc";
         assert_eq!(parser.parse(buf, true), Ok(None));
-        assert_eq!(parser.big_arg_bytes(), 3);
-        let room = parser.big_arg_room().map(|room| room.remaining_mut());
-        assert_eq!(room, Some(536870912 - 3));
-        let grown = crate::util::rss_bytes(None).saturating_sub(before);
-        assert!(grown < 64 << 20, "RSS grew {grown} bytes");
-        // A claim the process cannot reserve fails the request, not the process.
+        assert!(parser.big_arg_room().is_none());
+        assert_eq!(parser.wanted(buf.len()), MAX_PRE_RESERVE);
+        // Room the process cannot reserve fails the request, not the process.
         let mut parser = RequestParser::new();
         parser.set_max_bulk_len(u64::MAX);
-        let buf = format!("*1\r\n${}\r\nabc", i64::MAX);
+        let mut buf = format!("*1\r\n${}\r\n", i64::MAX).into_bytes();
+        buf.resize(buf.len() + BIG_ARG, b'x');
         assert_eq!(
-            parser.parse(buf.as_bytes(), true),
+            parser.parse(&buf, true),
             Err(ProtocolError::BulkOutOfMemory(i64::MAX as usize))
         );
     }
@@ -599,7 +602,13 @@ mod tests {
         let mut parser = RequestParser::new();
         let head = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${len}\r\n");
         let mut buf = BytesMut::from(head.as_bytes());
-        buf.extend_from_slice(&[b'a'; 100]);
+        buf.extend_from_slice(&[b'a'; BIG_ARG - 1]);
+        assert_eq!(parser.parse(&buf, true), Ok(None));
+        assert!(
+            parser.big_arg_room().is_none(),
+            "not before a megabyte arrived"
+        );
+        buf.extend_from_slice(b"a");
         assert_eq!(parser.parse(&buf, true), Ok(None));
         let mut reads = 0;
         while let Some(mut room) = parser.big_arg_room() {
@@ -608,7 +617,7 @@ mod tests {
             reads += 1;
             assert_eq!(parser.parse(&buf, true), Ok(None));
         }
-        assert_eq!(reads, 6);
+        assert_eq!(reads, 4);
         assert_eq!(parser.big_arg_bytes(), len);
         buf.extend_from_slice(b"\r\n*1\r\n$4\r\nPING\r\n");
         assert_eq!(parser.parse(&buf, true), Ok(Some(Request::Multibulk)));
@@ -618,8 +627,8 @@ mod tests {
         assert_eq!(args.len(), 3);
         assert_eq!(args[1], b"k");
         assert_eq!(args[2].len(), len);
-        assert!(args[2][..100].iter().all(|&b| b == b'a'));
-        assert!(args[2][100..].iter().all(|&b| b == b'b'));
+        assert!(args[2][..BIG_ARG].iter().all(|&b| b == b'a'));
+        assert!(args[2][BIG_ARG..].iter().all(|&b| b == b'b'));
         assert_eq!(big_args[0].capacity(), len, "reserved once, exactly");
         buf.advance(parser.take_consumed());
         assert_eq!(
@@ -630,14 +639,14 @@ mod tests {
 
     #[test]
     fn a_big_argument_trickled_through_the_buffer_arrives_whole() {
-        let value = vec![b'v'; BIG_ARG + 7];
+        let value = vec![b'v'; 2 * BIG_ARG + 7];
         let mut input = format!("*2\r\n$4\r\nECHO\r\n${}\r\n", value.len()).into_bytes();
         input.extend_from_slice(&value);
         input.extend_from_slice(b"\r\n");
         let mut parser = RequestParser::new();
         let mut buf = BytesMut::new();
         let mut got = Vec::new();
-        for chunk in input.chunks(1000) {
+        for chunk in input.chunks(10_000) {
             buf.extend_from_slice(chunk);
             while let Some(req) = parser.next_request(&mut buf, true).unwrap() {
                 got.push(req);

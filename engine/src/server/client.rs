@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -25,6 +25,8 @@ pub struct ClientInfo {
     resp: AtomicUsize,
     commands: AtomicU64,
     killed: AtomicBool,
+    /// Waiting in a blocking command (then `timeout` does not apply, as in Redis).
+    blocked: AtomicBool,
     /// The access key this client authenticated with (None: none, or none was needed).
     auth_key: Mutex<Option<String>>,
     /// Woken by CLIENT KILL.
@@ -44,6 +46,7 @@ impl ClientInfo {
             resp: AtomicUsize::new(2),
             commands: AtomicU64::new(0),
             killed: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             auth_key: Mutex::new(None),
             kill_notify: Notify::new(),
         }
@@ -60,6 +63,15 @@ impl ClientInfo {
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Relaxed)
+    }
+
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Ordering::Relaxed);
+    }
+
+    /// True if the client has been idle past `timeout` (never while blocked).
+    pub fn idle_past(&self, timeout: Duration) -> bool {
+        !self.blocked.load(Ordering::Relaxed) && self.last_active.lock().elapsed() > timeout
     }
 
     /// Whether this client authenticated with `key`.

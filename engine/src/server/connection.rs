@@ -10,11 +10,12 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::batch::Batch;
 use super::client::{ClientInfo, ClientState};
 use super::Shared;
 use crate::commands::{self, transactions, Ctx};
 use crate::config::{ClientClass, ClientLimits};
-use crate::persistence::aof;
+use crate::persistence::aof::Flushed;
 use crate::protocol::{Output, Reply, Request, RequestParser};
 use crate::telemetry::EventKind;
 
@@ -69,22 +70,19 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     let mut parser = RequestParser::new();
     let mut input = BytesMut::new();
     let mut output = Output::new();
-    let mut last_request = Instant::now();
     loop {
-        let limits = shared.client_limits();
-        parser.set_max_bulk_len(limits.proto_max_bulk_len);
         if input.is_empty() {
             // Idle: hold no buffers while waiting (an idle client costs little, as in Redis).
+            // The cron closes it after `timeout` idle seconds.
             input = BytesMut::new();
             output.release();
-            let idle_deadline = idle_timeout(&limits).map(|t| last_request + t);
             tokio::select! {
                 r = stream.readable() => if r.is_err() { break },
                 _ = info.kill_notify.notified() => break,
-                _ = shared.config_changed.notified() => continue,
-                _ = sleep_until_or_never(idle_deadline) => break,
             }
         }
+        let limits = shared.client_limits();
+        parser.set_max_bulk_len(limits.proto_max_bulk_len);
         let read = match parser.big_arg_room() {
             Some(mut room) => stream.try_read_buf(&mut room),
             None => {
@@ -116,7 +114,6 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             close_for_limit(&shared, &info, "max query buffer length", query_buffer);
             break;
         }
-        last_request = Instant::now();
         let mut next = run_batch(&mut session, &mut parser, &mut input, &mut output, &limits);
         while let Next::Block(args, deadline) = next {
             if flush(&shared, &info, &mut stream, &mut output)
@@ -126,7 +123,14 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
                 next = Next::Close;
                 break;
             }
-            next = wait_blocked(&mut session, &mut stream, &mut input, args, deadline).await;
+            next = Box::pin(wait_blocked(
+                &mut session,
+                &mut stream,
+                &mut input,
+                args,
+                deadline,
+            ))
+            .await;
             if let Next::Continue = next {
                 next = run_batch(&mut session, &mut parser, &mut input, &mut output, &limits);
             }
@@ -144,18 +148,6 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     }
 }
 
-/// How long a client may stay idle (`timeout`, 0: forever).
-fn idle_timeout(limits: &ClientLimits) -> Option<Duration> {
-    (limits.timeout_secs > 0).then(|| Duration::from_secs(limits.timeout_secs))
-}
-
-async fn sleep_until_or_never(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Logs the closing of a client that went past one of its limits, as Redis logs it.
 fn close_for_limit(shared: &Shared, info: &ClientInfo, limit: &str, bytes: usize) {
     shared.events.push(
@@ -167,8 +159,9 @@ fn close_for_limit(shared: &Shared, info: &ClientInfo, limit: &str, bytes: usize
     );
 }
 
-/// Writes the pending output. A CLIENT KILL ends a write the client is not reading, and the
-/// output's memory goes with the connection.
+/// Writes the pending output: what the socket takes at once, then (for a client that reads
+/// slower than it asks) the rest as the socket drains. A CLIENT KILL ends a write the client
+/// is not reading, and the output's memory goes with the connection.
 async fn flush(
     shared: &Shared,
     info: &ClientInfo,
@@ -179,14 +172,24 @@ async fn flush(
         return Ok(());
     }
     let len = output.len();
-    tokio::select! {
-        r = output.write_to(stream) => r?,
-        _ = info.kill_notify.notified() => {
-            return Err(std::io::ErrorKind::ConnectionAborted.into());
-        }
+    if !output.try_write_to(stream)? {
+        // Boxed: the waiting write's state is held only while it waits, not by every task.
+        Box::pin(write_rest(info, stream, output)).await?;
     }
     shared.stats.add_output(len);
     Ok(())
+}
+
+/// The rest of a write the socket did not take at once, or CLIENT KILL.
+async fn write_rest(
+    info: &ClientInfo,
+    stream: &mut TcpStream,
+    output: &mut Output,
+) -> std::io::Result<()> {
+    tokio::select! {
+        r = output.write_to(stream) => r,
+        _ = info.kill_notify.notified() => Err(std::io::ErrorKind::ConnectionAborted.into()),
+    }
 }
 
 /// True once the output has gone past its class's hard limit, or has stayed past the soft
@@ -217,13 +220,13 @@ fn run_batch(
 ) -> Next {
     let shared = session.shared;
     let data: &[u8] = input;
-    let mut guard = None;
+    let mut batch = None;
     let mut args: Vec<&[u8]> = Vec::new();
     // A pipelined batch: fetch its keys' entries into the cache together, not one by one.
     parser.peek_keys(data, WARM_AHEAD, &mut args);
     if args.len() > 1 {
-        guard
-            .get_or_insert_with(|| shared.keyspace.lock())
+        batch
+            .get_or_insert_with(|| Batch::begin(shared))
             .warm(session.client.db, &args);
     }
     let mut count = 0;
@@ -244,7 +247,7 @@ fn run_batch(
                 break;
             }
         };
-        let ks = guard.get_or_insert_with(|| shared.keyspace.lock());
+        let ks = batch.get_or_insert_with(|| Batch::begin(shared));
         count += 1;
         args.clear();
         let mut big_args = parser.take_big_args();
@@ -273,12 +276,10 @@ fn run_batch(
             next = Next::Block(owned, block.deadline_ms);
             break;
         }
-        let (ran_fast, adopted) = (ctx.ran_fast, std::mem::take(&mut ctx.adopted));
-        for adoption in adopted {
+        for adoption in std::mem::take(&mut ctx.adopted) {
             let bytes = std::mem::take(&mut big_args[adoption.arg]);
             ks.adopt_string(adoption.db, &adoption.key, bytes);
         }
-        ks.clock_reusable = ran_fast;
         client.block_deadline = None;
         reply.encode(output, client.resp3);
         replies += 1;
@@ -311,13 +312,10 @@ fn run_batch(
     drop(args);
     input.advance(parser.take_consumed());
     let resp3 = session.client.resp3;
-    if let Some(mut ks) = guard {
-        ks.clock_reusable = false;
-        shared.wake_blocked_clients(&mut ks);
-        ks.capture_assist();
+    if let Some(batch) = batch {
         // The AOF gets this batch's writes before its replies leave; writes it could not
         // keep are never acknowledged: every reply of the batch becomes the refusal.
-        if let aof::Flushed::NotDurable(e) = aof::flush(shared, ks) {
+        if let Flushed::NotDurable(e) = batch.end() {
             output.truncate(start);
             for _ in 0..replies {
                 Reply::Error(e.to_string()).encode(output, session.client.resp3);
@@ -346,21 +344,21 @@ async fn wait_blocked(
     let args = commands::arg_slices(&args);
     let shared = session.shared;
     let client = &mut session.client;
-    let _registered = BlockedCount::register(shared);
+    let info = client.info.clone();
+    let _registered = BlockedCount::register(shared, &info);
     let outcome = loop {
         let notified = shared.list_pushed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         // Retry now that we are registered for wake-ups, so no push is missed.
         let (reply, still_blocked) = {
-            let mut ks = shared.keyspace.lock();
-            let mut ctx = Ctx::new(&mut ks, client, shared);
+            let mut batch = Batch::begin(shared);
+            let mut ctx = Ctx::new(&mut batch, client, shared);
             let reply = commands::execute(&mut ctx, &args);
             let still_blocked = ctx.block.is_some();
-            shared.wake_blocked_clients(&mut ks);
-            let reply = match aof::flush(shared, ks) {
-                aof::Flushed::Durable => reply,
-                aof::Flushed::NotDurable(e) => Reply::Error(e.to_string()),
+            let reply = match batch.end() {
+                Flushed::Durable => reply,
+                Flushed::NotDurable(e) => Reply::Error(e.to_string()),
             };
             (reply, still_blocked)
         };
@@ -403,18 +401,21 @@ async fn wait_blocked(
     }
 }
 
-/// Counts a client as blocked for INFO while it lives, however the wait ends.
-struct BlockedCount<'a>(&'a Shared);
+/// Counts a client as blocked (for INFO, and so `timeout` spares it) while it lives, however
+/// the wait ends.
+struct BlockedCount<'a>(&'a Shared, &'a ClientInfo);
 
 impl<'a> BlockedCount<'a> {
-    fn register(shared: &'a Shared) -> Self {
+    fn register(shared: &'a Shared, info: &'a ClientInfo) -> Self {
         shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
-        BlockedCount(shared)
+        info.set_blocked(true);
+        BlockedCount(shared, info)
     }
 }
 
 impl Drop for BlockedCount<'_> {
     fn drop(&mut self) {
+        self.1.set_blocked(false);
         self.0.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
     }
 }

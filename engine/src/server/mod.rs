@@ -2,6 +2,7 @@
 //! cron (active expiry, incremental rehash, ops/s sampling, save schedule, AOF fsync and
 //! rewrites, telemetry).
 
+pub mod batch;
 pub mod client;
 pub mod connection;
 
@@ -18,6 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::config::InstanceConfig;
 use crate::keyspace::Keyspace;
+use crate::persistence::schedule::frequency_of;
 use crate::persistence::PersistenceState;
 use crate::telemetry::{EventKind, EventLog, Telemetry};
 use client::ClientInfo;
@@ -98,8 +100,6 @@ pub struct Shared {
     auth_generation: AtomicU64,
     /// Woken after a batch that pushed onto a list, for blocked clients to retry.
     pub list_pushed: Notify,
-    /// Woken by every settings change, for idle connections to re-read their timeout.
-    pub config_changed: Notify,
     /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
     traffic: Notify,
     pub started: Instant,
@@ -136,7 +136,6 @@ impl Shared {
             auth_generation: AtomicU64::new(0),
             list_pushed: Notify::new(),
             traffic: Notify::new(),
-            config_changed: Notify::new(),
             started: Instant::now(),
             started_unix_ms: crate::util::now_ms(),
             run_id: (0..40)
@@ -165,8 +164,13 @@ impl Shared {
     /// with a key no longer valid is ended, and clients that needed no AUTH before need it now.
     pub fn set_config(&self, config: InstanceConfig) {
         let keys = config.access_keys();
+        let frequency = frequency_of(&config.persistence);
         let old = std::mem::replace(&mut *self.config.write(), config);
-        self.config_changed.notify_waiters();
+        if frequency.is_some() && frequency != frequency_of(&old.persistence) {
+            // RDB turned on or a new frequency: the countdown starts now.
+            self.persistence
+                .update(|st| st.frequency_set = Instant::now());
+        }
         if old.access_keys() != keys {
             self.auth_generation.fetch_add(1, Ordering::Release);
             for client in self.clients.lock().values() {
@@ -394,6 +398,21 @@ async fn stay_awake(shared: Arc<Shared>) {
     }
 }
 
+/// Closes the clients idle for longer than `timeout` seconds (0: never), as Redis's
+/// clientsCronHandleTimeout; a blocked client waits on its own timeout instead.
+fn close_idle_clients(shared: &Shared) {
+    let timeout = shared.client_limits().timeout_secs;
+    if timeout == 0 {
+        return;
+    }
+    let timeout = Duration::from_secs(timeout);
+    for client in shared.clients.lock().values() {
+        if client.idle_past(timeout) {
+            client.kill();
+        }
+    }
+}
+
 /// Background work, `hz` times a second: active expiry in short slices (the keyspace lock is
 /// held ~1 ms at a time), incremental rehashing, ops/s sampling and the telemetry snapshot.
 async fn cron(shared: Arc<Shared>) {
@@ -426,6 +445,7 @@ async fn cron(shared: Arc<Shared>) {
         let filled = sample_idx.min(samples.len());
         let ops = samples[..filled].iter().sum::<u64>() / filled as u64;
         shared.stats.ops_per_sec.store(ops, Ordering::Relaxed);
+        close_idle_clients(&shared);
         crate::persistence::schedule::tick(&shared);
         crate::persistence::aof::tick(&shared);
         let snapshot = Telemetry::capture(&shared);

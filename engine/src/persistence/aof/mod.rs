@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use parking_lot::MutexGuard;
 
 use crate::keyspace::Keyspace;
+use crate::server::batch::Batch;
 use crate::server::Shared;
 use crate::telemetry::EventKind;
 use appender::Appender;
@@ -69,7 +70,7 @@ pub fn aof_dir(shared: &Shared) -> PathBuf {
     cfg.dir.join(cfg.appenddirname)
 }
 
-/// What `flush` says of a batch's writes.
+/// What the end of a batch (`server::batch::Batch::end`) says of its writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flushed {
     /// Where appendfsync promises them before a reply (or nothing was fed, or AOF is off):
@@ -84,27 +85,33 @@ pub enum Flushed {
 #[error("MISCONF Errors writing to the AOF file: {0}")]
 pub struct AofWriteError(pub String);
 
-/// Writes what the batch fed (if anything) and releases the keyspace lock: the appender's
-/// lock is taken first, so batches reach the file in the order they ran. Says whether the
-/// batch's writes are where appendfsync promises them before its replies leave: in the file
-/// (everysec, no; so a kill -9 loses nothing acknowledged), on disk (always).
-pub fn flush(shared: &Shared, mut ks: MutexGuard<'_, Keyspace>) -> Flushed {
+/// Takes what a batch fed to the AOF: None if it fed nothing (it read only, or AOF is off),
+/// else the bytes to write (empty if a rewrite that started in the batch already wrote them).
+pub fn take_batch_feed(ks: &mut Keyspace) -> Option<Vec<u8>> {
     if !ks.aof.take_fed() {
-        return Flushed::Durable;
+        return None;
     }
-    // Empty if a rewrite that started in the batch already wrote them out.
-    let bytes = if ks.aof.has_pending() {
+    Some(if ks.aof.has_pending() {
         ks.aof.take()
     } else {
         Vec::new()
-    };
-    let mut appender = shared.persistence.aof.lock();
-    drop(ks);
+    })
+}
+
+/// Writes a batch's feed with the appender's lock (taken while the batch still held the
+/// keyspace's), and says whether its writes are where appendfsync promises them before its
+/// replies leave: in the file (everysec, no; so a kill -9 loses nothing acknowledged), on disk
+/// (always).
+pub fn write_batch_feed(
+    shared: &Shared,
+    mut appender: MutexGuard<'_, Option<Appender>>,
+    feed: Vec<u8>,
+) -> Flushed {
     let Some(app) = appender.as_mut() else {
         return Flushed::Durable;
     };
-    if !bytes.is_empty() {
-        app.append(bytes);
+    if !feed.is_empty() {
+        app.append(feed);
         note_status(shared, app);
     }
     match app.unmet_promise() {
@@ -149,10 +156,11 @@ pub fn write_refusal(shared: &Shared) -> String {
     AofWriteError(error).to_string()
 }
 
-/// The cron's AOF work: write what commands outside batches fed (active expiry), retry a
-/// failed write, start the once-a-second fsync, and start a scheduled or automatic rewrite.
+/// The cron's AOF work: write what was fed outside connections' batches (active expiry,
+/// eviction after a restore or a new maxmemory) by ending a batch of its own, retry a failed
+/// write, start the once-a-second fsync, and start a scheduled or automatic rewrite.
 pub fn tick(shared: &Arc<Shared>) {
-    flush(shared, shared.keyspace.lock());
+    Batch::begin(shared).end();
     let size_and_base = {
         let mut guard = shared.persistence.aof.lock();
         let Some(app) = guard.as_mut() else {
@@ -324,13 +332,13 @@ mod tests {
         OpenOptions::new().write(true).open(path).unwrap()
     }
 
-    /// Runs a batch that wrote (fed a command) or only read, and flushes it.
+    /// Runs a batch that wrote (fed a command) or only read, and ends it.
     fn batch(shared: &Shared, writes: bool) -> Flushed {
-        let mut ks = shared.keyspace.lock();
+        let mut batch = Batch::begin(shared);
         if writes {
-            ks.aof.command(0, &[b"SET".as_slice(), b"k", b"v"]);
+            batch.aof.command(0, &[b"SET".as_slice(), b"k", b"v"]);
         }
-        flush(shared, ks)
+        batch.end()
     }
 
     fn with_appender(shared: &Shared, f: impl FnOnce(&mut Appender)) {
@@ -347,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn flush_says_when_a_batch_must_not_be_acknowledged() {
+    fn a_batch_end_says_when_its_replies_must_not_be_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
         let shared = Shared::new(InstanceConfig::default());
         let app = Appender::create(

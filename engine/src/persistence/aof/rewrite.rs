@@ -89,7 +89,7 @@ pub fn start(
     let mut guard = shared.persistence.aof.lock();
     let app = guard.as_mut().ok_or(RewriteError::Disabled)?;
     if ks.aof.has_pending() {
-        // The batch's own flush reports what this write gave (see aof::flush).
+        // The end of the batch reports what this write gave (see Batch::end).
         app.append(ks.aof.take());
         super::note_status(shared, app);
     }

@@ -1,0 +1,54 @@
+//! A batch: the commands a connection, a blocked client's retry or the console runs under one
+//! hold of the keyspace lock, and the one place a batch ends: blocked clients are woken, the
+//! snapshot walk advances, and the batch's AOF feed goes to the appender, whose lock is taken
+//! before the keyspace's is released (so batches reach the file in the order they ran).
+
+use std::ops::{Deref, DerefMut};
+
+use parking_lot::MutexGuard;
+
+use super::Shared;
+use crate::keyspace::Keyspace;
+use crate::persistence::aof::{self, Flushed};
+
+/// The keyspace, locked for a batch of commands.
+pub struct Batch<'a> {
+    shared: &'a Shared,
+    ks: MutexGuard<'a, Keyspace>,
+}
+
+impl<'a> Batch<'a> {
+    /// Takes the keyspace lock for a batch. Its first command reads the clock.
+    pub fn begin(shared: &'a Shared) -> Self {
+        let mut ks = shared.keyspace.lock();
+        ks.clock_reusable = false;
+        Batch { shared, ks }
+    }
+
+    /// Ends the batch and releases the keyspace. `NotDurable` means the batch's writes are
+    /// not where appendfsync promises them: none of its replies may leave as they are.
+    pub fn end(self) -> Flushed {
+        let Batch { shared, mut ks } = self;
+        shared.wake_blocked_clients(&mut ks);
+        ks.capture_assist();
+        let Some(feed) = aof::take_batch_feed(&mut ks) else {
+            return Flushed::Durable;
+        };
+        let appender = shared.persistence.aof.lock();
+        drop(ks);
+        aof::write_batch_feed(shared, appender, feed)
+    }
+}
+
+impl Deref for Batch<'_> {
+    type Target = Keyspace;
+    fn deref(&self) -> &Keyspace {
+        &self.ks
+    }
+}
+
+impl DerefMut for Batch<'_> {
+    fn deref_mut(&mut self) -> &mut Keyspace {
+        &mut self.ks
+    }
+}
