@@ -10,6 +10,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod persistence;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;

@@ -2,7 +2,8 @@
 //! reports and what dispatch checks), and the function that runs it.
 
 use super::{
-    connection, hashes, keys, lists, persistence, server, sets, strings, transactions, zsets,
+    connection, hashes, keys, lists, persistence, scripting, server, sets, strings, transactions,
+    zsets,
 };
 use super::{CmdResult, Ctx};
 
@@ -282,4 +283,6 @@ commands! {
     "debug", -2, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::debug, "A container for debugging commands.";
     "memory", -2, R, 0, 0, 0, "server", server::memory, "A container for memory diagnostics commands.";
     "shutdown", -1, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::shutdown, "Synchronously saves the database(s) to disk and shuts down the Redis server.";
+    // scripting
+    "function", -2, W.union(NS), 0, 0, 0, "scripting", scripting::function, "A container for function commands.";
 }
