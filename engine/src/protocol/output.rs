@@ -101,12 +101,6 @@ impl Output {
         }
     }
 
-    /// Frees every block (an idle connection holds no output memory).
-    pub fn release(&mut self) {
-        self.clear();
-        self.blocks = VecDeque::new();
-    }
-
     /// The next blocks to write, as one vectored write takes them.
     fn next_slices(&self) -> Vec<IoSlice<'_>> {
         self.blocks
@@ -191,8 +185,6 @@ mod tests {
         assert_eq!(&sink[data.len()..], b"tail");
         assert!(out.is_empty());
         assert_eq!(out.blocks.len(), 1, "one block is kept for the next reply");
-        out.release();
-        assert_eq!(out.blocks.capacity(), 0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! connections may read for CLIENT LIST or act on for CLIENT KILL (`ClientInfo`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,10 @@ pub struct ClientInfo {
     pub laddr: SocketAddr,
     created: Instant,
     name: Mutex<Option<String>>,
-    db: AtomicUsize,
-    last_active: Mutex<Instant>,
-    resp: AtomicUsize,
+    db: AtomicU8,
+    /// When the client last ran commands, in ms since `created`.
+    last_active_ms: AtomicU64,
+    resp: AtomicU8,
     commands: AtomicU64,
     killed: AtomicBool,
     /// Waiting in a blocking command (then `timeout` does not apply, as in Redis).
@@ -41,9 +42,9 @@ impl ClientInfo {
             laddr,
             created: Instant::now(),
             name: Mutex::new(None),
-            db: AtomicUsize::new(0),
-            last_active: Mutex::new(Instant::now()),
-            resp: AtomicUsize::new(2),
+            db: AtomicU8::new(0),
+            last_active_ms: AtomicU64::new(0),
+            resp: AtomicU8::new(2),
             commands: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
@@ -53,7 +54,7 @@ impl ClientInfo {
     }
 
     pub fn db(&self) -> usize {
-        self.db.load(Ordering::Relaxed)
+        usize::from(self.db.load(Ordering::Relaxed))
     }
 
     pub fn kill(&self) {
@@ -71,7 +72,7 @@ impl ClientInfo {
 
     /// True if the client has been idle past `timeout` (never while blocked).
     pub fn idle_past(&self, timeout: Duration) -> bool {
-        !self.blocked.load(Ordering::Relaxed) && self.last_active.lock().elapsed() > timeout
+        !self.blocked.load(Ordering::Relaxed) && self.idle_for() > timeout
     }
 
     /// Whether this client authenticated with `key`.
@@ -92,11 +93,19 @@ impl ClientInfo {
 
     /// Records activity after a batch of commands.
     pub fn mark_active(&self, db: usize, resp3: bool, commands: u64) {
-        self.db.store(db, Ordering::Relaxed);
+        // Databases number 0..16 (keyspace::DB_COUNT).
+        self.db.store(db as u8, Ordering::Relaxed);
         self.resp
             .store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
         self.commands.fetch_add(commands, Ordering::Relaxed);
-        *self.last_active.lock() = Instant::now();
+        let since_created = self.created.elapsed().as_millis() as u64;
+        self.last_active_ms.store(since_created, Ordering::Relaxed);
+    }
+
+    /// How long since the client last ran commands (since it connected, if it never did).
+    fn idle_for(&self) -> Duration {
+        let active = Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(active)
     }
 
     /// One line of CLIENT LIST, in Redis's format.
@@ -108,7 +117,7 @@ impl ClientInfo {
             self.laddr,
             self.name.lock().clone().unwrap_or_default(),
             self.created.elapsed().as_secs(),
-            self.last_active.lock().elapsed().as_secs(),
+            self.idle_for().as_secs(),
             db,
             self.resp.load(Ordering::Relaxed),
         )

@@ -58,87 +58,69 @@ impl Drop for Session<'_> {
     }
 }
 
+/// What a connection holds only while it has input: the parser's place, the bytes read and
+/// the replies not yet written. An idle connection drops them all, so an idle client costs
+/// little more than its socket (as in Redis).
+#[derive(Default)]
+struct Buffers {
+    parser: RequestParser,
+    input: BytesMut,
+    output: Output,
+}
+
 pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
-    let auth_generation = shared.auth_generation();
-    let mut client = ClientState::new(info.clone(), shared.access_keys().is_empty());
-    client.auth_generation = auth_generation;
     let mut session = Session {
         shared: &shared,
-        client,
+        client: new_client(&shared, &info),
         soft_limit_since: None,
     };
-    let mut parser = RequestParser::new();
-    let mut input = BytesMut::new();
-    let mut output = Output::new();
+    let mut buffers: Option<Box<Buffers>> = None;
     loop {
-        if input.is_empty() {
-            // Idle: hold no buffers while waiting (an idle client costs little, as in Redis).
-            // The cron closes it after `timeout` idle seconds.
-            input = BytesMut::new();
-            output.release();
-            tokio::select! {
-                r = stream.readable() => if r.is_err() { break },
-                _ = info.kill_notify.notified() => break,
+        if buffers.as_ref().is_none_or(|b| b.input.is_empty()) {
+            // Idle (its replies all written): wait holding no buffers. The cron closes the
+            // connection after `timeout` idle seconds.
+            buffers = None;
+            if !wait_readable(&stream, &info).await {
+                break;
             }
         }
-        let limits = shared.client_limits();
-        parser.set_max_bulk_len(limits.proto_max_bulk_len);
-        let read = match parser.big_arg_room() {
-            Some(mut room) => stream.try_read_buf(&mut room),
-            None => {
-                let wanted = parser.wanted(input.len()).max(READ_CHUNK / 4);
-                if input.capacity() - input.len() < wanted {
-                    input.reserve(wanted.max(READ_CHUNK));
-                }
-                stream.try_read_buf(&mut input)
-            }
-        };
-        match read {
-            Ok(0) => break,
-            Ok(n) => shared.stats.add_input(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if input.is_empty() {
-                    // A readiness that was not: wait again at the top, holding no buffer.
-                    continue;
-                }
-                tokio::select! {
-                    r = stream.readable() => if r.is_err() { break },
-                    _ = info.kill_notify.notified() => break,
+        let Buffers {
+            parser,
+            input,
+            output,
+        } = &mut **buffers.get_or_insert_with(Box::default);
+        let mut next = match read_and_run(&mut session, &stream, parser, input, output) {
+            Step::Ran(next) => next,
+            Step::Closed => break,
+            // A readiness that was not: wait again at the top, holding no buffer.
+            Step::WouldBlock if input.is_empty() => continue,
+            Step::WouldBlock => {
+                if !wait_readable(&stream, &info).await {
+                    break;
                 }
                 continue;
             }
-            Err(_) => break,
-        }
-        let query_buffer = input.len() + parser.big_arg_bytes();
-        if query_buffer as u64 > limits.query_buffer {
-            close_for_limit(&shared, &info, "max query buffer length", query_buffer);
-            break;
-        }
-        let mut next = run_batch(&mut session, &mut parser, &mut input, &mut output, &limits);
+        };
         while let Next::Block(args, deadline) = next {
-            if flush(&shared, &info, &mut stream, &mut output)
-                .await
-                .is_err()
-            {
+            if flush(&shared, &info, &mut stream, output).await.is_err() {
                 next = Next::Close;
                 break;
             }
             next = Box::pin(wait_blocked(
                 &mut session,
                 &mut stream,
-                &mut input,
+                input,
                 args,
                 deadline,
             ))
             .await;
             if let Next::Continue = next {
-                next = run_batch(&mut session, &mut parser, &mut input, &mut output, &limits);
+                // The limits again, as of now (they are not held across the waits).
+                let limits = shared.client_limits();
+                next = run_batch(&mut session, parser, input, output, &limits);
             }
         }
-        if flush(&shared, &info, &mut stream, &mut output)
-            .await
-            .is_err()
-            || matches!(next, Next::Close)
+        if flush(&shared, &info, &mut stream, output).await.is_err() || matches!(next, Next::Close)
         {
             break;
         }
@@ -146,6 +128,74 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             break;
         }
     }
+}
+
+/// A new connection's client state. The key generation is read before the keys, so a key
+/// change in between makes the client check again at its first command.
+fn new_client(shared: &Shared, info: &Arc<ClientInfo>) -> ClientState {
+    let auth_generation = shared.auth_generation();
+    let mut client = ClientState::new(info.clone(), shared.access_keys().is_empty());
+    client.auth_generation = auth_generation;
+    client
+}
+
+/// Waits until the socket has bytes to read; false if it failed or the client was killed.
+/// Polls the stream's readiness directly: no stored readiness future, which would make every
+/// connection's task bigger.
+async fn wait_readable(stream: &TcpStream, info: &ClientInfo) -> bool {
+    tokio::select! {
+        r = std::future::poll_fn(|cx| stream.poll_read_ready(cx)) => r.is_ok(),
+        _ = info.kill_notify.notified() => false,
+    }
+}
+
+/// What reading the socket and running what arrived gave.
+enum Step {
+    Ran(Next),
+    WouldBlock,
+    Closed,
+}
+
+/// Reads what the socket has (into a big argument's own buffer while one arrives), closes a
+/// client past its query buffer limit, and runs every complete request. Synchronous, so its
+/// locals are not part of the connection's task.
+fn read_and_run(
+    session: &mut Session,
+    stream: &TcpStream,
+    parser: &mut RequestParser,
+    input: &mut BytesMut,
+    output: &mut Output,
+) -> Step {
+    let shared = session.shared;
+    let limits = shared.client_limits();
+    parser.set_max_bulk_len(limits.proto_max_bulk_len);
+    let read = match parser.big_arg_room() {
+        Some(mut room) => stream.try_read_buf(&mut room),
+        None => {
+            let wanted = parser.wanted(input.len()).max(READ_CHUNK / 4);
+            if input.capacity() - input.len() < wanted {
+                input.reserve(wanted.max(READ_CHUNK));
+            }
+            stream.try_read_buf(input)
+        }
+    };
+    match read {
+        Ok(0) => return Step::Closed,
+        Ok(n) => shared.stats.add_input(n),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Step::WouldBlock,
+        Err(_) => return Step::Closed,
+    }
+    let query_buffer = input.len() + parser.big_arg_bytes();
+    if query_buffer as u64 > limits.query_buffer {
+        close_for_limit(
+            shared,
+            &session.client.info,
+            "max query buffer length",
+            query_buffer,
+        );
+        return Step::Closed;
+    }
+    Step::Ran(run_batch(session, parser, input, output, &limits))
 }
 
 /// Logs the closing of a client that went past one of its limits, as Redis logs it.
