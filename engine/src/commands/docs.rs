@@ -89,6 +89,7 @@ pub fn hint(command: &str) -> &'static str {
         "debug" => "SLEEP|POPULATE|SET-ACTIVE-EXPIRE [arg...]",
         "memory" => "USAGE key [SAMPLES count]",
         "shutdown" => "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
+        "function" => "FLUSH [ASYNC|SYNC]",
         "bgsave" => "[SCHEDULE]",
         "dump" => "key",
         "restore" => "key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]",
