@@ -4,7 +4,7 @@
 Both servers start with the same settings (no persistence, loopback); redis-benchmark runs the
 same tests against each, alternating servers and repeating, and the medians are compared.
 Then both load the same 1M keys with 10-byte values and their used_memory and RSS are read, and
-both hold 2,000 idle connections (connected only, then having sent one PING) to measure what an
+both hold 5,000 idle connections (connected only, then having sent one PING) to measure what an
 idle client costs.
 
     python3 tests/bench/compare.py            # prints a Markdown table for the README
@@ -32,7 +32,7 @@ REPEATS = int(os.environ.get("REPEATS", "3"))
 REQUESTS = int(os.environ.get("REQUESTS", "100000"))
 CLIENTS = 50
 MEMORY_KEYS = int(os.environ.get("MEMORY_KEYS", "1000000"))
-IDLE_CLIENTS = 2000
+IDLE_CLIENTS = 5000
 
 
 def bench(port, test, pipeline):
@@ -76,6 +76,22 @@ def idle_client_cost(port, pid, ping):
     return cost
 
 
+def idle_costs(workdir):
+    """RSS per idle client on each server, each measurement on a fresh server (so no server
+    reuses memory that earlier clients freed)."""
+    costs = {}
+    for ping in (False, True):
+        for name in ("redis", "cachedesk"):
+            port = free_port()
+            proc = start(name, port, workdir)
+            try:
+                costs[(name, ping)] = idle_client_cost(port, proc.pid, ping)
+            finally:
+                proc.terminate()
+                proc.wait()
+    return costs
+
+
 def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 3 * IDLE_CLIENTS)), hard))
@@ -97,8 +113,6 @@ def main():
                 rows.append((test.upper(), pipeline, r, c, c / r))
                 print(f"  {test:<10} P={pipeline:<2} redis {r:>11,.0f}  cachedesk {c:>11,.0f}  {c / r:.2f}x",
                       file=sys.stderr)
-        idle = {(name, ping): idle_client_cost(port, procs[name].pid, ping)
-                for ping in (False, True) for name, port in ports.items()}
         memory = {}
         for name, port in ports.items():
             cli(port, "FLUSHALL")
@@ -108,6 +122,7 @@ def main():
         for proc in procs.values():
             proc.terminate()
             proc.wait()
+    idle = idle_costs(workdir)
 
     print(f"Machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
           f"redis-server {version}; redis-benchmark -c {CLIENTS} -r 100000, "
