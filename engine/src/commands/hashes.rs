@@ -10,34 +10,16 @@ use crate::long_double::LongDouble;
 use crate::protocol::{ArrayWriter, Reply};
 use crate::util::{glob_match, parse_i64};
 
-fn as_hash(v: &Value) -> Option<&Hash> {
-    match v {
-        Value::Hash(h) => Some(h),
-        _ => None,
-    }
-}
-
-fn is_hash(v: &Value) -> bool {
-    matches!(v, Value::Hash(_))
-}
-
 fn new_hash() -> Value {
     Value::Hash(Box::default())
-}
-
-fn hash_mut(v: &mut Value) -> &mut Hash {
-    match v {
-        Value::Hash(h) => h,
-        _ => unreachable!("type checked by Ctx::write"),
-    }
 }
 
 fn set_fields(ctx: &mut Ctx, args: &[&[u8]], name: &str) -> Result<i64, CmdError> {
     if !args.len().is_multiple_of(2) {
         return Err(CmdError::Arity(name.into()));
     }
-    let mut value = ctx.write_or_create(args[1], is_hash, new_hash)?;
-    let hash = hash_mut(&mut value);
+    let mut value = ctx.write_or_create::<Hash>(args[1], new_hash)?;
+    let hash = &mut *value;
     let added = args[2..]
         .chunks(2)
         .filter(|pair| hash.insert(pair[0], Blob::from_slice(pair[1])))
@@ -54,8 +36,8 @@ pub fn hmset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hsetnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let mut value = ctx.write_or_create(args[1], is_hash, new_hash)?;
-    let hash = hash_mut(&mut value);
+    let mut value = ctx.write_or_create::<Hash>(args[1], new_hash)?;
+    let hash = &mut *value;
     if hash.get(args[2]).is_some() {
         return Ok(Reply::Int(0));
     }
@@ -64,14 +46,14 @@ pub fn hsetnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hget(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let hash = ctx.read(args[1], as_hash)?;
+    let hash = ctx.read::<Hash>(args[1])?;
     Ok(hash
         .and_then(|h| h.get(args[2]))
         .map_or(Reply::Null, Reply::bulk))
 }
 
 pub fn hmget(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let hash = ctx.read(args[1], as_hash)?;
+    let hash = ctx.read::<Hash>(args[1])?;
     Ok(Reply::Array(
         args[2..]
             .iter()
@@ -81,10 +63,10 @@ pub fn hmget(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hdel(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let Some(mut value) = ctx.write(args[1], is_hash)? else {
+    let Some(mut value) = ctx.write::<Hash>(args[1])? else {
         return Ok(Reply::Int(0));
     };
-    let hash = hash_mut(&mut value);
+    let hash = &mut *value;
     Ok(Reply::Int(
         args[2..].iter().filter(|f| hash.remove(f)).count() as i64,
     ))
@@ -92,12 +74,12 @@ pub fn hdel(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn hlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.read(args[1], as_hash)?.map_or(0, |h| h.len() as i64),
+        ctx.read::<Hash>(args[1])?.map_or(0, |h| h.len() as i64),
     ))
 }
 
 pub fn hstrlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let hash = ctx.read(args[1], as_hash)?;
+    let hash = ctx.read::<Hash>(args[1])?;
     Ok(Reply::Int(
         hash.and_then(|h| h.get(args[2]))
             .map_or(0, |v| v.len() as i64),
@@ -105,14 +87,14 @@ pub fn hstrlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hexists(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let hash = ctx.read(args[1], as_hash)?;
+    let hash = ctx.read::<Hash>(args[1])?;
     Ok(Reply::Int(i64::from(
         hash.is_some_and(|h| h.get(args[2]).is_some()),
     )))
 }
 
 pub fn hgetall(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let hash = ctx.read(args[1], as_hash)?;
+    let hash = ctx.read::<Hash>(args[1])?;
     Ok(Reply::Map(
         hash.map(|h| {
             h.fields
@@ -125,7 +107,7 @@ pub fn hgetall(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hkeys(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let hash = ctx.read(args[1], as_hash)?;
+    let hash = ctx.read::<Hash>(args[1])?;
     Ok(Reply::Array(
         hash.map(|h| h.fields.keys().map(Reply::bulk).collect())
             .unwrap_or_default(),
@@ -133,7 +115,7 @@ pub fn hkeys(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hvals(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let hash = ctx.read(args[1], as_hash)?;
+    let hash = ctx.read::<Hash>(args[1])?;
     Ok(Reply::Array(
         hash.map(|h| h.fields.iter().map(|(_, v)| Reply::bulk(v)).collect())
             .unwrap_or_default(),
@@ -142,8 +124,8 @@ pub fn hvals(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn hincrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let delta = int_arg(args[3])?;
-    let mut value = ctx.write_or_create(args[1], is_hash, new_hash)?;
-    let hash = hash_mut(&mut value);
+    let mut value = ctx.write_or_create::<Hash>(args[1], new_hash)?;
+    let hash = &mut *value;
     let current = match hash.get(args[2]) {
         Some(v) => parse_i64(v).ok_or_else(|| CmdError::other("hash value is not an integer"))?,
         None => 0,
@@ -161,8 +143,8 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if !delta.is_finite() {
         return Err(CmdError::other("value is NaN or Infinity"));
     }
-    let mut value = ctx.write_or_create(args[1], is_hash, new_hash)?;
-    let hash = hash_mut(&mut value);
+    let mut value = ctx.write_or_create::<Hash>(args[1], new_hash)?;
+    let hash = &mut *value;
     let current = match hash.get(args[2]) {
         Some(v) => {
             LongDouble::parse(v).ok_or_else(|| CmdError::other("hash value is not a float"))?
@@ -183,7 +165,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn hscan(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let opts = parse_scan(args, 2, false)?;
-    let Some(hash) = ctx.read(args[1], as_hash)? else {
+    let Some(hash) = ctx.read::<Hash>(args[1])? else {
         return Ok(scan_reply(0, vec![]));
     };
     let mut items = Vec::new();
@@ -228,7 +210,7 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .map(|c| random_count(c, with_values))
         .transpose()?;
     let resp3 = ctx.client.resp3;
-    let Some(hash) = ctx.read(args[1], as_hash)? else {
+    let Some(hash) = ctx.read::<Hash>(args[1])? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
         } else {

@@ -7,26 +7,8 @@ use super::{int_arg, is, BlockRequest, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, List, Value};
 use crate::protocol::Reply;
 
-fn as_list(v: &Value) -> Option<&List> {
-    match v {
-        Value::List(l) => Some(l),
-        _ => None,
-    }
-}
-
-fn is_list(v: &Value) -> bool {
-    matches!(v, Value::List(_))
-}
-
 fn new_list() -> Value {
     Value::List(Box::default())
-}
-
-fn list_mut(v: &mut Value) -> &mut List {
-    match v {
-        Value::List(l) => l,
-        _ => unreachable!("type checked by Ctx::write"),
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,14 +19,14 @@ enum End {
 
 fn push(ctx: &mut Ctx, args: &[&[u8]], end: End, only_existing: bool) -> CmdResult {
     let mut value = if only_existing {
-        match ctx.write(args[1], is_list)? {
+        match ctx.write::<List>(args[1])? {
             Some(v) => v,
             None => return Ok(Reply::Int(0)),
         }
     } else {
-        ctx.write_or_create(args[1], is_list, new_list)?
+        ctx.write_or_create::<List>(args[1], new_list)?
     };
-    let list = list_mut(&mut value);
+    let list = &mut *value;
     for item in &args[2..] {
         match end {
             End::Left => list.push_front(item),
@@ -92,14 +74,14 @@ fn pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
         }
         None => None,
     };
-    let Some(mut value) = ctx.write(args[1], is_list)? else {
+    let Some(mut value) = ctx.write::<List>(args[1])? else {
         return Ok(if count.is_some() {
             Reply::NullArray
         } else {
             Reply::Null
         });
     };
-    let list = list_mut(&mut value);
+    let list = &mut *value;
     Ok(match count {
         None => pop_one(list, end).map_or(Reply::Null, |b| Reply::bulk(&b)),
         Some(n) => Reply::Array(
@@ -120,14 +102,14 @@ pub fn rpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn llen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.read(args[1], as_list)?.map_or(0, |l| l.len() as i64),
+        ctx.read::<List>(args[1])?.map_or(0, |l| l.len() as i64),
     ))
 }
 
 pub fn lrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let start = int_arg(args[2])?;
     let end = int_arg(args[3])?;
-    let Some(list) = ctx.read(args[1], as_list)? else {
+    let Some(list) = ctx.read::<List>(args[1])? else {
         return Ok(Reply::Array(vec![]));
     };
     Ok(Reply::Array(match clamp_range(start, end, list.len()) {
@@ -144,7 +126,7 @@ fn resolve_index(index: i64, len: usize) -> Option<usize> {
 
 pub fn lindex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let index = int_arg(args[2])?;
-    let list = ctx.read(args[1], as_list)?;
+    let list = ctx.read::<List>(args[1])?;
     Ok(list
         .and_then(|l| resolve_index(index, l.len()).and_then(|i| l.get(i)))
         .map_or(Reply::Null, Reply::bulk))
@@ -152,10 +134,10 @@ pub fn lindex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn lset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let index = int_arg(args[2])?;
-    let Some(mut value) = ctx.write(args[1], is_list)? else {
+    let Some(mut value) = ctx.write::<List>(args[1])? else {
         return Err(CmdError::NoSuchKey);
     };
-    let list = list_mut(&mut value);
+    let list = &mut *value;
     let i = resolve_index(index, list.len()).ok_or(CmdError::IndexOutOfRange)?;
     list.set(i, args[3]);
     Ok(Reply::OK)
@@ -163,21 +145,21 @@ pub fn lset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn lrem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let count = int_arg(args[2])?;
-    let Some(mut value) = ctx.write(args[1], is_list)? else {
+    let Some(mut value) = ctx.write::<List>(args[1])? else {
         return Ok(Reply::Int(0));
     };
     let target = &args[3];
-    let removed = list_mut(&mut value).remove_matching(count, target);
+    let removed = value.remove_matching(count, target);
     Ok(Reply::Int(removed as i64))
 }
 
 pub fn ltrim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let start = int_arg(args[2])?;
     let end = int_arg(args[3])?;
-    let Some(mut value) = ctx.write(args[1], is_list)? else {
+    let Some(mut value) = ctx.write::<List>(args[1])? else {
         return Ok(Reply::OK);
     };
-    let list = list_mut(&mut value);
+    let list = &mut *value;
     match clamp_range(start, end, list.len()) {
         Some((a, b)) => list.keep_range(a, b + 1),
         None => list.keep_range(0, 0),
@@ -193,10 +175,10 @@ pub fn linsert(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     } else {
         return Err(CmdError::Syntax);
     };
-    let Some(mut value) = ctx.write(args[1], is_list)? else {
+    let Some(mut value) = ctx.write::<List>(args[1])? else {
         return Ok(Reply::Int(0));
     };
-    let list = list_mut(&mut value);
+    let list = &mut *value;
     let Some(pos) = list.iter().position(|b| b[..] == args[3][..]) else {
         return Ok(Reply::Int(-1));
     };
@@ -239,7 +221,7 @@ pub fn lpos(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         i += 2;
     }
-    let Some(list) = ctx.read(args[1], as_list)? else {
+    let Some(list) = ctx.read::<List>(args[1])? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
         } else {
@@ -296,21 +278,21 @@ fn move_element(
     from: End,
     to: End,
 ) -> Result<Option<Blob>, CmdError> {
-    if ctx.read(src, as_list)?.is_none() {
+    if ctx.read::<List>(src)?.is_none() {
         return Ok(None);
     }
-    ctx.read(dst, as_list)?;
+    ctx.read::<List>(dst)?;
     let item = {
-        let Some(mut value) = ctx.write(src, is_list)? else {
+        let Some(mut value) = ctx.write::<List>(src)? else {
             return Ok(None);
         };
-        pop_one(list_mut(&mut value), from)
+        pop_one(&mut value, from)
     };
     let Some(item) = item else {
         return Ok(None);
     };
-    let mut value = ctx.write_or_create(dst, is_list, new_list)?;
-    let list = list_mut(&mut value);
+    let mut value = ctx.write_or_create::<List>(dst, new_list)?;
+    let list = &mut *value;
     match to {
         End::Left => list.push_front(&item),
         End::Right => list.push_back(&item),
@@ -363,8 +345,8 @@ fn blocking_pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
     let deadline_ms = deadline(ctx, args[args.len() - 1])?;
     let keys = &args[1..args.len() - 1];
     for key in keys {
-        let popped = match ctx.write(key, is_list)? {
-            Some(mut value) => pop_one(list_mut(&mut value), end),
+        let popped = match ctx.write::<List>(key)? {
+            Some(mut value) => pop_one(&mut value, end),
             None => None,
         };
         if let Some(item) = popped {

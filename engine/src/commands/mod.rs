@@ -21,7 +21,7 @@ pub mod zsets;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::keyspace::{Blob, Keyspace, Value, ValueMut};
+use crate::keyspace::{Blob, Keyspace, Kind, Value, ValueMut, WrongType};
 use crate::protocol::Reply;
 use crate::server::client::ClientState;
 use crate::server::Shared;
@@ -172,55 +172,36 @@ impl<'a> Ctx<'a> {
 
     /// Reads a key expected to hold a string.
     pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&Blob>, CmdError> {
+        self.read::<Blob>(key)
+    }
+
+    /// Reads a key expected to hold a `T`; None if absent.
+    pub fn read<T: Kind>(&mut self, key: &[u8]) -> Result<Option<&T>, CmdError> {
         let db = self.db();
         match self.ks.get(db, key) {
             None => Ok(None),
-            Some(Value::Str(s)) => Ok(Some(s)),
-            Some(_) => Err(CmdError::WrongType),
+            Some(v) => T::of(v).map(Some).ok_or(CmdError::WrongType),
         }
     }
 
-    /// Reads a key, checking its type with `want`; None if absent.
-    pub fn read<T>(
-        &mut self,
-        key: &[u8],
-        want: impl FnOnce(&Value) -> Option<&T>,
-    ) -> Result<Option<&T>, CmdError> {
+    /// Writable access to a key expected to hold a `T`; None if absent.
+    pub fn write<T: Kind>(&mut self, key: &[u8]) -> Result<Option<ValueMut<'_, T>>, CmdError> {
         let db = self.db();
-        match self.ks.get(db, key) {
-            None => Ok(None),
-            Some(v) => want(v).map(Some).ok_or(CmdError::WrongType),
-        }
+        self.ks
+            .get_mut::<T>(db, key)
+            .map_err(|WrongType| CmdError::WrongType)
     }
 
-    /// Writable access to a key of the type `want` accepts; None if absent.
-    pub fn write(
+    /// Writable access to a key expected to hold a `T`, creating it with `make` if absent.
+    pub fn write_or_create<T: Kind>(
         &mut self,
         key: &[u8],
-        want: fn(&Value) -> bool,
-    ) -> Result<Option<ValueMut<'_>>, CmdError> {
-        let db = self.db();
-        match self.ks.get_mut(db, key) {
-            None => Ok(None),
-            Some(v) if want(&v) => Ok(Some(v)),
-            Some(_) => Err(CmdError::WrongType),
-        }
-    }
-
-    /// Writable access to a key of the type `want` accepts, creating it with `make` if absent.
-    pub fn write_or_create(
-        &mut self,
-        key: &[u8],
-        want: fn(&Value) -> bool,
         make: fn() -> Value,
-    ) -> Result<ValueMut<'_>, CmdError> {
+    ) -> Result<ValueMut<'_, T>, CmdError> {
         let db = self.db();
-        let value = self.ks.get_mut_or_create(db, key, make);
-        if want(&value) {
-            Ok(value)
-        } else {
-            Err(CmdError::WrongType)
-        }
+        self.ks
+            .get_mut_or_create::<T>(db, key, make)
+            .map_err(|WrongType| CmdError::WrongType)
     }
 }
 

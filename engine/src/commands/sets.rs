@@ -3,30 +3,12 @@
 use super::hashes::{pick_random, random_repeats_reply};
 use super::keys::{parse_scan, scan_dict, scan_reply};
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
-use crate::keyspace::{Blob, Set, Value};
+use crate::keyspace::{Blob, Kind, Set, Value};
 use crate::protocol::Reply;
 use crate::util::glob_match;
 
-fn as_set(v: &Value) -> Option<&Set> {
-    match v {
-        Value::Set(s) => Some(s),
-        _ => None,
-    }
-}
-
-fn is_set(v: &Value) -> bool {
-    matches!(v, Value::Set(_))
-}
-
 fn new_set() -> Value {
     Value::Set(Box::default())
-}
-
-fn set_mut(v: &mut Value) -> &mut Set {
-    match v {
-        Value::Set(s) => s,
-        _ => unreachable!("type checked by Ctx::write"),
-    }
 }
 
 fn members_reply<'a>(members: impl Iterator<Item = &'a Blob>) -> Reply {
@@ -34,37 +16,37 @@ fn members_reply<'a>(members: impl Iterator<Item = &'a Blob>) -> Reply {
 }
 
 pub fn sadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let mut value = ctx.write_or_create(args[1], is_set, new_set)?;
-    let set = set_mut(&mut value);
+    let mut value = ctx.write_or_create::<Set>(args[1], new_set)?;
+    let set = &mut *value;
     Ok(Reply::Int(
         args[2..].iter().filter(|m| set.insert(m)).count() as i64,
     ))
 }
 
 pub fn srem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let Some(mut value) = ctx.write(args[1], is_set)? else {
+    let Some(mut value) = ctx.write::<Set>(args[1])? else {
         return Ok(Reply::Int(0));
     };
-    let set = set_mut(&mut value);
+    let set = &mut *value;
     Ok(Reply::Int(
         args[2..].iter().filter(|m| set.remove(m)).count() as i64,
     ))
 }
 
 pub fn smembers(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let set = ctx.read(args[1], as_set)?;
+    let set = ctx.read::<Set>(args[1])?;
     Ok(set.map_or(Reply::Set(vec![]), |s| members_reply(s.iter())))
 }
 
 pub fn sismember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let set = ctx.read(args[1], as_set)?;
+    let set = ctx.read::<Set>(args[1])?;
     Ok(Reply::Int(i64::from(
         set.is_some_and(|s| s.contains(args[2])),
     )))
 }
 
 pub fn smismember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let set = ctx.read(args[1], as_set)?;
+    let set = ctx.read::<Set>(args[1])?;
     Ok(Reply::Array(
         args[2..]
             .iter()
@@ -75,7 +57,7 @@ pub fn smismember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn scard(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.read(args[1], as_set)?.map_or(0, |s| s.len() as i64),
+        ctx.read::<Set>(args[1])?.map_or(0, |s| s.len() as i64),
     ))
 }
 
@@ -91,14 +73,14 @@ pub fn spop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let count = args.get(2).map(|c| positive_count(c)).transpose()?;
-    let Some(mut value) = ctx.write(args[1], is_set)? else {
+    let Some(mut value) = ctx.write::<Set>(args[1])? else {
         return Ok(if count.is_some() {
             Reply::Set(vec![])
         } else {
             Reply::Null
         });
     };
-    let set = set_mut(&mut value);
+    let set = &mut *value;
     let rng = &mut rand::rng();
     let picked: Vec<Blob> = pick_random(&set.members, count.unwrap_or(1), rng)
         .into_iter()
@@ -129,7 +111,7 @@ pub fn srandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .map(|c| super::hashes::random_count(c, false))
         .transpose()?;
     let resp3 = ctx.client.resp3;
-    let Some(set) = ctx.read(args[1], as_set)? else {
+    let Some(set) = ctx.read::<Set>(args[1])? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
         } else {
@@ -154,22 +136,22 @@ pub fn srandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn smove(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
-    let Some(src_set) = ctx.read(src, as_set)? else {
+    let Some(src_set) = ctx.read::<Set>(src)? else {
         return Ok(Reply::Int(0));
     };
     let present = src_set.contains(member);
-    ctx.read(dst, as_set)?;
+    ctx.read::<Set>(dst)?;
     if src == dst {
         return Ok(Reply::Int(i64::from(present)));
     }
     if !present {
         return Ok(Reply::Int(0));
     }
-    if let Some(mut value) = ctx.write(src, is_set)? {
-        set_mut(&mut value).remove(member);
+    if let Some(mut value) = ctx.write::<Set>(src)? {
+        value.remove(member);
     }
-    let mut value = ctx.write_or_create(dst, is_set, new_set)?;
-    set_mut(&mut value).insert(member);
+    let mut value = ctx.write_or_create::<Set>(dst, new_set)?;
+    value.insert(member);
     Ok(Reply::Int(1))
 }
 
@@ -187,11 +169,11 @@ struct Operands<'k> {
 fn load_sets<'k>(ctx: &'k mut Ctx, keys: &[&[u8]]) -> Result<Operands<'k>, CmdError> {
     let mut missing = false;
     for key in keys {
-        missing |= ctx.read(key, as_set)?.is_none();
+        missing |= ctx.read::<Set>(key)?.is_none();
     }
     let db = ctx.db();
     let entries = &ctx.ks.dbs[db].entries;
-    let set_at = |k: &[u8]| entries.get(k).and_then(|e| as_set(&e.value));
+    let set_at = |k: &[u8]| entries.get(k).and_then(|e| Set::of(&e.value));
     let mut seen = std::collections::HashSet::new();
     let others = keys
         .iter()
@@ -324,7 +306,7 @@ pub fn sintercard(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn sscan(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let opts = parse_scan(args, 2, false)?;
-    let Some(set) = ctx.read(args[1], as_set)? else {
+    let Some(set) = ctx.read::<Set>(args[1])? else {
         return Ok(scan_reply(0, vec![]));
     };
     let mut items = Vec::new();

@@ -280,8 +280,8 @@ pub fn getex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
     // One lookup: the counter is rewritten in place (a new key starts from "0").
-    let mut value = ctx.write_or_create(key, is_str, || Value::Str(Blob::from_slice(b"0")))?;
-    let s = str_mut(&mut value);
+    let mut value = ctx.write_or_create::<Blob>(key, || Value::Str(Blob::from_slice(b"0")))?;
+    let s = &mut *value;
     let current = crate::util::parse_i64(s).ok_or(CmdError::NotInteger)?;
     let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
     s.clear();
@@ -336,8 +336,8 @@ pub fn append(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             "string exceeds maximum allowed size (proto-max-bulk-len)",
         ));
     }
-    let mut value = ctx.write_or_create(args[1], is_str, || Value::Str(Blob::new()))?;
-    let s = str_mut(&mut value);
+    let mut value = ctx.write_or_create::<Blob>(args[1], || Value::Str(Blob::new()))?;
+    let s = &mut *value;
     s.extend_from_slice(args[2]);
     Ok(Reply::Int(s.len() as i64))
 }
@@ -400,8 +400,8 @@ pub fn setrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             "string exceeds maximum allowed size (proto-max-bulk-len)",
         ));
     }
-    let mut value = ctx.write_or_create(args[1], is_str, || Value::Str(Blob::new()))?;
-    let s = str_mut(&mut value);
+    let mut value = ctx.write_or_create::<Blob>(args[1], || Value::Str(Blob::new()))?;
+    let s = &mut *value;
     let end = offset + patch.len();
     if s.len() < end {
         // Vec's resize zero-fills in bulk (SmallVec's goes byte by byte).
@@ -411,15 +411,4 @@ pub fn setrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     s[offset..end].copy_from_slice(patch);
     Ok(Reply::Int(s.len() as i64))
-}
-
-fn is_str(v: &Value) -> bool {
-    matches!(v, Value::Str(_))
-}
-
-fn str_mut(v: &mut Value) -> &mut Blob {
-    match v {
-        Value::Str(s) => s,
-        _ => unreachable!("type checked by Ctx::write_or_create"),
-    }
 }

@@ -12,26 +12,8 @@ use crate::protocol::reply::format_double;
 use crate::protocol::Reply;
 use crate::util::{glob_match, parse_f64};
 
-fn as_zset(v: &Value) -> Option<&ZSet> {
-    match v {
-        Value::ZSet(z) => Some(z),
-        _ => None,
-    }
-}
-
-fn is_zset(v: &Value) -> bool {
-    matches!(v, Value::ZSet(_))
-}
-
 fn new_zset() -> Value {
     Value::ZSet(Box::default())
-}
-
-fn zset_mut(v: &mut Value) -> &mut ZSet {
-    match v {
-        Value::ZSet(z) => z,
-        _ => unreachable!("type checked by Ctx::write"),
-    }
 }
 
 pub fn zadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -80,11 +62,11 @@ pub fn zadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .chunks(2)
         .map(|p| float_arg(p[0]))
         .collect::<Result<_, _>>()?;
-    if xx && ctx.read(args[1], as_zset)?.is_none() {
+    if xx && ctx.read::<ZSet>(args[1])?.is_none() {
         return Ok(if incr { Reply::Null } else { Reply::Int(0) });
     }
-    let mut value = ctx.write_or_create(args[1], is_zset, new_zset)?;
-    let zset = zset_mut(&mut value);
+    let mut value = ctx.write_or_create::<ZSet>(args[1], new_zset)?;
+    let zset = &mut *value;
     let (mut added, mut changed) = (0, 0);
     let mut incr_result = None;
     for (pair, &score) in pairs.chunks(2).zip(&scores) {
@@ -126,8 +108,8 @@ pub fn zadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn zincrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let delta = float_arg(args[2])?;
-    let mut value = ctx.write_or_create(args[1], is_zset, new_zset)?;
-    let zset = zset_mut(&mut value);
+    let mut value = ctx.write_or_create::<ZSet>(args[1], new_zset)?;
+    let zset = &mut *value;
     let next = zset.score(args[3]).unwrap_or(0.0) + delta;
     if next.is_nan() {
         return Err(CmdError::other("resulting score is not a number (NaN)"));
@@ -137,10 +119,10 @@ pub fn zincrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn zrem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let Some(mut value) = ctx.write(args[1], is_zset)? else {
+    let Some(mut value) = ctx.write::<ZSet>(args[1])? else {
         return Ok(Reply::Int(0));
     };
-    let zset = zset_mut(&mut value);
+    let zset = &mut *value;
     Ok(Reply::Int(
         args[2..]
             .iter()
@@ -150,14 +132,14 @@ pub fn zrem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn zscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let zset = ctx.read(args[1], as_zset)?;
+    let zset = ctx.read::<ZSet>(args[1])?;
     Ok(zset
         .and_then(|z| z.score(args[2]))
         .map_or(Reply::Null, Reply::Double))
 }
 
 pub fn zmscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let zset = ctx.read(args[1], as_zset)?;
+    let zset = ctx.read::<ZSet>(args[1])?;
     Ok(Reply::Array(
         args[2..]
             .iter()
@@ -171,7 +153,7 @@ pub fn zmscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn zcard(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.read(args[1], as_zset)?.map_or(0, |z| z.len() as i64),
+        ctx.read::<ZSet>(args[1])?.map_or(0, |z| z.len() as i64),
     ))
 }
 
@@ -328,7 +310,7 @@ impl<'a> LexRange<'a> {
 
 pub fn zcount(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let range = ScoreRange::parse(args[2], args[3])?;
-    let zset = ctx.read(args[1], as_zset)?;
+    let zset = ctx.read::<ZSet>(args[1])?;
     Ok(Reply::Int(
         zset.map_or(0, |z| range.select(z, false).count() as i64),
     ))
@@ -336,7 +318,7 @@ pub fn zcount(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn zlexcount(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let range = LexRange::parse(args[2], args[3])?;
-    let zset = ctx.read(args[1], as_zset)?;
+    let zset = ctx.read::<ZSet>(args[1])?;
     Ok(Reply::Int(
         zset.map_or(0, |z| range.select(z, false).count() as i64),
     ))
@@ -527,7 +509,7 @@ fn pairs_reply(items: Vec<(Blob, f64)>, with_scores: bool, resp3: bool) -> Reply
 fn range_reply(ctx: &mut Ctx, key: &[u8], q: RangeQuery) -> CmdResult {
     q.check()?;
     let resp3 = ctx.client.resp3;
-    let Some(zset) = ctx.read(key, as_zset)? else {
+    let Some(zset) = ctx.read::<ZSet>(key)? else {
         return Ok(Reply::Array(vec![]));
     };
     Ok(pairs_reply(q.run(zset)?, q.with_scores, resp3))
@@ -576,7 +558,7 @@ pub fn zrevrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 pub fn zrangestore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let q = RangeQuery::parse_zrange(&args[1..], 4, true)?;
     q.check()?;
-    let picked = match ctx.read(args[2], as_zset)? {
+    let picked = match ctx.read::<ZSet>(args[2])? {
         Some(z) => q.run(z)?,
         None => vec![],
     };
@@ -599,7 +581,7 @@ fn store_pairs(ctx: &mut Ctx, dst: &[u8], pairs: Vec<(Blob, f64)>) -> CmdResult 
 }
 
 fn rank_generic(ctx: &mut Ctx, args: &[&[u8]], rev: bool) -> CmdResult {
-    let zset = ctx.read(args[1], as_zset)?;
+    let zset = ctx.read::<ZSet>(args[1])?;
     Ok(zset
         .and_then(|z| {
             z.rank(args[2])
@@ -629,10 +611,10 @@ fn pop_generic(ctx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
         None => None,
     };
     let resp3 = ctx.client.resp3;
-    let Some(mut value) = ctx.write(args[1], is_zset)? else {
+    let Some(mut value) = ctx.write::<ZSet>(args[1])? else {
         return Ok(Reply::Array(vec![]));
     };
-    let zset = zset_mut(&mut value);
+    let zset = &mut *value;
     let mut popped = Vec::new();
     for _ in 0..count.unwrap_or(1) {
         let next = if max {
@@ -663,10 +645,10 @@ pub fn zpopmax(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 fn remove_where(ctx: &mut Ctx, key: &[u8], pick: impl Fn(&ZSet) -> Vec<Blob>) -> CmdResult {
-    let Some(mut value) = ctx.write(key, is_zset)? else {
+    let Some(mut value) = ctx.write::<ZSet>(key)? else {
         return Ok(Reply::Int(0));
     };
-    let zset = zset_mut(&mut value);
+    let zset = &mut *value;
     let doomed = pick(zset);
     for m in &doomed {
         zset.remove(m);
@@ -862,7 +844,7 @@ pub fn zinterstore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn zscan(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let opts = parse_scan(args, 2, false)?;
-    let Some(zset) = ctx.read(args[1], as_zset)? else {
+    let Some(zset) = ctx.read::<ZSet>(args[1])? else {
         return Ok(scan_reply(0, vec![]));
     };
     let mut items = Vec::new();
@@ -897,7 +879,7 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .map(|c| random_count(c, with_scores))
         .transpose()?;
     let resp3 = ctx.client.resp3;
-    let Some(zset) = ctx.read(args[1], as_zset)? else {
+    let Some(zset) = ctx.read::<ZSet>(args[1])? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
         } else {

@@ -20,7 +20,7 @@ use rand::SeedableRng;
 
 pub use dict::Dict;
 pub use eviction::EvictionPolicy;
-pub use value::{Blob, Hash, List, Scored, Set, Value, ValueType, ZSet};
+pub use value::{Blob, Hash, Kind, List, Scored, Set, Value, ValueType, ZSet};
 
 pub const DB_COUNT: usize = 16;
 
@@ -133,35 +133,52 @@ pub struct KeyspaceStats {
     pub expired_stale_perc: f64,
 }
 
-/// Mutable access to a value; on drop it settles the value's memory and notes emptiness.
-pub struct ValueMut<'a> {
-    value: &'a mut Value,
+/// Mutable access to a value of type `T` (a whole `Value`, or one type projected out of it);
+/// on drop it settles the value's memory and notes emptiness.
+pub struct ValueMut<'a, T: Kind> {
+    value: &'a mut T,
     heap: &'a mut usize,
     emptied: &'a mut bool,
     before: usize,
 }
 
-impl Deref for ValueMut<'_> {
-    type Target = Value;
-    fn deref(&self) -> &Value {
+impl<'a, T: Kind> ValueMut<'a, T> {
+    fn new(value: &'a mut T, heap: &'a mut usize, emptied: &'a mut bool) -> Self {
+        let before = value.heap();
+        ValueMut {
+            value,
+            heap,
+            emptied,
+            before,
+        }
+    }
+}
+
+impl<T: Kind> Deref for ValueMut<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
         self.value
     }
 }
 
-impl DerefMut for ValueMut<'_> {
-    fn deref_mut(&mut self) -> &mut Value {
+impl<T: Kind> DerefMut for ValueMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
         self.value
     }
 }
 
-impl Drop for ValueMut<'_> {
+impl<T: Kind> Drop for ValueMut<'_, T> {
     fn drop(&mut self) {
-        *self.heap = *self.heap - self.before + self.value.heap_size();
-        if !matches!(self.value, Value::Str(_)) && self.value.element_count() == 0 {
+        *self.heap = *self.heap - self.before + self.value.heap();
+        if self.value.emptied() {
             *self.emptied = true;
         }
     }
 }
+
+/// A key holds a value of another type than the command works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
 
 #[derive(Debug)]
 struct WatchSlot {
@@ -359,8 +376,13 @@ impl Keyspace {
         }
     }
 
-    /// Looks a key up for writing (counts as a modification if the key exists).
-    pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<ValueMut<'_>> {
+    /// Looks a key up for writing as a `T` (counts as a modification if the key exists, of
+    /// whatever type).
+    pub fn get_mut<T: Kind>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+    ) -> Result<Option<ValueMut<'_, T>>, WrongType> {
         self.expire_if_needed(db, key);
         if !self.watched.is_empty() && self.dbs[db].entries.contains_key(key) {
             self.touch_watched(db, key);
@@ -369,25 +391,27 @@ impl Keyspace {
         let update = self.access_update();
         let Keyspace { dbs, dirty, .. } = self;
         let d = &mut dbs[db];
-        let entry = d.entries.get_mut(key)?;
+        let Some(entry) = d.entries.get_mut(key) else {
+            return Ok(None);
+        };
         *dirty += 1;
         entry.access = update.apply(entry.access);
-        let before = entry.value.heap_size();
-        Some(ValueMut {
-            value: &mut entry.value,
-            heap: &mut d.value_heap,
-            emptied: &mut d.emptied,
-            before,
-        })
+        let value = T::of_mut(&mut entry.value).ok_or(WrongType)?;
+        Ok(Some(ValueMut::new(
+            value,
+            &mut d.value_heap,
+            &mut d.emptied,
+        )))
     }
 
-    /// Writable access to a key, creating it with `make()` if absent (one hash lookup).
-    pub fn get_mut_or_create(
+    /// Writable access to a key as a `T`, creating it with `make()` if absent (one hash
+    /// lookup).
+    pub fn get_mut_or_create<T: Kind>(
         &mut self,
         db: usize,
         key: &[u8],
         make: impl FnOnce() -> Value,
-    ) -> ValueMut<'_> {
+    ) -> Result<ValueMut<'_, T>, WrongType> {
         self.expire_if_needed(db, key);
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
@@ -405,18 +429,15 @@ impl Keyspace {
             volatile: false,
             mark: *mark,
         });
-        if !created {
+        if created {
+            // A new value's heap counts in full; the guard settles what the command adds.
+            d.value_heap += entry.value.heap_size();
+        } else {
             entry.access = update.apply(entry.access);
         }
         *dirty += 1;
-        // A new value's heap is counted in full when the guard settles.
-        let before = if created { 0 } else { entry.value.heap_size() };
-        ValueMut {
-            value: &mut entry.value,
-            heap: &mut d.value_heap,
-            emptied: &mut d.emptied,
-            before,
-        }
+        let value = T::of_mut(&mut entry.value).ok_or(WrongType)?;
+        Ok(ValueMut::new(value, &mut d.value_heap, &mut d.emptied))
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8]) -> bool {

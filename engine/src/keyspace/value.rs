@@ -70,6 +70,88 @@ pub enum Value {
     ZSet(Box<ZSet>),
 }
 
+/// A type of value one command family works on: how to find it in a `Value` (the typed
+/// projection of `Ctx::read` and `Ctx::write`: a handler gets its type or WRONGTYPE, never
+/// an impossible branch), and what a `ValueMut` over it needs for the memory accounting.
+pub trait Kind {
+    fn of(value: &Value) -> Option<&Self>;
+    fn of_mut(value: &mut Value) -> Option<&mut Self>;
+    /// Heap bytes it owns: changes by as much as the `Value::heap_size` of its value does.
+    fn heap(&self) -> usize;
+    /// A collection with no elements left (its key is then removed).
+    fn emptied(&self) -> bool;
+}
+
+impl Kind for Value {
+    fn of(value: &Value) -> Option<&Self> {
+        Some(value)
+    }
+    fn of_mut(value: &mut Value) -> Option<&mut Self> {
+        Some(value)
+    }
+    fn heap(&self) -> usize {
+        self.heap_size()
+    }
+    fn emptied(&self) -> bool {
+        !matches!(self, Value::Str(_)) && self.element_count() == 0
+    }
+}
+
+impl Kind for Blob {
+    fn of(value: &Value) -> Option<&Self> {
+        match value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn of_mut(value: &mut Value) -> Option<&mut Self> {
+        match value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn heap(&self) -> usize {
+        heap_size_of(self)
+    }
+    fn emptied(&self) -> bool {
+        false
+    }
+}
+
+/// `Kind` for the collection types, each boxed in its own `Value` variant.
+macro_rules! collection_kind {
+    ($($ty:ident => $variant:ident, $heap:expr;)*) => {$(
+        impl Kind for $ty {
+            fn of(value: &Value) -> Option<&Self> {
+                match value {
+                    Value::$variant(c) => Some(c),
+                    _ => None,
+                }
+            }
+            fn of_mut(value: &mut Value) -> Option<&mut Self> {
+                match value {
+                    Value::$variant(c) => Some(c),
+                    _ => None,
+                }
+            }
+            fn heap(&self) -> usize {
+                let heap: fn(&$ty) -> usize = $heap;
+                heap(self)
+            }
+            fn emptied(&self) -> bool {
+                self.len() == 0
+            }
+        }
+    )*};
+}
+
+collection_kind! {
+    List => List, List::mem_size;
+    Hash => Hash, Hash::mem_size;
+    Set => Set, |s| s.members.mem_size();
+    ZSet => ZSet, ZSet::mem_size;
+}
+
 /// Encoding thresholds Redis 7.0 uses by default; OBJECT ENCODING reports accordingly.
 pub const LISTPACK_MAX_ENTRIES: usize = 128;
 pub const LISTPACK_MAX_VALUE: usize = 64;
