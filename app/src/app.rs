@@ -9,9 +9,9 @@ use tokio::runtime::Handle;
 
 use crate::caches::{Caches, Status};
 use crate::model::store::Paths;
-use crate::pages::advanced::{self, AdvancedPage};
-use crate::pages::import_export::{self, Dialogs, FilePicker, ImportExportPage};
-use crate::pages::{self, console::Console, scale::ScalePage, Page};
+use crate::pages::advanced;
+use crate::pages::import_export::{self, Dialogs, FilePicker};
+use crate::pages::{self, Page, PageStates};
 use crate::widgets::status_badge;
 use crate::wizard::{self, Wizard};
 
@@ -24,13 +24,10 @@ pub struct CacheDeskApp {
     wizard: Option<Wizard>,
     /// The cache whose deletion waits for confirmation.
     confirm_delete: Option<String>,
-    console: Console,
-    scale: ScalePage,
-    advanced: AdvancedPage,
-    transfers: ImportExportPage,
+    /// The selected cache's pages, fresh each time a cache is selected (`select`).
+    pages: PageStates,
     /// Where import and export files come from: the desktop's dialogs, or a test's choice.
     file_picker: Box<dyn FilePicker>,
-    keys_revealed: bool,
     dark: bool,
 }
 
@@ -54,12 +51,8 @@ impl CacheDeskApp {
             page: Page::Overview,
             wizard: None,
             confirm_delete: None,
-            console: Console::default(),
-            scale: ScalePage::default(),
-            advanced: AdvancedPage::default(),
-            transfers: ImportExportPage::default(),
+            pages: PageStates::default(),
             file_picker,
-            keys_revealed: false,
             dark: true,
         }
     }
@@ -102,7 +95,15 @@ impl CacheDeskApp {
 
     /// What the console shows (for tests and screen readers alike, the same lines).
     pub fn console_transcript(&self) -> &[String] {
-        &self.console.transcript
+        &self.pages.console.transcript
+    }
+
+    /// Shows the cache `name` on its Overview, its pages fresh: nothing typed, chosen or
+    /// revealed for the cache selected before carries over.
+    fn select(&mut self, name: String) {
+        self.selected = Some(name);
+        self.page = Page::Overview;
+        self.pages = PageStates::default();
     }
 
     fn selected_index(&self) -> Option<usize> {
@@ -140,21 +141,20 @@ impl CacheDeskApp {
         if self.caches.list.is_empty() {
             ui.label("No caches yet.");
         }
+        let mut clicked = None;
         for cache in &self.caches.list {
             let name = &cache.settings.name;
             ui.horizontal(|ui| {
                 let selected = self.wizard.is_none() && self.selected.as_ref() == Some(name);
                 if ui.selectable_label(selected, name).clicked() {
-                    self.selected = Some(name.clone());
-                    self.wizard = None;
-                    self.page = Page::Overview;
-                    self.console = Console::default();
-                    self.scale = ScalePage::default();
-                    self.transfers = ImportExportPage::default();
-                    self.advanced = AdvancedPage::default();
+                    clicked = Some(name.clone());
                 }
                 status_badge(ui, &cache.status);
             });
+        }
+        if let Some(name) = clicked {
+            self.wizard = None;
+            self.select(name);
         }
     }
 
@@ -175,8 +175,7 @@ impl CacheDeskApp {
             wizard::Action::None => {}
             wizard::Action::Cancel => self.wizard = None,
             wizard::Action::Create(settings) => {
-                self.selected = Some(settings.name.clone());
-                self.page = Page::Overview;
+                self.select(settings.name.clone());
                 self.caches.create(settings);
                 self.wizard = None;
             }
@@ -220,7 +219,7 @@ impl CacheDeskApp {
                 Err(e) => {
                     ui.colored_label(ui.visuals().error_fg_color, format!("{e:#}"));
                 }
-                Ok(dir) => match self.advanced.show(ui, cache, &dir) {
+                Ok(dir) => match self.pages.advanced.show(ui, cache, &dir) {
                     advanced::Action::None => {}
                     advanced::Action::Apply(new) => self.caches.set_persistence(i, new),
                     advanced::Action::BackUpNow => self.caches.back_up_now(i),
@@ -228,15 +227,17 @@ impl CacheDeskApp {
                 },
             },
             Page::Scale => {
-                if let Some(sku) = self.scale.show(ui, cache) {
+                if let Some(sku) = self.pages.scale.show(ui, cache) {
                     self.caches.scale(i, sku);
                 }
             }
             Page::ImportExport => {
-                match self
-                    .transfers
-                    .show(ui, cache, self.file_picker.as_ref(), &self.runtime)
-                {
+                match self.pages.import_export.show(
+                    ui,
+                    cache,
+                    self.file_picker.as_ref(),
+                    &self.runtime,
+                ) {
                     import_export::Action::None => {}
                     import_export::Action::Export(path) => self.caches.export(i, path),
                     import_export::Action::Import(path) => self.caches.import(i, path),
@@ -245,11 +246,13 @@ impl CacheDeskApp {
             Page::Activity => pages::activity::show(ui, cache),
             Page::Console => {
                 let instance = cache.instance.clone();
-                self.console.show(ui, instance.as_ref(), &self.runtime)
+                self.pages
+                    .console
+                    .show(ui, instance.as_ref(), &self.runtime)
             }
             Page::AccessKeys => {
                 if let pages::access_keys::Action::Regenerate { primary } =
-                    pages::access_keys::show(ui, cache, &mut self.keys_revealed)
+                    pages::access_keys::show(ui, cache, &mut self.pages.keys_revealed)
                 {
                     self.caches.regenerate_key(i, primary);
                 }

@@ -2,7 +2,8 @@
 //! with invalid input on its tabs and the errors they show; a created cache that real
 //! clients use over its port; the console; closing and reopening the app with the cache
 //! coming back from its persistence; scaling down with evictions; a settings file naming a
-//! cache outside the data folder.
+//! cache outside the data folder; revealed access keys hidden again when another cache is
+//! selected.
 
 mod common;
 
@@ -448,4 +449,48 @@ fn a_cache_named_outside_the_data_folder_is_skipped_and_never_used_as_a_path() {
         "{status:?}"
     );
     assert!(data.join("caches").join("orders").is_dir());
+}
+
+#[test]
+fn revealed_access_keys_are_hidden_again_when_another_cache_is_selected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = |name: &str| {
+        format!(
+            r#"(name: "{name}", access_keys: true, primary_key: "{name}-primary-key",
+                secondary_key: "{name}-secondary-key", running: false)"#
+        )
+    };
+    std::fs::write(
+        dir.path().join("caches.ron"),
+        format!("(caches: [{}, {}])", cache("alpha"), cache("beta")),
+    )
+    .expect("settings");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut h = harness(dir.path(), &runtime);
+    h.run_steps(2);
+    let hidden = "*".repeat(16);
+
+    // alpha is selected first: its keys are hidden until shown.
+    click(&mut h, "Access keys");
+    assert_eq!(h.get_all_by_label(&hidden).count(), 2, "both keys hidden");
+    click(&mut h, "Show access keys");
+    h.get_by_label("alpha-primary-key");
+    h.get_by_label("alpha-secondary-key");
+    assert!(
+        h.query_by_label(&hidden).is_none(),
+        "no placeholder once shown"
+    );
+
+    // Another cache starts with its keys hidden, and so does alpha when it comes back.
+    for name in ["beta", "alpha"] {
+        click(&mut h, name);
+        click(&mut h, "Access keys");
+        assert_eq!(
+            h.get_all_by_label(&hidden).count(),
+            2,
+            "{name}'s keys are hidden"
+        );
+        assert!(h.query_by_label_contains("-primary-key").is_none());
+        assert!(h.query_by_label_contains("-secondary-key").is_none());
+    }
 }

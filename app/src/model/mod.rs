@@ -1,5 +1,7 @@
 //! What the app remembers about each cache (saved as RON, see `store`), the portal's choices
-//! behind it, and the rules a new cache's settings must follow (`validation`).
+//! behind it, and the rules a new cache's settings must follow (`validation`). Every
+//! remembered type has a `Default`, a new cache's choice, which a field missing from a file
+//! written by an older version takes.
 
 pub mod sku;
 pub mod store;
@@ -12,8 +14,9 @@ use cachedesk_engine::{EvictionPolicy, InstanceConfig, PersistenceMode, RdbSched
 use serde::{Deserialize, Serialize};
 
 /// The portal's Backup Frequency for RDB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BackupFrequency {
+    #[default]
     Hourly,
     SixHours,
     TwelveHours,
@@ -45,8 +48,9 @@ impl BackupFrequency {
 }
 
 /// The portal's Data persistence choice: RDB and AOF are never on together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Persistence {
+    #[default]
     Disabled,
     Rdb(BackupFrequency),
     Aof,
@@ -71,11 +75,12 @@ impl Persistence {
 }
 
 /// The portal's eviction policies, under the portal's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Eviction {
     AllKeysLfu,
     AllKeysLru,
     AllKeysRandom,
+    #[default]
     VolatileLru,
     VolatileLfu,
     VolatileTtl,
@@ -122,7 +127,8 @@ impl Eviction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tag {
     pub name: String,
     pub value: String,
@@ -130,6 +136,7 @@ pub struct Tag {
 
 /// One cache as the app remembers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CacheSettings {
     pub name: String,
     /// The SKU's string form (`Balanced_B0`).
@@ -146,6 +153,30 @@ pub struct CacheSettings {
     pub created: u64,
     /// Whether the cache should run: the app starts these when it starts.
     pub running: bool,
+}
+
+/// What a new cache gets: the default SKU on loopback, a port picked when it starts (0),
+/// access keys on with fresh keys, VolatileLRU, no persistence, no tags, created now, not
+/// running. A field missing from an older settings file takes its value from here.
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            name: String::new(),
+            sku: sku::default_sku().id(),
+            bind: "127.0.0.1".into(),
+            port: 0,
+            access_keys: true,
+            primary_key: new_access_key(),
+            secondary_key: new_access_key(),
+            eviction: Eviction::default(),
+            persistence: Persistence::default(),
+            tags: Vec::new(),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            running: false,
+        }
+    }
 }
 
 impl CacheSettings {

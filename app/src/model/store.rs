@@ -1,7 +1,9 @@
 //! Where the app keeps what it remembers: the caches' settings as RON in the user's config
 //! dir (only the user may read it: it holds the access keys), each cache's files in a folder
 //! of its own under the data dir. `--data-dir` (or CACHEDESK_DATA_DIR) puts both in one
-//! folder, for tests and portable use.
+//! folder, for tests and portable use. The file says which format it is in (`version`): one
+//! written by an older version loads (a missing field takes a new cache's value), one written
+//! by a newer version is left as it is, never saved over.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
@@ -53,9 +55,100 @@ impl Paths {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The settings file's format as this version writes it. Raise it when an older version
+/// would get a file in the new format wrong: a changed meaning, or a new field whose loss
+/// matters (an older version ignores a field it does not know and drops it when it saves).
+const FORMAT_VERSION: u32 = 1;
+
+/// The format of a file without a version: the one before the field existed.
+const UNVERSIONED: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default)]
 struct SettingsFile {
+    version: u32,
     caches: Vec<CacheSettings>,
+}
+
+impl Default for SettingsFile {
+    fn default() -> Self {
+        SettingsFile {
+            version: UNVERSIONED,
+            caches: Vec::new(),
+        }
+    }
+}
+
+/// Only a settings file's version, read before the rest so that a newer format's other
+/// fields are never parsed (or dropped by a save).
+#[derive(Deserialize)]
+#[serde(default)]
+struct FileVersion {
+    version: u32,
+}
+
+impl Default for FileVersion {
+    fn default() -> Self {
+        FileVersion {
+            version: UNVERSIONED,
+        }
+    }
+}
+
+/// The version of the settings in `text` if a newer CacheDesk wrote them.
+fn newer_version(text: &str) -> Option<u32> {
+    ron::from_str::<FileVersion>(text)
+        .ok()
+        .map(|file| file.version)
+        .filter(|&version| version > FORMAT_VERSION)
+}
+
+/// Why the settings were not saved.
+#[derive(Debug)]
+pub enum SaveError {
+    /// The file there was written by a newer CacheDesk: replacing it would lose what only
+    /// that version knows.
+    Newer {
+        path: PathBuf,
+        version: u32,
+    },
+    Encode(ron::Error),
+    Io {
+        /// What was being done to `path` ("creating", "writing" ...).
+        doing: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for SaveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SaveError::Newer { path, version } => write!(
+                f,
+                "{} was written by a newer CacheDesk (settings format {version}, this one knows up to {FORMAT_VERSION}) and is left as it is",
+                path.display()
+            ),
+            SaveError::Encode(e) => write!(f, "encoding the settings: {e}"),
+            SaveError::Io {
+                doing,
+                path,
+                source,
+            } => write!(f, "{doing} {}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for SaveError {}
+
+/// Maps an I/O error of `doing` something to `path` into a `SaveError`.
+fn io_error(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SaveError {
+    let path = path.to_path_buf();
+    move |source| SaveError::Io {
+        doing,
+        path,
+        source,
+    }
 }
 
 /// What loading found: the caches, and messages for the user about what could not be used
@@ -67,7 +160,8 @@ pub struct Loaded {
 }
 
 /// Reads the settings. An unreadable file is moved aside (never lost) and the app starts
-/// with no caches, saying so. A cache whose name breaks the name rules (it could point
+/// with no caches, saying so; so does a file a newer CacheDesk wrote, which stays where it is
+/// (`save` refuses to replace it). A cache whose name breaks the name rules (it could point
 /// outside the data folder) is left out, saying why.
 pub fn load(paths: &Paths) -> Loaded {
     let text = match std::fs::read_to_string(&paths.settings) {
@@ -83,6 +177,15 @@ pub fn load(paths: &Paths) -> Loaded {
             }
         }
     };
+    if let Some(version) = newer_version(&text) {
+        return Loaded {
+            caches: Vec::new(),
+            problems: vec![format!(
+                "The settings file {} was written by a newer CacheDesk (settings format {version}, this one knows up to {FORMAT_VERSION}). It is left as it is and never saved over: CacheDesk starts without its caches, and caches created now are not remembered. Use the newer CacheDesk to see them.",
+                paths.settings.display()
+            )],
+        };
+    }
     match ron::from_str::<SettingsFile>(&text) {
         Ok(file) => {
             let mut loaded = Loaded::default();
@@ -120,29 +223,40 @@ pub fn load(paths: &Paths) -> Loaded {
     }
 }
 
-/// Writes the settings: a new temp file only the user may read (mode 0600), synced, then
-/// renamed over the settings and the folder synced, so a crash never leaves half a file and
-/// the file that replaces the old one is never wider than 0600.
-pub fn save(paths: &Paths, caches: &[CacheSettings]) -> anyhow::Result<()> {
+/// Writes the settings in this version's format: a new temp file only the user may read
+/// (mode 0600), synced, then renamed over the settings and the folder synced, so a crash
+/// never leaves half a file and the file that replaces the old one is never wider than 0600.
+/// A file a newer CacheDesk wrote is not replaced.
+pub fn save(paths: &Paths, caches: &[CacheSettings]) -> Result<(), SaveError> {
+    // A file that cannot be read here is replaced as before: only a version seen is kept.
+    if let Some(version) = std::fs::read_to_string(&paths.settings)
+        .ok()
+        .and_then(|text| newer_version(&text))
+    {
+        return Err(SaveError::Newer {
+            path: paths.settings.clone(),
+            version,
+        });
+    }
     let file = SettingsFile {
+        version: FORMAT_VERSION,
         caches: caches.to_vec(),
     };
     let text = ron::ser::to_string_pretty(&file, ron::ser::PrettyConfig::default())
-        .context("encoding the settings")?;
+        .map_err(SaveError::Encode)?;
     let dir = match paths.settings.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
     let temp = paths.settings.with_extension("ron.tmp");
-    let mut out = create_temp(&temp).with_context(|| format!("creating {}", temp.display()))?;
+    let mut out = create_temp(&temp).map_err(io_error("creating", &temp))?;
     out.write_all(text.as_bytes())
         .and_then(|()| out.sync_all())
-        .with_context(|| format!("writing {}", temp.display()))?;
+        .map_err(io_error("writing", &temp))?;
     drop(out);
-    std::fs::rename(&temp, &paths.settings)
-        .with_context(|| format!("replacing {}", paths.settings.display()))?;
-    sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))
+    std::fs::rename(&temp, &paths.settings).map_err(io_error("replacing", &paths.settings))?;
+    sync_dir(dir).map_err(io_error("syncing", dir))
 }
 
 /// Creates `path` anew, never through what is there already: a temp file left by a crash (or
@@ -222,6 +336,160 @@ mod tests {
             .collect();
         assert_eq!(aside.len(), 1, "the bad file is kept");
         assert!(!paths.settings.exists());
+    }
+
+    /// The names of the files in `dir`.
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `sample()` as the release before the version field wrote it (its `save`, unchanged).
+    const UNVERSIONED_FILE: &str = r#"(
+    caches: [
+        (
+            name: "orders",
+            sku: "Balanced_B1",
+            bind: "127.0.0.1",
+            port: 6390,
+            access_keys: true,
+            primary_key: "p",
+            secondary_key: "s",
+            eviction: AllKeysLru,
+            persistence: Rdb(SixHours),
+            tags: [
+                (
+                    name: "team",
+                    value: "web",
+                ),
+            ],
+            created: 1,
+            running: true,
+        ),
+    ],
+)"#;
+
+    #[test]
+    fn a_file_an_older_version_wrote_loads_with_defaults_for_what_it_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::in_dir(dir.path());
+        std::fs::write(&paths.settings, UNVERSIONED_FILE).unwrap();
+        let loaded = load(&paths);
+        assert_eq!(loaded.caches, vec![sample()], "the release's file as it is");
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+
+        // A version that did not know tags yet wrote no `tags`: the cache has none.
+        let tags = r#"
+            tags: [
+                (
+                    name: "team",
+                    value: "web",
+                ),
+            ],"#;
+        let older = UNVERSIONED_FILE.replace(tags, "");
+        assert_ne!(older, UNVERSIONED_FILE, "the field was removed");
+        std::fs::write(&paths.settings, &older).unwrap();
+        let loaded = load(&paths);
+        let untagged = CacheSettings {
+            tags: Vec::new(),
+            ..sample()
+        };
+        assert_eq!(loaded.caches, vec![untagged.clone()]);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        assert_eq!(files_in(dir.path()), ["caches.ron"], "nothing moved aside");
+        assert_eq!(std::fs::read_to_string(&paths.settings).unwrap(), older);
+
+        // The next save writes this version's format, which loads the same.
+        save(&paths, std::slice::from_ref(&untagged)).unwrap();
+        let text = std::fs::read_to_string(&paths.settings).unwrap();
+        assert_eq!(
+            ron::from_str::<FileVersion>(&text).unwrap().version,
+            FORMAT_VERSION,
+            "{text}"
+        );
+        assert_eq!(load(&paths).caches, vec![untagged]);
+    }
+
+    #[test]
+    fn missing_fields_take_a_new_caches_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::in_dir(dir.path());
+        std::fs::write(
+            &paths.settings,
+            r#"(caches: [(name: "bare", tags: [(name: "team")])])"#,
+        )
+        .unwrap();
+        let loaded = load(&paths);
+        let [cache] = loaded.caches.as_slice() else {
+            panic!("one cache: {:?}", loaded);
+        };
+        let new = CacheSettings::default();
+        assert_eq!(cache.name, "bare");
+        assert_eq!(cache.sku, new.sku);
+        assert_eq!(cache.bind, new.bind);
+        assert_eq!(cache.eviction, new.eviction);
+        assert_eq!(cache.persistence, new.persistence);
+        assert!(!cache.running, "a cache nobody said runs stays stopped");
+        assert!(cache.access_keys);
+        assert_eq!(
+            cache.primary_key.len(),
+            44,
+            "a fresh key, never an empty one"
+        );
+        assert_ne!(cache.primary_key, cache.secondary_key);
+        assert_eq!(
+            cache.tags,
+            [Tag {
+                name: "team".into(),
+                value: String::new()
+            }]
+        );
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    }
+
+    #[test]
+    fn a_file_a_newer_version_wrote_is_never_saved_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::in_dir(dir.path());
+        let newer = FORMAT_VERSION + 1;
+        // A format this version cannot read: a field it does not know, caches in a new shape.
+        let text =
+            format!(r#"(version: {newer}, caches: {{"orders": (shards: 3)}}, profiles: ["work"])"#);
+        std::fs::write(&paths.settings, &text).unwrap();
+
+        let loaded = load(&paths);
+        assert!(loaded.caches.is_empty());
+        let [problem] = loaded.problems.as_slice() else {
+            panic!("one problem: {:?}", loaded.problems);
+        };
+        assert!(
+            problem.contains("written by a newer CacheDesk"),
+            "{problem}"
+        );
+        assert!(problem.contains(&format!("format {newer}")), "{problem}");
+
+        let refused = save(&paths, &[sample()]);
+        assert!(
+            matches!(&refused, Err(SaveError::Newer { version, .. }) if *version == newer),
+            "{refused:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&paths.settings).unwrap(), text);
+        assert_eq!(
+            files_in(dir.path()),
+            ["caches.ron"],
+            "kept in place, no temp file"
+        );
+
+        // This version's own files, versioned or not, are saved over as before.
+        for own in [format!("(version: {FORMAT_VERSION})"), "()".to_string()] {
+            std::fs::write(&paths.settings, own).unwrap();
+            save(&paths, &[sample()]).unwrap();
+            assert_eq!(load(&paths).caches, vec![sample()]);
+        }
     }
 
     #[cfg(unix)]

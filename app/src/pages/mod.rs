@@ -1,4 +1,5 @@
-//! The pages of a cache's resource menu, a file each.
+//! The pages of a cache's resource menu, a file each, and what they remember while their
+//! cache is selected (`PageStates`).
 
 pub mod access_keys;
 pub mod activity;
@@ -7,6 +8,19 @@ pub mod console;
 pub mod import_export;
 pub mod overview;
 pub mod scale;
+
+/// What the pages remember about the selected cache: all of it belongs to that cache, so
+/// selecting another starts from `PageStates::default()` (nothing typed, chosen or revealed
+/// for one cache carries over to the next).
+#[derive(Default)]
+pub struct PageStates {
+    pub advanced: advanced::AdvancedPage,
+    pub scale: scale::ScalePage,
+    pub import_export: import_export::ImportExportPage,
+    pub console: console::Console,
+    /// Whether Access keys shows the keys instead of a placeholder.
+    pub keys_revealed: bool,
+}
 
 /// The resource menu's entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ mod tags;
 
 use eframe::egui;
 
-use crate::model::sku::{self, Performance, Tier};
+use crate::model::sku::{Performance, Tier};
 use crate::model::{BackupFrequency, CacheSettings, Eviction, Persistence, Tag};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,21 +96,28 @@ pub struct Draft {
 }
 
 impl Draft {
+    /// A new cache's defaults (`CacheSettings::default`), on a port that is free now.
     fn new() -> Draft {
-        let sku = sku::default_sku();
+        let defaults = CacheSettings::default();
+        let sku = defaults.sku();
+        let (persistence, frequency) = match defaults.persistence {
+            Persistence::Disabled => (PersistenceChoice::Disabled, BackupFrequency::default()),
+            Persistence::Rdb(frequency) => (PersistenceChoice::Rdb, frequency),
+            Persistence::Aof => (PersistenceChoice::Aof, BackupFrequency::default()),
+        };
         Draft {
-            name: String::new(),
+            name: defaults.name,
             tier: sku.performance.tier(),
             performance: sku.performance,
             sku: sku.id(),
-            bind: "127.0.0.1".into(),
+            bind: defaults.bind,
             port: crate::model::validation::free_port().to_string(),
-            access_keys: true,
+            access_keys: defaults.access_keys,
             clustering: Clustering::NonClustered,
-            eviction: Eviction::VolatileLru,
-            persistence: PersistenceChoice::Disabled,
-            frequency: BackupFrequency::Hourly,
-            tags: Vec::new(),
+            eviction: defaults.eviction,
+            persistence,
+            frequency,
+            tags: defaults.tags,
         }
     }
 
@@ -129,8 +136,6 @@ impl Draft {
             bind: self.bind.trim().to_string(),
             port: self.port.trim().parse().unwrap_or(0),
             access_keys: self.access_keys,
-            primary_key: crate::model::new_access_key(),
-            secondary_key: crate::model::new_access_key(),
             eviction: self.eviction,
             persistence: self.persistence(),
             tags: self
@@ -139,10 +144,9 @@ impl Draft {
                 .filter(|t| !t.name.trim().is_empty())
                 .cloned()
                 .collect(),
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
             running: true,
+            // Fresh access keys, created now.
+            ..CacheSettings::default()
         }
     }
 }
