@@ -83,8 +83,9 @@ impl CacheDeskApp {
         } else {
             self.cache_page(ui);
         }
-        // Repaint only for work in flight or a live view on screen.
-        if changed || self.caches.busy() {
+        // Repaint for a change just seen or a live view on screen; work in flight wakes the
+        // window when it finishes, and engine events wake it too (Caches::poll).
+        if changed {
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(100));
         } else if self.wizard.is_none() && self.page == Page::Overview && self.selected_running() {

@@ -4,7 +4,7 @@
 //! window never waits on the engine.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use std::path::PathBuf;
@@ -204,32 +204,28 @@ pub struct Caches {
     pub list: Vec<Cache>,
     pub paths: Paths,
     runtime: Handle,
+    /// The window, once it has drawn: finished work wakes it (no polling while work runs).
+    window: Arc<OnceLock<egui::Context>>,
     /// A problem the user must hear about (the settings file was unreadable, a cache in it
     /// was skipped, a save failed).
     pub notice: Option<String>,
 }
 
+/// Runs `work` on the runtime; its outcome wakes the window (once it has drawn).
 fn spawn<T: Send + 'static>(
     runtime: &Handle,
+    window: &Arc<OnceLock<egui::Context>>,
     work: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Promise<T> {
     let (sender, promise) = Promise::new();
-    runtime.spawn(async move { sender.send(work.await) });
-    promise
-}
-
-/// Stops an instance once no console command holds it any more, saving a dump first if
-/// `save`.
-async fn stop_instance(mut instance: Arc<Instance>, save: bool) {
-    loop {
-        match Arc::try_unwrap(instance) {
-            Ok(owned) => return owned.stop_saving(save).await,
-            Err(shared) => {
-                instance = shared;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+    let window = window.clone();
+    runtime.spawn(async move {
+        sender.send(work.await);
+        if let Some(window) = window.get() {
+            window.request_repaint();
         }
-    }
+    });
+    promise
 }
 
 impl Caches {
@@ -244,6 +240,7 @@ impl Caches {
                 .collect(),
             paths,
             runtime,
+            window: Arc::default(),
             notice: (!loaded.problems.is_empty()).then(|| loaded.problems.join("\n")),
         };
         for i in 0..caches.list.len() {
@@ -299,7 +296,7 @@ impl Caches {
             }
         };
         let config = cache.settings.instance_config(&dir);
-        cache.pending = Some(spawn(&self.runtime, async move {
+        cache.pending = Some(spawn(&self.runtime, &self.window, async move {
             if let Err(e) = std::fs::create_dir_all(&dir) {
                 return Outcome::Started(Err(format!("cannot create {}: {e}", dir.display())));
             }
@@ -370,7 +367,7 @@ impl Caches {
             return;
         };
         cache.status = Status::Updating;
-        cache.pending = Some(spawn(&self.runtime, async move {
+        cache.pending = Some(spawn(&self.runtime, &self.window, async move {
             let result = instance
                 .set_persistence(new.engine_mode())
                 .await
@@ -386,8 +383,8 @@ impl Caches {
         };
         cache.status = Status::Stopping;
         cache.then_start = start_again;
-        cache.pending = Some(spawn(&self.runtime, async move {
-            stop_instance(instance, save).await;
+        cache.pending = Some(spawn(&self.runtime, &self.window, async move {
+            instance.stop_saving(save).await;
             Outcome::Stopped
         }));
     }
@@ -400,7 +397,9 @@ impl Caches {
             .iter_mut()
             .filter_map(|c| {
                 let save = c.saves_on_stop();
-                c.instance.take().map(|i| stop_instance(i, save))
+                c.instance
+                    .take()
+                    .map(|i| async move { i.stop_saving(save).await })
             })
             .collect();
         self.runtime.block_on(async move {
@@ -416,9 +415,9 @@ impl Caches {
         cache.status = Status::Deleting;
         let instance = cache.instance.take();
         let dir = self.paths.cache_dir(&cache.settings.name);
-        cache.pending = Some(spawn(&self.runtime, async move {
+        cache.pending = Some(spawn(&self.runtime, &self.window, async move {
             if let Some(instance) = instance {
-                stop_instance(instance, false).await;
+                instance.stop_saving(false).await;
             }
             let removed = match dir {
                 Err(e) => Err(format!("no folder was removed: {e:#}")),
@@ -453,7 +452,7 @@ impl Caches {
         };
         cache.status = Status::Scaling;
         let policy = cache.settings.eviction.engine_policy();
-        cache.pending = Some(spawn(&self.runtime, async move {
+        cache.pending = Some(spawn(&self.runtime, &self.window, async move {
             let evicted = tokio::task::spawn_blocking(move || {
                 let evicted = instance.set_maxmemory(sku.maxmemory(), EvictionPolicy::AllKeysLru);
                 instance.set_maxmemory(sku.maxmemory(), policy);
@@ -493,7 +492,7 @@ impl Caches {
             return;
         };
         cache.transfer = Some(Transfer::Export(path.clone()));
-        cache.pending = Some(spawn(&self.runtime, async move {
+        cache.pending = Some(spawn(&self.runtime, &self.window, async move {
             Outcome::Exported(instance.export_rdb(path).await)
         }));
     }
@@ -506,7 +505,7 @@ impl Caches {
         };
         cache.status = Status::Importing;
         cache.transfer = Some(Transfer::Import(path.clone()));
-        cache.pending = Some(spawn(&self.runtime, async move {
+        cache.pending = Some(spawn(&self.runtime, &self.window, async move {
             Outcome::Imported(instance.import_rdb(path).await)
         }));
     }
@@ -542,6 +541,7 @@ impl Caches {
     /// `window` is woken whenever a running cache's engine logs an event (a scheduled save,
     /// a rewrite, an error), so an idle window updates without polling.
     pub fn poll(&mut self, window: &egui::Context) -> bool {
+        self.window.get_or_init(|| window.clone());
         let mut changed = false;
         let mut settled = false;
         let mut deleted = Vec::new();
@@ -647,11 +647,6 @@ impl Caches {
             self.save();
         }
         changed || settled
-    }
-
-    /// True while some long work runs (the window keeps polling).
-    pub fn busy(&self) -> bool {
-        self.list.iter().any(|c| c.pending.is_some())
     }
 }
 

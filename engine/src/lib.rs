@@ -38,7 +38,7 @@ pub use persistence::{
     SaveReport,
 };
 pub use protocol::Reply;
-pub use telemetry::{Event, EventData, EventKind, Telemetry};
+pub use telemetry::{Event, EventData, EventKind, PersistenceFiles, Telemetry};
 
 /// The Redis version whose behaviour the engine follows (reported by INFO and HELLO).
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -57,7 +57,8 @@ pub enum EngineError {
 pub struct Instance {
     shared: Arc<server::Shared>,
     addr: SocketAddr,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// The listener's task, until `stop` takes it.
+    task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Instance {
@@ -89,12 +90,12 @@ impl Instance {
             );
         }
         persistence::restore::start(&shared);
-        *shared.telemetry.lock() = Telemetry::capture(&shared);
+        *shared.telemetry.lock() = Arc::new(Telemetry::capture(&shared));
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(Instance {
             shared,
             addr,
-            task: Some(task),
+            task: parking_lot::Mutex::new(Some(task)),
         })
     }
 
@@ -185,7 +186,7 @@ impl Instance {
     }
 
     /// The latest figures (refreshed by the instance a few times a second; cheap to call).
-    pub fn telemetry(&self) -> Telemetry {
+    pub fn telemetry(&self) -> Arc<Telemetry> {
         self.shared.telemetry.lock().clone()
     }
 
@@ -252,7 +253,7 @@ impl Instance {
 
     /// Stops as `stop` does, saving a dump first if `save` (SHUTDOWN SAVE) or not at all
     /// (SHUTDOWN NOSAVE), whatever the save points say.
-    pub async fn stop_saving(self, save: bool) {
+    pub async fn stop_saving(&self, save: bool) {
         self.shared
             .persistence
             .update(|st| st.shutdown_save = Some(save));
@@ -266,11 +267,15 @@ impl Instance {
 
     /// Stops listening, closes every connection and waits until they are gone; then saves
     /// as redis-server does on shutdown (with SHUTDOWN SAVE, or when save points are set).
-    pub async fn stop(mut self) {
+    /// Other handles to the instance (a console command still running) do not hold it up;
+    /// a second call returns at once.
+    pub async fn stop(&self) {
         self.shared.request_shutdown();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        let task = self.task.lock().take();
+        let Some(task) = task else {
+            return;
+        };
+        let _ = task.await;
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || {
             persistence::save::save_on_stop(&shared);

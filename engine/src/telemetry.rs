@@ -35,6 +35,35 @@ pub struct Telemetry {
     pub uptime_secs: u64,
     pub rdb: RdbTelemetry,
     pub aof: AofTelemetry,
+    pub files: PersistenceFiles,
+}
+
+/// The persistence files in the instance's folder, under the names it uses, with sizes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersistenceFiles {
+    /// The dump (dbfilename) and its size, if there is one.
+    pub dump: Option<(String, u64)>,
+    /// The AOF folder (appenddirname) and the total size of its files, if there is one.
+    pub aof_dir: Option<(String, u64)>,
+}
+
+impl PersistenceFiles {
+    /// Looks at the files in `dir` named as the instance's settings name them.
+    pub fn in_dir(dir: &std::path::Path, dbfilename: &str, appenddirname: &str) -> Self {
+        let dump = std::fs::metadata(dir.join(dbfilename))
+            .ok()
+            .map(|meta| (dbfilename.to_string(), meta.len()));
+        let aof_dir = std::fs::read_dir(dir.join(appenddirname))
+            .ok()
+            .map(|entries| {
+                let total = entries
+                    .filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum();
+                (appenddirname.to_string(), total)
+            });
+        PersistenceFiles { dump, aof_dir }
+    }
 }
 
 /// AOF figures, for the live views (AOF size, fsync health, rewrite progress).
@@ -58,6 +87,8 @@ pub struct RdbTelemetry {
     pub save_progress: Option<(u64, u64)>,
     pub save_started_at: Option<SystemTime>,
     pub last_save: Option<SaveReport>,
+    /// The recent saves, oldest first (for the timeline chart).
+    pub history: Vec<SaveReport>,
     /// When the schedule will start the next save, if the clock alone decides it.
     pub next_save_at: Option<SystemTime>,
     pub last_save_ok: bool,
@@ -67,7 +98,8 @@ pub struct RdbTelemetry {
 }
 
 impl Telemetry {
-    /// Reads the figures from an instance (takes the keyspace lock for O(databases) work).
+    /// Reads the figures from an instance (takes the keyspace lock for O(databases) work, and
+    /// looks at its persistence files: the cron does this, off every UI's thread).
     pub fn capture(shared: &Shared) -> Telemetry {
         let mut t = Telemetry {
             connected_clients: shared.connected_clients(),
@@ -108,12 +140,15 @@ impl Telemetry {
         t.aof.rewrites_failed_in_a_row = st.aof.failures_in_a_row;
         t.rdb.save_started_at = st.running.as_ref().map(|r| r.started_at);
         t.rdb.last_save = st.history.back().cloned();
+        t.rdb.history = st.history.iter().cloned().collect();
         t.rdb.last_save_ok = st.last_save_ok;
         t.rdb.loading = st
             .loading
             .as_ref()
             .map(|l| (l.loaded_bytes, l.total_bytes, l.eta_secs()));
-        if let PersistenceMode::Rdb(schedule) = shared.config().persistence {
+        let cfg = shared.config();
+        t.files = PersistenceFiles::in_dir(&cfg.dir, &cfg.dbfilename, &cfg.appenddirname);
+        if let PersistenceMode::Rdb(schedule) = cfg.persistence {
             let now = Instant::now();
             t.rdb.next_save_at = schedule
                 .next_due(&st, t.changes_since_save)

@@ -4,11 +4,13 @@
 //! of what persistence does: snapshot timing, AOF size and fsync health, rewrite progress and
 //! every restore.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use eframe::egui;
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{HLine, Line, Plot, PlotPoints, Points};
+
+use cachedesk_engine::PersistenceFiles;
 
 use crate::caches::Cache;
 use crate::model::{BackupFrequency, Persistence};
@@ -22,15 +24,36 @@ pub enum Action {
     RewriteNow,
 }
 
-/// The panel's state: the choice being edited (None: the one in force).
+/// The panel's state: the choice being edited (None: the one in force), and what a stopped
+/// cache's folder held when last looked at (at most once a second, not every frame).
 #[derive(Default)]
 pub struct AdvancedPage {
     draft: Option<Persistence>,
+    stopped_files: Option<(Instant, String)>,
 }
 
 impl AdvancedPage {
+    /// A stopped cache's persistence files, looked at again once a second at most.
+    fn stopped_files(&mut self, cache: &Cache, dir: &std::path::Path) -> String {
+        match &self.stopped_files {
+            Some((seen, text)) if seen.elapsed() < Duration::from_secs(1) => text.clone(),
+            _ => {
+                let cfg = cache.settings.instance_config(dir);
+                let files = PersistenceFiles::in_dir(dir, &cfg.dbfilename, &cfg.appenddirname);
+                let text = files_text(&files);
+                self.stopped_files = Some((Instant::now(), text.clone()));
+                text
+            }
+        }
+    }
+
     pub fn show(&mut self, ui: &mut egui::Ui, cache: &Cache, dir: &std::path::Path) -> Action {
         let settings = &cache.settings;
+        let telemetry = cache.instance.as_ref().map(|i| i.telemetry());
+        let files = match &telemetry {
+            Some(telemetry) => files_text(&telemetry.files),
+            None => self.stopped_files(cache, dir),
+        };
         egui::Grid::new("advanced")
             .num_columns(2)
             .spacing([24.0, 6.0])
@@ -49,23 +72,22 @@ impl AdvancedPage {
                 ui.label(settings.eviction.label());
                 ui.end_row();
                 ui.strong("Persistence files");
-                ui.label(files(dir));
+                ui.label(files);
                 ui.end_row();
             });
         ui.add_space(8.0);
         ui.heading("Data persistence");
         let mut action = self.choice(ui, cache);
         ui.add_space(8.0);
-        if let Some(instance) = &cache.instance {
-            let telemetry = instance.telemetry();
+        if let Some(telemetry) = &telemetry {
             match settings.persistence {
                 Persistence::Rdb(frequency) => {
-                    if snapshot_timing(ui, cache, &telemetry, frequency) {
+                    if snapshot_timing(ui, cache, telemetry, frequency) {
                         action = Action::BackUpNow;
                     }
                 }
                 Persistence::Aof => {
-                    if aof_views(ui, cache, &telemetry) {
+                    if aof_views(ui, cache, telemetry) {
                         action = Action::RewriteNow;
                     }
                 }
@@ -238,29 +260,27 @@ fn snapshot_timing(
             egui::Button::new("Back up now"),
         )
         .clicked();
-    if let Some(instance) = &cache.instance {
-        let history = instance.persistence_status().history;
-        let points: PlotPoints = history
-            .iter()
-            .map(|s| {
-                let ago = SystemTime::now()
-                    .duration_since(s.started_at)
-                    .map_or(0.0, |d| d.as_secs_f64());
-                [-ago / 60.0, s.duration.as_secs_f64()]
-            })
-            .collect();
-        ui.label("Recent backups: duration (s) against minutes ago");
-        Plot::new("backups")
-            .height(120.0)
-            .allow_drag(false)
-            .allow_zoom(false)
-            .allow_scroll(false)
-            .include_x(0.0)
-            .include_y(0.0)
-            .show(ui, |plot| {
-                plot.points(Points::new("backups", points).radius(4.0))
-            });
-    }
+    let points: PlotPoints = rdb
+        .history
+        .iter()
+        .map(|s| {
+            let ago = SystemTime::now()
+                .duration_since(s.started_at)
+                .map_or(0.0, |d| d.as_secs_f64());
+            [-ago / 60.0, s.duration.as_secs_f64()]
+        })
+        .collect();
+    ui.label("Recent backups: duration (s) against minutes ago");
+    Plot::new("backups")
+        .height(120.0)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .include_x(0.0)
+        .include_y(0.0)
+        .show(ui, |plot| {
+            plot.points(Points::new("backups", points).radius(4.0))
+        });
     backup
 }
 
@@ -404,19 +424,21 @@ fn restore_table(ui: &mut egui::Ui, cache: &Cache) {
         });
 }
 
-/// The persistence files in the cache's folder, with their sizes.
-fn files(dir: &std::path::Path) -> String {
-    let mut found = Vec::new();
-    if let Ok(meta) = std::fs::metadata(dir.join("dump.rdb")) {
-        found.push(format!("dump.rdb ({})", bytes(meta.len())));
-    }
-    if let Ok(entries) = std::fs::read_dir(dir.join("appendonlydir")) {
-        let total: u64 = entries
-            .filter_map(|e| e.ok()?.metadata().ok())
-            .map(|m| m.len())
-            .sum();
-        found.push(format!("appendonlydir/ ({})", bytes(total)));
-    }
+/// The persistence files as the panel lists them.
+fn files_text(files: &PersistenceFiles) -> String {
+    let found: Vec<String> = [
+        files
+            .dump
+            .as_ref()
+            .map(|(name, size)| format!("{name} ({})", bytes(*size))),
+        files
+            .aof_dir
+            .as_ref()
+            .map(|(name, size)| format!("{name}/ ({})", bytes(*size))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if found.is_empty() {
         "none".into()
     } else {

@@ -109,7 +109,8 @@ pub struct Shared {
     active_expire: AtomicBool,
     shutdown: watch::Sender<bool>,
     pub events: EventLog,
-    pub telemetry: Mutex<Telemetry>,
+    /// The latest figures, swapped whole by the cron: a reader clones only the `Arc`.
+    pub telemetry: Mutex<Arc<Telemetry>>,
     pub persistence: PersistenceState,
     /// This instance's own handle, for work that outlives a command (background saves).
     me: std::sync::Weak<Shared>,
@@ -145,7 +146,7 @@ impl Shared {
             active_expire: AtomicBool::new(true),
             shutdown: watch::channel(false).0,
             events: EventLog::default(),
-            telemetry: Mutex::new(Telemetry::default()),
+            telemetry: Mutex::new(Arc::default()),
             persistence: PersistenceState::new(crate::util::now_ms() / 1000),
         })
     }
@@ -448,7 +449,7 @@ async fn cron(shared: Arc<Shared>) {
         close_idle_clients(&shared);
         crate::persistence::schedule::tick(&shared);
         crate::persistence::aof::tick(&shared);
-        let snapshot = Telemetry::capture(&shared);
+        let snapshot = Arc::new(Telemetry::capture(&shared));
         *shared.telemetry.lock() = snapshot;
     }
 }
