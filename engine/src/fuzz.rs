@@ -5,9 +5,9 @@ use bytes::BytesMut;
 
 use crate::commands::{self, Ctx};
 use crate::config::InstanceConfig;
+use crate::instance::client::{ClientInfo, ClientState};
+use crate::instance::Shared;
 use crate::protocol::{Request, RequestParser};
-use crate::server::client::{ClientInfo, ClientState};
-use crate::server::Shared;
 
 /// Feeds `data` to the request parser in pieces (sizes taken from the data itself), as a
 /// connection's reads would arrive, until it errors or runs dry.

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod instance;
 pub mod keyspace;
 pub mod long_double;
 pub mod persistence;
@@ -55,7 +56,7 @@ pub enum EngineError {
 /// One running cache.
 #[derive(Debug)]
 pub struct Instance {
-    shared: Arc<server::Shared>,
+    shared: Arc<instance::Shared>,
     addr: SocketAddr,
     /// The listener's task, until `stop` takes it.
     task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -69,7 +70,7 @@ impl Instance {
     pub async fn start(config: InstanceConfig) -> Result<Instance, EngineError> {
         let bind_text = format!("{}:{}", config.bind, config.port);
         let dirs = [config.dir.clone(), config.dir.join(&config.appenddirname)];
-        let shared = server::Shared::new(config);
+        let shared = instance::Shared::new(config);
         let listener = server::bind(&shared)
             .await
             .map_err(|source| EngineError::Bind {
@@ -236,12 +237,12 @@ impl Instance {
         if args.is_empty() {
             return Reply::error("ERR empty command");
         }
-        let info = Arc::new(server::client::ClientInfo::new(0, self.addr, self.addr));
-        let mut client = server::client::ClientState::new(info, true);
+        let info = Arc::new(instance::client::ClientInfo::new(0, self.addr, self.addr));
+        let mut client = instance::client::ClientState::new(info, true);
         client.auth_generation = self.shared.auth_generation();
         client.db = db.min(keyspace::DB_COUNT - 1);
         client.in_exec = true;
-        let mut batch = server::batch::Batch::begin(&self.shared);
+        let mut batch = instance::batch::Batch::begin(&self.shared);
         let mut ctx = commands::Ctx::new(&mut batch, &mut client, &self.shared);
         let reply = commands::execute(&mut ctx, &args);
         self.shared.stats.commands_processed(1);

@@ -10,10 +10,10 @@ use std::time::{Instant, SystemTime};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::instance::Shared;
 use crate::keyspace::DB_COUNT;
 use crate::persistence::aof::{self, AofFigures};
 use crate::persistence::{PersistenceMode, RestoreReport, RewriteReport, SaveReport};
-use crate::server::Shared;
 
 /// A point-in-time view of an instance's figures.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -21,10 +21,10 @@ pub mod zsets;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::instance::client::ClientState;
+use crate::instance::Shared;
 use crate::keyspace::{Blob, Keyspace, Kind, Value, ValueMut, WrongType};
 use crate::protocol::Reply;
-use crate::server::client::ClientState;
-use crate::server::Shared;
 pub use table::{CommandSpec, Flags};
 
 /// A command's failure, rendered as Redis 7.0's error text.

@@ -218,7 +218,7 @@ pub struct Keyspace {
     pub now: u64,
     /// `now` may serve the next command too: the previous one in the same batch was fast (a
     /// few microseconds), so reading the clock again would only cost time. Set as a command
-    /// ends (commands::run), cleared as a batch begins (server::batch), used by `read_clock`.
+    /// ends (commands::run), cleared as a batch begins (instance::batch), used by `read_clock`.
     pub clock_reusable: bool,
     /// Set when a list received elements, so blocked clients are woken after the batch.
     pub lists_pushed: bool,

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use super::aof;
 use super::save::{self, SaveReason};
 use super::PersistenceMode;
-use crate::server::Shared;
+use crate::instance::Shared;
 use crate::telemetry::EventKind;
 
 #[derive(Debug, thiserror::Error)]

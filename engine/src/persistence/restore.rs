@@ -14,9 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 use super::aof::{self, appender::Appender, manifest::Manifest};
 use super::rdb::{self, RdbError};
 use super::{LoadingProgress, PersistenceMode};
+use crate::instance::Shared;
 use crate::keyspace::eviction::access_from_saved;
 use crate::keyspace::{Db, EvictionPolicy, DB_COUNT};
-use crate::server::Shared;
 use crate::telemetry::{EventData, EventKind};
 
 /// What a restore did (one row of the app's restore table).

@@ -14,8 +14,8 @@ use super::rdb::{RdbWriter, CRC64};
 use super::snapshot::Step;
 use super::temp::{TempFile, TempKind};
 use super::{PersistenceMode, RunningSave};
+use crate::instance::Shared;
 use crate::keyspace::Keyspace;
-use crate::server::Shared;
 use crate::telemetry::{EventData, EventKind};
 
 /// Removes the temp files an interrupted save left in a directory (see temp.rs for which).

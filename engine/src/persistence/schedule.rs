@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::save::{start_background, SaveReason};
 use super::{PersistenceMode, PersistenceStatus};
-use crate::server::Shared;
+use crate::instance::Shared;
 
 /// Delay before retrying a failed save.
 pub const RETRY_DELAY: Duration = Duration::from_secs(5);

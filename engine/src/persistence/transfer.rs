@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::rdb::RdbError;
 use super::restore::{self, RestoreReport};
 use super::{aof, LoadingProgress};
-use crate::server::Shared;
+use crate::instance::Shared;
 use crate::telemetry::{EventData, EventKind};
 
 #[derive(Debug, thiserror::Error)]

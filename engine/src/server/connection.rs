@@ -2,7 +2,6 @@
 //! of the keyspace lock, answer with one write. Blocking commands release the lock and wait
 //! for a list push, the timeout, a kill or a disconnect.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,11 +9,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::batch::Batch;
-use super::client::{ClientInfo, ClientState};
-use super::Shared;
 use crate::commands::{self, transactions, Ctx};
 use crate::config::{ClientClass, ClientLimits};
+use crate::instance::batch::Batch;
+use crate::instance::client::{ClientInfo, ClientState};
+use crate::instance::Shared;
 use crate::persistence::aof::Flushed;
 use crate::protocol::{Output, Reply, Request, RequestParser};
 use crate::telemetry::EventKind;
@@ -457,7 +456,7 @@ struct BlockedCount<'a>(&'a Shared, &'a ClientInfo);
 
 impl<'a> BlockedCount<'a> {
     fn register(shared: &'a Shared, info: &'a ClientInfo) -> Self {
-        shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        shared.stats.note_blocked(true);
         info.set_blocked(true);
         BlockedCount(shared, info)
     }
@@ -466,6 +465,6 @@ impl<'a> BlockedCount<'a> {
 impl Drop for BlockedCount<'_> {
     fn drop(&mut self) {
         self.1.set_blocked(false);
-        self.0.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        self.0.stats.note_blocked(false);
     }
 }

@@ -13,10 +13,10 @@ use std::path::Path;
 
 use super::manifest::{Manifest, ManifestError};
 use crate::commands::{self, Ctx, Flags};
+use crate::instance::client::{ClientInfo, ClientState};
+use crate::instance::Shared;
 use crate::keyspace::{Db, Keyspace};
 use crate::persistence::rdb::RdbError;
-use crate::server::client::{ClientInfo, ClientState};
-use crate::server::Shared;
 
 /// Most arguments a logged command may have (Redis's multibulk limit).
 const MAX_ARGS: u64 = 1024 * 1024;

@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
+use crate::instance::batch::Batch;
+use crate::instance::Shared;
 use crate::keyspace::Keyspace;
-use crate::server::batch::Batch;
-use crate::server::Shared;
 use crate::telemetry::EventKind;
 use appender::Appender;
 pub use feed::AofFeed;
@@ -70,7 +70,7 @@ pub fn aof_dir(shared: &Shared) -> PathBuf {
     cfg.dir.join(cfg.appenddirname)
 }
 
-/// What the end of a batch (`server::batch::Batch::end`) says of its writes.
+/// What the end of a batch (`instance::batch::Batch::end`) says of its writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flushed {
     /// Where appendfsync promises them before a reply (or nothing was fed, or AOF is off):

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::appender::base_name;
 use super::manifest::{AofFile, FileKind, Manifest, ManifestError};
+use crate::instance::Shared;
 use crate::keyspace::Keyspace;
-use crate::server::Shared;
 use crate::telemetry::{EventData, EventKind};
 
 /// What started a rewrite.

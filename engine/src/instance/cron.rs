@@ -1,0 +1,64 @@
+//! The instance's background work, `hz` times a second: active expiry, idle clients, ops/s
+//! sampling, the save schedule, the AOF's fsync and rewrites, and the telemetry snapshot.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use crate::telemetry::Telemetry;
+
+/// Closes the clients idle for longer than `timeout` seconds (0: never), as Redis's
+/// clientsCronHandleTimeout; a blocked client waits on its own timeout instead.
+fn close_idle_clients(shared: &Shared) {
+    let timeout = shared.client_limits().timeout_secs;
+    if timeout == 0 {
+        return;
+    }
+    let timeout = Duration::from_secs(timeout);
+    for client in shared.clients.lock().values() {
+        if client.idle_past(timeout) {
+            client.kill();
+        }
+    }
+}
+
+/// Background work, `hz` times a second: active expiry in short slices (the keyspace lock is
+/// held ~1 ms at a time), incremental rehashing, ops/s sampling and the telemetry snapshot.
+pub async fn run(shared: Arc<Shared>) {
+    let mut last_commands = shared.stats.total_commands();
+    let mut last_tick = Instant::now();
+    let mut samples = [0u64; 16];
+    let mut sample_idx = 0;
+    loop {
+        let hz = shared.config().hz.max(1);
+        tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
+        if shared.active_expire.load(Ordering::Relaxed) {
+            for _ in 0..25 {
+                let stale = shared
+                    .keyspace
+                    .lock()
+                    .expire_cycle(Duration::from_millis(1));
+                if !stale {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        let commands = shared.stats.total_commands();
+        let elapsed = last_tick.elapsed().as_secs_f64().max(1e-3);
+        samples[sample_idx % samples.len()] =
+            ((commands.saturating_sub(last_commands)) as f64 / elapsed) as u64;
+        sample_idx += 1;
+        last_commands = commands;
+        last_tick = Instant::now();
+        let filled = sample_idx.min(samples.len());
+        let ops = samples[..filled].iter().sum::<u64>() / filled as u64;
+        shared.stats.ops_per_sec.store(ops, Ordering::Relaxed);
+        close_idle_clients(&shared);
+        crate::persistence::schedule::tick(&shared);
+        crate::persistence::aof::tick(&shared);
+        let snapshot = Arc::new(Telemetry::capture(&shared));
+        *shared.telemetry.lock() = snapshot;
+    }
+}

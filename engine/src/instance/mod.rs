@@ -1,0 +1,282 @@
+//! An instance's state, shared by everything that serves it: the keyspace, the settings, the
+//! clients, the counters, the event log, persistence's state and the telemetry snapshot. The
+//! listener and its connections (server/), the persistence jobs, the console and the cron are
+//! its consumers; it depends on none of them.
+
+pub mod batch;
+pub mod client;
+pub mod cron;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{watch, Notify};
+
+use crate::config::InstanceConfig;
+use crate::keyspace::Keyspace;
+use crate::persistence::schedule::frequency_of;
+use crate::persistence::PersistenceState;
+use crate::telemetry::{EventLog, Telemetry};
+use client::ClientInfo;
+
+/// Counters for INFO stats, updated without locks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    connections_received: AtomicU64,
+    commands_processed: AtomicU64,
+    rejected_connections: AtomicU64,
+    net_input: AtomicU64,
+    net_output: AtomicU64,
+    blocked_clients: AtomicUsize,
+    ops_per_sec: AtomicU64,
+    peak_memory: AtomicU64,
+}
+
+impl Stats {
+    /// Counts commands run (once per batch, to keep the shared counter off the hot path).
+    pub fn commands_processed(&self, n: u64) {
+        self.commands_processed.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn total_commands(&self) -> u64 {
+        self.commands_processed.load(Ordering::Relaxed)
+    }
+    pub fn connections_received(&self) -> u64 {
+        self.connections_received.load(Ordering::Relaxed)
+    }
+    pub fn rejected_connections(&self) -> u64 {
+        self.rejected_connections.load(Ordering::Relaxed)
+    }
+    pub fn reject_connection(&self) {
+        self.rejected_connections.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A client starts (`true`) or stops (`false`) waiting in a blocking command.
+    pub fn note_blocked(&self, blocked: bool) {
+        if blocked {
+            self.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    pub fn add_input(&self, n: usize) {
+        self.net_input.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn add_output(&self, n: usize) {
+        self.net_output.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn net_input(&self) -> u64 {
+        self.net_input.load(Ordering::Relaxed)
+    }
+    pub fn net_output(&self) -> u64 {
+        self.net_output.load(Ordering::Relaxed)
+    }
+    pub fn blocked_clients(&self) -> usize {
+        self.blocked_clients.load(Ordering::Relaxed)
+    }
+    pub fn ops_per_sec(&self) -> u64 {
+        self.ops_per_sec.load(Ordering::Relaxed)
+    }
+    /// Records a used-memory reading; returns the peak so far.
+    pub fn note_memory(&self, used: u64) -> u64 {
+        self.peak_memory
+            .fetch_max(used, Ordering::Relaxed)
+            .max(used)
+    }
+    pub fn reset(&self) {
+        for counter in [
+            &self.connections_received,
+            &self.commands_processed,
+            &self.rejected_connections,
+            &self.net_input,
+            &self.net_output,
+            &self.peak_memory,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What every connection and background task of one instance shares.
+pub struct Shared {
+    pub keyspace: Mutex<Keyspace>,
+    config: RwLock<InstanceConfig>,
+    pub stats: Stats,
+    clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    next_client_id: AtomicU64,
+    /// Counts changes of the access keys, so each connection re-checks its AUTH once after one.
+    auth_generation: AtomicU64,
+    /// Woken after a batch that pushed onto a list, for blocked clients to retry.
+    pub list_pushed: Notify,
+    /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
+    traffic: Notify,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub run_id: String,
+    local_addr: OnceLock<SocketAddr>,
+    active_expire: AtomicBool,
+    shutdown: watch::Sender<bool>,
+    pub events: EventLog,
+    /// The latest figures, swapped whole by the cron: a reader clones only the `Arc`.
+    pub telemetry: Mutex<Arc<Telemetry>>,
+    pub persistence: PersistenceState,
+    /// This instance's own handle, for work that outlives a command (background saves).
+    me: std::sync::Weak<Shared>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn new(config: InstanceConfig) -> Arc<Self> {
+        let keyspace = Keyspace::new(config.keyspace_config());
+        Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
+            keyspace: Mutex::new(keyspace),
+            config: RwLock::new(config),
+            stats: Stats::default(),
+            clients: Mutex::new(HashMap::new()),
+            next_client_id: AtomicU64::new(1),
+            auth_generation: AtomicU64::new(0),
+            list_pushed: Notify::new(),
+            traffic: Notify::new(),
+            started: Instant::now(),
+            started_unix_ms: crate::util::now_ms(),
+            run_id: (0..40)
+                .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+                .collect(),
+            local_addr: OnceLock::new(),
+            active_expire: AtomicBool::new(true),
+            shutdown: watch::channel(false).0,
+            events: EventLog::default(),
+            telemetry: Mutex::new(Arc::default()),
+            persistence: PersistenceState::new(crate::util::now_ms() / 1000),
+        })
+    }
+
+    /// A strong handle to this instance (None only while it is being dropped).
+    pub fn handle(&self) -> Option<Arc<Shared>> {
+        self.me.upgrade()
+    }
+
+    /// A copy of the current settings.
+    pub fn config(&self) -> InstanceConfig {
+        self.config.read().clone()
+    }
+
+    /// Replaces the settings. If the access keys changed, every session that authenticated
+    /// with a key no longer valid is ended, and clients that needed no AUTH before need it now.
+    pub fn set_config(&self, config: InstanceConfig) {
+        let keys = config.access_keys();
+        let frequency = frequency_of(&config.persistence);
+        let old = std::mem::replace(&mut *self.config.write(), config);
+        if frequency.is_some() && frequency != frequency_of(&old.persistence) {
+            // RDB turned on or a new frequency: the countdown starts now.
+            self.persistence
+                .update(|st| st.frequency_set = Instant::now());
+        }
+        if old.access_keys() != keys {
+            self.auth_generation.fetch_add(1, Ordering::Release);
+            for client in self.clients.lock().values() {
+                if client.key_revoked(&keys) {
+                    client.kill();
+                }
+            }
+        }
+    }
+
+    /// The access-key generation (see `ClientState::refresh_auth`).
+    pub fn auth_generation(&self) -> u64 {
+        self.auth_generation.load(Ordering::Acquire)
+    }
+
+    /// The client limits alone (read on every batch: no copy of the whole settings).
+    pub fn client_limits(&self) -> crate::config::ClientLimits {
+        self.config.read().limits.clone()
+    }
+
+    pub fn access_keys(&self) -> Vec<String> {
+        self.config.read().access_keys()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+            .get()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn connected_clients(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn clients_snapshot(&self) -> Vec<Arc<ClientInfo>> {
+        let mut clients: Vec<_> = self.clients.lock().values().cloned().collect();
+        clients.sort_by_key(|c| c.id);
+        clients
+    }
+
+    /// Wakes blocked clients if the commands just run (under `ks`'s lock) pushed onto a list.
+    pub fn wake_blocked_clients(&self, ks: &mut Keyspace) {
+        if std::mem::take(&mut ks.lists_pushed) {
+            self.list_pushed.notify_waiters();
+        }
+    }
+
+    /// Notes that commands ran, so the worker keeps polling for the next ones a little while.
+    pub fn note_traffic(&self) {
+        self.traffic.notify_one();
+    }
+
+    /// Resolves at the next `note_traffic`.
+    pub async fn traffic(&self) {
+        self.traffic.notified().await;
+    }
+
+    pub fn set_active_expire(&self, on: bool) {
+        self.active_expire.store(on, Ordering::Relaxed);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn register_client(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let info = Arc::new(ClientInfo::new(id, addr, laddr));
+        self.clients.lock().insert(id, info.clone());
+        self.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        info
+    }
+
+    pub fn unregister_client(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// Forgets every client (the listener has closed them all).
+    pub fn forget_clients(&self) {
+        self.clients.lock().clear();
+    }
+
+    /// Records the address the listener is bound to.
+    pub fn set_local_addr(&self, addr: SocketAddr) {
+        let _ = self.local_addr.set(addr);
+    }
+}
