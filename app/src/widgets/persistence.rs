@@ -31,3 +31,43 @@ pub fn choice(ui: &mut egui::Ui, value: &mut Persistence, rdb_note: Option<&str>
         ui.small("Every write is logged before its reply; the log is flushed to disk once a second, so a power loss can lose about the last second.");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use egui_kittest::kittest::Queryable;
+    use egui_kittest::Harness;
+
+    use super::*;
+
+    const NOTE: &str = "the note under RDB";
+
+    fn click(h: &mut Harness<'_, Persistence>, label: &str) {
+        h.get_by_label(label).click();
+        h.run_steps(2);
+    }
+
+    #[test]
+    fn picking_an_option_edits_the_one_model() {
+        let mut h = Harness::new_ui_state(
+            |ui, value: &mut Persistence| choice(ui, value, Some(NOTE)),
+            Persistence::Disabled,
+        );
+        h.run();
+        assert!(h.query_by_label_contains("Backup Frequency").is_none());
+        click(&mut h, "RDB (snapshots)");
+        assert_eq!(*h.state(), Persistence::Rdb(BackupFrequency::Hourly));
+        h.get_by_label(NOTE);
+        click(&mut h, "Backup Frequency");
+        click(&mut h, "6 hours");
+        assert_eq!(*h.state(), Persistence::Rdb(BackupFrequency::SixHours));
+        // Picking RDB again keeps the frequency chosen.
+        click(&mut h, "RDB (snapshots)");
+        assert_eq!(*h.state(), Persistence::Rdb(BackupFrequency::SixHours));
+        click(&mut h, "AOF (write every second)");
+        assert_eq!(*h.state(), Persistence::Aof);
+        assert!(h.query_by_label_contains("Backup Frequency").is_none());
+        h.get_by_label_contains("lose about the last second");
+        click(&mut h, "Disabled");
+        assert_eq!(*h.state(), Persistence::Disabled);
+    }
+}
