@@ -14,7 +14,7 @@ use cachedesk_engine::PersistenceFiles;
 
 use crate::caches::Cache;
 use crate::model::{BackupFrequency, Persistence};
-use crate::widgets::{bytes, clock, duration};
+use crate::widgets::{bytes, clock, duration, persistence};
 
 /// What the user asked for on this page.
 pub enum Action {
@@ -113,33 +113,8 @@ impl AdvancedPage {
     fn choice(&mut self, ui: &mut egui::Ui, cache: &Cache) -> Action {
         let current = cache.settings.persistence;
         let mut draft = self.draft.unwrap_or(current);
-        let frequency = match draft {
-            Persistence::Rdb(f) => f,
-            _ => BackupFrequency::Hourly,
-        };
         let busy = cache.busy();
-        ui.add_enabled_ui(!busy, |ui| {
-            ui.radio_value(&mut draft, Persistence::Disabled, "Disabled");
-            if ui
-                .radio(matches!(draft, Persistence::Rdb(_)), "RDB (snapshots)")
-                .clicked()
-            {
-                draft = Persistence::Rdb(frequency);
-            }
-            if let Persistence::Rdb(f) = &mut draft {
-                egui::ComboBox::from_label("Backup Frequency")
-                    .selected_text(f.label())
-                    .show_ui(ui, |ui| {
-                        for option in BackupFrequency::ALL {
-                            ui.selectable_value(f, option, option.label());
-                        }
-                    });
-            }
-            ui.radio_value(&mut draft, Persistence::Aof, "AOF (write every second)");
-            if draft == Persistence::Aof {
-                ui.small("Every write is logged before its reply; the log is flushed to disk once a second, so a power loss can lose about the last second.");
-            }
-        });
+        ui.add_enabled_ui(!busy, |ui| persistence::choice(ui, &mut draft, None));
         self.draft = (draft != current).then_some(draft);
         let Some(new) = self.draft else {
             return Action::None;

@@ -3,8 +3,9 @@
 
 use eframe::egui;
 
-use super::{Clustering, Draft, Findings, PersistenceChoice};
-use crate::model::{BackupFrequency, Eviction};
+use super::{Clustering, Draft, Findings};
+use crate::model::Eviction;
+use crate::widgets::persistence;
 
 pub fn show(ui: &mut egui::Ui, draft: &mut Draft) {
     ui.checkbox(&mut draft.access_keys, "Access keys authentication");
@@ -29,34 +30,11 @@ pub fn show(ui: &mut egui::Ui, draft: &mut Draft) {
         });
     ui.add_space(6.0);
     ui.label("Data persistence");
-    ui.radio_value(
+    persistence::choice(
+        ui,
         &mut draft.persistence,
-        PersistenceChoice::Disabled,
-        "Disabled",
+        Some("The interval starts after the previous backup completes."),
     );
-    ui.radio_value(
-        &mut draft.persistence,
-        PersistenceChoice::Rdb,
-        "RDB (snapshots)",
-    );
-    if draft.persistence == PersistenceChoice::Rdb {
-        egui::ComboBox::from_label("Backup Frequency")
-            .selected_text(draft.frequency.label())
-            .show_ui(ui, |ui| {
-                for f in BackupFrequency::ALL {
-                    ui.selectable_value(&mut draft.frequency, f, f.label());
-                }
-            });
-        ui.small("The interval starts after the previous backup completes.");
-    }
-    ui.radio_value(
-        &mut draft.persistence,
-        PersistenceChoice::Aof,
-        "AOF (write every second)",
-    );
-    if draft.persistence == PersistenceChoice::Aof {
-        ui.small("Every write is logged; the log is flushed to disk once a second, so a power loss can lose about the last second.");
-    }
     ui.small("RDB and AOF can't both be on. Persistence brings data back after a failure; it is not a backup.");
 }
 

@@ -11,7 +11,7 @@ mod tags;
 use eframe::egui;
 
 use crate::model::sku::{Performance, Tier};
-use crate::model::{BackupFrequency, CacheSettings, Eviction, Persistence, Tag};
+use crate::model::{CacheSettings, Eviction, Persistence, Tag};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -44,14 +44,6 @@ impl Tab {
     fn index(self) -> usize {
         Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
     }
-}
-
-/// The portal's Data persistence radio options (the frequency is chosen apart).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PersistenceChoice {
-    Disabled,
-    Rdb,
-    Aof,
 }
 
 /// The portal's clustering policies; only Non-clustered runs on one machine.
@@ -90,8 +82,7 @@ pub struct Draft {
     pub access_keys: bool,
     pub clustering: Clustering,
     pub eviction: Eviction,
-    pub persistence: PersistenceChoice,
-    pub frequency: BackupFrequency,
+    pub persistence: Persistence,
     pub tags: Vec<Tag>,
 }
 
@@ -100,11 +91,6 @@ impl Draft {
     fn new() -> Draft {
         let defaults = CacheSettings::default();
         let sku = defaults.sku();
-        let (persistence, frequency) = match defaults.persistence {
-            Persistence::Disabled => (PersistenceChoice::Disabled, BackupFrequency::default()),
-            Persistence::Rdb(frequency) => (PersistenceChoice::Rdb, frequency),
-            Persistence::Aof => (PersistenceChoice::Aof, BackupFrequency::default()),
-        };
         Draft {
             name: defaults.name,
             tier: sku.performance.tier(),
@@ -115,17 +101,8 @@ impl Draft {
             access_keys: defaults.access_keys,
             clustering: Clustering::NonClustered,
             eviction: defaults.eviction,
-            persistence,
-            frequency,
+            persistence: defaults.persistence,
             tags: defaults.tags,
-        }
-    }
-
-    pub fn persistence(&self) -> Persistence {
-        match self.persistence {
-            PersistenceChoice::Disabled => Persistence::Disabled,
-            PersistenceChoice::Rdb => Persistence::Rdb(self.frequency),
-            PersistenceChoice::Aof => Persistence::Aof,
         }
     }
 
@@ -137,7 +114,7 @@ impl Draft {
             port: self.port.trim().parse().unwrap_or(0),
             access_keys: self.access_keys,
             eviction: self.eviction,
-            persistence: self.persistence(),
+            persistence: self.persistence,
             tags: self
                 .tags
                 .iter()

@@ -27,7 +27,7 @@ pub fn show(ui: &mut egui::Ui, draft: &Draft, all: &[Findings]) {
         ),
         ("Clustering policy", draft.clustering.label().into()),
         ("Eviction policy", draft.eviction.label().into()),
-        ("Data persistence", draft.persistence().describe()),
+        ("Data persistence", draft.persistence.describe()),
         (
             "Tags",
             draft

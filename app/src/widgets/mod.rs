@@ -1,4 +1,7 @@
-//! Small pieces the pages share: byte sizes, durations and the status badge.
+//! Small pieces the pages share: byte sizes, durations and the status badge; the Data
+//! persistence choice the wizard and the Advanced page both show is in `persistence`.
+
+pub mod persistence;
 
 use eframe::egui;
 

@@ -1,7 +1,11 @@
 //! The caches the app runs: each one's settings, status, engine instance, activity log and
 //! live samples. Long work (create, start with its restore, stop, reboot, scale, delete) runs
 //! on tokio and comes back through a poll-promise that `poll` checks every frame, so the
-//! window never waits on the engine.
+//! window never waits on the engine. How the Activity log words it all is in `activity`.
+
+mod activity;
+
+pub use activity::Activity;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
@@ -68,14 +72,6 @@ impl Status {
     }
 }
 
-/// One line of a cache's Activity log.
-#[derive(Debug, Clone)]
-pub struct Activity {
-    pub at: SystemTime,
-    pub what: String,
-    pub detail: String,
-}
-
 /// One point of the Overview's live charts.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
@@ -92,15 +88,6 @@ pub struct Sample {
 pub enum Transfer {
     Export(PathBuf),
     Import(PathBuf),
-}
-
-/// Activity entries kept per cache (the oldest go first).
-const ACTIVITY: usize = 1000;
-
-fn trim_activity(activity: &mut Vec<Activity>) {
-    if activity.len() >= ACTIVITY {
-        activity.drain(..activity.len() + 1 - ACTIVITY);
-    }
 }
 
 /// Samples kept for the charts (two minutes at one a second).
@@ -173,12 +160,14 @@ impl Cache {
     }
 
     pub fn log(&mut self, what: &str, detail: impl Into<String>) {
-        trim_activity(&mut self.activity);
-        self.activity.push(Activity {
-            at: SystemTime::now(),
-            what: what.into(),
-            detail: detail.into(),
-        });
+        activity::push(
+            &mut self.activity,
+            Activity {
+                at: SystemTime::now(),
+                what: what.into(),
+                detail: detail.into(),
+            },
+        );
     }
 
     /// True while long work runs on the cache (its commands wait).
@@ -266,14 +255,7 @@ impl Caches {
     pub fn create(&mut self, mut settings: CacheSettings) {
         settings.running = true;
         let mut cache = Cache::new(settings, Status::Creating);
-        cache.log(
-            "Created",
-            format!(
-                "{} on port {}",
-                cache.settings.sku().describe(),
-                cache.settings.port
-            ),
-        );
+        cache.log("Created", activity::created(&cache.settings));
         self.list.push(cache);
         self.save();
         let i = self.list.len() - 1;
@@ -327,28 +309,8 @@ impl Caches {
     pub fn reboot(&mut self, i: usize) {
         let cache = &mut self.list[i];
         let telemetry = cache.instance.as_ref().map(|i| i.telemetry_now());
-        let loss = match (cache.settings.persistence, telemetry) {
-            (_, None) => None,
-            (Persistence::Disabled, Some(t)) => Some(format!(
-                "Persistence is off: all {} keys are gone.",
-                t.total_keys()
-            )),
-            (Persistence::Rdb(_), Some(t)) => Some(format!(
-                "{} changes since the last backup were lost; the rest came back from the last RDB snapshot.",
-                t.changes_since_save
-            )),
-            (Persistence::Aof, Some(_)) => Some(
-                "Every acknowledged write came back from the AOF (a power loss could lose up to the last second)."
-                    .into(),
-            ),
-        };
-        cache.log(
-            "Rebooted",
-            format!(
-                "the cache drops its memory without saving and restarts from its persistence. {}",
-                loss.as_deref().unwrap_or("")
-            ),
-        );
+        let loss = activity::reboot_loss(cache.settings.persistence, telemetry);
+        cache.log("Rebooted", activity::rebooted(loss.as_deref()));
         cache.reboot_loss = loss;
         self.stop_then(i, false, true);
     }
@@ -358,10 +320,7 @@ impl Caches {
     pub fn set_persistence(&mut self, i: usize, new: Persistence) {
         let cache = &mut self.list[i];
         let Some(instance) = cache.instance.clone() else {
-            cache.log(
-                "Persistence changed",
-                format!("{} (applies when the cache starts)", new.describe()),
-            );
+            cache.log("Persistence changed", activity::persistence_deferred(new));
             cache.settings.persistence = new;
             self.save();
             return;
@@ -439,14 +398,7 @@ impl Caches {
         let from = cache.settings.sku();
         cache.settings.sku = sku.id();
         let Some(instance) = cache.instance.clone() else {
-            cache.log(
-                "Scaled",
-                format!(
-                    "{} -> {} (applies when the cache starts)",
-                    from.describe(),
-                    sku.describe()
-                ),
-            );
+            cache.log("Scaled", activity::scale_deferred(from, sku));
             self.save();
             return;
         };
@@ -529,10 +481,7 @@ impl Caches {
                 );
             }
         }
-        cache.log(
-            "Access key regenerated",
-            format!("the {which} key was replaced"),
-        );
+        cache.log("Access key regenerated", activity::key_replaced(which));
         self.save();
     }
 
@@ -565,18 +514,14 @@ impl Caches {
                             Outcome::Started(result) => started(cache, result),
                             Outcome::Stopped => {
                                 cache.status = Status::Stopped;
-                                cache.log("Stopped", "the cache is stopped");
+                                cache.log("Stopped", activity::STOPPED);
                                 if std::mem::take(&mut cache.then_start) {
                                     restart.push(i);
                                 }
                             }
                             Outcome::Scaled { from, to, evicted } => {
                                 cache.status = Status::Running;
-                                let result = format!(
-                                    "{} -> {}; {evicted} keys evicted (allkeys-lru) to fit",
-                                    from.describe(),
-                                    to.describe()
-                                );
+                                let result = activity::scaled(from, to, evicted);
                                 cache.log("Scaled", result.clone());
                                 cache.last_scale = Some(result);
                             }
@@ -588,39 +533,22 @@ impl Caches {
                                         cache.settings.persistence = new;
                                         cache.log(
                                             "Persistence changed",
-                                            format!("{} -> {}", old.describe(), new.describe()),
+                                            activity::persistence_changed(old, new),
                                         );
                                     }
                                     Err(e) => cache.log(
                                         "Persistence change failed",
-                                        format!("{} stays: {e}", old.describe()),
+                                        activity::persistence_kept(old, &e),
                                     ),
                                 }
                             }
                             Outcome::Exported(result) => {
-                                let line = result.map(|r| {
-                                    format!(
-                                        "exported {} keys ({}) to {} in {:.2} s",
-                                        r.keys,
-                                        crate::widgets::bytes(r.bytes),
-                                        r.path.display(),
-                                        r.duration.as_secs_f64()
-                                    )
-                                });
+                                let line = result.map(|r| activity::exported(&r));
                                 finish_transfer(cache, "Export", line);
                             }
                             Outcome::Imported(result) => {
                                 cache.status = Status::Running;
-                                let line = result.map(|r| {
-                                    format!(
-                                        "imported {} keys from {} ({} skipped as expired, {} evicted to fit) in {:.2} s",
-                                        r.keys_loaded,
-                                        r.source.display(),
-                                        r.keys_expired,
-                                        r.keys_evicted,
-                                        r.duration.as_secs_f64()
-                                    )
-                                });
+                                let line = result.map(|r| activity::imported(&r));
                                 finish_transfer(cache, "Import", line);
                             }
                             Outcome::Deleted(Ok(())) => deleted.push(i),
@@ -654,21 +582,7 @@ fn started(cache: &mut Cache, result: Result<(Arc<Instance>, Option<RestoreRepor
     let creating = cache.status == Status::Creating;
     match result {
         Ok((instance, report)) => {
-            let note = match (report, cache.settings.persistence) {
-                (Some(r), _) => format!(
-                    "Rehydrated from {} ({}): {} keys loaded, {} skipped as expired, {} evicted to fit, in {:.2} s.",
-                    r.format,
-                    r.files.join(", "),
-                    r.keys_loaded,
-                    r.keys_expired,
-                    r.keys_evicted,
-                    r.duration.as_secs_f64()
-                ),
-                (None, Persistence::Disabled) if !creating => {
-                    "Persistence is off: the cache started empty; its earlier data is gone.".into()
-                }
-                (None, _) => "The cache started empty.".into(),
-            };
+            let note = activity::start_note(report, cache.settings.persistence, creating);
             cache.settings.port = instance.addr().port();
             cache.settings.running = true;
             cache.events_seen = 0;
@@ -703,7 +617,7 @@ fn finish_transfer(cache: &mut Cache, what: &str, outcome: Result<String, Transf
     let line = match outcome {
         Ok(line) => line,
         Err(e) => {
-            let line = format!("{} failed: {e}", what.to_lowercase());
+            let line = activity::transfer_failed(what, &e);
             if matches!(
                 e,
                 TransferError::Busy | TransferError::Loading | TransferError::Interrupted
@@ -730,12 +644,14 @@ fn collect_events(cache: &mut Cache) -> bool {
         if let EventData::Restore(report) = &event.data {
             cache.restores.push(report.clone());
         }
-        trim_activity(&mut cache.activity);
-        cache.activity.push(Activity {
-            at: event.at,
-            what: format!("{:?}", event.kind),
-            detail: event.detail,
-        });
+        activity::push(
+            &mut cache.activity,
+            Activity {
+                at: event.at,
+                what: format!("{:?}", event.kind),
+                detail: event.detail,
+            },
+        );
     }
     true
 }
