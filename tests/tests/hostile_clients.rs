@@ -549,6 +549,23 @@ async fn idle_clients_are_cheap_and_closed_after_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_is_not_idle() {
+    for server in servers("a_slow_upload_is_not_idle", &["--timeout", "1"]) {
+        let mut c = client(server.addr).await;
+        c.send_raw(b"*3\r\n$3\r\nSET\r\n$4\r\nslow\r\n$12\r\n")
+            .await
+            .unwrap();
+        // Twelve bytes over three seconds: longer than `timeout`, but never silent for long.
+        for _ in 0..12 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            c.send_raw(b"x").await.unwrap();
+        }
+        c.send_raw(b"\r\n").await.unwrap();
+        assert_eq!(c.read_reply().await.unwrap(), ok());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_past_maxclients_is_refused_and_every_slot_comes_back() {
     let server = ServerProcess::cachedesk(&["--maxclients", "5"]);
     for round in 0..3 {

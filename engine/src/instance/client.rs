@@ -98,6 +98,12 @@ impl ClientInfo {
         self.resp
             .store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
         self.commands.fetch_add(commands, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// Notes that the client was heard from (a read, or commands run): `timeout` counts
+    /// from here, as from Redis's lastinteraction.
+    pub fn touch(&self) {
         let since_created = self.created.elapsed().as_millis() as u64;
         self.last_active_ms.store(since_created, Ordering::Relaxed);
     }

@@ -180,7 +180,10 @@ fn read_and_run(
     };
     match read {
         Ok(0) => return Step::Closed,
-        Ok(n) => shared.stats.add_input(n),
+        Ok(n) => {
+            shared.stats.add_input(n);
+            session.client.info.touch();
+        }
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Step::WouldBlock,
         Err(_) => return Step::Closed,
     }
