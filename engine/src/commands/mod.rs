@@ -155,7 +155,7 @@ impl<'a> Ctx<'a> {
 
     /// True if writes are logged to an AOF (so a handler need not build its logged form).
     pub fn aof_on(&self) -> bool {
-        self.ks.aof.is_on()
+        self.ks.feed.is_on()
     }
 
     /// Logs the running command to the AOF as `args` instead of as it was sent, as Redis
@@ -163,7 +163,7 @@ impl<'a> Ctx<'a> {
     pub fn propagate<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         self.propagated = true;
         let db = self.db();
-        self.ks.aof.command(db, args);
+        self.ks.feed.command(db, args);
     }
 
     pub fn db(&self) -> usize {
@@ -414,14 +414,14 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
     };
     // A write that changed something is logged as sent, unless it logged its own form
     // (blocking commands always do: a replay must never wait or pop something else).
-    if ctx.ks.aof.is_on()
+    if ctx.ks.feed.is_on()
         && spec.flags.contains(Flags::WRITE)
         && !spec.flags.contains(Flags::BLOCKING)
         && !ctx.propagated
         && ctx.ks.dirty != dirty
         && !matches!(reply, Reply::Error(_))
     {
-        ctx.ks.aof.command(db, args);
+        ctx.ks.feed.command(db, args);
     }
     if spec.flags.contains(Flags::WRITE) && ctx.ks.dbs[db].emptied {
         let keys: Vec<&[u8]> = spec.key_positions(args.len()).map(|i| args[i]).collect();

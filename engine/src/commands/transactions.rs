@@ -43,12 +43,12 @@ pub fn exec(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         return Ok(Reply::NullArray);
     }
     ctx.client.in_exec = true;
-    ctx.ks.aof.begin_transaction();
+    ctx.ks.feed.begin_transaction();
     let replies = queued
         .iter()
         .map(|(spec, args)| run(ctx, spec, &arg_slices(args)))
         .collect();
-    ctx.ks.aof.end_transaction();
+    ctx.ks.feed.end_transaction();
     ctx.client.in_exec = false;
     Ok(Reply::Array(replies))
 }

@@ -8,6 +8,7 @@
 
 pub mod dict;
 pub mod eviction;
+pub mod feed;
 pub mod list;
 pub mod value;
 
@@ -20,6 +21,7 @@ use rand::SeedableRng;
 
 pub use dict::Dict;
 pub use eviction::EvictionPolicy;
+pub use feed::WriteFeed;
 pub use value::{Blob, Hash, Kind, List, Scored, Set, Value, ValueType, ZSet};
 
 pub const DB_COUNT: usize = 16;
@@ -229,8 +231,8 @@ pub struct Keyspace {
     /// The point-in-time snapshot being written, if any, and the mark its keys carry.
     pub(crate) capture: Option<Box<crate::persistence::snapshot::Capture>>,
     pub(crate) mark: bool,
-    /// Commands to append to the AOF (see persistence/aof/feed.rs); off without AOF.
-    pub aof: crate::persistence::aof::AofFeed,
+    /// Every write as the command that reproduces it, for the AOF (feed.rs); off without AOF.
+    pub feed: WriteFeed,
 }
 
 impl std::fmt::Debug for Keyspace {
@@ -263,7 +265,7 @@ impl Keyspace {
             eviction_pool: Vec::new(),
             capture: None,
             mark: false,
-            aof: Default::default(),
+            feed: Default::default(),
         }
     }
 
@@ -294,7 +296,7 @@ impl Keyspace {
         self.stats.expired_keys += 1;
         self.modified(db, key);
         // Logged as Redis propagates an expiry, so a replay never depends on the clock.
-        self.aof.command(db, &[b"DEL", key]);
+        self.feed.command(db, &[b"DEL", key]);
         true
     }
 

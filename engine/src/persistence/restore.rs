@@ -286,7 +286,7 @@ fn load_aof(
                 app.delete_history();
                 let mut ks = shared.keyspace.lock();
                 *shared.persistence.aof.lock() = Some(app);
-                ks.aof.set_on(true);
+                ks.feed.set_on(true);
             }
             Err(e) => return failed_report(dir, "AOF", started, &e),
         }

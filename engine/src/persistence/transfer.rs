@@ -192,7 +192,7 @@ fn imported(
         let mut ks = shared.keyspace.lock();
         // Everything imported is unsaved until the next save.
         ks.dirty += keys_loaded;
-        if ks.aof.is_on() {
+        if ks.feed.is_on() {
             if let Err(e) = aof::rewrite::start(shared, &mut ks, aof::RewriteReason::Requested) {
                 shared.events.push(
                     EventKind::RewriteFailed,

@@ -14,7 +14,6 @@
 //! replying and loses nothing acknowledged either way.
 
 pub mod appender;
-pub mod feed;
 pub mod load;
 pub mod manifest;
 pub mod rewrite;
@@ -30,7 +29,6 @@ use crate::instance::Shared;
 use crate::keyspace::Keyspace;
 use crate::telemetry::EventKind;
 use appender::Appender;
-pub use feed::AofFeed;
 pub use rewrite::{RewriteError, RewriteReason, RewriteReport};
 
 /// When the appender makes written data durable.
@@ -88,11 +86,11 @@ pub struct AofWriteError(pub String);
 /// Takes what a batch fed to the AOF: None if it fed nothing (it read only, or AOF is off),
 /// else the bytes to write (empty if a rewrite that started in the batch already wrote them).
 pub fn take_batch_feed(ks: &mut Keyspace) -> Option<Vec<u8>> {
-    if !ks.aof.take_fed() {
+    if !ks.feed.take_fed() {
         return None;
     }
-    Some(if ks.aof.has_pending() {
-        ks.aof.take()
+    Some(if ks.feed.has_pending() {
+        ks.feed.take()
     } else {
         Vec::new()
     })
@@ -244,7 +242,7 @@ pub fn create(shared: &Arc<Shared>, ks: &mut Keyspace) -> std::io::Result<()> {
         cfg.appendfsync,
     )?;
     *shared.persistence.aof.lock() = Some(app);
-    ks.aof.set_on(true);
+    ks.feed.set_on(true);
     if let Err(e) = rewrite::start(shared, ks, RewriteReason::FirstBase) {
         // The cron retries; the writes meanwhile are logged in the new incr file.
         shared.events.push(
@@ -257,8 +255,8 @@ pub fn create(shared: &Arc<Shared>, ks: &mut Keyspace) -> std::io::Result<()> {
 
 /// Stops logging (AOF turned off): what was fed is written and fsynced first. Files stay.
 pub fn stop(shared: &Shared, ks: &mut Keyspace) {
-    let rest = ks.aof.take();
-    ks.aof.set_on(false);
+    let rest = ks.feed.take();
+    ks.feed.set_on(false);
     if let Some(mut app) = shared.persistence.aof.lock().take() {
         if !rest.is_empty() {
             app.append(rest);
@@ -336,7 +334,7 @@ mod tests {
     fn batch(shared: &Shared, writes: bool) -> Flushed {
         let mut batch = Batch::begin(shared);
         if writes {
-            batch.aof.command(0, &[b"SET".as_slice(), b"k", b"v"]);
+            batch.feed.command(0, &[b"SET".as_slice(), b"k", b"v"]);
         }
         batch.end()
     }
@@ -366,7 +364,7 @@ mod tests {
         .unwrap();
         let incr = dir.path().join(appender::incr_name("appendonly.aof", 1));
         *shared.persistence.aof.lock() = Some(app);
-        shared.keyspace.lock().aof.set_on(true);
+        shared.keyspace.lock().feed.set_on(true);
         assert_eq!(batch(&shared, true), Flushed::Durable);
 
         // always: the write lands but its fsync fails (/dev/null).

@@ -88,9 +88,9 @@ pub fn start(
     }
     let mut guard = shared.persistence.aof.lock();
     let app = guard.as_mut().ok_or(RewriteError::Disabled)?;
-    if ks.aof.has_pending() {
+    if ks.feed.has_pending() {
         // The end of the batch reports what this write gave (see Batch::end).
-        app.append(ks.aof.take());
+        app.append(ks.feed.take());
         super::note_status(shared, app);
     }
     // The new base's name first: nothing changes if there is none to give it.
@@ -115,7 +115,7 @@ pub fn start(
             let rotated = app.rotate();
             super::note_status(shared, app);
             let seq = rotated?;
-            ks.aof.reselect();
+            ks.feed.reselect();
             seq
         }
     };

@@ -1,13 +1,14 @@
-//! The AOF feed: commands as they are propagated, encoded as RESP arrays in the keyspace's
-//! buffer while the batch that ran them still holds the keyspace lock. The connection then
-//! hands the buffer to the appender, which writes it before the batch's replies leave.
+//! The write feed: every write as the command that reproduces it (as propagated), encoded as
+//! RESP arrays in the keyspace's buffer while the batch that ran it still holds the keyspace
+//! lock. The end of the batch (instance::batch) hands the buffer to the AOF appender, which
+//! writes it before the batch's replies leave; replicas are to take the same feed.
 //!
 //! A SELECT goes in whenever the database changes and at the start of every incr file.
 //! Transactions that propagated more than one command are wrapped in MULTI/EXEC.
 
-/// The feed of one keyspace. Off (and free) unless the instance runs AOF.
+/// The feed of one keyspace. Off (and free) unless something consumes it (the AOF).
 #[derive(Debug, Default)]
-pub struct AofFeed {
+pub struct WriteFeed {
     on: bool,
     buf: Vec<u8>,
     /// The database the log's reader is in; None forces a SELECT before the next command.
@@ -18,7 +19,7 @@ pub struct AofFeed {
     fed: bool,
 }
 
-impl AofFeed {
+impl WriteFeed {
     pub fn is_on(&self) -> bool {
         self.on
     }
@@ -117,7 +118,7 @@ mod tests {
 
     #[test]
     fn selects_on_db_change_and_wraps_transactions() {
-        let mut feed = AofFeed::default();
+        let mut feed = WriteFeed::default();
         feed.command(0, &[b"SET".as_slice(), b"k"]);
         assert!(!feed.has_pending(), "off: nothing is logged");
         feed.set_on(true);
