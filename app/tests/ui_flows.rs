@@ -214,6 +214,13 @@ fn a_cache_comes_back_when_the_app_reopens_and_scaling_down_evicts() {
         .map(|a| bytes::Bytes::from(*a))
         .collect();
     assert_eq!(instance.execute(0, &populate), cachedesk_engine::Reply::OK);
+    // The page reads the figures the instance refreshes a few times a second.
+    wait_until(&mut h, "the figures to show the new data", |app| {
+        app.caches.list[0]
+            .instance
+            .as_ref()
+            .is_some_and(|i| i.telemetry().used_memory > 600_000_000)
+    });
     click(&mut h, "Scale");
     click(&mut h, "New cache size");
     click(&mut h, "B0 (0.5 GB)");

@@ -35,8 +35,8 @@ pub use persistence::aof::{AppendFsync, RewriteError, RewriteReason, RewriteRepo
 pub use persistence::mode::ModeError;
 pub use persistence::transfer::{ExportReport, TransferError};
 pub use persistence::{
-    PersistenceMode, PersistenceStatus, RdbSchedule, RestoreReport, SaveError, SaveReason,
-    SaveReport,
+    JobHandle, JobKind, JobOutcome, JobReport, PersistenceMode, PersistenceStatus, RdbSchedule,
+    RestoreReport, RunningJob, SaveError, SaveReason, SaveReport,
 };
 pub use protocol::Reply;
 pub use telemetry::{Event, EventData, EventKind, PersistenceFiles, Telemetry};
@@ -103,9 +103,9 @@ impl Instance {
     /// Waits until the data set is loaded; the restore's report, if there was a dump. An error
     /// means the dump could not be loaded (the instance then stops; the file is untouched).
     pub async fn wait_loaded(&self) -> Result<Option<RestoreReport>, String> {
-        while self.shared.persistence.is_loading() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let jobs = &self.shared.persistence.jobs;
+        jobs.wait_until(|running| !running.is_some_and(|j| j.kind.loads()))
+            .await;
         match self.shared.persistence.status().last_restore {
             Some(report) => match &report.error {
                 Some(e) => Err(e.clone()),
@@ -115,8 +115,8 @@ impl Instance {
         }
     }
 
-    /// Starts a background save ("Back up now").
-    pub fn background_save(&self) -> Result<(), SaveError> {
+    /// Starts a background save ("Back up now"); the handle gives its outcome.
+    pub fn background_save(&self) -> Result<JobHandle, SaveError> {
         persistence::save::start_background(
             &self.shared,
             &mut self.shared.keyspace.lock(),
@@ -124,23 +124,38 @@ impl Instance {
         )
     }
 
-    /// Saving and loading as of now: last save, running save, load progress, history.
+    /// Saving and loading as of now: last save, history, last restore.
     pub fn persistence_status(&self) -> PersistenceStatus {
         self.shared.persistence.status()
     }
 
-    /// Starts an AOF rewrite ("Rewrite now"). With a save running, it is scheduled after it.
-    pub fn rewrite_aof(&self) -> Result<(), RewriteError> {
+    /// The persistence job running now (a save, rewrite, export, import or the load), with
+    /// its progress.
+    pub fn running_job(&self) -> Option<RunningJob> {
+        self.shared.persistence.jobs.running()
+    }
+
+    /// Waits until no persistence job runs.
+    pub async fn wait_idle(&self) {
+        self.shared.persistence.jobs.idle().await
+    }
+
+    /// Starts an AOF rewrite ("Rewrite now"); the handle gives its outcome. With a save or an
+    /// export running, it is scheduled after it (no handle then).
+    pub fn rewrite_aof(&self) -> Result<Option<JobHandle>, RewriteError> {
         let started = persistence::aof::rewrite::start(
             &self.shared,
             &mut self.shared.keyspace.lock(),
             RewriteReason::Requested,
         );
-        if let Err(RewriteError::SaveRunning) = started {
-            self.shared.persistence.update(|st| st.aof.scheduled = true);
-            return Ok(());
+        match started {
+            Ok(handle) => Ok(Some(handle)),
+            Err(RewriteError::Busy(_)) => {
+                self.shared.persistence.update(|st| st.aof.scheduled = true);
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
-        started
     }
 
     /// Figures of the open AOF (sizes, fsync health); None unless the instance runs AOF.
@@ -152,29 +167,20 @@ impl Instance {
     /// and returns once the new mode is in force; the old mode's files are removed then.
     /// Traffic goes on meanwhile.
     pub async fn set_persistence(&self, mode: PersistenceMode) -> Result<(), ModeError> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || persistence::mode::apply(&shared, mode))
-            .await
-            .unwrap_or_else(|e| Err(ModeError::Interrupted(e.to_string())))
+        persistence::mode::apply(&self.shared, mode).await
     }
 
     /// Exports the data as of now to an RDB file at `path` (the portal's Export) while the
     /// instance keeps serving; returns once the file is written.
     pub async fn export_rdb(&self, path: PathBuf) -> Result<ExportReport, TransferError> {
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        persistence::transfer::start_export(&self.shared, path, move |outcome| {
-            let _ = sender.send(outcome);
-        })?;
-        receiver.await.unwrap_or(Err(TransferError::Interrupted))
+        let export = persistence::transfer::start_export(&self.shared, path)?;
+        persistence::transfer::export_outcome(export).await
     }
 
     /// Replaces the data with the RDB file at `path` (the portal's Import); clients get
     /// -LOADING meanwhile. A file that fails to read leaves the data as it was.
     pub async fn import_rdb(&self, path: PathBuf) -> Result<RestoreReport, TransferError> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || persistence::transfer::import(&shared, &path))
-            .await
-            .unwrap_or(Err(TransferError::Interrupted))
+        persistence::transfer::import(&self.shared, path).await
     }
 
     /// The address clients connect to.
@@ -278,8 +284,20 @@ impl Instance {
         };
         let _ = task.await;
         let shared = self.shared.clone();
+        // The save on stop waits for the running job (a save, a rewrite) to end first.
+        let save = if persistence::save::saves_on_stop(&shared) {
+            let jobs = &shared.persistence.jobs;
+            Some(
+                jobs.begin_when_free(JobKind::Save(SaveReason::Shutdown))
+                    .await,
+            )
+        } else {
+            None
+        };
         let _ = tokio::task::spawn_blocking(move || {
-            persistence::save::save_on_stop(&shared);
+            if let Some(job) = save {
+                persistence::save::save_on_stop(&shared, job);
+            }
             persistence::aof::stop(&shared, &mut shared.keyspace.lock());
         })
         .await;

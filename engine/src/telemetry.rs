@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::instance::Shared;
 use crate::keyspace::DB_COUNT;
 use crate::persistence::aof::{self, AofFigures};
-use crate::persistence::{PersistenceMode, RestoreReport, RewriteReport, SaveReport};
+use crate::persistence::{JobKind, PersistenceMode, RestoreReport, RewriteReport, SaveReport};
 
 /// A point-in-time view of an instance's figures.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -121,13 +121,25 @@ impl Telemetry {
         t.keyspace_hits = ks.stats.keyspace_hits;
         t.keyspace_misses = ks.stats.keyspace_misses;
         t.changes_since_save = ks.dirty;
-        let capture_progress = ks.capture_progress();
         drop(ks);
         let st = shared.persistence.status();
-        if st.aof.rewrite.is_some() {
-            t.aof.rewrite_progress = capture_progress;
-        } else {
-            t.rdb.save_progress = capture_progress;
+        if let Some(job) = shared.persistence.jobs.running() {
+            let progress = Some((job.progress.done, job.progress.total));
+            match job.kind {
+                JobKind::Rewrite(_) => {
+                    t.aof.rewrite_progress = progress;
+                    t.aof.rewrite_started_at = Some(job.started_at);
+                }
+                JobKind::Save(_) => {
+                    t.rdb.save_progress = progress;
+                    t.rdb.save_started_at = Some(job.started_at);
+                }
+                JobKind::Export => t.rdb.save_progress = progress,
+                JobKind::Import | JobKind::Load => {}
+            }
+            if job.kind.loads() {
+                t.rdb.loading = Some((job.progress.done, job.progress.total, job.eta_secs()));
+            }
         }
         t.aof.figures = aof::figures(shared);
         t.aof.rewrite_threshold = t
@@ -135,17 +147,11 @@ impl Telemetry {
             .figures
             .as_ref()
             .and_then(|f| aof::auto_rewrite_threshold(shared, f.base_size));
-        t.aof.rewrite_started_at = st.aof.rewrite.as_ref().map(|r| r.started_at);
         t.aof.last_rewrite = st.aof.last_rewrite.clone();
         t.aof.rewrites_failed_in_a_row = st.aof.failures_in_a_row;
-        t.rdb.save_started_at = st.running.as_ref().map(|r| r.started_at);
         t.rdb.last_save = st.history.back().cloned();
         t.rdb.history = st.history.iter().cloned().collect();
         t.rdb.last_save_ok = st.last_save_ok;
-        t.rdb.loading = st
-            .loading
-            .as_ref()
-            .map(|l| (l.loaded_bytes, l.total_bytes, l.eta_secs()));
         let cfg = shared.config();
         t.files = PersistenceFiles::in_dir(&cfg.dir, &cfg.dbfilename, &cfg.appenddirname);
         if let PersistenceMode::Rdb(schedule) = cfg.persistence {

@@ -23,11 +23,9 @@ fn rdb_config(dir: &Path, schedule: RdbSchedule) -> InstanceConfig {
 }
 
 async fn wait_for_save(instance: &Instance) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while instance.persistence_status().running.is_some() {
-        assert!(Instant::now() < deadline, "save did not finish");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(120), instance.wait_idle())
+        .await
+        .expect("save did not finish");
 }
 
 /// Reads a dump into (db, key) → string value (non-strings as their type name).

@@ -4,6 +4,7 @@
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{eviction::access_from_saved, Blob};
 use crate::persistence::aof::rewrite::{self, RewriteError, RewriteReason};
+use crate::persistence::jobs::{Busy, JobKind};
 use crate::persistence::rdb::{dump_payload, restore_payload};
 use crate::persistence::save::{save_foreground, start_background, SaveError, SaveReason};
 use crate::protocol::Reply;
@@ -26,15 +27,14 @@ pub fn bgsave(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::other("the instance is stopping"));
     };
     match start_background(&shared, ctx.ks, SaveReason::Requested) {
-        Ok(()) => Ok(Reply::Status("Background saving started")),
-        Err(SaveError::InProgress) if schedule => {
+        Ok(_) => Ok(Reply::Status("Background saving started")),
+        Err(SaveError::InProgress | SaveError::Busy(_)) if schedule => {
             ctx.shared.persistence.update(|st| st.scheduled = true);
             Ok(Reply::Status("Background saving scheduled"))
         }
-        Err(SaveError::InProgress) if ctx.shared.persistence.status().aof.rewrite.is_some() => {
+        Err(SaveError::Busy(Busy(JobKind::Rewrite(_)))) => {
             Err(CmdError::other("Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."))
         }
-        Err(SaveError::InProgress) => Err(CmdError::other("Background save already in progress")),
         Err(e) => Err(CmdError::other(e.to_string())),
     }
 }
@@ -44,10 +44,10 @@ pub fn bgrewriteaof(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::other("the instance is stopping"));
     };
     match rewrite::start(&shared, ctx.ks, RewriteReason::Requested) {
-        Ok(()) => Ok(Reply::Status(
+        Ok(_) => Ok(Reply::Status(
             "Background append only file rewriting started",
         )),
-        Err(RewriteError::SaveRunning) => {
+        Err(RewriteError::Busy(_)) => {
             ctx.shared.persistence.update(|st| {
                 st.aof.scheduled = true;
                 st.aof.failures_in_a_row = 0;

@@ -8,7 +8,7 @@ use super::{int_arg, is, lookup, lower, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::config::{self, human_bytes, ConfigError};
 use crate::keyspace::value::heap_size_of;
 use crate::keyspace::{Blob, Value};
-use crate::persistence::{aof, PersistenceMode};
+use crate::persistence::{aof, JobKind, PersistenceMode};
 use crate::protocol::Reply;
 
 fn command_info(spec: &CommandSpec) -> Reply {
@@ -171,7 +171,13 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
         "persistence" => {
             w.header("Persistence");
             let st = shared.persistence.status();
-            let (done, total) = ks.capture_progress().unwrap_or((0, 0));
+            let job = shared.persistence.jobs.running();
+            let job_of = |wanted: fn(JobKind) -> bool| job.as_ref().filter(|j| wanted(j.kind));
+            let saving = job_of(|k| matches!(k, JobKind::Save(_)));
+            let rewriting = job_of(|k| matches!(k, JobKind::Rewrite(_)));
+            let loading = job_of(JobKind::loads);
+            let capturing = job_of(JobKind::captures);
+            let (done, total) = capturing.map_or((0, 0), |j| (j.progress.done, j.progress.total));
             let perc = if total > 0 {
                 done as f64 * 100.0 / total as f64
             } else {
@@ -179,7 +185,7 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             };
             let secs = |d: Option<std::time::Duration>| d.map_or(-1, |d| d.as_secs() as i64);
             let restore = st.last_restore.as_ref();
-            w.line("loading", &u8::from(st.loading.is_some()));
+            w.line("loading", &u8::from(loading.is_some()));
             w.line("async_loading", &0);
             w.line("current_cow_peak", &0);
             w.line("current_cow_size", &0);
@@ -188,7 +194,7 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             w.line("current_save_keys_processed", &done);
             w.line("current_save_keys_total", &total);
             w.line("rdb_changes_since_last_save", &ks.dirty);
-            w.line("rdb_bgsave_in_progress", &u8::from(st.running.is_some()));
+            w.line("rdb_bgsave_in_progress", &u8::from(saving.is_some()));
             w.line("rdb_last_save_time", &st.last_save_unix_secs);
             w.line(
                 "rdb_last_bgsave_status",
@@ -197,7 +203,7 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             w.line("rdb_last_bgsave_time_sec", &secs(st.last_duration));
             w.line(
                 "rdb_current_bgsave_time_sec",
-                &secs(st.running.as_ref().map(|r| r.started.elapsed())),
+                &secs(saving.map(|r| r.started.elapsed())),
             );
             w.line("rdb_saves", &st.saves);
             w.line("rdb_last_cow_size", &0);
@@ -212,7 +218,7 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             let aof = &st.aof;
             let figures = aof::figures(ctx.shared);
             w.line("aof_enabled", &u8::from(figures.is_some()));
-            w.line("aof_rewrite_in_progress", &u8::from(aof.rewrite.is_some()));
+            w.line("aof_rewrite_in_progress", &u8::from(rewriting.is_some()));
             w.line("aof_rewrite_scheduled", &u8::from(aof.scheduled));
             w.line(
                 "aof_last_rewrite_time_sec",
@@ -220,7 +226,7 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             );
             w.line(
                 "aof_current_rewrite_time_sec",
-                &secs(aof.rewrite.as_ref().map(|r| r.started.elapsed())),
+                &secs(rewriting.map(|r| r.started.elapsed())),
             );
             let rewrite_ok = aof.last_rewrite.as_ref().is_none_or(|r| r.error.is_none());
             w.line(
@@ -245,11 +251,11 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
                 w.line("aof_pending_bio_fsync", &u8::from(f.fsync_running));
                 w.line("aof_delayed_fsync", &f.delayed_fsyncs);
             }
-            if let Some(load) = &st.loading {
-                w.line("loading_start_time", &load.started_unix_secs);
-                w.line("loading_total_bytes", &load.total_bytes);
+            if let Some(load) = loading {
+                w.line("loading_start_time", &load.started_unix_secs());
+                w.line("loading_total_bytes", &load.progress.total);
                 w.line("loading_rdb_used_mem", &0);
-                w.line("loading_loaded_bytes", &load.loaded_bytes);
+                w.line("loading_loaded_bytes", &load.progress.done);
                 w.line("loading_loaded_perc", &format!("{:.2}", load.percent()));
                 w.line("loading_eta_seconds", &load.eta_secs());
             }

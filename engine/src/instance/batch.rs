@@ -1,6 +1,6 @@
 //! A batch: the commands a connection, a blocked client's retry or the console runs under one
 //! hold of the keyspace lock, and the one place a batch ends: blocked clients are woken, the
-//! snapshot walk advances, and the batch's AOF feed goes to the appender, whose lock is taken
+//! keyspace's write hooks take their turn (the snapshot walk advances), and the batch's AOF feed goes to the appender, whose lock is taken
 //! before the keyspace's is released (so batches reach the file in the order they ran).
 
 use std::ops::{Deref, DerefMut};
@@ -30,7 +30,7 @@ impl<'a> Batch<'a> {
     pub fn end(self) -> Flushed {
         let Batch { shared, mut ks } = self;
         shared.wake_blocked_clients(&mut ks);
-        ks.capture_assist();
+        ks.batch_ended();
         let Some(feed) = aof::take_batch_feed(&mut ks) else {
             return Flushed::Durable;
         };

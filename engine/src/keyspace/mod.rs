@@ -9,6 +9,7 @@
 pub mod dict;
 pub mod eviction;
 pub mod feed;
+pub mod hooks;
 pub mod list;
 pub mod value;
 
@@ -22,6 +23,7 @@ use rand::SeedableRng;
 pub use dict::Dict;
 pub use eviction::EvictionPolicy;
 pub use feed::WriteFeed;
+pub use hooks::{WriteHook, WriteHooks};
 pub use value::{Blob, Hash, Kind, List, Scored, Set, Value, ValueType, ZSet};
 
 pub const DB_COUNT: usize = 16;
@@ -33,8 +35,8 @@ pub struct Entry {
     pub value: Value,
     pub access: u32,
     pub volatile: bool,
-    /// Equal to `Keyspace::mark` once the running snapshot holds this key (see
-    /// persistence/snapshot.rs).
+    /// A point-in-time walk's version bit: entries are born with `Keyspace::mark`; a walk
+    /// flips that and re-marks each entry it has visited (see persistence/snapshot.rs).
     pub mark: bool,
 }
 
@@ -45,7 +47,8 @@ pub struct Db {
     value_heap: usize,
     /// Set when a write left a collection empty; the dispatcher then removes empty keys.
     pub emptied: bool,
-    /// Which database of the running snapshot this one is (None: created during it).
+    /// Which database of the running point-in-time walk this one is (None: created during
+    /// it; set and read by the walk).
     pub(crate) snapshot_id: Option<usize>,
 }
 
@@ -228,8 +231,9 @@ pub struct Keyspace {
     watch_clock: u64,
     rng: SmallRng,
     eviction_pool: Vec<eviction::Candidate>,
-    /// The point-in-time snapshot being written, if any, and the mark its keys carry.
-    pub(crate) capture: Option<Box<crate::persistence::snapshot::Capture>>,
+    /// What sees writes as they happen (hooks.rs): the running snapshot, if any.
+    pub hooks: WriteHooks,
+    /// The mark entries are born with (see `Entry::mark`).
     pub(crate) mark: bool,
     /// Every write as the command that reproduces it, for the AOF (feed.rs); off without AOF.
     pub feed: WriteFeed,
@@ -263,7 +267,7 @@ impl Keyspace {
             watch_clock: 0,
             rng: SmallRng::from_os_rng(),
             eviction_pool: Vec::new(),
-            capture: None,
+            hooks: WriteHooks::default(),
             mark: false,
             feed: Default::default(),
         }
@@ -355,19 +359,36 @@ impl Keyspace {
         self.dbs[db].entries.get(key)
     }
 
-    /// Called before any change to `key`: while a snapshot runs, it first saves the key's
-    /// old contents if the snapshot has not reached it yet.
+    /// Called before any change to `key`, while it still holds its old contents: the write
+    /// hooks see it first (a running snapshot saves the old contents if it has not yet).
     #[inline]
     fn before_write(&mut self, db: usize, key: &[u8]) {
-        if self.capture.is_some() {
-            self.capture_before_write(db, key);
+        if !self.hooks.is_empty() {
+            self.hooks.before_write(&mut self.dbs, db, key);
         }
     }
 
-    /// Records a modification: WATCH versions and the count of changes since the last save.
+    /// Records a modification: the write hooks, WATCH versions and the count of changes
+    /// since the last save.
     fn modified(&mut self, db: usize, key: &[u8]) {
         self.dirty += 1;
         self.touch_watched(db, key);
+        self.after_write(db, key);
+    }
+
+    #[inline]
+    fn after_write(&mut self, db: usize, key: &[u8]) {
+        if !self.hooks.is_empty() {
+            self.hooks.after_write(db, key);
+        }
+    }
+
+    /// The end of a batch of commands: the write hooks take their share of work.
+    #[inline]
+    pub fn batch_ended(&mut self) {
+        if !self.hooks.is_empty() {
+            self.hooks.batch_ended(&mut self.dbs);
+        }
     }
 
     /// Sets `now` for the command about to run: the clock, unless the previous command of
@@ -391,12 +412,17 @@ impl Keyspace {
         }
         self.before_write(db, key);
         let update = self.access_update();
-        let Keyspace { dbs, dirty, .. } = self;
+        let Keyspace {
+            dbs, dirty, hooks, ..
+        } = self;
         let d = &mut dbs[db];
         let Some(entry) = d.entries.get_mut(key) else {
             return Ok(None);
         };
         *dirty += 1;
+        if !hooks.is_empty() {
+            hooks.after_write(db, key);
+        }
         entry.access = update.apply(entry.access);
         let value = T::of_mut(&mut entry.value).ok_or(WrongType)?;
         Ok(Some(ValueMut::new(
@@ -422,7 +448,11 @@ impl Keyspace {
         let update = self.access_update();
         let fresh_access = self.new_access();
         let Keyspace {
-            dbs, dirty, mark, ..
+            dbs,
+            dirty,
+            mark,
+            hooks,
+            ..
         } = self;
         let d = &mut dbs[db];
         let (entry, created) = d.entries.get_or_insert_with(key, || Entry {
@@ -438,6 +468,9 @@ impl Keyspace {
             entry.access = update.apply(entry.access);
         }
         *dirty += 1;
+        if !hooks.is_empty() {
+            hooks.after_write(db, key);
+        }
         let value = T::of_mut(&mut entry.value).ok_or(WrongType)?;
         Ok(ValueMut::new(value, &mut d.value_heap, &mut d.emptied))
     }
@@ -460,7 +493,6 @@ impl Keyspace {
     fn store(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) {
         self.expire_if_needed(db, key);
         self.before_write(db, key);
-        self.modified(db, key);
         let access = self.new_access();
         let mark = self.mark;
         let d = &mut self.dbs[db];
@@ -486,6 +518,7 @@ impl Keyspace {
                 },
             ),
         }
+        self.modified(db, key);
     }
 
     /// Moves `bytes` into the string the running command just stored empty under `key` (a big
@@ -583,15 +616,14 @@ impl Keyspace {
         }
     }
 
-    /// Empties one database; the old contents are freed on another thread (or, while a
-    /// snapshot runs, handed to it to finish saving first).
+    /// Empties one database; the old contents are freed on another thread (or kept by a
+    /// write hook: a running snapshot finishes saving them first).
     pub fn flush_db(&mut self, db: usize) {
         let old = std::mem::take(&mut self.dbs[db]);
         self.dirty += old.len() as u64;
         self.touch_watched_db(db);
-        match self.capture.as_deref_mut() {
-            Some(capture) if old.snapshot_id.is_some() => capture.detach(old),
-            _ => drop_in_background(old),
+        if let Some(old) = self.hooks.flushed(old) {
+            drop_in_background(old);
         }
     }
 

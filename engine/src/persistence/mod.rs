@@ -1,14 +1,16 @@
 //! Persistence beside the keyspace: RDB files (`rdb`), the point-in-time snapshot that feeds
-//! them without fork (`snapshot`), writing the dump (`save`), the save schedule (`schedule`),
-//! the append-only file (`aof`), loading on start (`restore`), switching between modes
-//! on a running instance (`mode`), RDB files in and out at the user's request (`transfer`) and
-//! the temp files all of them write before renaming into place (`temp`).
+//! them without fork (`snapshot`, a write hook of the keyspace), writing the dump (`save`), the
+//! save schedule (`schedule`), the append-only file (`aof`), loading on start (`restore`),
+//! switching between modes on a running instance (`mode`), RDB files in and out at the user's
+//! request (`transfer`) and the temp files all of them write before renaming into place
+//! (`temp`). `jobs` owns the one slot all of that background work runs in.
 //!
 //! `PersistenceState` is what the rest of the engine (INFO, LASTSAVE, telemetry, the cron)
-//! reads: the last save's outcome, the running save, the load in progress and the history of
-//! saves. It sits behind its own small lock, never the keyspace's.
+//! reads: the running job, the last save's outcome and the history of saves. It sits behind
+//! its own small locks, never the keyspace's.
 
 pub mod aof;
+pub mod jobs;
 pub mod mode;
 pub mod rdb;
 pub mod restore;
@@ -19,13 +21,14 @@ pub mod temp;
 pub mod transfer;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 pub use aof::{AppendFsync, RewriteReason, RewriteReport};
+pub use jobs::{JobHandle, JobKind, JobOutcome, JobReport, Jobs, RunningJob};
 pub use restore::RestoreReport;
 pub use save::{SaveError, SaveReason, SaveReport};
 pub use schedule::{RdbSchedule, SavePoint};
@@ -45,48 +48,9 @@ pub enum PersistenceMode {
 /// How many recent saves the history keeps (for the timeline chart).
 const HISTORY: usize = 100;
 
-/// A load in progress (INFO's loading_* fields).
-#[derive(Debug, Clone)]
-pub struct LoadingProgress {
-    pub source: PathBuf,
-    pub started: Instant,
-    pub started_unix_secs: u64,
-    pub total_bytes: u64,
-    pub loaded_bytes: u64,
-    pub keys_loaded: u64,
-}
-
-impl LoadingProgress {
-    /// Estimated seconds left, from the rate so far.
-    pub fn eta_secs(&self) -> u64 {
-        let elapsed = self.started.elapsed().as_secs_f64();
-        if self.loaded_bytes == 0 || elapsed <= 0.0 {
-            return 1;
-        }
-        let rate = self.loaded_bytes as f64 / elapsed;
-        ((self.total_bytes - self.loaded_bytes.min(self.total_bytes)) as f64 / rate) as u64
-    }
-
-    pub fn percent(&self) -> f64 {
-        if self.total_bytes == 0 {
-            return 0.0;
-        }
-        self.loaded_bytes as f64 * 100.0 / self.total_bytes as f64
-    }
-}
-
-/// A save in progress.
-#[derive(Debug, Clone)]
-pub struct RunningSave {
-    pub reason: SaveReason,
-    pub started: Instant,
-    pub started_at: SystemTime,
-}
-
 /// Everything known about saving and loading, as of now.
 #[derive(Debug, Clone)]
 pub struct PersistenceStatus {
-    pub running: Option<RunningSave>,
     /// Unix seconds of the last successful save (LASTSAVE); the start time before any.
     pub last_save_unix_secs: u64,
     pub last_save_ok: bool,
@@ -105,7 +69,6 @@ pub struct PersistenceStatus {
     /// BGSAVE SCHEDULE asked for a save once the running one ends.
     pub scheduled: bool,
     pub history: VecDeque<SaveReport>,
-    pub loading: Option<LoadingProgress>,
     pub last_restore: Option<RestoreReport>,
     /// SHUTDOWN SAVE (true) or NOSAVE (false); None follows the save points.
     pub shutdown_save: Option<bool>,
@@ -125,7 +88,6 @@ impl PersistenceStatus {
     fn new(now_unix_secs: u64) -> Self {
         let now = Instant::now();
         PersistenceStatus {
-            running: None,
             last_save_unix_secs: now_unix_secs,
             last_save_ok: true,
             last_error: None,
@@ -136,7 +98,6 @@ impl PersistenceStatus {
             saves: 0,
             scheduled: false,
             history: VecDeque::new(),
-            loading: None,
             last_restore: None,
             shutdown_save: None,
             aof: aof::AofStatus::default(),
@@ -148,8 +109,8 @@ impl PersistenceStatus {
 #[derive(Debug)]
 pub struct PersistenceState {
     status: Mutex<PersistenceStatus>,
-    /// Mirrors `status.loading.is_some()` for the per-command check.
-    loading: AtomicBool,
+    /// The one slot background work runs in (jobs.rs).
+    pub jobs: Arc<Jobs>,
     /// The open AOF, while the instance runs AOF. Taken after the keyspace lock, never before.
     pub aof: Mutex<Option<aof::appender::Appender>>,
     /// The AOF cannot be written: writes are refused (checked per write command).
@@ -160,7 +121,7 @@ impl PersistenceState {
     pub fn new(now_unix_secs: u64) -> Self {
         PersistenceState {
             status: Mutex::new(PersistenceStatus::new(now_unix_secs)),
-            loading: AtomicBool::new(false),
+            jobs: Arc::default(),
             aof: Mutex::new(None),
             aof_write_failed: AtomicBool::new(false),
         }
@@ -186,18 +147,11 @@ impl PersistenceState {
 
     /// True while a dump is loading (commands without the LOADING flag are refused).
     pub fn is_loading(&self) -> bool {
-        self.loading.load(Ordering::Acquire)
-    }
-
-    pub fn set_loading(&self, progress: Option<LoadingProgress>) {
-        let mut st = self.status.lock();
-        self.loading.store(progress.is_some(), Ordering::Release);
-        st.loading = progress;
+        self.jobs.is_loading()
     }
 
     fn record_save(&self, report: &SaveReport, outcome: &Result<(), String>) {
         let mut st = self.status.lock();
-        st.running = None;
         let now = Instant::now();
         st.last_attempt_end = Some(now);
         st.last_duration = Some(report.duration);

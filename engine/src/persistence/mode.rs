@@ -12,9 +12,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use super::aof;
+use super::aof::{self, RewriteReason};
+use super::jobs::{JobHandle, JobKind};
 use super::save::{self, SaveReason};
 use super::PersistenceMode;
 use crate::instance::Shared;
@@ -34,59 +34,74 @@ pub enum ModeError {
     Interrupted(String),
 }
 
-const POLL: Duration = Duration::from_millis(10);
-
-/// Applies `new` to a running instance and waits until it is in force. Blocking: call it off
-/// the async runtime's worker threads.
-pub fn apply(shared: &Arc<Shared>, new: PersistenceMode) -> Result<(), ModeError> {
+/// Applies `new` to a running instance and returns once it is in force: a straight sequence
+/// of steps, each awaited. A step that needs the capture waits for the running job first.
+pub async fn apply(shared: &Arc<Shared>, new: PersistenceMode) -> Result<(), ModeError> {
     if shared.persistence.is_loading() {
         return Err(ModeError::Loading);
     }
     let old = shared.config().persistence;
     match (&old, &new) {
-        (PersistenceMode::Aof, PersistenceMode::Aof) => Ok(()),
+        (PersistenceMode::Aof, PersistenceMode::Aof) => return Ok(()),
         (_, PersistenceMode::Aof) => {
-            let started = SystemTime::now();
-            set_mode(shared, new.clone());
-            aof::create(shared, &mut shared.keyspace.lock()).map_err(ModeError::AofStart)?;
-            wait_for_first_base(shared, started)?;
+            let first_base = start_aof(shared, new.clone()).await?;
+            first_base.outcome().await.map_err(ModeError::FirstBase)?;
             if matches!(old, PersistenceMode::Rdb(_)) {
-                wait_for_save(shared);
+                // A BGSAVE still writing the dump would put it back.
+                shared.persistence.jobs.idle().await;
                 remove_file(shared, &save::dump_path(shared));
             }
-            logged(shared, &old, &new);
-            Ok(())
         }
-        (PersistenceMode::Aof, PersistenceMode::Rdb(_)) => {
-            snapshot(shared)?;
+        (PersistenceMode::Aof, _) => {
+            if matches!(new, PersistenceMode::Rdb(_)) {
+                snapshot(shared).await?;
+            }
             set_mode(shared, new.clone());
-            aof::stop(shared, &mut shared.keyspace.lock());
-            remove_aof_files(shared);
-            logged(shared, &old, &new);
-            Ok(())
-        }
-        (PersistenceMode::Aof, PersistenceMode::Disabled) => {
-            set_mode(shared, new.clone());
-            aof::stop(shared, &mut shared.keyspace.lock());
-            remove_aof_files(shared);
-            logged(shared, &old, &new);
-            Ok(())
+            let worker = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                aof::stop(&worker, &mut worker.keyspace.lock());
+                remove_aof_files(&worker);
+            })
+            .await
+            .map_err(|e| ModeError::Interrupted(e.to_string()))?;
         }
         (PersistenceMode::Rdb(_), PersistenceMode::Disabled) => {
             set_mode(shared, new.clone());
-            wait_for_save(shared);
+            // A save still writing the dump would put it back.
+            shared.persistence.jobs.idle().await;
             remove_file(shared, &save::dump_path(shared));
-            logged(shared, &old, &new);
-            Ok(())
         }
-        _ => {
-            if old != new {
-                set_mode(shared, new.clone());
-                logged(shared, &old, &new);
-            }
-            Ok(())
-        }
+        _ if old == new => return Ok(()),
+        _ => set_mode(shared, new.clone()),
     }
+    logged(shared, &old, &new);
+    Ok(())
+}
+
+/// Turns AOF on once the running job (a save, an export) has ended: logging starts into a
+/// new incr file and the first rewrite writes the base; returns that rewrite's handle.
+async fn start_aof(shared: &Arc<Shared>, mode: PersistenceMode) -> Result<JobHandle, ModeError> {
+    let job = shared
+        .persistence
+        .jobs
+        .begin_when_free(JobKind::Rewrite(RewriteReason::FirstBase))
+        .await;
+    set_mode(shared, mode);
+    let mut ks = shared.keyspace.lock();
+    aof::create(shared, &mut ks).map_err(ModeError::AofStart)?;
+    aof::rewrite::run(shared, &mut ks, job).map_err(|e| ModeError::FirstBase(e.to_string()))
+}
+
+/// Takes a snapshot once the running job has ended, and waits for it.
+async fn snapshot(shared: &Arc<Shared>) -> Result<(), ModeError> {
+    let job = shared
+        .persistence
+        .jobs
+        .begin_when_free(JobKind::Save(SaveReason::Requested))
+        .await;
+    let saved = save::run_background(shared, &mut shared.keyspace.lock(), job);
+    saved.outcome().await.map_err(ModeError::Snapshot)?;
+    Ok(())
 }
 
 fn set_mode(shared: &Shared, mode: PersistenceMode) {
@@ -111,58 +126,6 @@ fn logged(shared: &Shared, old: &PersistenceMode, new: &PersistenceMode) {
         EventKind::PersistenceChanged,
         format!("persistence: {} -> {}", describe(old), describe(new)),
     );
-}
-
-/// Waits until the AOF has its first base, or a rewrite started since `since` failed.
-fn wait_for_first_base(shared: &Shared, since: SystemTime) -> Result<(), ModeError> {
-    loop {
-        match aof::figures(shared) {
-            Some(f) if f.has_base => return Ok(()),
-            None => return Err(ModeError::FirstBase("the AOF was turned off".into())),
-            Some(_) => {}
-        }
-        let st = shared.persistence.status();
-        let failed = st
-            .aof
-            .last_rewrite
-            .filter(|r| st.aof.rewrite.is_none() && r.started_at >= since)
-            .and_then(|r| r.error);
-        if let Some(e) = failed {
-            return Err(ModeError::FirstBase(e));
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-fn wait_for_save(shared: &Shared) {
-    while shared.persistence.status().running.is_some() {
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Takes a snapshot (after any running rewrite or save) and waits for it.
-fn snapshot(shared: &Arc<Shared>) -> Result<(), ModeError> {
-    loop {
-        let st = shared.persistence.status();
-        if st.aof.rewrite.is_none() && st.running.is_none() {
-            // Bound first: the keyspace lock must be released before waiting for the save.
-            let started =
-                save::start_background(shared, &mut shared.keyspace.lock(), SaveReason::Requested);
-            match started {
-                Ok(()) => {
-                    wait_for_save(shared);
-                    let st = shared.persistence.status();
-                    return match st.history.back().and_then(|r| r.error.clone()) {
-                        Some(e) => Err(ModeError::Snapshot(e)),
-                        None => Ok(()),
-                    };
-                }
-                Err(save::SaveError::InProgress) => {}
-                Err(e) => return Err(ModeError::Snapshot(e.to_string())),
-            }
-        }
-        std::thread::sleep(POLL);
-    }
 }
 
 fn remove_file(shared: &Shared, path: &Path) {

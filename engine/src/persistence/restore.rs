@@ -1,5 +1,5 @@
-//! Rehydrating an instance on start from its dump or its AOF, while it already answers clients (they get
-//! -LOADING until the data is in, as with Redis).
+//! Rehydrating an instance on start from its dump or its AOF, while it already answers clients
+//! (they get -LOADING until the data is in, as with Redis). The load is a job (jobs.rs).
 //!
 //! The file is read on its own thread into fresh databases that no one else sees, so the
 //! keyspace lock is taken only once, to swap them in. Keys already expired are skipped. If the
@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::aof::{self, appender::Appender, manifest::Manifest};
+use super::jobs::{Job, JobKind, JobReport, Progress};
 use super::rdb::{self, RdbError};
-use super::{LoadingProgress, PersistenceMode};
+use super::PersistenceMode;
 use crate::instance::Shared;
 use crate::keyspace::eviction::access_from_saved;
 use crate::keyspace::{Db, EvictionPolicy, DB_COUNT};
@@ -71,9 +72,9 @@ impl RestoreReport {
     }
 }
 
-/// Loads `path` into fresh databases, reporting progress into the instance's status.
+/// Loads `path` into fresh databases, reporting progress (bytes read, keys loaded).
 pub(crate) fn read_dump(
-    shared: &Shared,
+    progress: &mut dyn FnMut(u64, u64),
     path: &Path,
     mark: bool,
     lfu: bool,
@@ -103,7 +104,7 @@ pub(crate) fn read_dump(
         }
         loaded += 1;
         if loaded.is_multiple_of(4096) {
-            note_progress(shared, reader.position(), loaded);
+            progress(reader.position(), loaded);
         }
     }
     Ok((dbs, loaded, expired, reader.total()))
@@ -144,15 +145,20 @@ pub fn start(shared: &Arc<Shared>) {
         Ok(Some(source)) => source,
         Ok(None) => {
             if aof_mode {
-                if let Err(e) = aof::create(shared, &mut shared.keyspace.lock()) {
-                    let failed = failed_report(aof::aof_dir(shared), "AOF", Instant::now(), &e);
-                    finish(shared, failed);
+                let mut ks = shared.keyspace.lock();
+                match aof::create(shared, &mut ks) {
+                    Ok(()) => aof::start_first_base(shared, &mut ks),
+                    Err(e) => {
+                        drop(ks);
+                        let failed = failed_report(aof::aof_dir(shared), "AOF", Instant::now(), &e);
+                        finish(shared, failed, None);
+                    }
                 }
             }
             return;
         }
         Err((path, e)) => {
-            finish(shared, failed_report(path, "AOF", Instant::now(), &e));
+            finish(shared, failed_report(path, "AOF", Instant::now(), &e), None);
             return;
         }
     };
@@ -161,22 +167,24 @@ pub fn start(shared: &Arc<Shared>) {
         Source::Aof(dir, manifest) => match aof::load::total_bytes(dir, manifest) {
             Ok(total) => (dir.clone(), total),
             Err(e) => {
-                finish(
-                    shared,
-                    failed_report(dir.clone(), "AOF", Instant::now(), &e),
-                );
+                let failed = failed_report(dir.clone(), "AOF", Instant::now(), &e);
+                finish(shared, failed, None);
                 return;
             }
         },
     };
-    shared.persistence.set_loading(Some(LoadingProgress {
-        source: path.clone(),
-        started: Instant::now(),
-        started_unix_secs: crate::util::now_ms() / 1000,
-        total_bytes,
-        loaded_bytes: 0,
-        keys_loaded: 0,
-    }));
+    let job = match shared.persistence.jobs.begin(JobKind::Load) {
+        Ok(job) => job,
+        Err(busy) => {
+            finish(
+                shared,
+                failed_report(path, "RDB", Instant::now(), &busy),
+                None,
+            );
+            return;
+        }
+    };
+    note_progress(&job, 0, total_bytes, 0);
     shared.events.push(
         EventKind::RestoreStarted,
         format!("loading {} ({total_bytes} bytes)", path.display()),
@@ -184,9 +192,10 @@ pub fn start(shared: &Arc<Shared>) {
     let worker = shared.clone();
     let spawned = std::thread::Builder::new()
         .name("data-load".into())
-        .spawn(move || run(&worker, source, aof_mode));
+        .spawn(move || run(&worker, source, total_bytes, aof_mode, job));
     if let Err(e) = spawned {
-        finish(shared, failed_report(path, "RDB", Instant::now(), &e));
+        // The job went with the closure: its slot is free again.
+        finish(shared, failed_report(path, "RDB", Instant::now(), &e), None);
     }
 }
 
@@ -211,26 +220,36 @@ fn failed_report(
     }
 }
 
-fn note_progress(shared: &Shared, bytes: u64, keys: u64) {
-    shared.persistence.update(|st| {
-        if let Some(p) = st.loading.as_mut() {
-            p.loaded_bytes = bytes;
-            p.keys_loaded = keys;
-        }
+fn note_progress(job: &Job, bytes: u64, total_bytes: u64, keys: u64) {
+    job.progress(Progress {
+        done: bytes,
+        total: total_bytes,
+        keys,
     });
 }
 
-fn run(shared: &Arc<Shared>, source: Source, aof_mode: bool) {
+fn run(shared: &Arc<Shared>, source: Source, total_bytes: u64, aof_mode: bool, job: Job) {
     let started = Instant::now();
+    let from_dump = matches!(source, Source::Rdb(_));
+    let mut progress = |bytes, keys| note_progress(&job, bytes, total_bytes, keys);
     let report = match source {
-        Source::Rdb(path) => load_rdb(shared, path, started, aof_mode),
-        Source::Aof(dir, manifest) => load_aof(shared, dir, manifest, started, aof_mode),
+        Source::Rdb(path) => load_rdb(shared, &mut progress, path, started, aof_mode),
+        Source::Aof(dir, manifest) => {
+            load_aof(shared, &mut progress, dir, manifest, started, aof_mode)
+        }
     };
-    finish(shared, report);
+    let loaded = report.error.is_none();
+    finish(shared, report, Some(job));
+    if loaded && aof_mode && from_dump {
+        // AOF mode without AOF files: the data came from the dump; the first rewrite makes
+        // it the AOF's base.
+        aof::start_first_base(shared, &mut shared.keyspace.lock());
+    }
 }
 
 fn load_rdb(
     shared: &Arc<Shared>,
+    progress: &mut dyn FnMut(u64, u64),
     path: PathBuf,
     started: Instant,
     aof_mode: bool,
@@ -240,14 +259,13 @@ fn load_rdb(
         let ks = shared.keyspace.lock();
         (ks.mark, ks.config.policy.is_lfu())
     };
-    let (dbs, keys_loaded, keys_expired, bytes) = match read_dump(shared, &path, mark, lfu) {
+    let (dbs, keys_loaded, keys_expired, bytes) = match read_dump(progress, &path, mark, lfu) {
         Ok(loaded) => loaded,
         Err(e) => return failed_report(path, "RDB", started, &e),
     };
     let keys_evicted = install(shared, dbs);
     if aof_mode {
-        // AOF mode without AOF files: the data came from the dump; the first rewrite makes
-        // it the AOF's base.
+        // AOF mode without AOF files: logging starts now (its base follows, see `run`).
         if let Err(e) = aof::create(shared, &mut shared.keyspace.lock()) {
             return failed_report(aof::aof_dir(shared), "AOF", started, &e);
         }
@@ -265,15 +283,14 @@ fn load_rdb(
 
 fn load_aof(
     shared: &Arc<Shared>,
+    progress: &mut dyn FnMut(u64, u64),
     dir: PathBuf,
     manifest: Manifest,
     started: Instant,
     aof_mode: bool,
 ) -> RestoreReport {
     let started_at = SystemTime::now();
-    let replayed = match aof::load::replay(shared, &dir, &manifest, &mut |bytes, keys| {
-        note_progress(shared, bytes, keys)
-    }) {
+    let replayed = match aof::load::replay(shared, &dir, &manifest, progress) {
         Ok(replayed) => replayed,
         Err(e) => return failed_report(dir, "AOF", started, &e),
     };
@@ -330,11 +347,22 @@ pub(super) fn install(shared: &Shared, dbs: Vec<Db>) -> u64 {
     evicted
 }
 
-fn finish(shared: &Shared, report: RestoreReport) {
+/// Records a load's outcome and logs it, then ends its job (if it got one) with it.
+fn finish(shared: &Shared, report: RestoreReport, job: Option<Job>) {
     shared
         .persistence
         .update(|st| st.last_restore = Some(report.clone()));
-    shared.persistence.set_loading(None);
+    let outcome = match &report.error {
+        None => Ok(JobReport::Restore(report.clone())),
+        Some(e) => Err(e.clone()),
+    };
+    log_restore(shared, report);
+    if let Some(job) = job {
+        job.finish(outcome);
+    }
+}
+
+fn log_restore(shared: &Shared, report: RestoreReport) {
     match &report.error {
         None => {
             let mut detail = format!(

@@ -1,5 +1,5 @@
-//! Writing the dump file from a point-in-time capture (see snapshot.rs): in the background for
-//! BGSAVE and the schedule, in the foreground for SAVE. The file is written as Redis writes it:
+//! Writing the dump file from a point-in-time capture (see snapshot.rs), as a job (jobs.rs): in
+//! the background for BGSAVE and the schedule, in the foreground for SAVE. The file is written as Redis writes it:
 //! `temp-<pid>-<n>.rdb` in the instance's directory (created exclusively, see temp.rs), fsync,
 //! rename over the dump, fsync of the directory, so a crash at any moment leaves the previous
 //! dump or the new one, never half of one. Temp files a crash left behind are removed when the
@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::jobs::{Busy, Job, JobHandle, JobKind, JobReport, Progress};
 use super::rdb::{RdbWriter, CRC64};
-use super::snapshot::Step;
+use super::snapshot::{Capture, Step};
 use super::temp::{TempFile, TempKind};
-use super::{PersistenceMode, RunningSave};
+use super::PersistenceMode;
 use crate::instance::Shared;
 use crate::keyspace::Keyspace;
 use crate::telemetry::{EventData, EventKind};
@@ -71,6 +72,9 @@ pub struct SaveReport {
 pub enum SaveError {
     #[error("Background save already in progress")]
     InProgress,
+    /// Another job (a rewrite, an export) holds the capture.
+    #[error("{0}; try again when it ends")]
+    Busy(Busy),
     #[error("the data set is still loading")]
     Loading,
     #[error("cannot write {path}: {source}")]
@@ -86,99 +90,125 @@ pub fn dump_path(shared: &Shared) -> PathBuf {
     cfg.dir.join(cfg.dbfilename)
 }
 
+/// Takes the job slot for a save.
+fn begin(shared: &Shared, reason: SaveReason) -> Result<Job, SaveError> {
+    shared
+        .persistence
+        .jobs
+        .begin(JobKind::Save(reason))
+        .map_err(|busy| match busy.0 {
+            JobKind::Save(_) => SaveError::InProgress,
+            kind if kind.loads() => SaveError::Loading,
+            _ => SaveError::Busy(busy),
+        })
+}
+
 /// Starts a background save from `ks` (the caller holds the keyspace lock); it runs on its own
-/// thread and reports through events.
+/// thread, reports through events and publishes its outcome on the handle.
 pub fn start_background(
     shared: &Arc<Shared>,
     ks: &mut Keyspace,
     reason: SaveReason,
-) -> Result<(), SaveError> {
-    if shared.persistence.is_loading() {
-        return Err(SaveError::Loading);
-    }
-    if !ks.start_capture() {
-        return Err(SaveError::InProgress);
-    }
-    let started = begin(shared, reason);
+) -> Result<JobHandle, SaveError> {
+    let job = begin(shared, reason)?;
+    Ok(run_background(shared, ks, job))
+}
+
+/// Runs a background save as `job`, which holds the slot.
+pub fn run_background(shared: &Arc<Shared>, ks: &mut Keyspace, job: Job) -> JobHandle {
+    let handle = job.handle();
+    let running = announce(shared, &job);
     let path = dump_path(shared);
     write_capture_in_background(
         shared,
         ks,
-        "rdb-save",
+        job,
         path.clone(),
-        false,
-        settle,
-        move |shared, written, keys| {
-            report(shared, started, path, &written, keys);
+        move |shared, job, written, keys| {
+            let report = report(shared, running, path, &written, keys);
+            job.finish(match &report.error {
+                None => Ok(JobReport::Save(report)),
+                Some(e) => Err(e.clone()),
+            });
         },
     );
-    Ok(())
+    handle
 }
 
-/// Writes the capture just started under `ks` (held by the caller) to `target` on a thread of
-/// its own. When the walk ends, `settle` runs with the keyspace locked (it ends the capture),
-/// then `report` runs without that lock with the outcome (the file's size). `aof_base` marks
-/// the file as an AOF base in its header.
-pub(super) fn write_capture_in_background<T>(
+/// Writes a capture of `ks` (held by the caller) to `target` on a thread of its own, as `job`
+/// (a save, a rewrite, whose file is marked as an AOF base, or an export). When the walk
+/// ends, the capture ends with the keyspace locked (`settle`), then `report` runs without
+/// that lock with the outcome (the file's size) and the keys written, and ends the job.
+pub(super) fn write_capture_in_background(
     shared: &Arc<Shared>,
     ks: &mut Keyspace,
-    thread_name: &str,
+    job: Job,
     target: PathBuf,
-    aof_base: bool,
-    settle: impl FnOnce(&mut Keyspace, &std::io::Result<u64>) -> T + Send + 'static,
-    report: impl FnOnce(&Shared, std::io::Result<u64>, T) + Send + 'static,
+    report: impl FnOnce(&Shared, Job, std::io::Result<u64>, u64) + Send + 'static,
 ) {
+    let (thread_name, aof_base) = match job.kind() {
+        JobKind::Rewrite(_) => ("aof-rewrite", true),
+        JobKind::Export => ("rdb-export", false),
+        _ => ("rdb-save", false),
+    };
+    // The slot is held, so no other capture runs.
+    Capture::start(ks);
     let used_memory = ks.used_memory();
     let worker = shared.clone();
     // Shared with the thread so that, if it cannot start, the steps run here instead.
-    let ending = Arc::new(parking_lot::Mutex::new(Some((settle, report))));
+    let ending = Arc::new(parking_lot::Mutex::new(Some((job, report))));
     let ending_in_thread = ending.clone();
     let spawned = std::thread::Builder::new()
         .name(thread_name.into())
         .spawn(move || {
+            let Some((job, report)) = ending_in_thread.lock().take() else {
+                return;
+            };
             let written = write_dump(&target, aof_base, used_memory, || {
                 let mut ks = worker.keyspace.lock();
-                let step = ks.capture_step(KEYS_PER_STEP);
+                let step = Capture::step(&mut ks, KEYS_PER_STEP);
                 // Hand the lock to a waiting connection rather than taking it straight back.
                 parking_lot::MutexGuard::unlock_fair(ks);
+                job.progress(Progress {
+                    done: step.keys_done,
+                    total: step.keys_total,
+                    keys: step.keys_done,
+                });
                 if step.traffic {
                     // Connections are walking: only collect, every quarter of a millisecond.
                     std::thread::sleep(Duration::from_micros(250));
                 }
                 step
             });
-            if let Some((settle, report)) = ending_in_thread.lock().take() {
-                let settled = settle(&mut worker.keyspace.lock(), &written);
-                report(&worker, written, settled);
-            }
+            let keys = settle(&mut worker.keyspace.lock(), job.kind(), &written);
+            report(&worker, job, written, keys);
         });
     if let Err(e) = spawned {
         // Without a thread, finish the walk here so the marks stay consistent.
-        while !ks.capture_step(u64::MAX).done {}
-        if let Some((settle, report)) = ending.lock().take() {
+        while !Capture::step(ks, u64::MAX).done {}
+        if let Some((job, report)) = ending.lock().take() {
             let written = Err(e);
-            let settled = settle(ks, &written);
-            report(shared, written, settled);
+            let keys = settle(ks, job.kind(), &written);
+            report(shared, job, written, keys);
         }
     }
 }
 
-/// The save redis-server makes when it stops: with SHUTDOWN SAVE, or when save points are
-/// configured (unless SHUTDOWN NOSAVE). Waits for a running background save first. Never
-/// saves over a dump that failed to load.
-pub fn save_on_stop(shared: &Shared) {
+/// Whether stopping saves a dump, as redis-server decides: with SHUTDOWN SAVE, or when save
+/// points are configured (unless SHUTDOWN NOSAVE). Never over a dump that failed to load, nor
+/// while the data is still loading.
+pub fn saves_on_stop(shared: &Shared) -> bool {
     let st = shared.persistence.status();
     let wanted = st.shutdown_save.unwrap_or_else(|| {
         matches!(&shared.config().persistence, PersistenceMode::Rdb(s) if !s.save_points.is_empty())
     });
-    if !wanted || st.loading.is_some() || st.load_failed() {
-        return;
-    }
-    while shared.keyspace.lock().capture_running() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wanted && !shared.persistence.is_loading() && !st.load_failed()
+}
+
+/// The save redis-server makes when it stops, as `job` (taken once any running job ended).
+pub fn save_on_stop(shared: &Shared, job: Job) {
     let mut ks = shared.keyspace.lock();
-    if let Err(e) = save_foreground_as(shared, &mut ks, SaveReason::Shutdown) {
+    if let Err(e) = save_foreground_as(shared, &mut ks, job) {
         shared
             .events
             .push(EventKind::Error, format!("save on shutdown failed: {e}"));
@@ -188,57 +218,66 @@ pub fn save_on_stop(shared: &Shared) {
 /// Saves while holding the keyspace (SAVE): the caller's lock keeps everyone else waiting,
 /// as Redis's SAVE does.
 pub fn save_foreground(shared: &Shared, ks: &mut Keyspace) -> Result<SaveReport, SaveError> {
-    save_foreground_as(shared, ks, SaveReason::Foreground)
+    let job = begin(shared, SaveReason::Foreground)?;
+    save_foreground_as(shared, ks, job)
 }
 
 fn save_foreground_as(
     shared: &Shared,
     ks: &mut Keyspace,
-    reason: SaveReason,
+    job: Job,
 ) -> Result<SaveReport, SaveError> {
-    if shared.persistence.is_loading() {
-        return Err(SaveError::Loading);
-    }
-    if !ks.start_capture() {
-        return Err(SaveError::InProgress);
-    }
-    let started = begin(shared, reason);
+    let running = announce(shared, &job);
+    Capture::start(ks);
     let path = dump_path(shared);
     let used_memory = ks.used_memory();
     let written = write_dump(&path, false, used_memory, || {
-        ks.capture_step(FOREGROUND_KEYS_PER_STEP)
+        Capture::step(ks, FOREGROUND_KEYS_PER_STEP)
     });
-    let keys = settle(ks, &written);
-    let saved = report(shared, started, path.clone(), &written, keys);
+    let keys = settle(ks, job.kind(), &written);
+    let saved = report(shared, running, path.clone(), &written, keys);
+    job.finish(match &saved.error {
+        None => Ok(JobReport::Save(saved.clone())),
+        Some(e) => Err(e.clone()),
+    });
     written.map(|_| saved).map_err(|source| SaveError::Io {
         path: path.display().to_string(),
         source,
     })
 }
 
-fn begin(shared: &Shared, reason: SaveReason) -> RunningSave {
-    let running = RunningSave {
-        reason,
-        started: Instant::now(),
-        started_at: SystemTime::now(),
+/// What a save's report needs of its start.
+struct Started {
+    reason: SaveReason,
+    started: Instant,
+    started_at: SystemTime,
+}
+
+/// Logs the start of the save `job` runs.
+fn announce(shared: &Shared, job: &Job) -> Started {
+    let reason = match job.kind() {
+        JobKind::Save(reason) => reason,
+        _ => SaveReason::Requested,
     };
-    shared
-        .persistence
-        .update(|st| st.running = Some(running.clone()));
+    let (started, started_at) = job.started();
     shared.events.push(
         EventKind::SaveStarted,
         format!("save started ({})", reason.describe()),
     );
-    running
+    Started {
+        reason,
+        started,
+        started_at,
+    }
 }
 
-/// Ends the capture; after a successful save, the changes it holds no longer count as
-/// unsaved (Redis's dirty - dirty_before_bgsave). Returns the keys written.
-fn settle(ks: &mut Keyspace, written: &std::io::Result<u64>) -> u64 {
-    let Some(capture) = ks.finish_capture() else {
+/// Ends the capture of a `kind` job; after a successful save, the changes it holds no longer
+/// count as unsaved (Redis's dirty - dirty_before_bgsave). Returns the keys written.
+fn settle(ks: &mut Keyspace, kind: JobKind, written: &std::io::Result<u64>) -> u64 {
+    let Some(capture) = Capture::finish(ks) else {
         return 0;
     };
-    if written.is_ok() {
+    if written.is_ok() && matches!(kind, JobKind::Save(_)) {
         ks.dirty = ks.dirty.saturating_sub(capture.dirty_at_start);
     }
     capture.keys_done()
@@ -247,7 +286,7 @@ fn settle(ks: &mut Keyspace, written: &std::io::Result<u64>) -> u64 {
 /// Records the outcome in the status and the event log.
 fn report(
     shared: &Shared,
-    started: RunningSave,
+    started: Started,
     path: PathBuf,
     written: &std::io::Result<u64>,
     keys: u64,

@@ -49,11 +49,8 @@ impl RdbSchedule {
         }
     }
 
-    /// Whether a save should start now.
+    /// Whether a save should start now (if no other job runs).
     pub fn due(&self, st: &PersistenceStatus, dirty: u64, now: Instant) -> bool {
-        if st.running.is_some() {
-            return false;
-        }
         if !st.last_save_ok
             && st
                 .last_attempt_end
@@ -114,8 +111,11 @@ pub fn frequency_of(mode: &PersistenceMode) -> Option<Duration> {
 
 /// Called by the instance's cron: starts a save if the schedule (or BGSAVE SCHEDULE) says so.
 pub fn tick(shared: &Arc<Shared>) {
+    if shared.persistence.jobs.running().is_some() {
+        return;
+    }
     let st = shared.persistence.status();
-    if st.loading.is_some() || st.running.is_some() || st.load_failed() {
+    if st.load_failed() {
         return;
     }
     let reason = if st.scheduled {

@@ -8,11 +8,12 @@
 //!   with the dict's SCAN cursor, which visits every entry present for the whole walk at least
 //!   once even while tables grow or shrink. An entry whose mark differs is serialized and
 //!   re-marked; one already marked is skipped, so nothing is written twice.
-//! - Before any write touches a key (overwrite, change, TTL change, delete, expiry, eviction),
-//!   the keyspace calls `capture_before_write`: if the entry is not yet saved, its OLD contents
-//!   are serialized first and it is marked. Entries created during the capture are born
-//!   marked, so they are never saved. FLUSHDB hands the old database to the capture instead of
-//!   freeing it; SWAPDB moves databases together with their `snapshot_id`.
+//! - The capture is a write hook of the keyspace (keyspace/hooks.rs). Before any write touches
+//!   a key (overwrite, change, TTL change, delete, expiry, eviction), the hook runs: if the
+//!   entry is not yet saved, its OLD contents are serialized first and it is marked. Entries
+//!   created during the capture are born marked, so they are never saved. FLUSHDB hands the
+//!   old database to the hook instead of freeing it; SWAPDB moves databases together with
+//!   their `snapshot_id`.
 //! - So the file holds exactly the data set as of the capture's start: keys created later are
 //!   absent, keys changed or deleted later appear with their old values.
 //!
@@ -31,13 +32,16 @@
 //! switch writes a SELECTDB, which every RDB reader accepts.
 
 use crate::keyspace::eviction::{idle_seconds, lfu_counter};
-use crate::keyspace::{drop_in_background, Db, Entry, Keyspace, DB_COUNT};
+use crate::keyspace::{drop_in_background, Db, Entry, Keyspace, WriteHook, DB_COUNT};
 use crate::persistence::rdb::{KeyMeta, RdbWriter};
 
-/// The state of a running capture, owned by the keyspace.
+/// The state of a running capture: a write hook of the keyspace (keyspace/hooks.rs) while it
+/// runs.
 #[derive(Debug)]
 pub struct Capture {
     out: Output,
+    /// The mark of entries already saved (the keyspace's mark since the capture started).
+    mark: bool,
     /// The database (snapshot id) being walked and the SCAN cursor in it.
     walk_db: usize,
     cursor: u64,
@@ -63,17 +67,6 @@ struct Output {
     lfu: bool,
     decay: u64,
     keys_done: u64,
-}
-
-impl Capture {
-    /// Takes over a database flushed during the capture.
-    pub(crate) fn detach(&mut self, db: Db) {
-        self.detached.push(db);
-    }
-
-    pub fn keys_done(&self) -> u64 {
-        self.out.keys_done
-    }
 }
 
 impl Output {
@@ -107,144 +100,143 @@ pub struct Step {
     /// True if connections ran batches (and walked) since the last turn: the save thread then
     /// only collects, every quarter of a millisecond, instead of walking flat out.
     pub traffic: bool,
+    /// Keys written so far, of the keys at the capture's start.
+    pub keys_done: u64,
+    pub keys_total: u64,
 }
 
-impl Keyspace {
-    /// Starts a capture; false if one is already running.
-    pub fn start_capture(&mut self) -> bool {
-        if self.capture.is_some() {
-            return false;
-        }
-        self.mark = !self.mark;
-        let mut sizes = [None; DB_COUNT];
-        for (i, db) in self.dbs.iter_mut().enumerate() {
-            db.snapshot_id = Some(i);
-            sizes[i] = Some((db.len() as u64, db.expires.len() as u64));
-        }
-        self.capture = Some(Box::new(Capture {
-            out: Output {
-                writer: RdbWriter::new(),
-                sizes,
-                now_ms: crate::util::now_ms(),
-                lfu: self.config.policy.is_lfu(),
-                decay: self.config.lfu_decay_time,
-                keys_done: 0,
-            },
-            walk_db: 0,
-            cursor: 0,
-            detached: Vec::new(),
-            keys_total: self.key_count() as u64,
-            dirty_at_start: self.dirty,
-            assists: 0,
-            assists_seen: 0,
-            last_assist: None,
-        }));
-        true
-    }
-
-    pub fn capture_running(&self) -> bool {
-        self.capture.is_some()
-    }
-
-    /// Progress of the running capture: (keys written, keys at its start).
-    pub fn capture_progress(&self) -> Option<(u64, u64)> {
-        self.capture.as_ref().map(|c| (c.keys_done(), c.keys_total))
-    }
-
-    /// Saves `key`'s current contents into the running capture unless already saved.
-    pub(crate) fn capture_before_write(&mut self, db: usize, key: &[u8]) {
-        let Keyspace {
-            dbs, capture, mark, ..
-        } = self;
-        let (Some(capture), d) = (capture.as_deref_mut(), &mut dbs[db]) else {
-            return;
-        };
+impl WriteHook for Capture {
+    /// Saves `key`'s current contents into the capture unless already saved.
+    fn before_write(&mut self, dbs: &mut [Db], db: usize, key: &[u8]) {
+        let d = &mut dbs[db];
         let Some(id) = d.snapshot_id else {
             return;
         };
         let Some(entry) = d.entries.get_mut(key) else {
             return;
         };
-        if entry.mark == *mark {
+        if entry.mark == self.mark {
             return;
         }
-        entry.mark = *mark;
+        entry.mark = self.mark;
         let expire = if entry.volatile {
             d.expires.get(key).copied()
         } else {
             None
         };
-        capture.out.write(id, key, entry, expire);
+        self.out.write(id, key, entry, expire);
+    }
+
+    /// Takes over a database flushed during the capture, to walk it still.
+    fn flushed(&mut self, old: Db) -> Option<Db> {
+        if old.snapshot_id.is_none() {
+            return Some(old);
+        }
+        self.detached.push(old);
+        None
     }
 
     /// A connection's share of the walk, at the end of each batch it runs under the lock:
     /// a few keys, so the walk advances in the same thread as the traffic (as Dragonfly's
     /// shard threads do) instead of a saver thread contending for the lock.
-    #[inline]
-    pub fn capture_assist(&mut self) {
-        if let Some(capture) = self.capture.as_deref_mut() {
-            capture.assists += 1;
-            // A lightly used instance walks more per batch: one key per 8 µs since the last
-            // batch, between ASSIST_KEYS and MAX_ASSIST_KEYS.
-            let now = std::time::Instant::now();
-            let quiet_us = capture
-                .last_assist
-                .map_or(0, |t| now.duration_since(t).as_micros() as u64);
-            capture.last_assist = Some(now);
-            self.walk((quiet_us / 8).clamp(ASSIST_KEYS, MAX_ASSIST_KEYS));
+    fn batch_ended(&mut self, dbs: &mut [Db]) {
+        self.assists += 1;
+        // A lightly used instance walks more per batch: one key per 8 µs since the last
+        // batch, between ASSIST_KEYS and MAX_ASSIST_KEYS.
+        let now = std::time::Instant::now();
+        let quiet_us = self
+            .last_assist
+            .map_or(0, |t| now.duration_since(t).as_micros() as u64);
+        self.last_assist = Some(now);
+        self.walk(dbs, (quiet_us / 8).clamp(ASSIST_KEYS, MAX_ASSIST_KEYS));
+    }
+}
+
+impl Capture {
+    /// Starts a capture of `ks` as it is now; false if one is already running.
+    pub fn start(ks: &mut Keyspace) -> bool {
+        if ks.hooks.get::<Capture>().is_some() {
+            return false;
         }
+        ks.mark = !ks.mark;
+        let mut sizes = [None; DB_COUNT];
+        for (i, db) in ks.dbs.iter_mut().enumerate() {
+            db.snapshot_id = Some(i);
+            sizes[i] = Some((db.len() as u64, db.expires.len() as u64));
+        }
+        let capture = Capture {
+            out: Output {
+                writer: RdbWriter::new(),
+                sizes,
+                now_ms: crate::util::now_ms(),
+                lfu: ks.config.policy.is_lfu(),
+                decay: ks.config.lfu_decay_time,
+                keys_done: 0,
+            },
+            mark: ks.mark,
+            walk_db: 0,
+            cursor: 0,
+            detached: Vec::new(),
+            keys_total: ks.key_count() as u64,
+            dirty_at_start: ks.dirty,
+            assists: 0,
+            assists_seen: 0,
+            last_assist: None,
+        };
+        ks.hooks.add(Box::new(capture));
+        true
+    }
+
+    pub fn keys_done(&self) -> u64 {
+        self.out.keys_done
     }
 
     /// The save thread's turn: takes the bytes produced since the last turn; if no connection
     /// ran a batch since then (an idle instance), walks up to `max_keys` itself first.
-    pub fn capture_step(&mut self, max_keys: u64) -> Step {
-        let assisted = self.capture.as_deref_mut().map_or(0, |c| {
-            let assisted = c.assists - c.assists_seen;
-            c.assists_seen = c.assists;
-            assisted
-        });
-        if assisted == 0 {
-            self.walk(max_keys);
-        }
-        match self.capture.as_deref_mut() {
-            Some(capture) => Step {
-                bytes: std::mem::take(&mut capture.out.writer.buf),
-                done: capture.walk_db >= DB_COUNT,
-                traffic: assisted > 0,
-            },
-            None => Step {
+    pub fn step(ks: &mut Keyspace, max_keys: u64) -> Step {
+        let Keyspace { dbs, hooks, .. } = ks;
+        let Some(capture) = hooks.get_mut::<Capture>() else {
+            return Step {
                 bytes: Vec::new(),
                 done: true,
                 traffic: false,
-            },
+                keys_done: 0,
+                keys_total: 0,
+            };
+        };
+        let assisted = capture.assists - capture.assists_seen;
+        capture.assists_seen = capture.assists;
+        if assisted == 0 {
+            capture.walk(dbs, max_keys);
+        }
+        Step {
+            bytes: std::mem::take(&mut capture.out.writer.buf),
+            done: capture.walk_db >= DB_COUNT,
+            traffic: assisted > 0,
+            keys_done: capture.out.keys_done,
+            keys_total: capture.keys_total,
         }
     }
 
     /// Walks on for up to `max_keys` keys.
-    fn walk(&mut self, max_keys: u64) {
-        let Keyspace {
-            dbs, capture, mark, ..
-        } = self;
-        let Some(capture) = capture.as_deref_mut() else {
-            return;
-        };
-        let mark = *mark;
-        let budget_end = capture.out.keys_done + max_keys;
-        while capture.walk_db < DB_COUNT && capture.out.keys_done < budget_end {
-            let id = capture.walk_db;
+    fn walk(&mut self, dbs: &mut [Db], max_keys: u64) {
+        let mark = self.mark;
+        let budget_end = self.out.keys_done + max_keys;
+        while self.walk_db < DB_COUNT && self.out.keys_done < budget_end {
+            let id = self.walk_db;
             let Capture {
                 out,
                 detached,
                 cursor,
                 ..
-            } = capture;
+            } = self;
             let Some(db) = dbs
                 .iter_mut()
                 .chain(detached.iter_mut())
                 .find(|d| d.snapshot_id == Some(id))
             else {
-                capture.walk_db += 1;
-                capture.cursor = 0;
+                self.walk_db += 1;
+                self.cursor = 0;
                 continue;
             };
             let (entries, expires) = (&mut db.entries, &db.expires);
@@ -259,15 +251,16 @@ impl Keyspace {
                     out.write(id, key, entry, expire);
                 }
             });
-            if capture.cursor == 0 {
-                capture.walk_db += 1;
+            if self.cursor == 0 {
+                self.walk_db += 1;
             }
         }
     }
 
-    /// Ends the capture (after the last step); flushed databases it held are freed elsewhere.
-    pub fn finish_capture(&mut self) -> Option<Box<Capture>> {
-        let mut capture = self.capture.take()?;
+    /// Ends the capture of `ks` (after the last step); flushed databases it held are freed
+    /// elsewhere.
+    pub fn finish(ks: &mut Keyspace) -> Option<Box<Capture>> {
+        let mut capture = ks.hooks.remove::<Capture>()?;
         for db in capture.detached.drain(..) {
             drop_in_background(db);
         }
@@ -293,13 +286,13 @@ mod tests {
         ks: &mut Keyspace,
         mut between: impl FnMut(&mut Keyspace),
     ) -> BTreeMap<(usize, String), String> {
-        assert!(ks.start_capture());
-        assert!(!ks.start_capture(), "a second capture must be refused");
+        assert!(Capture::start(ks));
+        assert!(!Capture::start(ks), "a second capture must be refused");
         let mut file = RdbWriter::new();
         file.header(&[]);
         let mut first = true;
         loop {
-            let step = ks.capture_step(10);
+            let step = Capture::step(ks, 10);
             file.buf.extend_from_slice(&step.bytes);
             if first {
                 between(ks);
@@ -309,7 +302,7 @@ mod tests {
                 break;
             }
         }
-        ks.finish_capture();
+        Capture::finish(ks);
         let mut tail = RdbWriter::new();
         let mut digest = CRC64.digest();
         digest.update(&file.buf);

@@ -4,8 +4,8 @@
 //! the instance keeps serving (the same walk as a background save; see snapshot.rs). It does
 //! not count as a save: changes since the last save stay unsaved.
 //!
-//! Import reads a dump (Redis's or ours) into fresh databases on the caller's thread, then
-//! swaps them in, evicting allkeys-lru if the data exceeds maxmemory. Meanwhile clients get
+//! Import waits for any running job to end, reads a dump (Redis's or ours) into fresh
+//! databases on a blocking thread, then swaps them in, evicting allkeys-lru if the data exceeds maxmemory. Meanwhile clients get
 //! -LOADING and no save or rewrite starts (a capture must not see its keyspace replaced). A
 //! file that fails to read leaves the data as it was. Under AOF a rewrite makes the imported
 //! data the AOF's base before clients are let back in; under RDB the next save holds it.
@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::aof::{self, RewriteReason};
+use super::jobs::{Job, JobHandle, JobKind, JobReport, Progress};
 use super::rdb::RdbError;
 use super::restore::{self, RestoreReport};
-use super::{aof, LoadingProgress};
 use crate::instance::Shared;
 use crate::telemetry::{EventData, EventKind};
 
@@ -26,11 +27,9 @@ pub enum TransferError {
     Busy,
     #[error("the data set is still loading")]
     Loading,
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The export could not be written (the text says where and why).
+    #[error("{0}")]
+    Write(String),
     #[error("cannot import {path}: {source}; the data is as it was")]
     Read { path: String, source: RdbError },
     #[error("the instance stopped before the transfer finished")]
@@ -46,19 +45,21 @@ pub struct ExportReport {
     pub duration: Duration,
 }
 
-/// Starts exporting to `target`; `done` gets the outcome from the writing thread.
-pub fn start_export(
-    shared: &Arc<Shared>,
-    target: PathBuf,
-    done: impl FnOnce(Result<ExportReport, TransferError>) + Send + 'static,
-) -> Result<(), TransferError> {
-    if shared.persistence.is_loading() {
-        return Err(TransferError::Loading);
-    }
+/// Starts exporting to `target`, as a job whose handle gives the outcome.
+pub fn start_export(shared: &Arc<Shared>, target: PathBuf) -> Result<JobHandle, TransferError> {
     let mut ks = shared.keyspace.lock();
-    if !ks.start_capture() {
-        return Err(TransferError::Busy);
-    }
+    let job = shared
+        .persistence
+        .jobs
+        .begin(JobKind::Export)
+        .map_err(|busy| {
+            if busy.0.loads() {
+                TransferError::Loading
+            } else {
+                TransferError::Busy
+            }
+        })?;
+    let handle = job.handle();
     let started = Instant::now();
     shared.events.push(
         EventKind::SaveStarted,
@@ -68,11 +69,9 @@ pub fn start_export(
     super::save::write_capture_in_background(
         shared,
         &mut ks,
-        "rdb-export",
+        job,
         target,
-        false,
-        |ks, _| ks.finish_capture().map_or(0, |c| c.keys_done()),
-        move |shared, written, keys| {
+        move |shared, job, written, keys| {
             let outcome = match written {
                 Ok(bytes) => {
                     let report = ExportReport {
@@ -89,121 +88,143 @@ pub fn start_export(
                             report.duration.as_secs_f64()
                         ),
                     );
-                    Ok(report)
+                    Ok(JobReport::Export(report))
                 }
                 Err(source) => {
-                    let error = TransferError::Write {
-                        path: path.display().to_string(),
-                        source,
-                    };
+                    let error = format!("cannot write {}: {source}", path.display());
                     shared
                         .events
                         .push(EventKind::ExportFailed, format!("export failed: {error}"));
                     Err(error)
                 }
             };
-            done(outcome);
+            job.finish(outcome);
         },
     );
-    Ok(())
+    Ok(handle)
 }
 
-const POLL: Duration = Duration::from_millis(10);
+/// Waits for an export's outcome.
+pub async fn export_outcome(handle: JobHandle) -> Result<ExportReport, TransferError> {
+    match handle.outcome().await {
+        Ok(JobReport::Export(report)) => Ok(report),
+        Ok(_) => Err(TransferError::Interrupted),
+        Err(error) => Err(TransferError::Write(error)),
+    }
+}
 
-/// Replaces the data with the dump at `path` and returns what was loaded. Blocking: call it
-/// off the async runtime's worker threads.
-pub fn import(shared: &Arc<Shared>, path: &Path) -> Result<RestoreReport, TransferError> {
-    let started = Instant::now();
-    let started_at = SystemTime::now();
-    let total_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
-    // Wait for a running save or rewrite; then -LOADING keeps new ones from starting.
-    let (mark, lfu) = loop {
-        if shared.is_shutting_down() {
-            return Err(TransferError::Interrupted);
-        }
-        {
-            let ks = shared.keyspace.lock();
-            let st = shared.persistence.status();
-            if !ks.capture_running() && st.aof.rewrite.is_none() && !shared.persistence.is_loading()
-            {
-                shared.persistence.set_loading(Some(LoadingProgress {
-                    source: path.to_path_buf(),
-                    started,
-                    started_unix_secs: crate::util::now_ms() / 1000,
-                    total_bytes,
-                    loaded_bytes: 0,
-                    keys_loaded: 0,
-                }));
-                break (ks.mark, ks.config.policy.is_lfu());
-            }
-        }
-        std::thread::sleep(POLL);
+/// Replaces the data with the dump at `path` and returns what was loaded, once any running
+/// job has ended (or the instance stops first). Under AOF it returns once the rewrite that
+/// makes the imported data the AOF's base has ended.
+pub async fn import(shared: &Arc<Shared>, path: PathBuf) -> Result<RestoreReport, TransferError> {
+    let mut stopping = shared.shutdown_signal();
+    let job = tokio::select! {
+        job = shared.persistence.jobs.begin_when_free(JobKind::Import) => job,
+        _ = stopping.wait_for(|stop| *stop) => return Err(TransferError::Interrupted),
     };
+    let total_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    job.progress(Progress {
+        done: 0,
+        total: total_bytes,
+        keys: 0,
+    });
     shared.events.push(
         EventKind::RestoreStarted,
         format!("importing {} ({total_bytes} bytes)", path.display()),
     );
-    let result = imported(shared, path, mark, lfu, started, started_at);
-    shared.persistence.set_loading(None);
-    match &result {
-        Ok(report) => {
-            let mut detail = format!(
-                "imported {} keys from {} in {:.3} s ({} skipped as expired)",
-                report.keys_loaded,
-                path.display(),
-                report.duration.as_secs_f64(),
-                report.keys_expired
-            );
-            if report.keys_evicted > 0 {
-                detail.push_str(&format!(
-                    "; evicted {} keys (allkeys-lru) to fit maxmemory",
-                    report.keys_evicted
-                ));
-            }
-            shared.events.push_with(
-                EventKind::Imported,
-                detail,
-                EventData::Restore(report.clone()),
-            );
+    let worker = shared.clone();
+    let (job, result) = tokio::task::spawn_blocking(move || {
+        let result = imported(&worker, &job, &path, total_bytes);
+        (job, result)
+    })
+    .await
+    .map_err(|_| TransferError::Interrupted)?;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            shared
+                .events
+                .push(EventKind::ImportFailed, format!("import failed: {e}"));
+            job.finish(Err(e.to_string()));
+            return Err(e);
         }
-        Err(e) => shared
-            .events
-            .push(EventKind::ImportFailed, format!("import failed: {e}")),
+    };
+    let mut detail = format!(
+        "imported {} keys from {} in {:.3} s ({} skipped as expired)",
+        report.keys_loaded,
+        report.source.display(),
+        report.duration.as_secs_f64(),
+        report.keys_expired
+    );
+    if report.keys_evicted > 0 {
+        detail.push_str(&format!(
+            "; evicted {} keys (allkeys-lru) to fit maxmemory",
+            report.keys_evicted
+        ));
     }
-    result
+    shared.events.push_with(
+        EventKind::Imported,
+        detail,
+        EventData::Restore(report.clone()),
+    );
+    let outcome = Ok(JobReport::Restore(report.clone()));
+    let rewrite = {
+        let mut ks = shared.keyspace.lock();
+        if ks.feed.is_on() {
+            let next = job.hand_over(outcome, JobKind::Rewrite(RewriteReason::Import));
+            match aof::rewrite::run(shared, &mut ks, next) {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    shared.events.push(
+                        EventKind::RewriteFailed,
+                        format!("the AOF rewrite after an import could not start: {e}"),
+                    );
+                    None
+                }
+            }
+        } else {
+            job.finish(outcome);
+            None
+        }
+    };
+    if let Some(rewrite) = rewrite {
+        // Its outcome is in the AOF's status and the event log.
+        let _ = rewrite.outcome().await;
+    }
+    Ok(report)
 }
 
-/// The import proper, while the instance is marked loading.
+/// The import proper, while `job` keeps clients out.
 fn imported(
-    shared: &Arc<Shared>,
+    shared: &Shared,
+    job: &Job,
     path: &Path,
-    mark: bool,
-    lfu: bool,
-    started: Instant,
-    started_at: SystemTime,
+    total_bytes: u64,
 ) -> Result<RestoreReport, TransferError> {
-    let (dbs, keys_loaded, keys_expired, bytes) = restore::read_dump(shared, path, mark, lfu)
-        .map_err(|source| TransferError::Read {
-            path: path.display().to_string(),
-            source,
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    // No capture runs while the job holds the slot, so the mark stays as read here.
+    let (mark, lfu) = {
+        let ks = shared.keyspace.lock();
+        (ks.mark, ks.config.policy.is_lfu())
+    };
+    let mut progress = |bytes, keys| {
+        job.progress(Progress {
+            done: bytes,
+            total: total_bytes,
+            keys,
+        })
+    };
+    let (dbs, keys_loaded, keys_expired, bytes) =
+        restore::read_dump(&mut progress, path, mark, lfu).map_err(|source| {
+            TransferError::Read {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
     let keys_evicted = restore::install(shared, dbs);
-    {
-        let mut ks = shared.keyspace.lock();
-        // Everything imported is unsaved until the next save.
-        ks.dirty += keys_loaded;
-        if ks.feed.is_on() {
-            if let Err(e) = aof::rewrite::start(shared, &mut ks, aof::RewriteReason::Requested) {
-                shared.events.push(
-                    EventKind::RewriteFailed,
-                    format!("the AOF rewrite after an import could not start: {e}"),
-                );
-            }
-        }
-    }
-    while shared.persistence.status().aof.rewrite.is_some() {
-        std::thread::sleep(POLL);
-    }
+    // Everything imported is unsaved until the next save.
+    shared.keyspace.lock().dirty += keys_loaded;
     Ok(RestoreReport::rdb(
         path.to_path_buf(),
         started_at,

@@ -169,10 +169,10 @@ pub fn tick(shared: &Arc<Shared>) {
         note_status(shared, app);
         (app.current_size(), app.base_size, app.manifest_saved)
     };
-    let st = shared.persistence.status();
-    if st.loading.is_some() || st.aof.rewrite.is_some() || st.running.is_some() {
+    if shared.persistence.jobs.running().is_some() {
         return;
     }
+    let st = shared.persistence.status();
     let (size, base, has_base) = size_and_base;
     let now = Instant::now();
     let backed_off = st.aof.next_auto_attempt.is_some_and(|t| now < t);
@@ -187,11 +187,11 @@ pub fn tick(shared: &Arc<Shared>) {
     };
     let started = rewrite::start(shared, &mut shared.keyspace.lock(), reason);
     match &started {
-        // Another capture began meanwhile: the next tick tries again.
-        Err(RewriteError::InProgress | RewriteError::SaveRunning) => return,
+        // Another job began meanwhile: the next tick tries again.
+        Err(RewriteError::InProgress | RewriteError::Busy(_) | RewriteError::Loading) => return,
         Err(RewriteError::Disabled) => {}
         Err(e @ RewriteError::Io(_)) => rewrite::failed_to_start(shared, reason, e),
-        Ok(()) => {}
+        Ok(_) => {}
     }
     shared.persistence.update(|st| st.aof.scheduled = false);
 }
@@ -231,10 +231,10 @@ pub fn backoff_after(failures_in_a_row: u32) -> Option<Duration> {
     Some(Duration::from_secs(60 * minutes.min(60)))
 }
 
-/// Starts logging to a new AOF whose base the first rewrite writes from the data as it is
+/// Starts logging to a new AOF whose base a first rewrite then writes from the data as it is
 /// (turning AOF on at run time, or starting in AOF mode without AOF files). The caller holds
 /// the keyspace lock.
-pub fn create(shared: &Arc<Shared>, ks: &mut Keyspace) -> std::io::Result<()> {
+pub fn create(shared: &Shared, ks: &mut Keyspace) -> std::io::Result<()> {
     let cfg = shared.config();
     let app = Appender::create(
         cfg.dir.join(&cfg.appenddirname),
@@ -243,14 +243,18 @@ pub fn create(shared: &Arc<Shared>, ks: &mut Keyspace) -> std::io::Result<()> {
     )?;
     *shared.persistence.aof.lock() = Some(app);
     ks.feed.set_on(true);
+    Ok(())
+}
+
+/// Starts the first rewrite of an AOF just created, if it can start now; else the cron
+/// starts it as soon as it can (the writes meanwhile are logged in the new incr file).
+pub fn start_first_base(shared: &Arc<Shared>, ks: &mut Keyspace) {
     if let Err(e) = rewrite::start(shared, ks, RewriteReason::FirstBase) {
-        // The cron retries; the writes meanwhile are logged in the new incr file.
         shared.events.push(
             EventKind::RewriteFailed,
             format!("the first AOF rewrite could not start: {e}; retrying"),
         );
     }
-    Ok(())
 }
 
 /// Stops logging (AOF turned off): what was fed is written and fsynced first. Files stay.
@@ -279,7 +283,6 @@ pub fn stop(shared: &Shared, ks: &mut Keyspace) {
 /// Status of the AOF for INFO and telemetry.
 #[derive(Debug, Clone, Default)]
 pub struct AofStatus {
-    pub rewrite: Option<rewrite::RunningRewrite>,
     /// BGREWRITEAOF asked while another capture ran: start once it ends.
     pub scheduled: bool,
     pub last_rewrite: Option<RewriteReport>,

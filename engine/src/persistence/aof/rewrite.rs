@@ -1,5 +1,5 @@
-//! AOF rewrite (BGREWRITEAOF, automatic, or the first base when AOF is turned on), as Redis
-//! 7.0 orders it so a crash at any moment loses nothing: first the current incr file is
+//! AOF rewrite (BGREWRITEAOF, automatic, or the first base when AOF is turned on), a job of
+//! its own (persistence/jobs.rs), as Redis 7.0 orders it so a crash at any moment loses nothing: first the current incr file is
 //! written out, a new incr file is opened and the manifest saved listing it after the old
 //! files; then a new base is written beside the traffic from a point-in-time capture taken at
 //! that same instant (persistence/snapshot.rs); then the manifest swaps the old base and incr
@@ -12,6 +12,7 @@ use super::appender::base_name;
 use super::manifest::{AofFile, FileKind, Manifest, ManifestError};
 use crate::instance::Shared;
 use crate::keyspace::Keyspace;
+use crate::persistence::jobs::{Busy, Job, JobHandle, JobKind, JobReport};
 use crate::telemetry::{EventData, EventKind};
 
 /// What started a rewrite.
@@ -23,6 +24,8 @@ pub enum RewriteReason {
     Automatic,
     /// AOF was turned on: the first base.
     FirstBase,
+    /// An import replaced the data: its base, before clients are let back in.
+    Import,
 }
 
 impl RewriteReason {
@@ -31,15 +34,9 @@ impl RewriteReason {
             RewriteReason::Requested => "requested",
             RewriteReason::Automatic => "automatic",
             RewriteReason::FirstBase => "first base",
+            RewriteReason::Import => "after an import",
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct RunningRewrite {
-    pub reason: RewriteReason,
-    pub started: Instant,
-    pub started_at: SystemTime,
 }
 
 /// The outcome of one rewrite.
@@ -63,9 +60,11 @@ pub struct RewriteReport {
 pub enum RewriteError {
     #[error("Background append only file rewriting already in progress")]
     InProgress,
-    /// A background save holds the capture; the rewrite can be scheduled after it.
-    #[error("a background save is in progress")]
-    SaveRunning,
+    /// A save or an export holds the capture; the rewrite can be scheduled after it.
+    #[error("{0}")]
+    Busy(Busy),
+    #[error("the data set is still loading")]
+    Loading,
     #[error("AOF is off on this instance (CONFIG SET appendonly yes turns it on)")]
     Disabled,
     #[error("cannot start the AOF rewrite: {0}")]
@@ -74,18 +73,99 @@ pub enum RewriteError {
 
 const HISTORY: usize = 100;
 
+/// Takes the job slot for a rewrite.
+fn begin(shared: &Shared, reason: RewriteReason) -> Result<Job, RewriteError> {
+    shared
+        .persistence
+        .jobs
+        .begin(JobKind::Rewrite(reason))
+        .map_err(|busy| match busy.0 {
+            JobKind::Rewrite(_) => RewriteError::InProgress,
+            kind if kind.loads() => RewriteError::Loading,
+            _ => RewriteError::Busy(busy),
+        })
+}
+
 /// Starts a rewrite; the caller holds the keyspace lock.
 pub fn start(
     shared: &Arc<Shared>,
     ks: &mut Keyspace,
     reason: RewriteReason,
-) -> Result<(), RewriteError> {
-    if shared.persistence.status().aof.rewrite.is_some() {
-        return Err(RewriteError::InProgress);
-    }
-    if ks.capture_running() {
-        return Err(RewriteError::SaveRunning);
-    }
+) -> Result<JobHandle, RewriteError> {
+    let job = begin(shared, reason)?;
+    run(shared, ks, job)
+}
+
+/// The files a rewrite writes and swaps in.
+struct Plan {
+    base: AofFile,
+    incr_seq: u64,
+    target: std::path::PathBuf,
+    size_before: u64,
+}
+
+/// Runs a rewrite as `job`, which holds the slot; the caller holds the keyspace lock. If it
+/// cannot start, the job ends with the error.
+pub fn run(shared: &Arc<Shared>, ks: &mut Keyspace, job: Job) -> Result<JobHandle, RewriteError> {
+    let reason = match job.kind() {
+        JobKind::Rewrite(reason) => reason,
+        _ => RewriteReason::Requested,
+    };
+    let Plan {
+        base,
+        incr_seq,
+        target,
+        size_before,
+    } = match plan(shared, ks, reason) {
+        Ok(plan) => plan,
+        Err(e) => {
+            job.finish(Err(e.to_string()));
+            return Err(e);
+        }
+    };
+    let handle = job.handle();
+    let (started, started_at) = job.started();
+    shared.events.push(
+        EventKind::RewriteStarted,
+        format!("AOF rewrite started ({})", reason.describe()),
+    );
+    super::super::save::write_capture_in_background(
+        shared,
+        ks,
+        job,
+        target.clone(),
+        move |shared, job, written, keys| {
+            let installed = written.and_then(|bytes| {
+                let mut guard = shared.persistence.aof.lock();
+                let app = guard.as_mut().ok_or_else(|| {
+                    std::io::Error::other("AOF was turned off during the rewrite")
+                })?;
+                app.install_base(base.clone(), incr_seq)?;
+                Ok((bytes, app.current_size()))
+            });
+            if installed.is_err() {
+                let _ = std::fs::remove_file(&target);
+            }
+            let installed = installed.map_err(|e| e.to_string());
+            let report = finish(
+                shared,
+                (reason, started, started_at),
+                base.name,
+                size_before,
+                keys,
+                installed,
+            );
+            job.finish(match &report.error {
+                None => Ok(JobReport::Rewrite(report)),
+                Some(e) => Err(e.clone()),
+            });
+        },
+    );
+    Ok(handle)
+}
+
+/// Writes out what was fed, names the new base and opens the incr file that follows it.
+fn plan(shared: &Shared, ks: &mut Keyspace, reason: RewriteReason) -> Result<Plan, RewriteError> {
     let mut guard = shared.persistence.aof.lock();
     let app = guard.as_mut().ok_or(RewriteError::Disabled)?;
     if ks.feed.has_pending() {
@@ -120,59 +200,22 @@ pub fn start(
         }
     };
     let target = app.dir.join(&base.name);
-    drop(guard);
-    ks.start_capture();
-    let running = RunningRewrite {
-        reason,
-        started: Instant::now(),
-        started_at: SystemTime::now(),
-    };
-    shared
-        .persistence
-        .update(|st| st.aof.rewrite = Some(running.clone()));
-    shared.events.push(
-        EventKind::RewriteStarted,
-        format!("AOF rewrite started ({})", reason.describe()),
-    );
-    super::super::save::write_capture_in_background(
-        shared,
-        ks,
-        "aof-rewrite",
-        target.clone(),
-        true,
-        |ks, _| ks.finish_capture().map_or(0, |c| c.keys_done()),
-        move |shared, written, keys| {
-            let installed = written.and_then(|bytes| {
-                let mut guard = shared.persistence.aof.lock();
-                let app = guard.as_mut().ok_or_else(|| {
-                    std::io::Error::other("AOF was turned off during the rewrite")
-                })?;
-                app.install_base(base.clone(), incr_seq)?;
-                Ok((bytes, app.current_size()))
-            });
-            if installed.is_err() {
-                let _ = std::fs::remove_file(&target);
-            }
-            let installed = installed.map_err(|e| e.to_string());
-            finish(shared, running, base.name, size_before, keys, installed);
-        },
-    );
-    Ok(())
+    Ok(Plan {
+        base,
+        incr_seq,
+        target,
+        size_before,
+    })
 }
 
 /// A rewrite the cron wanted could not start (its next file could not be opened, the current
 /// one not be fsynced...): reported and counted as a failed rewrite, so automatic ones back
 /// off rather than retry unseen on every tick.
 pub(super) fn failed_to_start(shared: &Shared, reason: RewriteReason, error: &RewriteError) {
-    let running = RunningRewrite {
-        reason,
-        started: Instant::now(),
-        started_at: SystemTime::now(),
-    };
     let size = super::figures(shared).map_or(0, |f| f.current_size);
     finish(
         shared,
-        running,
+        (reason, Instant::now(), SystemTime::now()),
         String::new(),
         size,
         0,
@@ -180,22 +223,23 @@ pub(super) fn failed_to_start(shared: &Shared, reason: RewriteReason, error: &Re
     );
 }
 
+/// Records a rewrite's outcome (started as `reason` at `started`) and returns its report.
 fn finish(
     shared: &Shared,
-    running: RunningRewrite,
+    (reason, started, started_at): (RewriteReason, Instant, SystemTime),
     base: String,
     size_before: u64,
     keys: u64,
     installed: Result<(u64, u64), String>,
-) {
+) -> RewriteReport {
     let (base_bytes, size_after, error) = match installed {
         Ok((bytes, size)) => (bytes, size, None),
         Err(e) => (0, size_before, Some(e)),
     };
     let report = RewriteReport {
-        reason: running.reason,
-        started_at: running.started_at,
-        duration: running.started.elapsed(),
+        reason,
+        started_at,
+        duration: started.elapsed(),
         base,
         base_bytes,
         keys,
@@ -205,7 +249,6 @@ fn finish(
     };
     let failures = shared.persistence.update(|st| {
         let aof = &mut st.aof;
-        aof.rewrite = None;
         if error.is_some() {
             aof.failures_in_a_row += 1;
         } else {
@@ -231,7 +274,7 @@ fn finish(
                 size_before,
                 size_after
             ),
-            EventData::Rewrite(report),
+            EventData::Rewrite(report.clone()),
         ),
         Some(e) => {
             let wait = super::backoff_after(failures)
@@ -240,8 +283,9 @@ fn finish(
             shared.events.push_with(
                 EventKind::RewriteFailed,
                 format!("AOF rewrite failed ({failures} in a row): {e}{wait}"),
-                EventData::Rewrite(report),
+                EventData::Rewrite(report.clone()),
             )
         }
     }
+    report
 }
