@@ -7,12 +7,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::jobs::{Busy, Job, JobHandle, JobKind, JobReport, Progress};
 use super::rdb::{RdbWriter, CRC64};
-use super::snapshot::{Capture, Step};
+use super::snapshot::{Capture, Handoff, Step};
 use super::temp::{TempFile, TempKind};
 use super::PersistenceMode;
 use crate::instance::Shared;
@@ -24,6 +24,9 @@ pub use super::temp::remove_stale as remove_stale_temp_files;
 
 /// Keys the save thread walks per turn when connections are not walking (an idle instance).
 const KEYS_PER_STEP: u64 = 512;
+
+/// How long connections must not walk before the save thread walks itself.
+const QUIET: Duration = Duration::from_millis(1);
 
 /// Keys per chunk of a foreground save (the file is written as the walk goes).
 const FOREGROUND_KEYS_PER_STEP: u64 = 8192;
@@ -152,32 +155,34 @@ pub(super) fn write_capture_in_background(
         _ => ("rdb-save", false),
     };
     // The slot is held, so no other capture runs.
-    Capture::start(ks);
+    let Some(handoff) = Capture::start(ks) else {
+        job.finish(Err("a capture is already running".into()));
+        return;
+    };
+    job.progress(Progress {
+        done: 0,
+        total: ks.key_count() as u64,
+        keys: 0,
+    });
     let used_memory = ks.used_memory();
     let worker = shared.clone();
     // Shared with the thread so that, if it cannot start, the steps run here instead.
-    let ending = Arc::new(parking_lot::Mutex::new(Some((job, report))));
+    let ending = Arc::new(parking_lot::Mutex::new(Some((job, report, handoff))));
     let ending_in_thread = ending.clone();
     let spawned = std::thread::Builder::new()
         .name(thread_name.into())
         .spawn(move || {
-            let Some((job, report)) = ending_in_thread.lock().take() else {
+            let Some((job, report, mut handoff)) = ending_in_thread.lock().take() else {
                 return;
             };
+            let mut alone = false;
             let written = write_dump(&target, aof_base, used_memory, || {
-                let mut ks = worker.keyspace.lock();
-                let step = Capture::step(&mut ks, KEYS_PER_STEP);
-                // Hand the lock to a waiting connection rather than taking it straight back.
-                parking_lot::MutexGuard::unlock_fair(ks);
+                let step = next_step(&worker, &mut handoff, &mut alone);
                 job.progress(Progress {
                     done: step.keys_done,
                     total: step.keys_total,
                     keys: step.keys_done,
                 });
-                if step.traffic {
-                    // Connections are walking: only collect, every quarter of a millisecond.
-                    std::thread::sleep(Duration::from_micros(250));
-                }
                 step
             });
             let keys = settle(&mut worker.keyspace.lock(), job.kind(), &written);
@@ -186,12 +191,34 @@ pub(super) fn write_capture_in_background(
     if let Err(e) = spawned {
         // Without a thread, finish the walk here so the marks stay consistent.
         while !Capture::step(ks, u64::MAX).done {}
-        if let Some((job, report)) = ending.lock().take() {
+        if let Some((job, report, _)) = ending.lock().take() {
             let written = Err(e);
             let keys = settle(ks, job.kind(), &written);
             report(shared, job, written, keys);
         }
     }
+}
+
+/// The save thread's next bytes: what connections hand over while they walk; once they have
+/// not walked for `QUIET` (`alone`, until they walk again), turns of its own under the lock,
+/// each after the bytes handed over before it took the lock (the file keeps the order the
+/// walk produced them in).
+fn next_step(shared: &Shared, handoff: &mut Handoff, alone: &mut bool) -> Step {
+    while !*alone {
+        match handoff.steps.recv_timeout(QUIET) {
+            Ok(step) => return step,
+            Err(mpsc::RecvTimeoutError::Timeout) if handoff.connections_walked() => {}
+            Err(_) => *alone = true,
+        }
+    }
+    let mut ks = shared.keyspace.lock();
+    let mut bytes: Vec<u8> = handoff.steps.try_iter().flat_map(|s| s.bytes).collect();
+    let step = Capture::step(&mut ks, KEYS_PER_STEP);
+    // Hand the lock to a waiting connection rather than taking it straight back.
+    parking_lot::MutexGuard::unlock_fair(ks);
+    *alone = !handoff.connections_walked();
+    bytes.extend_from_slice(&step.bytes);
+    Step { bytes, ..step }
 }
 
 /// Whether stopping saves a dump, as redis-server decides: with SHUTDOWN SAVE, or when save
@@ -228,7 +255,8 @@ fn save_foreground_as(
     job: Job,
 ) -> Result<SaveReport, SaveError> {
     let running = announce(shared, &job);
-    Capture::start(ks);
+    // The caller holds the lock throughout: no connection walks, nothing is handed over.
+    let _handoff = Capture::start(ks);
     let path = dump_path(shared);
     let used_memory = ks.used_memory();
     let written = write_dump(&path, false, used_memory, || {
