@@ -254,31 +254,44 @@ fn load_rdb(
     started: Instant,
     aof_mode: bool,
 ) -> RestoreReport {
-    let started_at = SystemTime::now();
-    let (mark, lfu) = {
-        let ks = shared.keyspace.lock();
-        (ks.mark, ks.config.policy.is_lfu())
-    };
-    let (dbs, keys_loaded, keys_expired, bytes) = match read_dump(progress, &path, mark, lfu) {
-        Ok(loaded) => loaded,
+    let report = match load_dump(shared, progress, &path) {
+        Ok(report) => report,
         Err(e) => return failed_report(path, "RDB", started, &e),
     };
-    let keys_evicted = install(shared, dbs);
     if aof_mode {
         // AOF mode without AOF files: logging starts now (its base follows, see `run`).
         if let Err(e) = aof::create(shared, &mut shared.keyspace.lock()) {
             return failed_report(aof::aof_dir(shared), "AOF", started, &e);
         }
     }
-    RestoreReport::rdb(
-        path,
+    report
+}
+
+/// Reads the dump at `path` into fresh databases and swaps them in (at start, or for an
+/// import). No capture runs meanwhile (the caller's job holds the slot), so the mark new
+/// entries get stays as read here.
+pub(super) fn load_dump(
+    shared: &Shared,
+    progress: &mut dyn FnMut(u64, u64),
+    path: &Path,
+) -> Result<RestoreReport, RdbError> {
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let (mark, lfu) = {
+        let ks = shared.keyspace.lock();
+        (ks.mark, ks.config.policy.is_lfu())
+    };
+    let (dbs, keys_loaded, keys_expired, bytes) = read_dump(progress, path, mark, lfu)?;
+    let keys_evicted = install(shared, dbs);
+    Ok(RestoreReport::rdb(
+        path.to_path_buf(),
         started_at,
         started,
         bytes,
         keys_loaded,
         keys_expired,
         keys_evicted,
-    )
+    ))
 }
 
 fn load_aof(

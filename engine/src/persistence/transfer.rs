@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::aof::{self, RewriteReason};
 use super::jobs::{Job, JobHandle, JobKind, JobReport, Progress};
@@ -201,13 +201,6 @@ fn imported(
     path: &Path,
     total_bytes: u64,
 ) -> Result<RestoreReport, TransferError> {
-    let started = Instant::now();
-    let started_at = SystemTime::now();
-    // No capture runs while the job holds the slot, so the mark stays as read here.
-    let (mark, lfu) = {
-        let ks = shared.keyspace.lock();
-        (ks.mark, ks.config.policy.is_lfu())
-    };
     let mut progress = |bytes, keys| {
         job.progress(Progress {
             done: bytes,
@@ -215,23 +208,12 @@ fn imported(
             keys,
         })
     };
-    let (dbs, keys_loaded, keys_expired, bytes) =
-        restore::read_dump(&mut progress, path, mark, lfu).map_err(|source| {
-            TransferError::Read {
-                path: path.display().to_string(),
-                source,
-            }
+    let report =
+        restore::load_dump(shared, &mut progress, path).map_err(|source| TransferError::Read {
+            path: path.display().to_string(),
+            source,
         })?;
-    let keys_evicted = restore::install(shared, dbs);
     // Everything imported is unsaved until the next save.
-    shared.keyspace.lock().dirty += keys_loaded;
-    Ok(RestoreReport::rdb(
-        path.to_path_buf(),
-        started_at,
-        started,
-        bytes,
-        keys_loaded,
-        keys_expired,
-        keys_evicted,
-    ))
+    shared.keyspace.lock().dirty += report.keys_loaded;
+    Ok(report)
 }
