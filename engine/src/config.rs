@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use crate::keyspace::{EvictionPolicy, KeyspaceConfig};
+use crate::keyspace::{EncodingLimits, EvictionPolicy, KeyspaceConfig};
 use crate::persistence::schedule::{parse_frequency, parse_save_points};
 use crate::persistence::{AppendFsync, PersistenceMode, RdbSchedule};
 
@@ -34,6 +34,8 @@ pub struct InstanceConfig {
     pub maxmemory_samples: usize,
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u64,
+    /// The encoding settings (hash-max-listpack-entries and the rest).
+    pub encodings: EncodingLimits,
     /// Access keys: when either is set, clients must AUTH with one of them.
     pub primary_key: Option<String>,
     pub secondary_key: Option<String>,
@@ -174,6 +176,7 @@ impl Default for InstanceConfig {
             maxmemory_samples: 5,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
+            encodings: EncodingLimits::default(),
             primary_key: None,
             secondary_key: None,
             maxclients: 10_000,
@@ -192,6 +195,7 @@ impl InstanceConfig {
             maxmemory_samples: self.maxmemory_samples,
             lfu_log_factor: self.lfu_log_factor,
             lfu_decay_time: self.lfu_decay_time,
+            encodings: self.encodings.clone(),
         }
     }
 
@@ -227,10 +231,17 @@ pub const PARAMETERS: &[&str] = &[
     "tcp-keepalive",
     "protected-mode",
     "hash-max-listpack-entries",
+    "hash-max-ziplist-entries",
     "hash-max-listpack-value",
+    "hash-max-ziplist-value",
     "set-max-intset-entries",
     "zset-max-listpack-entries",
+    "zset-max-ziplist-entries",
     "zset-max-listpack-value",
+    "zset-max-ziplist-value",
+    "list-max-listpack-size",
+    "list-max-ziplist-size",
+    "list-compress-depth",
     "save",
     "rdb-frequency",
     "dbfilename",
@@ -243,6 +254,18 @@ pub const PARAMETERS: &[&str] = &[
     "auto-aof-rewrite-percentage",
     "auto-aof-rewrite-min-size",
 ];
+
+/// The name a Redis 7.0 alias stands for (the encoding settings' *-ziplist-* names).
+pub fn canonical(name: &str) -> &str {
+    match name {
+        "hash-max-ziplist-entries" => "hash-max-listpack-entries",
+        "hash-max-ziplist-value" => "hash-max-listpack-value",
+        "zset-max-ziplist-entries" => "zset-max-listpack-entries",
+        "zset-max-ziplist-value" => "zset-max-listpack-value",
+        "list-max-ziplist-size" => "list-max-listpack-size",
+        other => other,
+    }
+}
 
 /// Parameters CONFIG SET refuses at run time, as Redis 7.0 does by default
 /// (enable-protected-configs no); they are set when the instance starts.
@@ -259,8 +282,8 @@ pub enum ConfigError {
 
 /// The current value of a parameter.
 pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<String> {
-    use crate::keyspace::value::{INTSET_MAX_ENTRIES, LISTPACK_MAX_ENTRIES, LISTPACK_MAX_VALUE};
-    Some(match name {
+    let encodings = &ks.encodings;
+    Some(match canonical(name) {
         "bind" => cfg.bind.to_string(),
         "port" => cfg.port.to_string(),
         "dir" => cfg.dir.display().to_string(),
@@ -279,11 +302,13 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "timeout" => cfg.limits.timeout_secs.to_string(),
         "tcp-keepalive" => cfg.limits.tcp_keepalive_secs.to_string(),
         "protected-mode" => if cfg.protected_mode { "yes" } else { "no" }.to_string(),
-        "hash-max-listpack-entries" | "zset-max-listpack-entries" => {
-            LISTPACK_MAX_ENTRIES.to_string()
-        }
-        "hash-max-listpack-value" | "zset-max-listpack-value" => LISTPACK_MAX_VALUE.to_string(),
-        "set-max-intset-entries" => INTSET_MAX_ENTRIES.to_string(),
+        "hash-max-listpack-entries" => encodings.hash_entries.to_string(),
+        "hash-max-listpack-value" => encodings.hash_value.to_string(),
+        "zset-max-listpack-entries" => encodings.zset_entries.to_string(),
+        "zset-max-listpack-value" => encodings.zset_value.to_string(),
+        "set-max-intset-entries" => encodings.intset_entries.to_string(),
+        "list-max-listpack-size" => encodings.list_node_size.to_string(),
+        "list-compress-depth" => encodings.list_compress_depth.to_string(),
         "save" => match &cfg.persistence {
             PersistenceMode::Rdb(schedule) => schedule.save_points_text(),
             PersistenceMode::Disabled | PersistenceMode::Aof => String::new(),
@@ -328,7 +353,44 @@ pub fn set(
     };
     let both_on =
         || invalid("RDB snapshots and AOF can't both be on; turn AOF off first (appendonly no)");
-    match name {
+    // The encoding settings, as Redis 7.0 bounds them: sizes up to LONG_MAX (the *-value ones
+    // also in memory units), the list node size any int, the compress depth a non-negative int.
+    let size = || -> Result<usize, ConfigError> {
+        let n = value
+            .parse::<i128>()
+            .map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n as u64 <= i64::MAX as u64)
+            .ok_or_else(|| invalid("argument must be between 0 and 9223372036854775807 inclusive"))
+    };
+    let memory_size = || -> Result<usize, ConfigError> {
+        parse_memory(value)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| invalid("argument must be a memory value"))
+    };
+    let encodings = &mut ks.encodings;
+    match canonical(name) {
+        "hash-max-listpack-entries" => encodings.hash_entries = size()?,
+        "hash-max-listpack-value" => encodings.hash_value = memory_size()?,
+        "zset-max-listpack-entries" => encodings.zset_entries = size()?,
+        "zset-max-listpack-value" => encodings.zset_value = memory_size()?,
+        "set-max-intset-entries" => encodings.intset_entries = size()?,
+        "list-max-listpack-size" => {
+            encodings.list_node_size = value
+                .parse::<i32>()
+                .map_err(|_| invalid("argument couldn't be parsed into an integer"))?
+                .into();
+        }
+        "list-compress-depth" => {
+            let n = value
+                .parse::<i64>()
+                .map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+            encodings.list_compress_depth = u64::try_from(n)
+                .ok()
+                .filter(|&n| n <= i32::MAX as u64)
+                .ok_or_else(|| invalid("argument must be between 0 and 2147483647 inclusive"))?;
+        }
         "maxmemory" => {
             ks.maxmemory =
                 parse_memory(value).ok_or_else(|| invalid("argument must be a memory value"))?;
@@ -467,6 +529,7 @@ pub fn set(
         _ if PARAMETERS.contains(&name) => return Err(invalid("can't set immutable config")),
         _ => return Err(ConfigError::Unknown(name.to_string())),
     }
+    cfg.encodings = ks.encodings.clone();
     Ok(())
 }
 

@@ -18,7 +18,9 @@ const USAGE: &str =
 [--hz N] [--maxclients N] [--io-threads N] [--save \"SECS CHANGES ...\"] [--rdb-frequency 1h] \
 [--dbfilename NAME] [--appendonly yes|no] [--appendfsync always|everysec|no] \
 [--appenddirname NAME] [--appendfilename NAME] [--auto-aof-rewrite-percentage N] \
-[--auto-aof-rewrite-min-size BYTES]";
+[--auto-aof-rewrite-min-size BYTES] [--hash-max-listpack-entries N] [--hash-max-listpack-value N] \
+[--zset-max-listpack-entries N] [--zset-max-listpack-value N] [--set-max-intset-entries N] \
+[--list-max-listpack-size N] [--list-compress-depth N] (and their *-ziplist-* names)";
 
 /// What the command line asks for: the instance's settings and the runtime's thread count.
 struct Options {

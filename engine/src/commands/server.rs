@@ -325,23 +325,39 @@ pub fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     match sub.as_str() {
         "get" if args.len() >= 3 => {
             let cfg = ctx.shared.config();
-            let mut pairs = Vec::new();
-            for name in config::PARAMETERS {
-                if args[2..]
-                    .iter()
-                    .any(|p| crate::util::glob_match(p, name.as_bytes(), true))
-                {
-                    if let Some(mut v) = config::get(name, &cfg, &ctx.ks.config) {
-                        // The primary key is shown only to a client that knows it (or that
-                        // needed no key): a secondary-key session never learns it.
-                        let primary_hidden = *name == "requirepass"
-                            && !(ctx.client.info.authenticated_with(&v)
-                                || cfg.access_keys().is_empty());
-                        if primary_hidden {
-                            v.clear();
-                        }
-                        pairs.push((Reply::bulk(name), Reply::bulk(v)));
+            // As Redis 7.0: a name without pattern characters answers under the name as
+            // typed; a pattern answers every parameter (aliases too) it matches, once each.
+            let mut matched: Vec<(String, &str)> = Vec::new();
+            for pattern in &args[2..] {
+                let exact = !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+                for name in config::PARAMETERS {
+                    let hit = if exact {
+                        pattern.eq_ignore_ascii_case(name.as_bytes())
+                    } else {
+                        crate::util::glob_match(pattern, name.as_bytes(), true)
+                    };
+                    let shown = if exact {
+                        String::from_utf8_lossy(pattern).into_owned()
+                    } else {
+                        name.to_string()
+                    };
+                    if hit && !matched.iter().any(|(s, _)| *s == shown) {
+                        matched.push((shown, name));
                     }
+                }
+            }
+            let mut pairs = Vec::new();
+            for (shown, name) in matched {
+                if let Some(mut v) = config::get(name, &cfg, &ctx.ks.config) {
+                    // The primary key is shown only to a client that knows it (or that needed
+                    // no key): a secondary-key session never learns it.
+                    let primary_hidden = name == "requirepass"
+                        && !(ctx.client.info.authenticated_with(&v)
+                            || cfg.access_keys().is_empty());
+                    if primary_hidden {
+                        v.clear();
+                    }
+                    pairs.push((Reply::bulk(shown), Reply::bulk(v)));
                 }
             }
             Ok(Reply::Map(pairs))

@@ -24,7 +24,7 @@ pub use dict::Dict;
 pub use eviction::EvictionPolicy;
 pub use feed::WriteFeed;
 pub use hooks::{WriteHook, WriteHooks};
-pub use value::{Blob, Hash, Kind, List, Scored, Set, Value, ValueType, ZSet};
+pub use value::{Blob, EncodingLimits, Hash, Kind, List, Scored, Set, Value, ValueType, ZSet};
 
 pub const DB_COUNT: usize = 16;
 
@@ -139,21 +139,28 @@ pub struct KeyspaceStats {
 }
 
 /// Mutable access to a value of type `T` (a whole `Value`, or one type projected out of it);
-/// on drop it settles the value's memory and notes emptiness.
+/// on drop it settles the value's encoding and memory and notes emptiness.
 pub struct ValueMut<'a, T: Kind> {
     value: &'a mut T,
     heap: &'a mut usize,
     emptied: &'a mut bool,
+    limits: &'a EncodingLimits,
     before: usize,
 }
 
 impl<'a, T: Kind> ValueMut<'a, T> {
-    fn new(value: &'a mut T, heap: &'a mut usize, emptied: &'a mut bool) -> Self {
+    fn new(
+        value: &'a mut T,
+        heap: &'a mut usize,
+        emptied: &'a mut bool,
+        limits: &'a EncodingLimits,
+    ) -> Self {
         let before = value.heap();
         ValueMut {
             value,
             heap,
             emptied,
+            limits,
             before,
         }
     }
@@ -174,6 +181,7 @@ impl<T: Kind> DerefMut for ValueMut<'_, T> {
 
 impl<T: Kind> Drop for ValueMut<'_, T> {
     fn drop(&mut self) {
+        self.value.settle_encoding(self.limits);
         *self.heap = *self.heap - self.before + self.value.heap();
         if self.value.emptied() {
             *self.emptied = true;
@@ -199,6 +207,7 @@ pub struct KeyspaceConfig {
     pub maxmemory_samples: usize,
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u64,
+    pub encodings: EncodingLimits,
 }
 
 impl Default for KeyspaceConfig {
@@ -209,6 +218,7 @@ impl Default for KeyspaceConfig {
             maxmemory_samples: 5,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
+            encodings: EncodingLimits::default(),
         }
     }
 }
@@ -413,7 +423,11 @@ impl Keyspace {
         self.before_write(db, key);
         let update = self.access_update();
         let Keyspace {
-            dbs, dirty, hooks, ..
+            dbs,
+            dirty,
+            hooks,
+            config,
+            ..
         } = self;
         let d = &mut dbs[db];
         let Some(entry) = d.entries.get_mut(key) else {
@@ -429,6 +443,7 @@ impl Keyspace {
             value,
             &mut d.value_heap,
             &mut d.emptied,
+            &config.encodings,
         )))
     }
 
@@ -452,6 +467,7 @@ impl Keyspace {
             dirty,
             mark,
             hooks,
+            config,
             ..
         } = self;
         let d = &mut dbs[db];
@@ -472,7 +488,12 @@ impl Keyspace {
             hooks.after_write(db, key);
         }
         let value = T::of_mut(&mut entry.value).ok_or(WrongType)?;
-        Ok(ValueMut::new(value, &mut d.value_heap, &mut d.emptied))
+        Ok(ValueMut::new(
+            value,
+            &mut d.value_heap,
+            &mut d.emptied,
+            &config.encodings,
+        ))
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8]) -> bool {
@@ -490,7 +511,8 @@ impl Keyspace {
         self.store(db, key, value, true);
     }
 
-    fn store(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) {
+    fn store(&mut self, db: usize, key: &[u8], mut value: Value, keep_ttl: bool) {
+        value.settle_encoding(&self.config.encodings);
         self.expire_if_needed(db, key);
         self.before_write(db, key);
         let access = self.new_access();

@@ -80,6 +80,9 @@ pub trait Kind {
     fn heap(&self) -> usize;
     /// A collection with no elements left (its key is then removed).
     fn emptied(&self) -> bool;
+    /// After a write: a compact encoding the value has outgrown under `limits` gives way to
+    /// the big one, as Redis converts after each command (never back).
+    fn settle_encoding(&mut self, _limits: &EncodingLimits) {}
 }
 
 impl Kind for Value {
@@ -94,6 +97,14 @@ impl Kind for Value {
     }
     fn emptied(&self) -> bool {
         !matches!(self, Value::Str(_)) && self.element_count() == 0
+    }
+    fn settle_encoding(&mut self, limits: &EncodingLimits) {
+        match self {
+            Value::Hash(h) => h.settle_encoding(limits),
+            Value::Set(s) => s.settle_encoding(limits),
+            Value::ZSet(z) => z.settle_encoding(limits),
+            Value::Str(_) | Value::List(_) => {}
+        }
     }
 }
 
@@ -118,9 +129,10 @@ impl Kind for Blob {
     }
 }
 
-/// `Kind` for the collection types, each boxed in its own `Value` variant.
+/// `Kind` for the collection types, each boxed in its own `Value` variant, with the rule
+/// that ends its compact encoding (lists are always quicklists in Redis 7.0).
 macro_rules! collection_kind {
-    ($($ty:ident => $variant:ident, $heap:expr;)*) => {$(
+    ($($ty:ident => $variant:ident, $heap:expr, $settle:expr;)*) => {$(
         impl Kind for $ty {
             fn of(value: &Value) -> Option<&Self> {
                 match value {
@@ -141,21 +153,57 @@ macro_rules! collection_kind {
             fn emptied(&self) -> bool {
                 self.len() == 0
             }
+            fn settle_encoding(&mut self, limits: &EncodingLimits) {
+                let settle: fn(&mut $ty, &EncodingLimits) = $settle;
+                settle(self, limits)
+            }
         }
     )*};
 }
 
 collection_kind! {
-    List => List, List::mem_size;
-    Hash => Hash, Hash::mem_size;
-    Set => Set, |s| s.members.mem_size();
-    ZSet => ZSet, ZSet::mem_size;
+    List => List, List::mem_size, |_, _| {};
+    Hash => Hash, Hash::mem_size, |h, l| {
+        h.compact &= h.len() <= l.hash_entries && h.longest <= l.hash_value;
+    };
+    Set => Set, |s| s.members.mem_size(), |s, l| s.intset &= s.len() <= l.intset_entries;
+    ZSet => ZSet, ZSet::mem_size, |z, l| {
+        z.compact &= z.len() <= l.zset_entries && z.longest <= l.zset_value;
+    };
 }
 
-/// Encoding thresholds Redis 7.0 uses by default; OBJECT ENCODING reports accordingly.
-pub const LISTPACK_MAX_ENTRIES: usize = 128;
-pub const LISTPACK_MAX_VALUE: usize = 64;
-pub const INTSET_MAX_ENTRIES: usize = 512;
+/// Redis's encoding settings: how far a collection keeps its compact encoding. The defaults
+/// are redis-server's own (without a config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodingLimits {
+    /// hash-max-listpack-entries / -value (alias hash-max-ziplist-*).
+    pub hash_entries: usize,
+    pub hash_value: usize,
+    /// zset-max-listpack-entries / -value (alias zset-max-ziplist-*).
+    pub zset_entries: usize,
+    pub zset_value: usize,
+    /// set-max-intset-entries.
+    pub intset_entries: usize,
+    /// list-max-listpack-size (alias list-max-ziplist-size): entries per node if positive,
+    /// -1..-5 for 4..64 KB nodes.
+    pub list_node_size: i64,
+    /// list-compress-depth: nodes left uncompressed at each end of a list (0: none compressed).
+    pub list_compress_depth: u64,
+}
+
+impl Default for EncodingLimits {
+    fn default() -> Self {
+        EncodingLimits {
+            hash_entries: 512,
+            hash_value: 64,
+            zset_entries: 128,
+            zset_value: 64,
+            intset_entries: 512,
+            list_node_size: -2,
+            list_compress_depth: 0,
+        }
+    }
+}
 
 impl Value {
     pub fn value_type(&self) -> ValueType {
@@ -219,6 +267,8 @@ pub struct Hash {
     pub fields: Dict<Blob>,
     value_heap: usize,
     pub compact: bool,
+    /// The longest field or value ever set (a compact hash outgrows its encoding by it).
+    longest: usize,
 }
 
 impl Default for Hash {
@@ -227,6 +277,7 @@ impl Default for Hash {
             fields: Dict::new(),
             value_heap: 0,
             compact: true,
+            longest: 0,
         }
     }
 }
@@ -246,16 +297,11 @@ impl Hash {
     }
     /// Sets a field; true if it is new.
     pub fn insert(&mut self, field: &[u8], value: Blob) -> bool {
-        if field.len() > LISTPACK_MAX_VALUE || value.len() > LISTPACK_MAX_VALUE {
-            self.compact = false;
-        }
+        self.longest = self.longest.max(field.len()).max(value.len());
         self.value_heap += heap_size_of(&value);
         let old = self.fields.insert(Blob::from_slice(field), value);
         if let Some(old) = &old {
             self.value_heap -= heap_size_of(old);
-        }
-        if self.fields.len() > LISTPACK_MAX_ENTRIES {
-            self.compact = false;
         }
         old.is_none()
     }
@@ -299,10 +345,7 @@ impl Set {
     /// Adds a member; true if it was new.
     pub fn insert(&mut self, member: &[u8]) -> bool {
         let added = self.members.insert_if_absent(member, || ());
-        if added
-            && self.intset
-            && (crate::util::parse_i64(member).is_none() || self.members.len() > INTSET_MAX_ENTRIES)
-        {
+        if added && self.intset && crate::util::parse_i64(member).is_none() {
             self.intset = false;
         }
         added
@@ -359,6 +402,8 @@ pub struct ZSet {
     pub ordered: BTreeSet<Scored>,
     member_heap: usize,
     pub compact: bool,
+    /// The longest member ever added (a compact sorted set outgrows its encoding by it).
+    longest: usize,
 }
 
 impl Default for ZSet {
@@ -368,6 +413,7 @@ impl Default for ZSet {
             ordered: BTreeSet::new(),
             member_heap: 0,
             compact: true,
+            longest: 0,
         }
     }
 }
@@ -390,9 +436,6 @@ impl ZSet {
     }
     /// Sets a member's score; returns the previous score.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        if member.len() > LISTPACK_MAX_VALUE {
-            self.compact = false;
-        }
         let old = self.scores.get(member).copied();
         match old {
             Some(old_score) => {
@@ -415,6 +458,7 @@ impl ZSet {
                 }
             }
             None => {
+                self.longest = self.longest.max(member.len());
                 let blob = Blob::from_slice(member);
                 self.member_heap += heap_size_of(&blob);
                 self.ordered.insert(Scored {
@@ -423,9 +467,6 @@ impl ZSet {
                 });
                 self.scores.insert_new(blob, score);
             }
-        }
-        if self.scores.len() > LISTPACK_MAX_ENTRIES {
-            self.compact = false;
         }
         old
     }

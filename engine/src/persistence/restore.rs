@@ -17,7 +17,7 @@ use super::rdb::{self, RdbError};
 use super::PersistenceMode;
 use crate::instance::Shared;
 use crate::keyspace::eviction::access_from_saved;
-use crate::keyspace::{Db, EvictionPolicy, DB_COUNT};
+use crate::keyspace::{Db, EncodingLimits, EvictionPolicy, Kind, DB_COUNT};
 use crate::telemetry::{EventData, EventKind};
 
 /// What a restore did (one row of the app's restore table).
@@ -78,6 +78,7 @@ pub(crate) fn read_dump(
     path: &Path,
     mark: bool,
     lfu: bool,
+    limits: &EncodingLimits,
 ) -> Result<(Vec<Db>, u64, u64, u64), RdbError> {
     let now = crate::util::now_ms();
     let mut dbs: Vec<Db> = (0..DB_COUNT).map(|_| Db::default()).collect();
@@ -92,7 +93,10 @@ pub(crate) fn read_dump(
             continue;
         }
         let access = access_from_saved(lfu, now, key.idle_secs, key.freq);
-        if let Err(name) = dbs[key.db].load(key.key, key.value, key.expire_ms, access, mark) {
+        // Encodings follow this instance's settings, as Redis re-checks them on load.
+        let mut value = key.value;
+        value.settle_encoding(limits);
+        if let Err(name) = dbs[key.db].load(key.key, value, key.expire_ms, access, mark) {
             return Err(RdbError::Corrupt {
                 offset: reader.position(),
                 reason: format!(
@@ -277,11 +281,15 @@ pub(super) fn load_dump(
 ) -> Result<RestoreReport, RdbError> {
     let started = Instant::now();
     let started_at = SystemTime::now();
-    let (mark, lfu) = {
+    let (mark, lfu, limits) = {
         let ks = shared.keyspace.lock();
-        (ks.mark, ks.config.policy.is_lfu())
+        (
+            ks.mark,
+            ks.config.policy.is_lfu(),
+            ks.config.encodings.clone(),
+        )
     };
-    let (dbs, keys_loaded, keys_expired, bytes) = read_dump(progress, path, mark, lfu)?;
+    let (dbs, keys_loaded, keys_expired, bytes) = read_dump(progress, path, mark, lfu, &limits)?;
     let keys_evicted = install(shared, dbs);
     Ok(RestoreReport::rdb(
         path.to_path_buf(),

@@ -25,7 +25,7 @@ pub use super::temp::remove_stale as remove_stale_temp_files;
 /// Keys the save thread walks per turn when connections are not walking (an idle instance).
 const KEYS_PER_STEP: u64 = 512;
 
-/// How long connections must not walk before the save thread walks itself.
+/// How long the save thread waits for bytes before it judges whether connections are busy.
 const QUIET: Duration = Duration::from_millis(1);
 
 /// Keys per chunk of a foreground save (the file is written as the walk goes).
@@ -199,15 +199,15 @@ pub(super) fn write_capture_in_background(
     }
 }
 
-/// The save thread's next bytes: what connections hand over while they walk; once they have
-/// not walked for `QUIET` (`alone`, until they walk again), turns of its own under the lock,
-/// each after the bytes handed over before it took the lock (the file keeps the order the
-/// walk produced them in).
+/// The save thread's next bytes: what busy connections hand over while they walk; while they
+/// are not busy (`alone`: judged over `QUIET` while waiting, then after each turn), turns of
+/// its own under the lock, each after the bytes handed over before it took the lock (the file
+/// keeps the order the walk produced them in).
 fn next_step(shared: &Shared, handoff: &mut Handoff, alone: &mut bool) -> Step {
     while !*alone {
         match handoff.steps.recv_timeout(QUIET) {
             Ok(step) => return step,
-            Err(mpsc::RecvTimeoutError::Timeout) if handoff.connections_walked() => {}
+            Err(mpsc::RecvTimeoutError::Timeout) if handoff.connections_busy() => {}
             Err(_) => *alone = true,
         }
     }
@@ -216,7 +216,7 @@ fn next_step(shared: &Shared, handoff: &mut Handoff, alone: &mut bool) -> Step {
     let step = Capture::step(&mut ks, KEYS_PER_STEP);
     // Hand the lock to a waiting connection rather than taking it straight back.
     parking_lot::MutexGuard::unlock_fair(ks);
-    *alone = !handoff.connections_walked();
+    *alone = !handoff.connections_busy();
     bytes.extend_from_slice(&step.bytes);
     Step { bytes, ..step }
 }

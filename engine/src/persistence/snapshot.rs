@@ -19,7 +19,8 @@
 //!
 //! Who walks: connections, a few keys at the end of every batch they run (they hold the lock
 //! anyway, so the walk advances with no lock hand-offs or context switches; more keys when
-//! batches are far apart), and the save thread when no batch ran for a millisecond. Under load
+//! batches are far apart), and the save thread when batches are few (under 20,000 a second,
+//! judged each millisecond). Under load
 //! the save thread never takes the keyspace lock: connections hand it the bytes through a
 //! channel every `HANDOFF_BYTES` (`Handoff`), and it writes them to the file. (On 2 cores a
 //! save thread that took the lock to collect the bytes every quarter of a millisecond was
@@ -114,23 +115,30 @@ pub struct Step {
     pub keys_total: u64,
 }
 
-/// The save thread's end of a capture: the steps connections hand over, and whether they
-/// still walk.
+/// Batches per second from which connections count as busy: the save thread then leaves the
+/// walk, and the lock, to them (a client polling INFO is not traffic).
+const BUSY_BATCHES_PER_SEC: f64 = 20_000.0;
+
+/// The save thread's end of a capture: the steps connections hand over, and how busy they
+/// are.
 #[derive(Debug)]
 pub struct Handoff {
     pub steps: mpsc::Receiver<Step>,
     assists: Arc<AtomicU64>,
     assists_seen: u64,
+    seen_at: std::time::Instant,
 }
 
 impl Handoff {
-    /// True if connections took walk turns since the last call: the save thread then leaves
-    /// the walk (and the lock) to them.
-    pub fn connections_walked(&mut self) -> bool {
+    /// True if connections ran batches (and walked) at a busy rate since the last call.
+    pub fn connections_busy(&mut self) -> bool {
         let assists = self.assists.load(Ordering::Relaxed);
-        let walked = assists != self.assists_seen;
+        let now = std::time::Instant::now();
+        let rate = (assists - self.assists_seen) as f64
+            / now.duration_since(self.seen_at).as_secs_f64().max(1e-6);
         self.assists_seen = assists;
-        walked
+        self.seen_at = now;
+        rate >= BUSY_BATCHES_PER_SEC
     }
 }
 
@@ -233,6 +241,7 @@ impl Capture {
             steps,
             assists,
             assists_seen: 0,
+            seen_at: std::time::Instant::now(),
         })
     }
 

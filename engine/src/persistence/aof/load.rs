@@ -132,12 +132,17 @@ pub fn replay(
             .map_err(missing)?;
         let is_base = i == 0 && manifest.base.is_some();
         if is_base && &head[..n] == b"REDIS" {
-            let (dbs, _, expired, bytes) =
-                crate::persistence::restore::read_dump(&mut *progress, &path, ks.mark, lfu)
-                    .map_err(|source| AofLoadError::Rdb {
-                        file: path.display().to_string(),
-                        source,
-                    })?;
+            let (dbs, _, expired, bytes) = crate::persistence::restore::read_dump(
+                &mut *progress,
+                &path,
+                ks.mark,
+                lfu,
+                &ks.config.encodings,
+            )
+            .map_err(|source| AofLoadError::Rdb {
+                file: path.display().to_string(),
+                source,
+            })?;
             ks.dbs = dbs;
             out.keys_expired += expired;
             out.bytes += bytes;
