@@ -25,7 +25,7 @@ pub use super::temp::remove_stale as remove_stale_temp_files;
 /// Keys the save thread walks per turn when connections are not walking (an idle instance).
 const KEYS_PER_STEP: u64 = 512;
 
-/// How long the save thread waits for bytes before it judges whether connections are busy.
+/// How long no batch may run before the save thread walks itself.
 const QUIET: Duration = Duration::from_millis(1);
 
 /// Keys per chunk of a foreground save (the file is written as the walk goes).
@@ -175,9 +175,9 @@ pub(super) fn write_capture_in_background(
             let Some((job, report, mut handoff)) = ending_in_thread.lock().take() else {
                 return;
             };
-            let mut alone = false;
+            let mut walker = Walker::Waiting;
             let written = write_dump(&target, aof_base, used_memory, || {
-                let step = next_step(&worker, &mut handoff, &mut alone);
+                let step = next_step(&worker, &mut handoff, &mut walker);
                 job.progress(Progress {
                     done: step.keys_done,
                     total: step.keys_total,
@@ -199,16 +199,26 @@ pub(super) fn write_capture_in_background(
     }
 }
 
-/// The save thread's next bytes: what busy connections hand over while they walk; while they
-/// are not busy (`alone`: judged over `QUIET` while waiting, then after each turn), turns of
-/// its own under the lock, each after the bytes handed over before it took the lock (the file
-/// keeps the order the walk produced them in).
-fn next_step(shared: &Shared, handoff: &mut Handoff, alone: &mut bool) -> Step {
-    while !*alone {
+/// Who walks the capture now.
+#[derive(Clone, Copy)]
+enum Walker {
+    /// Connections: the save thread waits for the bytes they hand over.
+    Waiting,
+    /// The save thread, in turns under the lock; `busy_turns` counts the turns in a row with
+    /// batches run in between (one, as a client polling INFO gives, is not traffic).
+    Alone { busy_turns: u8 },
+}
+
+/// The save thread's next bytes: what connections hand over while they walk; once no batch
+/// ran for `QUIET`, turns of its own under the lock until batches run between two turns in a
+/// row, each turn after the bytes handed over before it took the lock (the file keeps the
+/// order the walk produced them in).
+fn next_step(shared: &Shared, handoff: &mut Handoff, walker: &mut Walker) -> Step {
+    while let Walker::Waiting = walker {
         match handoff.steps.recv_timeout(QUIET) {
             Ok(step) => return step,
-            Err(mpsc::RecvTimeoutError::Timeout) if handoff.connections_busy() => {}
-            Err(_) => *alone = true,
+            Err(mpsc::RecvTimeoutError::Timeout) if handoff.batches_since_last() > 0 => {}
+            Err(_) => *walker = Walker::Alone { busy_turns: 0 },
         }
     }
     let mut ks = shared.keyspace.lock();
@@ -216,7 +226,16 @@ fn next_step(shared: &Shared, handoff: &mut Handoff, alone: &mut bool) -> Step {
     let step = Capture::step(&mut ks, KEYS_PER_STEP);
     // Hand the lock to a waiting connection rather than taking it straight back.
     parking_lot::MutexGuard::unlock_fair(ks);
-    *alone = !handoff.connections_busy();
+    if let Walker::Alone { busy_turns } = walker {
+        *busy_turns = if handoff.batches_since_last() > 0 {
+            *busy_turns + 1
+        } else {
+            0
+        };
+        if *busy_turns >= 2 {
+            *walker = Walker::Waiting;
+        }
+    }
     bytes.extend_from_slice(&step.bytes);
     Step { bytes, ..step }
 }

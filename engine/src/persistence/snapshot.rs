@@ -19,8 +19,7 @@
 //!
 //! Who walks: connections, a few keys at the end of every batch they run (they hold the lock
 //! anyway, so the walk advances with no lock hand-offs or context switches; more keys when
-//! batches are far apart), and the save thread when batches are few (under 20,000 a second,
-//! judged each millisecond). Under load
+//! batches are far apart), and the save thread once no batch ran for a millisecond. Under load
 //! the save thread never takes the keyspace lock: connections hand it the bytes through a
 //! channel every `HANDOFF_BYTES` (`Handoff`), and it writes them to the file. (On 2 cores a
 //! save thread that took the lock to collect the bytes every quarter of a millisecond was
@@ -115,10 +114,6 @@ pub struct Step {
     pub keys_total: u64,
 }
 
-/// Batches per second from which connections count as busy: the save thread then leaves the
-/// walk, and the lock, to them (a client polling INFO is not traffic).
-const BUSY_BATCHES_PER_SEC: f64 = 20_000.0;
-
 /// The save thread's end of a capture: the steps connections hand over, and how busy they
 /// are.
 #[derive(Debug)]
@@ -126,19 +121,15 @@ pub struct Handoff {
     pub steps: mpsc::Receiver<Step>,
     assists: Arc<AtomicU64>,
     assists_seen: u64,
-    seen_at: std::time::Instant,
 }
 
 impl Handoff {
-    /// True if connections ran batches (and walked) at a busy rate since the last call.
-    pub fn connections_busy(&mut self) -> bool {
+    /// The batches connections ran (each walking a little) since the last call.
+    pub fn batches_since_last(&mut self) -> u64 {
         let assists = self.assists.load(Ordering::Relaxed);
-        let now = std::time::Instant::now();
-        let rate = (assists - self.assists_seen) as f64
-            / now.duration_since(self.seen_at).as_secs_f64().max(1e-6);
+        let batches = assists - self.assists_seen;
         self.assists_seen = assists;
-        self.seen_at = now;
-        rate >= BUSY_BATCHES_PER_SEC
+        batches
     }
 }
 
@@ -241,7 +232,6 @@ impl Capture {
             steps,
             assists,
             assists_seen: 0,
-            seen_at: std::time::Instant::now(),
         })
     }
 
