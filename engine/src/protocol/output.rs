@@ -39,7 +39,20 @@ impl Output {
         self.put_slice(&[byte]);
     }
 
-    pub fn put_slice(&mut self, mut data: &[u8]) {
+    #[inline]
+    pub fn put_slice(&mut self, data: &[u8]) {
+        match self.blocks.back_mut() {
+            Some(block) if block.capacity() - block.len() >= data.len() => {
+                block.extend_from_slice(data);
+                self.len += data.len();
+            }
+            _ => self.put_slice_across(data),
+        }
+    }
+
+    /// `put_slice` where the last block has no room for all of `data`: it fills that block
+    /// and goes on in new ones.
+    fn put_slice_across(&mut self, mut data: &[u8]) {
         self.len += data.len();
         while !data.is_empty() {
             if self.blocks.back().is_none_or(|b| b.len() == b.capacity()) {

@@ -209,13 +209,38 @@ fn line(out: &mut Output, kind: u8, text: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-fn header(out: &mut Output, kind: u8, n: i64) {
-    out.put_u8(kind);
-    out.put_slice(itoa::Buffer::new().format(n).as_bytes());
-    out.put_slice(b"\r\n");
+/// The longest header: a kind byte, 20 digits and a sign, CR LF.
+const HEADER_MAX: usize = 24;
+
+/// Bulks up to this length go out with their header in one piece.
+const SHORT_BULK: usize = 64;
+
+/// Writes `kind`, the number and CR LF into `buf`; returns the length used.
+fn header_into(buf: &mut [u8], kind: u8, n: i64) -> usize {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n).as_bytes();
+    buf[0] = kind;
+    buf[1..1 + digits.len()].copy_from_slice(digits);
+    buf[1 + digits.len()..3 + digits.len()].copy_from_slice(b"\r\n");
+    3 + digits.len()
 }
 
+fn header(out: &mut Output, kind: u8, n: i64) {
+    let mut buf = [0u8; HEADER_MAX];
+    let len = header_into(&mut buf, kind, n);
+    out.put_slice(&buf[..len]);
+}
+
+/// A bulk string: a short one (most members and values) in one piece with its header.
 fn bulk(out: &mut Output, data: &[u8]) {
+    if data.len() <= SHORT_BULK {
+        let mut buf = [0u8; HEADER_MAX + SHORT_BULK + 2];
+        let head = header_into(&mut buf, b'$', data.len() as i64);
+        buf[head..head + data.len()].copy_from_slice(data);
+        buf[head + data.len()..head + data.len() + 2].copy_from_slice(b"\r\n");
+        out.put_slice(&buf[..head + data.len() + 2]);
+        return;
+    }
     header(out, b'$', data.len() as i64);
     out.put_slice(data);
     out.put_slice(b"\r\n");
@@ -273,6 +298,25 @@ mod tests {
         assert_eq!(format_double(1.0e-5), "1.0000000000000001e-05");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(123456789.0), "123456789");
+    }
+
+    #[test]
+    fn bulks_of_every_length_cross_block_boundaries_intact() {
+        // Enough short and long bulks that many straddle a block boundary.
+        let mut out = Output::new();
+        let mut expected = Vec::new();
+        for i in 0..3000usize {
+            let data: Vec<u8> = (0..i % 100).map(|j| (i + j) as u8).collect();
+            Reply::bulk(&data).encode(&mut out, false);
+            expected.extend_from_slice(format!("${}\r\n", data.len()).as_bytes());
+            expected.extend_from_slice(&data);
+            expected.extend_from_slice(b"\r\n");
+        }
+        Reply::Int(i64::MIN).encode(&mut out, false);
+        expected.extend_from_slice(b":-9223372036854775808\r\n");
+        assert!(out.len() > 3 * super::super::output::BLOCK_SIZE);
+        assert_eq!(out.len(), expected.len());
+        assert_eq!(out.to_vec(), expected);
     }
 
     #[test]
