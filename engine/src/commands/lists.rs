@@ -2,8 +2,7 @@
 //! list has an element they ask the connection to wait (`Ctx::block`) and are run again when
 //! a list receives elements or the timeout passes.
 
-use super::strings::clamp_range;
-use super::{int_arg, is, BlockRequest, CmdError, CmdResult, Ctx};
+use super::{int_arg, is, rank_range, BlockRequest, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, List, Value};
 use crate::protocol::Reply;
 
@@ -112,7 +111,7 @@ pub fn lrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let Some(list) = ctx.read::<List>(args[1])? else {
         return Ok(Reply::Array(vec![]));
     };
-    Ok(Reply::Array(match clamp_range(start, end, list.len()) {
+    Ok(Reply::Array(match rank_range(start, end, list.len()) {
         Some((a, b)) => list.iter_from(a).take(b - a + 1).map(Reply::bulk).collect(),
         None => vec![],
     }))
@@ -160,7 +159,7 @@ pub fn ltrim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(Reply::OK);
     };
     let list = &mut *value;
-    match clamp_range(start, end, list.len()) {
+    match rank_range(start, end, list.len()) {
         Some((a, b)) => list.keep_range(a, b + 1),
         None => list.keep_range(0, 0),
     }

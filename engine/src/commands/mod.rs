@@ -211,6 +211,17 @@ pub fn arg_slices(args: &[Vec<u8>]) -> Vec<&[u8]> {
 }
 
 /// Parses an integer argument.
+/// Resolves the inclusive start/end ranks of LRANGE, LTRIM, ZRANGE and ZREMRANGEBYRANK
+/// (negative from the end) against `len`, as Redis does for them: a start before the first
+/// element is the first, an end past the last is the last, and an end still before the start
+/// (`0 -5` on four elements) is an empty range. None for an empty range.
+pub fn rank_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 { len + start } else { start }.max(0);
+    let end = if end < 0 { len + end } else { end }.min(len - 1);
+    (start <= end && start < len).then_some((start as usize, end as usize))
+}
+
 pub fn int_arg(arg: &[u8]) -> Result<i64, CmdError> {
     crate::util::parse_i64(arg).ok_or(CmdError::NotInteger)
 }

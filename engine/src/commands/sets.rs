@@ -287,11 +287,10 @@ pub fn sintercard(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut limit = 0usize;
     while i < args.len() {
         if is(args[i], "LIMIT") && i + 1 < args.len() {
-            let n = int_arg(args[i + 1])?;
-            if n < 0 {
-                return Err(CmdError::other("LIMIT can't be negative"));
-            }
-            limit = n as usize;
+            // As Redis words it for a non-number too.
+            let negative = || CmdError::other("LIMIT can't be negative");
+            let n = int_arg(args[i + 1]).map_err(|_| negative())?;
+            limit = usize::try_from(n).map_err(|_| negative())?;
             i += 2;
         } else {
             return Err(CmdError::Syntax);

@@ -348,9 +348,10 @@ pub fn strlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     ))
 }
 
-/// Resolves Redis-style inclusive start/end indices (negative from the end) against `len`.
+/// Resolves GETRANGE's inclusive start/end (negative from the end, an end before the start
+/// of the string its first byte) against `len`.
 /// Returns None for an empty range.
-pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
     let mut start = if start < 0 { len + start } else { start };
     let mut end = if end < 0 { len + end } else { end };

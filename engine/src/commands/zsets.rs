@@ -5,8 +5,7 @@ use std::ops::Bound;
 
 use super::hashes::{pick_random, random_count, random_pairs_reply, random_repeats_reply};
 use super::keys::{parse_scan, scan_dict, scan_reply};
-use super::strings::clamp_range;
-use super::{float_arg, int_arg, is, CmdError, CmdResult, Ctx};
+use super::{float_arg, int_arg, is, rank_range, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Scored, Value, ZSet};
 use crate::protocol::reply::format_double;
 use crate::protocol::Reply;
@@ -458,7 +457,7 @@ impl<'a> RangeQuery<'a> {
         Ok(match self.kind {
             RangeKind::Rank => {
                 let (start, stop) = (int_arg(self.start)?, int_arg(self.stop)?);
-                match clamp_range(start, stop, z.len()) {
+                match rank_range(start, stop, z.len()) {
                     None => vec![],
                     Some((a, b)) => {
                         let it: Box<dyn Iterator<Item = &Scored>> = if self.rev {
@@ -665,7 +664,7 @@ pub fn zremrangebyscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn zremrangebyrank(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (start, stop) = (int_arg(args[2])?, int_arg(args[3])?);
-    remove_where(ctx, args[1], |z| match clamp_range(start, stop, z.len()) {
+    remove_where(ctx, args[1], |z| match rank_range(start, stop, z.len()) {
         Some((a, b)) => z
             .iter()
             .skip(a)

@@ -56,6 +56,8 @@ pub const fn node_alloc_size<V>() -> usize {
 }
 
 const INITIAL_SIZE: usize = 4;
+/// Random picks treat every chain as this long (see `Dict::random_entry`).
+const FAIR_CHAIN: usize = 8;
 /// Shrink when fewer than 1 in this many buckets are used (as Redis's HASHTABLE_MIN_FILL).
 const MIN_FILL: usize = 10;
 
@@ -505,6 +507,8 @@ impl<V> Dict<V> {
     }
 
     /// A random entry, or None if empty.
+    /// A random entry, each as likely as any other (exactly so while no chain is longer than
+    /// `FAIR_CHAIN`, which at the tables' load factor they almost never are).
     pub fn random_entry(&self, rng: &mut impl Rng) -> Option<(&Blob, &V)> {
         if self.is_empty() {
             return None;
@@ -526,9 +530,16 @@ impl<V> Dict<V> {
                 &self.next.as_ref()?.buckets[pick - main_size]
             };
             if let Some(head) = bucket.as_deref() {
+                // A place in a chain of FAIR_CHAIN, kept only if the chain reaches it: every
+                // entry is then as likely as any other (picking among the chain's own entries
+                // would favour those alone in their bucket).
                 let chain_len = ChainIter { link: Some(head) }.count();
+                let place = rng.random_range(0..chain_len.max(FAIR_CHAIN));
+                if place >= chain_len {
+                    continue;
+                }
                 let mut node = head;
-                for _ in 0..rng.random_range(0..chain_len) {
+                for _ in 0..place {
                     node = node.next.as_deref()?;
                 }
                 return Some((&node.key, &node.value));
@@ -629,6 +640,28 @@ mod tests {
         for i in 0..1000 {
             assert!(seen.contains(&blob(i)), "missed key {i}");
         }
+    }
+
+    #[test]
+    fn random_entry_is_fair() {
+        // 10 entries in 16 buckets share some buckets: each must still come up about as
+        // often as the others (chi-square with 9 degrees of freedom; 40 is p = 0.00001).
+        let mut d = Dict::new();
+        for i in 0..10 {
+            d.insert(blob(i), i);
+        }
+        let mut rng = rand::rng();
+        let mut counts = [0u32; 10];
+        let draws = 20_000;
+        for _ in 0..draws {
+            counts[*d.random_entry(&mut rng).unwrap().1 as usize] += 1;
+        }
+        let expected = f64::from(draws) / 10.0;
+        let chi: f64 = counts
+            .iter()
+            .map(|&c| (f64::from(c) - expected).powi(2) / expected)
+            .sum();
+        assert!(chi < 40.0, "chi-square {chi}: {counts:?}");
     }
 
     #[test]
