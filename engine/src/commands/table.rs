@@ -253,6 +253,11 @@ commands! {
     "zrangestore", -5, W.union(M), 1, 2, 1, "sorted-set", zsets::zrangestore, "Stores a range of members from sorted set in a key.";
     "zunionstore", -4, W.union(M), 1, 1, 1, "sorted-set", zsets::zunionstore, "Stores the union of multiple sorted sets in a key.";
     "zinterstore", -4, W.union(M), 1, 1, 1, "sorted-set", zsets::zinterstore, "Stores the intersect of multiple sorted sets in a key.";
+    "zdiffstore", -4, W.union(M), 1, 1, 1, "sorted-set", zsets::zdiffstore, "Stores the difference of multiple sorted sets in a key.";
+    "zunion", -3, R, 0, 0, 0, "sorted-set", zsets::zunion, "Returns the union of multiple sorted sets.";
+    "zinter", -3, R, 0, 0, 0, "sorted-set", zsets::zinter, "Returns the intersect of multiple sorted sets.";
+    "zdiff", -3, R, 0, 0, 0, "sorted-set", zsets::zdiff, "Returns the difference between multiple sorted sets.";
+    "zintercard", -3, R, 0, 0, 0, "sorted-set", zsets::zintercard, "Returns the number of members of the intersect of multiple sorted sets.";
     "zscan", -3, R, 1, 1, 1, "sorted-set", zsets::zscan, "Iterates over members and scores of a sorted set.";
     "zrandmember", -2, R, 1, 1, 1, "sorted-set", zsets::zrandmember, "Returns one or more random members from a sorted set.";
     // transactions

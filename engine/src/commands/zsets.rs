@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use super::hashes::{pick_random, random_count, random_pairs_reply, random_repeats_reply};
 use super::keys::{parse_scan, scan_dict, scan_reply};
-use super::{float_arg, int_arg, is, rank_range, CmdError, CmdResult, Ctx};
+use super::{float_arg, int_arg, is, lower, rank_range, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Scored, Value, ZSet};
 use crate::protocol::reply::format_double;
 use crate::protocol::Reply;
@@ -760,30 +760,56 @@ fn weighted_sources<'k>(
         .collect())
 }
 
-fn union_inter_store(ctx: &mut Ctx, args: &[&[u8]], union: bool) -> CmdResult {
-    let name = if union { "zunionstore" } else { "zinterstore" };
-    let n = int_arg(args[2])?;
+/// How a sorted-set algebra command combines its inputs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ZOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+/// What a sorted-set algebra command does with the result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ZOut<'a> {
+    /// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: into this key.
+    Store(&'a [u8]),
+    /// ZUNION, ZINTER, ZDIFF: as a reply (WITHSCORES allowed).
+    Reply,
+    /// ZINTERCARD: only how many (LIMIT allowed).
+    Count,
+}
+
+/// ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD, as Redis's
+/// zunionInterDiffGenericCommand: numkeys at `at`, the keys type-checked before the options,
+/// WEIGHTS and AGGREGATE except for a difference, sets taken as members of score 1.
+fn zset_algebra(ctx: &mut Ctx, args: &[&[u8]], at: usize, op: ZOp, out: ZOut) -> CmdResult {
+    let n = int_arg(args[at])?;
     if n < 1 {
         return Err(CmdError::other(format!(
-            "at least 1 input key is needed for '{name}' command"
+            "at least 1 input key is needed for '{}' command",
+            lower(args[0])
         )));
     }
     let n = n as usize;
-    if n > args.len() - 3 {
+    if n > args.len() - at - 1 {
         return Err(CmdError::Syntax);
     }
-    let keys = &args[3..3 + n];
+    let keys = &args[at + 1..at + 1 + n];
+    let sources = weighted_sources(ctx, keys)?;
     let mut weights = vec![1.0; n];
     let mut aggregate = Aggregate::Sum;
-    let mut i = 3 + n;
+    let (mut withscores, mut limit) = (false, 0usize);
+    let mut i = at + 1 + n;
     while i < args.len() {
-        if is(args[i], "WEIGHTS") && i + n < args.len() {
+        let remaining = args.len() - i;
+        let combines = op != ZOp::Diff && out != ZOut::Count;
+        if combines && remaining > n && is(args[i], "WEIGHTS") {
             for (w, arg) in weights.iter_mut().zip(&args[i + 1..=i + n]) {
                 *w =
                     parse_f64(arg).ok_or_else(|| CmdError::other("weight value is not a float"))?;
             }
             i += n + 1;
-        } else if is(args[i], "AGGREGATE") && i + 1 < args.len() {
+        } else if combines && remaining >= 2 && is(args[i], "AGGREGATE") {
             aggregate = if is(args[i + 1], "SUM") {
                 Aggregate::Sum
             } else if is(args[i + 1], "MIN") {
@@ -794,11 +820,18 @@ fn union_inter_store(ctx: &mut Ctx, args: &[&[u8]], union: bool) -> CmdResult {
                 return Err(CmdError::Syntax);
             };
             i += 2;
+        } else if out == ZOut::Reply && is(args[i], "WITHSCORES") {
+            withscores = true;
+            i += 1;
+        } else if out == ZOut::Count && remaining >= 2 && is(args[i], "LIMIT") {
+            let negative = || CmdError::other("LIMIT can't be negative");
+            let l = int_arg(args[i + 1]).map_err(|_| negative())?;
+            limit = usize::try_from(l).map_err(|_| negative())?;
+            i += 2;
         } else {
             return Err(CmdError::Syntax);
         }
     }
-    let sources = weighted_sources(ctx, keys)?;
     let weigh = |s: f64, w: f64| {
         let v = s * w;
         if v.is_nan() {
@@ -808,37 +841,82 @@ fn union_inter_store(ctx: &mut Ctx, args: &[&[u8]], union: bool) -> CmdResult {
         }
     };
     let mut acc: std::collections::HashMap<Blob, f64> = std::collections::HashMap::new();
-    if union {
-        for (source, &w) in sources.iter().zip(&weights) {
-            for (m, s) in source.iter().flat_map(|s| s.entries()) {
-                let v = weigh(s, w);
-                acc.entry(m.clone())
-                    .and_modify(|cur| *cur = aggregate.apply(*cur, v))
-                    .or_insert(v);
+    match op {
+        ZOp::Union => {
+            for (source, &w) in sources.iter().zip(&weights) {
+                for (m, s) in source.iter().flat_map(|s| s.entries()) {
+                    let v = weigh(s, w);
+                    acc.entry(m.clone())
+                        .and_modify(|cur| *cur = aggregate.apply(*cur, v))
+                        .or_insert(v);
+                }
             }
         }
-    } else if let Some(present) = sources.iter().copied().collect::<Option<Vec<Source>>>() {
-        if let Some((first, rest)) = present.split_first() {
-            'members: for (m, s) in first.entries() {
-                let mut v = weigh(s, weights[0]);
-                for (other, &w) in rest.iter().zip(&weights[1..]) {
-                    match other.score(m) {
-                        Some(score) => v = aggregate.apply(v, weigh(score, w)),
-                        None => continue 'members,
+        ZOp::Inter => {
+            if let Some(present) = sources.iter().copied().collect::<Option<Vec<Source>>>() {
+                if let Some((first, rest)) = present.split_first() {
+                    'members: for (m, s) in first.entries() {
+                        let mut v = weigh(s, weights[0]);
+                        for (other, &w) in rest.iter().zip(&weights[1..]) {
+                            match other.score(m) {
+                                Some(score) => v = aggregate.apply(v, weigh(score, w)),
+                                None => continue 'members,
+                            }
+                        }
+                        acc.insert(m.clone(), v);
+                        if out == ZOut::Count && limit > 0 && acc.len() >= limit {
+                            break;
+                        }
                     }
                 }
-                acc.insert(m.clone(), v);
+            }
+        }
+        ZOp::Diff => {
+            if let Some((Some(first), rest)) = sources.split_first() {
+                for (m, s) in first.entries() {
+                    if !rest.iter().flatten().any(|other| other.score(m).is_some()) {
+                        acc.insert(m.clone(), s);
+                    }
+                }
             }
         }
     }
-    store_pairs(ctx, args[1], acc.into_iter().collect())
+    match out {
+        ZOut::Store(dst) => store_pairs(ctx, dst, acc.into_iter().collect()),
+        ZOut::Count => Ok(Reply::Int(acc.len() as i64)),
+        ZOut::Reply => {
+            // In sorted-set order, as Redis replies from the set it built.
+            let mut pairs: Vec<(Blob, f64)> = acc.into_iter().collect();
+            pairs.sort_by(|a, b| {
+                a.1.partial_cmp(&b.1)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| a.0.cmp(&b.0))
+            });
+            Ok(pairs_reply(pairs, withscores, ctx.client.resp3))
+        }
+    }
 }
 
 pub fn zunionstore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    union_inter_store(ctx, args, true)
+    zset_algebra(ctx, args, 2, ZOp::Union, ZOut::Store(args[1]))
 }
 pub fn zinterstore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    union_inter_store(ctx, args, false)
+    zset_algebra(ctx, args, 2, ZOp::Inter, ZOut::Store(args[1]))
+}
+pub fn zdiffstore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    zset_algebra(ctx, args, 2, ZOp::Diff, ZOut::Store(args[1]))
+}
+pub fn zunion(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    zset_algebra(ctx, args, 1, ZOp::Union, ZOut::Reply)
+}
+pub fn zinter(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    zset_algebra(ctx, args, 1, ZOp::Inter, ZOut::Reply)
+}
+pub fn zdiff(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    zset_algebra(ctx, args, 1, ZOp::Diff, ZOut::Reply)
+}
+pub fn zintercard(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    zset_algebra(ctx, args, 1, ZOp::Inter, ZOut::Count)
 }
 
 pub fn zscan(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
