@@ -463,3 +463,37 @@ async fn persistence_modes_switch_on_a_running_instance_without_losing_data() {
     instance.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_key_pops_replay_as_the_pops_they_made() {
+    let dir = temp_dir("mpop");
+    write_aof(
+        &dir,
+        &[
+            &["RPUSH", "l1", "a", "b", "c"],
+            &["RPUSH", "l2", "x"],
+            &["LMPOP", "2", "empty", "l1", "LEFT", "COUNT", "2"],
+            &["BLMPOP", "0", "2", "l1", "l2", "RIGHT"],
+            &["ZADD", "z", "1", "m1", "2", "m2", "3", "m3"],
+            &["ZMPOP", "1", "z", "MAX", "COUNT", "2"],
+        ],
+    )
+    .await;
+    let log = String::from_utf8_lossy(&std::fs::read(incr_path(&dir)).expect("incr")).into_owned();
+    assert!(
+        !log.contains("BLMPOP"),
+        "a blocking command was logged as such"
+    );
+    let instance = Instance::start(aof_config(&dir)).await.expect("start");
+    instance.wait_loaded().await.expect("loads");
+    assert_eq!(run(&instance, &["EXISTS", "l1"]), Reply::Int(0));
+    assert_eq!(
+        run(&instance, &["LRANGE", "l2", "0", "-1"]),
+        Reply::Array(vec![Reply::bulk("x")])
+    );
+    assert_eq!(
+        run(&instance, &["ZRANGE", "z", "0", "-1"]),
+        Reply::Array(vec![Reply::bulk("m1")])
+    );
+    instance.stop().await;
+}

@@ -209,6 +209,33 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
         waiter.command(&["LRANGE", "dst", "0", "-1"]).await.unwrap(),
         Resp::Array(vec![Resp::Bulk(b"item".to_vec())])
     );
+    // BLMPOP waits on several lists and takes up to COUNT from the one pushed to.
+    waiter
+        .send_raw(&RawClient::encode(&[
+            "BLMPOP", "5", "2", "q1", "q2", "RIGHT", "COUNT", "2",
+        ]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    pusher
+        .command(&["RPUSH", "q2", "a", "b", "c"])
+        .await
+        .unwrap();
+    let popped = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        popped,
+        Resp::Array(vec![
+            Resp::Bulk(b"q2".to_vec()),
+            Resp::Array(vec![Resp::Bulk(b"c".to_vec()), Resp::Bulk(b"b".to_vec())])
+        ])
+    );
+    assert_eq!(
+        pusher.command(&["LRANGE", "q2", "0", "-1"]).await.unwrap(),
+        Resp::Array(vec![Resp::Bulk(b"a".to_vec())])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! list has an element they ask the connection to wait (`Ctx::block`) and are run again when
 //! a list receives elements or the timeout passes.
 
-use super::{int_arg, is, rank_range, BlockRequest, CmdError, CmdResult, Ctx};
+use super::{int_arg, is, mpop_args, rank_range, BlockRequest, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, List, Value};
 use crate::protocol::Reply;
 
@@ -358,6 +358,47 @@ fn blocking_pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
         }
     }
     block(ctx, deadline_ms, Reply::NullArray)
+}
+
+/// Pops up to `count` elements from the first non-empty list of `keys`: its key and the
+/// elements, logged as the LPOP or RPOP that repeats it (as Redis propagates LMPOP).
+fn mpop(ctx: &mut Ctx, keys: &[&[u8]], end: End, count: usize) -> Result<Option<Reply>, CmdError> {
+    for key in keys {
+        let popped: Vec<Blob> = match ctx.write::<List>(key)? {
+            Some(mut value) => (0..count).map_while(|_| pop_one(&mut value, end)).collect(),
+            None => continue,
+        };
+        if popped.is_empty() {
+            continue;
+        }
+        // The dispatcher removes emptied keys at fixed positions; these keys move with numkeys.
+        let db = ctx.db();
+        ctx.ks.remove_emptied(db, &[key]);
+        let pop: &[u8] = match end {
+            End::Left => b"LPOP",
+            End::Right => b"RPOP",
+        };
+        ctx.propagate(&[pop, key, count.to_string().as_bytes()]);
+        return Ok(Some(Reply::Array(vec![
+            Reply::bulk(key),
+            Reply::Array(popped.iter().map(Reply::bulk).collect()),
+        ])));
+    }
+    Ok(None)
+}
+
+pub fn lmpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let (keys, end, count) = mpop_args(args, 1, |a| parse_end(a).ok())?;
+    Ok(mpop(ctx, keys, end, count)?.unwrap_or(Reply::NullArray))
+}
+
+pub fn blmpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let (keys, end, count) = mpop_args(args, 2, |a| parse_end(a).ok())?;
+    let deadline_ms = deadline(ctx, args[1])?;
+    match mpop(ctx, keys, end, count)? {
+        Some(reply) => Ok(reply),
+        None => block(ctx, deadline_ms, Reply::NullArray),
+    }
 }
 
 pub fn blpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {

@@ -222,6 +222,35 @@ pub fn rank_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     (start <= end && start < len).then_some((start as usize, end as usize))
 }
 
+/// The arguments of LMPOP, BLMPOP and ZMPOP from `at`: numkeys key... SIDE [COUNT count], as
+/// Redis parses them (its texts for a bad numkeys or count, a syntax error otherwise). Returns
+/// the keys, the side `side` read, and the count (1 by default).
+pub fn mpop_args<'s, 'a, W>(
+    args: &'s [&'a [u8]],
+    at: usize,
+    side: impl Fn(&[u8]) -> Option<W>,
+) -> Result<(&'s [&'a [u8]], W, usize), CmdError> {
+    let positive = |arg: &[u8], what: &str| {
+        crate::util::parse_i64(arg)
+            .filter(|&n| n >= 1)
+            .map(|n| n as usize)
+            .ok_or_else(|| CmdError::other(format!("{what} should be greater than 0")))
+    };
+    let numkeys = positive(args[at], "numkeys")?;
+    let side_at = at
+        .checked_add(numkeys)
+        .and_then(|i| i.checked_add(1))
+        .filter(|&i| i < args.len())
+        .ok_or(CmdError::Syntax)?;
+    let side = side(args[side_at]).ok_or(CmdError::Syntax)?;
+    let count = match &args[side_at + 1..] {
+        [] => 1,
+        [keyword, n] if is(keyword, "COUNT") => positive(n, "count")?,
+        _ => return Err(CmdError::Syntax),
+    };
+    Ok((&args[at + 1..side_at], side, count))
+}
+
 pub fn int_arg(arg: &[u8]) -> Result<i64, CmdError> {
     crate::util::parse_i64(arg).ok_or(CmdError::NotInteger)
 }

@@ -208,6 +208,8 @@ commands! {
     "rpoplpush", 3, W.union(M), 1, 2, 1, "list", lists::rpoplpush, "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.";
     "blpop", -3, W.union(B), 1, -2, 1, "list", lists::blpop, "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
     "brpop", -3, W.union(B), 1, -2, 1, "list", lists::brpop, "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    "lmpop", -4, W, 0, 0, 0, "list", lists::lmpop, "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.";
+    "blmpop", -5, W.union(B), 0, 0, 0, "list", lists::blmpop, "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
     "blmove", 6, W.union(M).union(B), 1, 2, 1, "list", lists::blmove, "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.";
     "brpoplpush", 4, W.union(M).union(B), 1, 2, 1, "list", lists::brpoplpush, "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
     // sets
@@ -246,6 +248,7 @@ commands! {
     "zrank", 3, R.union(F), 1, 1, 1, "sorted-set", zsets::zrank, "Returns the index of a member in a sorted set ordered by ascending scores.";
     "zrevrank", 3, R.union(F), 1, 1, 1, "sorted-set", zsets::zrevrank, "Returns the index of a member in a sorted set ordered by descending scores.";
     "zpopmin", -2, W.union(F), 1, 1, 1, "sorted-set", zsets::zpopmin, "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
+    "zmpop", -4, W, 0, 0, 0, "sorted-set", zsets::zmpop, "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.";
     "zpopmax", -2, W.union(F), 1, 1, 1, "sorted-set", zsets::zpopmax, "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
     "zremrangebyscore", 4, W, 1, 1, 1, "sorted-set", zsets::zremrangebyscore, "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.";
     "zremrangebyrank", 4, W, 1, 1, 1, "sorted-set", zsets::zremrangebyrank, "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.";

@@ -613,18 +613,7 @@ fn pop_generic(ctx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
     let Some(mut value) = ctx.write::<ZSet>(args[1])? else {
         return Ok(Reply::Array(vec![]));
     };
-    let zset = &mut *value;
-    let mut popped = Vec::new();
-    for _ in 0..count.unwrap_or(1) {
-        let next = if max {
-            zset.ordered.last()
-        } else {
-            zset.ordered.first()
-        };
-        let Some(e) = next.cloned() else { break };
-        zset.remove(&e.member);
-        popped.push((e.member, e.score));
-    }
+    let popped = pop_ends(&mut value, max, count.unwrap_or(1));
     if count.is_none() {
         return Ok(Reply::Array(
             popped
@@ -634,6 +623,57 @@ fn pop_generic(ctx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
         ));
     }
     Ok(pairs_reply(popped, true, resp3))
+}
+
+/// Removes up to `count` members from the low (or, with `max`, the high) end.
+fn pop_ends(zset: &mut ZSet, max: bool, count: usize) -> Vec<(Blob, f64)> {
+    let mut popped = Vec::new();
+    for _ in 0..count {
+        let next = if max {
+            zset.ordered.last()
+        } else {
+            zset.ordered.first()
+        };
+        let Some(e) = next.cloned() else { break };
+        zset.remove(&e.member);
+        popped.push((e.member, e.score));
+    }
+    popped
+}
+
+/// ZMPOP numkeys key... MIN|MAX [COUNT count]: from the first non-empty sorted set, its key
+/// and the popped members with their scores (pairs in both protocols), logged as the ZPOPMIN
+/// or ZPOPMAX that repeats it.
+pub fn zmpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let side = |arg: &[u8]| {
+        if is(arg, "MIN") {
+            Some(false)
+        } else if is(arg, "MAX") {
+            Some(true)
+        } else {
+            None
+        }
+    };
+    let (keys, max, count) = super::mpop_args(args, 1, side)?;
+    for key in keys {
+        let popped = match ctx.write::<ZSet>(key)? {
+            Some(mut value) => pop_ends(&mut value, max, count),
+            None => continue,
+        };
+        if popped.is_empty() {
+            continue;
+        }
+        // The dispatcher removes emptied keys at fixed positions; these keys move with numkeys.
+        let db = ctx.db();
+        ctx.ks.remove_emptied(db, &[key]);
+        let pop: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        ctx.propagate(&[pop, key, count.to_string().as_bytes()]);
+        return Ok(Reply::Array(vec![
+            Reply::bulk(key),
+            pairs_reply(popped, true, true),
+        ]));
+    }
+    Ok(Reply::NullArray)
 }
 
 pub fn zpopmin(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
