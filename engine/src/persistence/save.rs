@@ -222,7 +222,7 @@ fn next_step(shared: &Shared, handoff: &mut Handoff, walker: &mut Walker) -> Ste
         }
     }
     let mut ks = shared.keyspace.lock();
-    let mut bytes: Vec<u8> = handoff.steps.try_iter().flat_map(|s| s.bytes).collect();
+    let handed: Vec<Step> = handoff.steps.try_iter().collect();
     let step = Capture::step(&mut ks, KEYS_PER_STEP);
     // Hand the lock to a waiting connection rather than taking it straight back.
     parking_lot::MutexGuard::unlock_fair(ks);
@@ -236,6 +236,10 @@ fn next_step(shared: &Shared, handoff: &mut Handoff, walker: &mut Walker) -> Ste
             *walker = Walker::Waiting;
         }
     }
+    if handed.is_empty() {
+        return step;
+    }
+    let mut bytes: Vec<u8> = handed.into_iter().flat_map(|s| s.bytes).collect();
     bytes.extend_from_slice(&step.bytes);
     Step { bytes, ..step }
 }
