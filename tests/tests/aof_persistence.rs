@@ -476,14 +476,16 @@ async fn multi_key_pops_replay_as_the_pops_they_made() {
             &["BLMPOP", "0", "2", "l1", "l2", "RIGHT"],
             &["ZADD", "z", "1", "m1", "2", "m2", "3", "m3"],
             &["ZMPOP", "1", "z", "MAX", "COUNT", "2"],
+            &["ZADD", "z2", "5", "p", "6", "q"],
+            &["BZPOPMIN", "z2", "0"],
+            &["BZMPOP", "0", "1", "z2", "MAX"],
         ],
     )
     .await;
     let log = String::from_utf8_lossy(&std::fs::read(incr_path(&dir)).expect("incr")).into_owned();
-    assert!(
-        !log.contains("BLMPOP"),
-        "a blocking command was logged as such"
-    );
+    for blocking in ["BLMPOP", "BZPOPMIN", "BZMPOP"] {
+        assert!(!log.contains(blocking), "{blocking} was logged as such");
+    }
     let instance = Instance::start(aof_config(&dir)).await.expect("start");
     instance.wait_loaded().await.expect("loads");
     assert_eq!(run(&instance, &["EXISTS", "l1"]), Reply::Int(0));
@@ -495,5 +497,6 @@ async fn multi_key_pops_replay_as_the_pops_they_made() {
         run(&instance, &["ZRANGE", "z", "0", "-1"]),
         Reply::Array(vec![Reply::bulk("m1")])
     );
+    assert_eq!(run(&instance, &["EXISTS", "z2"]), Reply::Int(0));
     instance.stop().await;
 }

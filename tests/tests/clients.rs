@@ -236,6 +236,28 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
         pusher.command(&["LRANGE", "q2", "0", "-1"]).await.unwrap(),
         Resp::Array(vec![Resp::Bulk(b"a".to_vec())])
     );
+    // A sorted set wakes its blocked clients too.
+    waiter
+        .send_raw(&RawClient::encode(&["BZPOPMIN", "z1", "z2", "5"]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    pusher
+        .command(&["ZADD", "z2", "2", "two", "1", "one"])
+        .await
+        .unwrap();
+    let popped = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        popped,
+        Resp::Array(vec![
+            Resp::Bulk(b"z2".to_vec()),
+            Resp::Bulk(b"one".to_vec()),
+            Resp::Bulk(b"1".to_vec())
+        ])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

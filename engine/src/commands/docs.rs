@@ -53,6 +53,8 @@ pub fn hint(command: &str) -> &'static str {
         "lmpop" => "numkeys key... LEFT|RIGHT [COUNT count]",
         "blmpop" => "timeout numkeys key... LEFT|RIGHT [COUNT count]",
         "zmpop" => "numkeys key... MIN|MAX [COUNT count]",
+        "bzmpop" => "timeout numkeys key... MIN|MAX [COUNT count]",
+        "bzpopmin" | "bzpopmax" => "key... timeout",
         "blmove" => "source destination LEFT|RIGHT LEFT|RIGHT timeout",
         "brpoplpush" => "source destination timeout",
         "sadd" | "srem" => "key member...",

@@ -34,7 +34,7 @@ fn push(ctx: &mut Ctx, args: &[&[u8]], end: End, only_existing: bool) -> CmdResu
     }
     let len = list.len() as i64;
     drop(value);
-    ctx.ks.lists_pushed = true;
+    ctx.ks.keys_fed = true;
     Ok(Reply::Int(len))
 }
 
@@ -184,7 +184,7 @@ pub fn linsert(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     list.insert(if after { pos + 1 } else { pos }, args[4]);
     let len = list.len() as i64;
     drop(value);
-    ctx.ks.lists_pushed = true;
+    ctx.ks.keys_fed = true;
     Ok(Reply::Int(len))
 }
 
@@ -297,7 +297,7 @@ fn move_element(
         End::Right => list.push_back(&item),
     }
     drop(value);
-    ctx.ks.lists_pushed = true;
+    ctx.ks.keys_fed = true;
     Ok(Some(item))
 }
 
@@ -313,7 +313,7 @@ pub fn rpoplpush(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 /// Parses a blocking timeout in seconds (fractions allowed) into an absolute deadline.
-fn deadline(ctx: &mut Ctx, arg: &[u8]) -> Result<Option<u64>, CmdError> {
+pub(super) fn deadline(ctx: &mut Ctx, arg: &[u8]) -> Result<Option<u64>, CmdError> {
     if let Some(known) = ctx.client.block_deadline {
         return Ok(known);
     }
@@ -333,7 +333,7 @@ fn deadline(ctx: &mut Ctx, arg: &[u8]) -> Result<Option<u64>, CmdError> {
 }
 
 /// Asks the connection to wait, unless inside EXEC where blocking commands never block.
-fn block(ctx: &mut Ctx, deadline_ms: Option<u64>, timeout_reply: Reply) -> CmdResult {
+pub(super) fn block(ctx: &mut Ctx, deadline_ms: Option<u64>, timeout_reply: Reply) -> CmdResult {
     if !ctx.client.in_exec {
         ctx.block = Some(BlockRequest { deadline_ms });
     }

@@ -248,6 +248,9 @@ commands! {
     "zrank", 3, R.union(F), 1, 1, 1, "sorted-set", zsets::zrank, "Returns the index of a member in a sorted set ordered by ascending scores.";
     "zrevrank", 3, R.union(F), 1, 1, 1, "sorted-set", zsets::zrevrank, "Returns the index of a member in a sorted set ordered by descending scores.";
     "zpopmin", -2, W.union(F), 1, 1, 1, "sorted-set", zsets::zpopmin, "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
+    "bzpopmin", -3, W.union(F).union(B), 1, -2, 1, "sorted-set", zsets::bzpopmin, "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
+    "bzpopmax", -3, W.union(F).union(B), 1, -2, 1, "sorted-set", zsets::bzpopmax, "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.";
+    "bzmpop", -5, W.union(B), 0, 0, 0, "sorted-set", zsets::bzmpop, "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
     "zmpop", -4, W, 0, 0, 0, "sorted-set", zsets::zmpop, "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.";
     "zpopmax", -2, W.union(F), 1, 1, 1, "sorted-set", zsets::zpopmax, "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
     "zremrangebyscore", 4, W, 1, 1, 1, "sorted-set", zsets::zremrangebyscore, "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.";

@@ -64,6 +64,8 @@ pub fn zadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if xx && ctx.read::<ZSet>(args[1])?.is_none() {
         return Ok(if incr { Reply::Null } else { Reply::Int(0) });
     }
+    // Clients blocked on this key retry after the batch.
+    ctx.ks.keys_fed = true;
     let mut value = ctx.write_or_create::<ZSet>(args[1], new_zset)?;
     let zset = &mut *value;
     let (mut added, mut changed) = (0, 0);
@@ -107,6 +109,8 @@ pub fn zadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn zincrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let delta = float_arg(args[2])?;
+    // Clients blocked on this key retry after the batch.
+    ctx.ks.keys_fed = true;
     let mut value = ctx.write_or_create::<ZSet>(args[1], new_zset)?;
     let zset = &mut *value;
     let next = zset.score(args[3]).unwrap_or(0.0) + delta;
@@ -575,6 +579,7 @@ fn store_pairs(ctx: &mut Ctx, dst: &[u8], pairs: Vec<(Blob, f64)>) -> CmdResult 
     let len = zset.len() as i64;
     if len > 0 {
         ctx.ks.set(db, dst, Value::ZSet(Box::new(zset)));
+        ctx.ks.keys_fed = true;
     }
     Ok(Reply::Int(len))
 }
@@ -641,20 +646,72 @@ fn pop_ends(zset: &mut ZSet, max: bool, count: usize) -> Vec<(Blob, f64)> {
     popped
 }
 
+/// MIN or MAX, as ZMPOP and BZMPOP take them (true for MAX).
+fn zmpop_side(arg: &[u8]) -> Option<bool> {
+    if is(arg, "MIN") {
+        Some(false)
+    } else if is(arg, "MAX") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// ZMPOP numkeys key... MIN|MAX [COUNT count]: from the first non-empty sorted set, its key
 /// and the popped members with their scores (pairs in both protocols), logged as the ZPOPMIN
 /// or ZPOPMAX that repeats it.
 pub fn zmpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let side = |arg: &[u8]| {
-        if is(arg, "MIN") {
-            Some(false)
-        } else if is(arg, "MAX") {
-            Some(true)
-        } else {
-            None
-        }
-    };
-    let (keys, max, count) = super::mpop_args(args, 1, side)?;
+    let (keys, max, count) = super::mpop_args(args, 1, zmpop_side)?;
+    Ok(zmpop_keys(ctx, keys, max, count)?.unwrap_or(Reply::NullArray))
+}
+
+/// BZMPOP timeout numkeys key... MIN|MAX [COUNT count]: ZMPOP, or wait for a member.
+pub fn bzmpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let (keys, max, count) = super::mpop_args(args, 2, zmpop_side)?;
+    let deadline_ms = super::lists::deadline(ctx, args[1])?;
+    match zmpop_keys(ctx, keys, max, count)? {
+        Some(reply) => Ok(reply),
+        None => super::lists::block(ctx, deadline_ms, Reply::NullArray),
+    }
+}
+
+/// BZPOPMIN/BZPOPMAX key... timeout: the key, member and score popped from the first
+/// non-empty sorted set, or wait for one; logged as the ZPOPMIN/ZPOPMAX that repeats it.
+fn blocking_zpop(ctx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
+    let deadline_ms = super::lists::deadline(ctx, args[args.len() - 1])?;
+    for key in &args[1..args.len() - 1] {
+        let popped = match ctx.write::<ZSet>(key)? {
+            Some(mut value) => pop_ends(&mut value, max, 1),
+            None => continue,
+        };
+        let Some((member, score)) = popped.into_iter().next() else {
+            continue;
+        };
+        let pop: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        ctx.propagate(&[pop, key]);
+        return Ok(Reply::Array(vec![
+            Reply::bulk(key),
+            Reply::bulk(&member),
+            Reply::Double(score),
+        ]));
+    }
+    super::lists::block(ctx, deadline_ms, Reply::NullArray)
+}
+
+pub fn bzpopmin(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    blocking_zpop(ctx, args, false)
+}
+pub fn bzpopmax(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    blocking_zpop(ctx, args, true)
+}
+
+/// Pops up to `count` members from the first non-empty sorted set of `keys` (ZMPOP, BZMPOP).
+fn zmpop_keys(
+    ctx: &mut Ctx,
+    keys: &[&[u8]],
+    max: bool,
+    count: usize,
+) -> Result<Option<Reply>, CmdError> {
     for key in keys {
         let popped = match ctx.write::<ZSet>(key)? {
             Some(mut value) => pop_ends(&mut value, max, count),
@@ -668,12 +725,12 @@ pub fn zmpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         ctx.ks.remove_emptied(db, &[key]);
         let pop: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
         ctx.propagate(&[pop, key, count.to_string().as_bytes()]);
-        return Ok(Reply::Array(vec![
+        return Ok(Some(Reply::Array(vec![
             Reply::bulk(key),
             pairs_reply(popped, true, true),
-        ]));
+        ])));
     }
-    Ok(Reply::NullArray)
+    Ok(None)
 }
 
 pub fn zpopmin(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {

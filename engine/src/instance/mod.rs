@@ -108,8 +108,8 @@ pub struct Shared {
     next_client_id: AtomicU64,
     /// Counts changes of the access keys, so each connection re-checks its AUTH once after one.
     auth_generation: AtomicU64,
-    /// Woken after a batch that pushed onto a list, for blocked clients to retry.
-    pub list_pushed: Notify,
+    /// Woken after a batch that fed a list or a sorted set, for blocked clients to retry.
+    pub keys_fed: Notify,
     /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
     traffic: Notify,
     pub started: Instant,
@@ -145,7 +145,7 @@ impl Shared {
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             auth_generation: AtomicU64::new(0),
-            list_pushed: Notify::new(),
+            keys_fed: Notify::new(),
             traffic: Notify::new(),
             started: Instant::now(),
             started_unix_ms: crate::util::now_ms(),
@@ -223,10 +223,11 @@ impl Shared {
         clients
     }
 
-    /// Wakes blocked clients if the commands just run (under `ks`'s lock) pushed onto a list.
+    /// Wakes blocked clients if the commands just run (under `ks`'s lock) fed a list or a
+    /// sorted set.
     pub fn wake_blocked_clients(&self, ks: &mut Keyspace) {
-        if std::mem::take(&mut ks.lists_pushed) {
-            self.list_pushed.notify_waiters();
+        if std::mem::take(&mut ks.keys_fed) {
+            self.keys_fed.notify_waiters();
         }
     }
 

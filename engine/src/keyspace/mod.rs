@@ -235,8 +235,9 @@ pub struct Keyspace {
     /// few microseconds), so reading the clock again would only cost time. Set as a command
     /// ends (commands::run), cleared as a batch begins (instance::batch), used by `read_clock`.
     pub clock_reusable: bool,
-    /// Set when a list received elements, so blocked clients are woken after the batch.
-    pub lists_pushed: bool,
+    /// Set when a list or a sorted set received elements, so blocked clients are woken after
+    /// the batch.
+    pub keys_fed: bool,
     watched: HashMap<(usize, Blob), WatchSlot>,
     watch_clock: u64,
     rng: SmallRng,
@@ -272,7 +273,7 @@ impl Keyspace {
             dirty: 0,
             now: crate::util::now_ms(),
             clock_reusable: false,
-            lists_pushed: false,
+            keys_fed: false,
             watched: HashMap::new(),
             watch_clock: 0,
             rng: SmallRng::from_os_rng(),

@@ -399,7 +399,7 @@ async fn wait_blocked(
     let info = client.info.clone();
     let _registered = BlockedCount::register(shared, &info);
     let outcome = loop {
-        let notified = shared.list_pushed.notified();
+        let notified = shared.keys_fed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         // Retry now that we are registered for wake-ups, so no push is missed.
