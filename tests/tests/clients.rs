@@ -258,6 +258,27 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
             Resp::Bulk(b"1".to_vec())
         ])
     );
+    // A key fed and then turned into another type leaves the client blocked until its
+    // timeout, as in Redis: no WRONGTYPE for a client that was waiting.
+    waiter
+        .send_raw(&RawClient::encode(&["BZPOPMIN", "z3", "0.3"]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for c in [
+        &["MULTI"][..],
+        &["ZADD", "z3", "1", "a"],
+        &["DEL", "z3"],
+        &["SET", "z3", "text"],
+        &["EXEC"],
+    ] {
+        pusher.command(c).await.unwrap();
+    }
+    let reply = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply, Resp::NullArray);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

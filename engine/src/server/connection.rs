@@ -414,9 +414,14 @@ async fn wait_blocked(
             };
             (reply, still_blocked)
         };
-        if !still_blocked {
+        // A key that now holds another type leaves a blocked client blocked, as Redis serves
+        // a blocked client only from a key of the type it waits for; its deadline still ends
+        // the wait with the timeout reply.
+        let wrong_type = matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
+        if !still_blocked && !wrong_type {
             break Some(reply);
         }
+        let reply = if wrong_type { Reply::NullArray } else { reply };
         let remaining =
             deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(crate::util::now_ms())));
         if remaining == Some(Duration::ZERO) {
