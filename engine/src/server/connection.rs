@@ -416,8 +416,13 @@ async fn wait_blocked(
         };
         // A key that now holds another type leaves a blocked client blocked, as Redis serves
         // a blocked client only from a key of the type it waits for; its deadline still ends
-        // the wait with the timeout reply.
-        let wrong_type = matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
+        // the wait with the timeout reply. A move's destination of the wrong type is the
+        // client's error, as in Redis.
+        let moves = [b"blmove".as_slice(), b"brpoplpush"]
+            .iter()
+            .any(|name| args[0].eq_ignore_ascii_case(name));
+        let wrong_type =
+            !moves && matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
         if !still_blocked && !wrong_type {
             break Some(reply);
         }
