@@ -421,8 +421,7 @@ async fn wait_blocked(
         let moves = [b"blmove".as_slice(), b"brpoplpush"]
             .iter()
             .any(|name| args[0].eq_ignore_ascii_case(name));
-        let wrong_type =
-            !moves && matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
+        let wrong_type = !moves && matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
         if !still_blocked && !wrong_type {
             break Some(reply);
         }
