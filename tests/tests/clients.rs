@@ -156,6 +156,14 @@ async fn inline_commands_as_telnet_sends_them() {
     assert_eq!(raw.read_reply().await.unwrap(), Resp::Simple("PONG".into()));
 }
 
+/// The next reply of a client that is waiting on a blocking command, within 3 seconds.
+async fn reply_within(waiter: &mut RawClient) -> Resp {
+    tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
+        .await
+        .expect("a reply within 3 s")
+        .expect("a reply")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_pop_wakes_on_push_and_times_out() {
     let instance = start(InstanceConfig::default()).await;
@@ -170,10 +178,7 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
         pusher.command(&["RPUSH", "jobs", "job1"]).await.unwrap(),
         Resp::Int(1)
     );
-    let popped = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let popped = reply_within(&mut waiter).await;
     assert_eq!(
         popped,
         Resp::Array(vec![
@@ -200,10 +205,7 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     pusher.command(&["LPUSH", "src", "item"]).await.unwrap();
-    let moved = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let moved = reply_within(&mut waiter).await;
     assert_eq!(moved, Resp::Bulk(b"item".to_vec()));
     assert_eq!(
         waiter.command(&["LRANGE", "dst", "0", "-1"]).await.unwrap(),
@@ -221,10 +223,7 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
         .command(&["RPUSH", "q2", "a", "b", "c"])
         .await
         .unwrap();
-    let popped = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let popped = reply_within(&mut waiter).await;
     assert_eq!(
         popped,
         Resp::Array(vec![
@@ -246,10 +245,7 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
         .command(&["ZADD", "z2", "2", "two", "1", "one"])
         .await
         .unwrap();
-    let popped = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let popped = reply_within(&mut waiter).await;
     assert_eq!(
         popped,
         Resp::Array(vec![
@@ -274,10 +270,7 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
     ] {
         pusher.command(c).await.unwrap();
     }
-    let reply = tokio::time::timeout(Duration::from_secs(3), waiter.read_reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = reply_within(&mut waiter).await;
     assert_eq!(reply, Resp::NullArray);
 }
 

@@ -277,8 +277,14 @@ fn move_element(
     from: End,
     to: End,
 ) -> Result<Option<Blob>, CmdError> {
-    if ctx.read::<List>(src)?.is_none() {
-        return Ok(None);
+    // A source of another type keeps a blocked move waiting (see `Ctx::waited_on`); a
+    // destination of another type is the client's error, as in Redis.
+    let serving_blocked = ctx.client.serving_blocked;
+    match ctx.read::<List>(src) {
+        Ok(Some(_)) => {}
+        Ok(None) => return Ok(None),
+        Err(CmdError::WrongType) if serving_blocked => return Ok(None),
+        Err(e) => return Err(e),
     }
     ctx.read::<List>(dst)?;
     let item = {
@@ -344,7 +350,7 @@ fn blocking_pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
     let deadline_ms = deadline(ctx, args[args.len() - 1])?;
     let keys = &args[1..args.len() - 1];
     for key in keys {
-        let popped = match ctx.write::<List>(key)? {
+        let popped = match ctx.waited_on::<List>(key)? {
             Some(mut value) => pop_one(&mut value, end),
             None => None,
         };
@@ -364,7 +370,7 @@ fn blocking_pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
 /// elements, logged as the LPOP or RPOP that repeats it (as Redis propagates LMPOP).
 fn mpop(ctx: &mut Ctx, keys: &[&[u8]], end: End, count: usize) -> Result<Option<Reply>, CmdError> {
     for key in keys {
-        let popped: Vec<Blob> = match ctx.write::<List>(key)? {
+        let popped: Vec<Blob> = match ctx.waited_on::<List>(key)? {
             Some(mut value) => (0..count).map_while(|_| pop_one(&mut value, end)).collect(),
             None => continue,
         };

@@ -192,6 +192,17 @@ impl<'a> Ctx<'a> {
             .map_err(|WrongType| CmdError::WrongType)
     }
 
+    /// Writable access to a key a blocking command waits on. Run again after the wait, a key
+    /// that now holds another type is as good as absent, so the client stays blocked: Redis
+    /// serves a blocked client only from a key of the type it waits for.
+    pub fn waited_on<T: Kind>(&mut self, key: &[u8]) -> Result<Option<ValueMut<'_, T>>, CmdError> {
+        let serving_blocked = self.client.serving_blocked;
+        match self.write::<T>(key) {
+            Err(CmdError::WrongType) if serving_blocked => Ok(None),
+            other => other,
+        }
+    }
+
     /// Writable access to a key expected to hold a `T`, creating it with `make` if absent.
     pub fn write_or_create<T: Kind>(
         &mut self,

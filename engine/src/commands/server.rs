@@ -336,12 +336,15 @@ pub fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                     } else {
                         crate::util::glob_match(pattern, name.as_bytes(), true)
                     };
+                    if !hit {
+                        continue;
+                    }
                     let shown = if exact {
                         String::from_utf8_lossy(pattern).into_owned()
                     } else {
                         name.to_string()
                     };
-                    if hit && !matched.iter().any(|(s, _)| *s == shown) {
+                    if !matched.iter().any(|(s, _)| *s == shown) {
                         matched.push((shown, name));
                     }
                 }

@@ -680,7 +680,7 @@ pub fn bzmpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 fn blocking_zpop(ctx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
     let deadline_ms = super::lists::deadline(ctx, args[args.len() - 1])?;
     for key in &args[1..args.len() - 1] {
-        let popped = match ctx.write::<ZSet>(key)? {
+        let popped = match ctx.waited_on::<ZSet>(key)? {
             Some(mut value) => pop_ends(&mut value, max, 1),
             None => continue,
         };
@@ -713,7 +713,7 @@ fn zmpop_keys(
     count: usize,
 ) -> Result<Option<Reply>, CmdError> {
     for key in keys {
-        let popped = match ctx.write::<ZSet>(key)? {
+        let popped = match ctx.waited_on::<ZSet>(key)? {
             Some(mut value) => pop_ends(&mut value, max, count),
             None => continue,
         };

@@ -152,6 +152,9 @@ pub struct ClientState {
     pub in_exec: bool,
     /// WATCHed keys with the version seen.
     pub watched: Vec<(usize, Blob, u64)>,
+    /// A blocked command is being run again after its wait: its keys count as absent while
+    /// they hold another type (`Ctx::waited_on`).
+    pub serving_blocked: bool,
     /// The deadline of the blocking command being retried (Some(None): wait forever).
     pub block_deadline: Option<Option<u64>>,
     pub close_after_reply: bool,
@@ -171,6 +174,7 @@ impl ClientState {
             multi_failed: false,
             multi_bytes: 0,
             in_exec: false,
+            serving_blocked: false,
             watched: Vec::new(),
             block_deadline: None,
             close_after_reply: false,

@@ -398,6 +398,7 @@ async fn wait_blocked(
     let client = &mut session.client;
     let info = client.info.clone();
     let _registered = BlockedCount::register(shared, &info);
+    client.serving_blocked = true;
     let outcome = loop {
         let notified = shared.keys_fed.notified();
         tokio::pin!(notified);
@@ -414,18 +415,9 @@ async fn wait_blocked(
             };
             (reply, still_blocked)
         };
-        // A key that now holds another type leaves a blocked client blocked, as Redis serves
-        // a blocked client only from a key of the type it waits for; its deadline still ends
-        // the wait with the timeout reply. A move's destination of the wrong type is the
-        // client's error, as in Redis.
-        let moves = [b"blmove".as_slice(), b"brpoplpush"]
-            .iter()
-            .any(|name| args[0].eq_ignore_ascii_case(name));
-        let wrong_type = !moves && matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
-        if !still_blocked && !wrong_type {
+        if !still_blocked {
             break Some(reply);
         }
-        let reply = if wrong_type { Reply::NullArray } else { reply };
         let remaining =
             deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(crate::util::now_ms())));
         if remaining == Some(Duration::ZERO) {
@@ -449,6 +441,7 @@ async fn wait_blocked(
         }
     };
     client.block_deadline = None;
+    client.serving_blocked = false;
     match outcome {
         Some(reply) => {
             let mut out = Output::new();
