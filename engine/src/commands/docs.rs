@@ -28,6 +28,8 @@ pub fn hint(command: &str) -> &'static str {
         "scan" => "cursor [MATCH pattern] [COUNT count] [TYPE type]",
         "copy" => "source destination [DB destination-db] [REPLACE]",
         "move" => "key db",
+        "sort" => "key [BY pattern] [LIMIT offset count] [GET pattern...] [ASC|DESC] [ALPHA] [STORE destination]",
+        "sort_ro" => "key [BY pattern] [LIMIT offset count] [GET pattern...] [ASC|DESC] [ALPHA]",
         "flushdb" | "flushall" => "[ASYNC|SYNC]",
         "select" => "index",
         "swapdb" => "index1 index2",

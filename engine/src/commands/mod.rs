@@ -13,6 +13,7 @@ pub mod persistence;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod table;
 pub mod transactions;
@@ -221,7 +222,6 @@ pub fn arg_slices(args: &[Vec<u8>]) -> Vec<&[u8]> {
     args.iter().map(Vec::as_slice).collect()
 }
 
-/// Parses an integer argument.
 /// Resolves the inclusive start/end ranks of LRANGE, LTRIM, ZRANGE and ZREMRANGEBYRANK
 /// (negative from the end) against `len`, as Redis does for them: a start before the first
 /// element is the first, an end past the last is the last, and an end still before the start
@@ -262,6 +262,7 @@ pub fn mpop_args<'s, 'a, W>(
     Ok((&args[at + 1..side_at], side, count))
 }
 
+/// Parses an integer argument.
 pub fn int_arg(arg: &[u8]) -> Result<i64, CmdError> {
     crate::util::parse_i64(arg).ok_or(CmdError::NotInteger)
 }
@@ -475,7 +476,11 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
         ctx.ks.feed.command(db, args);
     }
     if spec.flags.contains(Flags::WRITE) && ctx.ks.dbs[db].emptied {
-        let keys: Vec<&[u8]> = spec.key_positions(args.len()).map(|i| args[i]).collect();
+        let keys: Vec<&[u8]> = spec
+            .key_positions(args)
+            .into_iter()
+            .map(|i| args[i])
+            .collect();
         ctx.ks.remove_emptied(db, &keys);
     }
     ctx.ks.clock_reusable = spec.flags.contains(Flags::FAST);

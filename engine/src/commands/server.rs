@@ -15,7 +15,13 @@ fn command_info(spec: &CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Int(i64::from(spec.arity)),
-        Reply::Set(spec.flags.names().map(Reply::Status).collect()),
+        Reply::Set(
+            spec.flags
+                .names()
+                .chain(spec.movable_keys.map(|_| "movablekeys"))
+                .map(Reply::Status)
+                .collect(),
+        ),
         Reply::Int(i64::from(spec.first_key)),
         Reply::Int(i64::from(spec.last_key)),
         Reply::Int(i64::from(spec.step)),
@@ -71,7 +77,8 @@ pub fn command(_ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         "getkeys" if args.len() >= 3 => {
             let spec = super::resolve(&args[2..])?;
             let keys: Vec<Reply> = spec
-                .key_positions(args.len() - 2)
+                .key_positions(&args[2..])
+                .into_iter()
                 .map(|i| Reply::bulk(args[2 + i]))
                 .collect();
             if keys.is_empty() {

@@ -2,10 +2,10 @@
 //! reports and what dispatch checks), and the function that runs it.
 
 use super::{
-    connection, hashes, keys, lists, persistence, scripting, server, sets, strings, transactions,
-    zsets,
+    connection, hashes, keys, lists, persistence, scripting, server, sets, sort, strings,
+    transactions, zsets,
 };
-use super::{CmdResult, Ctx};
+use super::{is, CmdResult, Ctx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flags(u16);
@@ -65,6 +65,10 @@ impl std::ops::BitOr for Flags {
 
 pub type Handler = fn(&mut Ctx, &[&[u8]]) -> CmdResult;
 
+/// Finds the keys of a command whose keys move with its arguments (Redis's movablekeys):
+/// their indices in the arguments, besides those of first/last/step.
+pub type KeysFinder = fn(&[&[u8]]) -> Vec<usize>;
+
 #[derive(Debug)]
 pub struct CommandSpec {
     pub name: &'static str,
@@ -77,12 +81,14 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub summary: &'static str,
     pub handler: Handler,
+    pub movable_keys: Option<KeysFinder>,
 }
 
 impl CommandSpec {
-    /// Argument indices holding keys, from first/last/step (last < 0 counts from the end).
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
-        let argc = argc as i32;
+    /// Argument indices holding keys: from first/last/step (last < 0 counts from the end),
+    /// then those the command's finder reports.
+    pub fn key_positions(&self, args: &[&[u8]]) -> Vec<usize> {
+        let argc = args.len() as i32;
         let (first, step) = (self.first_key, self.step.max(1));
         let last = if self.last_key < 0 {
             argc + self.last_key
@@ -94,8 +100,42 @@ impl CommandSpec {
         } else {
             first..(last.min(argc - 1) + 1)
         };
-        range.step_by(step as usize).map(|i| i as usize)
+        let mut keys: Vec<usize> = range.step_by(step as usize).map(|i| i as usize).collect();
+        if let Some(find) = self.movable_keys {
+            keys.extend(find(args));
+        }
+        keys
     }
+}
+
+/// The keys of a command with `numkeys key...` at argument AT (ZUNION, LMPOP, ...); none if
+/// numkeys is not a count the arguments hold.
+fn numkeys<const AT: usize>(args: &[&[u8]]) -> Vec<usize> {
+    let count = args
+        .get(AT)
+        .and_then(|n| crate::util::parse_i64(n))
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| AT + n < args.len());
+    count.map_or_else(Vec::new, |n| (AT + 1..=AT + n).collect())
+}
+
+/// SORT's STORE destination (the last one given), skipping the arguments of the options
+/// that take them, as Redis finds it.
+fn sort_store_key(args: &[&[u8]]) -> Vec<usize> {
+    let mut store = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = args[i];
+        if is(a, "LIMIT") {
+            i += 2;
+        } else if is(a, "GET") || is(a, "BY") {
+            i += 1;
+        } else if is(a, "STORE") && i + 1 < args.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    store.into_iter().collect()
 }
 
 const W: Flags = Flags::WRITE;
@@ -110,12 +150,22 @@ const L: Flags = Flags::LOADING;
 const S: Flags = Flags::STALE;
 const NS: Flags = Flags::NOSCRIPT;
 
+macro_rules! movable {
+    () => {
+        None
+    };
+    ($keys:expr) => {
+        Some($keys)
+    };
+}
+
 macro_rules! commands {
-    ($( $name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $group:literal, $handler:path, $summary:literal; )*) => {
+    ($( $name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $group:literal, $handler:path, $summary:literal $(, $movable:expr)?; )*) => {
         pub static COMMANDS: &[CommandSpec] = &[
             $( CommandSpec {
                 name: $name, arity: $arity, flags: $flags, first_key: $first, last_key: $last,
                 step: $step, group: $group, summary: $summary, handler: $handler,
+                movable_keys: movable!($($movable)?),
             }, )*
         ];
     };
@@ -165,6 +215,8 @@ commands! {
     "scan", -2, R, 0, 0, 0, "generic", keys::scan, "Iterates over the key names in the database.";
     "randomkey", 1, R, 0, 0, 0, "generic", keys::randomkey, "Returns a random key name from the database.";
     "copy", -3, W.union(M), 1, 2, 1, "generic", keys::copy, "Copies the value of a key to a new key.";
+    "sort", -2, W.union(M), 1, 1, 1, "generic", sort::sort, "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", sort_store_key;
+    "sort_ro", -2, R, 1, 1, 1, "generic", sort::sort_ro, "Returns the sorted elements of a list, a set, or a sorted set.";
     "move", 3, W.union(F), 1, 1, 1, "generic", keys::move_, "Moves a key to another database.";
     "dbsize", 1, R.union(F), 0, 0, 0, "server", keys::dbsize, "Returns the number of keys in the database.";
     "flushdb", -1, W, 0, 0, 0, "server", keys::flushdb, "Removes all keys from the current database.";
@@ -208,8 +260,8 @@ commands! {
     "rpoplpush", 3, W.union(M), 1, 2, 1, "list", lists::rpoplpush, "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.";
     "blpop", -3, W.union(B), 1, -2, 1, "list", lists::blpop, "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
     "brpop", -3, W.union(B), 1, -2, 1, "list", lists::brpop, "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
-    "lmpop", -4, W, 0, 0, 0, "list", lists::lmpop, "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.";
-    "blmpop", -5, W.union(B), 0, 0, 0, "list", lists::blmpop, "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    "lmpop", -4, W, 0, 0, 0, "list", lists::lmpop, "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", numkeys::<1>;
+    "blmpop", -5, W.union(B), 0, 0, 0, "list", lists::blmpop, "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", numkeys::<2>;
     "blmove", 6, W.union(M).union(B), 1, 2, 1, "list", lists::blmove, "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.";
     "brpoplpush", 4, W.union(M).union(B), 1, 2, 1, "list", lists::brpoplpush, "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
     // sets
@@ -223,7 +275,7 @@ commands! {
     "srandmember", -2, R, 1, 1, 1, "set", sets::srandmember, "Get one or multiple random members from a set";
     "smove", 4, W.union(F), 1, 2, 1, "set", sets::smove, "Moves a member from one set to another.";
     "sinter", -2, R, 1, -1, 1, "set", sets::sinter, "Returns the intersect of multiple sets.";
-    "sintercard", -3, R, 0, 0, 0, "set", sets::sintercard, "Returns the number of members of the intersect of multiple sets.";
+    "sintercard", -3, R, 0, 0, 0, "set", sets::sintercard, "Returns the number of members of the intersect of multiple sets.", numkeys::<1>;
     "sunion", -2, R, 1, -1, 1, "set", sets::sunion, "Returns the union of multiple sets.";
     "sdiff", -2, R, 1, -1, 1, "set", sets::sdiff, "Returns the difference of multiple sets.";
     "sinterstore", -3, W.union(M), 1, -1, 1, "set", sets::sinterstore, "Stores the intersect of multiple sets in a key.";
@@ -250,20 +302,20 @@ commands! {
     "zpopmin", -2, W.union(F), 1, 1, 1, "sorted-set", zsets::zpopmin, "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
     "bzpopmin", -3, W.union(F).union(B), 1, -2, 1, "sorted-set", zsets::bzpopmin, "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
     "bzpopmax", -3, W.union(F).union(B), 1, -2, 1, "sorted-set", zsets::bzpopmax, "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.";
-    "bzmpop", -5, W.union(B), 0, 0, 0, "sorted-set", zsets::bzmpop, "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
-    "zmpop", -4, W, 0, 0, 0, "sorted-set", zsets::zmpop, "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.";
+    "bzmpop", -5, W.union(B), 0, 0, 0, "sorted-set", zsets::bzmpop, "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", numkeys::<2>;
+    "zmpop", -4, W, 0, 0, 0, "sorted-set", zsets::zmpop, "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", numkeys::<1>;
     "zpopmax", -2, W.union(F), 1, 1, 1, "sorted-set", zsets::zpopmax, "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
     "zremrangebyscore", 4, W, 1, 1, 1, "sorted-set", zsets::zremrangebyscore, "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.";
     "zremrangebyrank", 4, W, 1, 1, 1, "sorted-set", zsets::zremrangebyrank, "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.";
     "zremrangebylex", 4, W, 1, 1, 1, "sorted-set", zsets::zremrangebylex, "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.";
     "zrangestore", -5, W.union(M), 1, 2, 1, "sorted-set", zsets::zrangestore, "Stores a range of members from sorted set in a key.";
-    "zunionstore", -4, W.union(M), 1, 1, 1, "sorted-set", zsets::zunionstore, "Stores the union of multiple sorted sets in a key.";
-    "zinterstore", -4, W.union(M), 1, 1, 1, "sorted-set", zsets::zinterstore, "Stores the intersect of multiple sorted sets in a key.";
-    "zdiffstore", -4, W.union(M), 1, 1, 1, "sorted-set", zsets::zdiffstore, "Stores the difference of multiple sorted sets in a key.";
-    "zunion", -3, R, 0, 0, 0, "sorted-set", zsets::zunion, "Returns the union of multiple sorted sets.";
-    "zinter", -3, R, 0, 0, 0, "sorted-set", zsets::zinter, "Returns the intersect of multiple sorted sets.";
-    "zdiff", -3, R, 0, 0, 0, "sorted-set", zsets::zdiff, "Returns the difference between multiple sorted sets.";
-    "zintercard", -3, R, 0, 0, 0, "sorted-set", zsets::zintercard, "Returns the number of members of the intersect of multiple sorted sets.";
+    "zunionstore", -4, W.union(M), 1, 1, 1, "sorted-set", zsets::zunionstore, "Stores the union of multiple sorted sets in a key.", numkeys::<2>;
+    "zinterstore", -4, W.union(M), 1, 1, 1, "sorted-set", zsets::zinterstore, "Stores the intersect of multiple sorted sets in a key.", numkeys::<2>;
+    "zdiffstore", -4, W.union(M), 1, 1, 1, "sorted-set", zsets::zdiffstore, "Stores the difference of multiple sorted sets in a key.", numkeys::<2>;
+    "zunion", -3, R, 0, 0, 0, "sorted-set", zsets::zunion, "Returns the union of multiple sorted sets.", numkeys::<1>;
+    "zinter", -3, R, 0, 0, 0, "sorted-set", zsets::zinter, "Returns the intersect of multiple sorted sets.", numkeys::<1>;
+    "zdiff", -3, R, 0, 0, 0, "sorted-set", zsets::zdiff, "Returns the difference between multiple sorted sets.", numkeys::<1>;
+    "zintercard", -3, R, 0, 0, 0, "sorted-set", zsets::zintercard, "Returns the number of members of the intersect of multiple sorted sets.", numkeys::<1>;
     "zscan", -3, R, 1, 1, 1, "sorted-set", zsets::zscan, "Iterates over members and scores of a sorted set.";
     "zrandmember", -2, R, 1, 1, 1, "sorted-set", zsets::zrandmember, "Returns one or more random members from a sorted set.";
     // transactions

@@ -644,7 +644,7 @@ impl Keyspace {
     pub fn flush_db(&mut self, db: usize) {
         let old = std::mem::take(&mut self.dbs[db]);
         self.dirty += old.len() as u64;
-        self.touch_watched_db(db);
+        self.touch_watched_in(db, Some(&old), &[]);
         if let Some(old) = self.hooks.flushed(old) {
             drop_in_background(old);
         }
@@ -659,8 +659,8 @@ impl Keyspace {
     pub fn swap_db(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
         self.dirty += 1;
-        self.touch_watched_db(a);
-        self.touch_watched_db(b);
+        self.touch_watched_in(a, None, &[a, b]);
+        self.touch_watched_in(b, None, &[a, b]);
     }
 
     /// A random live key of a database.
@@ -717,11 +717,22 @@ impl Keyspace {
         }
     }
 
-    fn touch_watched_db(&mut self, db: usize) {
-        for ((slot_db, _), slot) in self.watched.iter_mut() {
-            if *slot_db == db {
-                self.watch_clock += 1;
-                slot.version = self.watch_clock;
+    /// Touches the keys watched in database `db` that a flush or swap changed, as Redis's
+    /// touchAllWatchedKeysInDb: those the flushed contents `emptied` held, or one of the
+    /// databases `holders` holds (a swap changes a key either side has, and no other).
+    fn touch_watched_in(&mut self, db: usize, emptied: Option<&Db>, holders: &[usize]) {
+        let Keyspace {
+            watched,
+            watch_clock,
+            dbs,
+            ..
+        } = self;
+        for ((slot_db, key), slot) in watched.iter_mut() {
+            let changed = emptied.is_some_and(|d| d.entries.contains_key(key))
+                || holders.iter().any(|&h| dbs[h].entries.contains_key(key));
+            if *slot_db == db && changed {
+                *watch_clock += 1;
+                slot.version = *watch_clock;
             }
         }
     }
