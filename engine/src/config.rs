@@ -196,6 +196,7 @@ impl InstanceConfig {
             lfu_log_factor: self.lfu_log_factor,
             lfu_decay_time: self.lfu_decay_time,
             encodings: self.encodings.clone(),
+            max_string: usize::try_from(self.limits.proto_max_bulk_len).unwrap_or(usize::MAX),
         }
     }
 
@@ -436,6 +437,7 @@ pub fn set(
             }
             if name == "proto-max-bulk-len" {
                 cfg.limits.proto_max_bulk_len = n;
+                ks.max_string = usize::try_from(n).unwrap_or(usize::MAX);
             } else {
                 cfg.limits.query_buffer = n;
             }

@@ -4,6 +4,7 @@
 //! A handler takes the arguments (the command name first) and returns a reply or a typed
 //! error whose text is Redis 7.0's.
 
+pub mod bitmaps;
 pub mod connection;
 pub mod docs;
 pub mod hashes;

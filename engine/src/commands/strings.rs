@@ -5,9 +5,6 @@ use crate::keyspace::{Blob, Value};
 use crate::long_double::LongDouble;
 use crate::protocol::Reply;
 
-/// Largest string a command may build (proto-max-bulk-len).
-const MAX_STRING: usize = crate::protocol::parser::PROTO_MAX_BULK_LEN;
-
 fn bulk_of(s: Option<&Blob>) -> Reply {
     s.map_or(Reply::Null, Reply::bulk)
 }
@@ -331,11 +328,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn append(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let current_len = ctx.get_str(args[1])?.map_or(0, |s| s.len());
-    if current_len + args[2].len() > MAX_STRING {
-        return Err(CmdError::other(
-            "string exceeds maximum allowed size (proto-max-bulk-len)",
-        ));
-    }
+    check_string_length(ctx, current_len, args[2].len())?;
     let mut value = ctx.write_or_create::<Blob>(args[1], || Value::Str(Blob::new()))?;
     let s = &mut *value;
     s.extend_from_slice(args[2]);
@@ -348,10 +341,30 @@ pub fn strlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     ))
 }
 
-/// Resolves GETRANGE's inclusive start/end (negative from the end, an end before the start
-/// of the string its first byte) against `len`.
+/// Refuses a string of `len + added` bytes past proto-max-bulk-len.
+fn check_string_length(ctx: &Ctx, len: usize, added: usize) -> Result<(), CmdError> {
+    if len.saturating_add(added) > ctx.ks.config.max_string {
+        return Err(CmdError::other(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    Ok(())
+}
+
+/// Pads a string with zero bytes to `len` bytes (if shorter).
+pub fn zero_extend(s: &mut Blob, len: usize) {
+    if s.len() < len {
+        // Vec's resize zero-fills in bulk (SmallVec's goes byte by byte).
+        let mut bytes = std::mem::take(s).into_vec();
+        bytes.resize(len, 0);
+        *s = Blob::from_vec(bytes);
+    }
+}
+
+/// Resolves an inclusive start/end (negative from the end, an end before the start of the
+/// string its first element) against `len`, as GETRANGE, BITCOUNT and BITPOS do.
 /// Returns None for an empty range.
-fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
     let mut start = if start < 0 { len + start } else { start };
     let mut end = if end < 0 { len + end } else { end };
@@ -396,20 +409,149 @@ pub fn setrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if patch.is_empty() {
         return Ok(Reply::Int(current_len.unwrap_or(0) as i64));
     }
-    if offset + patch.len() > MAX_STRING {
-        return Err(CmdError::other(
-            "string exceeds maximum allowed size (proto-max-bulk-len)",
-        ));
-    }
+    check_string_length(ctx, offset, patch.len())?;
     let mut value = ctx.write_or_create::<Blob>(args[1], || Value::Str(Blob::new()))?;
     let s = &mut *value;
     let end = offset + patch.len();
-    if s.len() < end {
-        // Vec's resize zero-fills in bulk (SmallVec's goes byte by byte).
-        let mut bytes = std::mem::take(s).into_vec();
-        bytes.resize(end, 0);
-        *s = Blob::from_vec(bytes);
-    }
+    zero_extend(s, end);
     s[offset..end].copy_from_slice(patch);
     Ok(Reply::Int(s.len() as i64))
+}
+
+/// One common run LCS IDX reports: inclusive ranges in the first and the second string.
+struct LcsMatch {
+    a: (usize, usize),
+    b: (usize, usize),
+}
+
+pub fn lcs(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let db = ctx.db();
+    let mut lens = [0usize; 2];
+    for (len, key) in lens.iter_mut().zip(&args[1..3]) {
+        *len = match ctx.ks.get(db, key) {
+            None => 0,
+            Some(Value::Str(s)) => s.len(),
+            Some(_) => {
+                return Err(CmdError::other(
+                    "The specified keys must contain string values",
+                ))
+            }
+        };
+    }
+    let (mut want_len, mut want_idx, mut with_match_len, mut min_match_len) =
+        (false, false, false, 0usize);
+    let mut i = 3;
+    while i < args.len() {
+        let a = args[i];
+        if is(a, "IDX") {
+            want_idx = true;
+        } else if is(a, "LEN") {
+            want_len = true;
+        } else if is(a, "WITHMATCHLEN") {
+            with_match_len = true;
+        } else if is(a, "MINMATCHLEN") && i + 1 < args.len() {
+            min_match_len = int_arg(args[i + 1])?.max(0) as usize;
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if want_len && want_idx {
+        return Err(CmdError::other(
+            "If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    let [alen, blen] = lens;
+    if alen >= u32::MAX as usize - 1 || blen >= u32::MAX as usize - 1 {
+        return Err(CmdError::other("String too long for LCS"));
+    }
+    let table_bytes = (alen as u128 + 1) * (blen as u128 + 1) * 4;
+    if table_bytes > ctx.ks.config.max_string as u128 {
+        return Err(CmdError::other(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let a = ctx.get_str(args[1])?.cloned().unwrap_or_default();
+    let b = ctx.get_str(args[2])?.cloned().unwrap_or_default();
+    // table[i][j]: the length of the LCS of a[..i] and b[..j].
+    let width = blen + 1;
+    let mut table = vec![0u32; (alen + 1) * width];
+    for i in 1..=alen {
+        for j in 1..=blen {
+            table[i * width + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
+        }
+    }
+    let total = table[alen * width + blen];
+    if want_len {
+        return Ok(Reply::Int(i64::from(total)));
+    }
+    // Walk back from the ends, collecting the common bytes and (for IDX) the runs, last first.
+    let mut common = Vec::with_capacity(total as usize);
+    let mut matches = Vec::new();
+    let mut run: Option<LcsMatch> = None;
+    let (mut i, mut j) = (alen, blen);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            common.push(a[i - 1]);
+            match &mut run {
+                None => {
+                    run = Some(LcsMatch {
+                        a: (i - 1, i - 1),
+                        b: (j - 1, j - 1),
+                    })
+                }
+                Some(r) if r.a.0 == i && r.b.0 == j => {
+                    r.a.0 -= 1;
+                    r.b.0 -= 1;
+                }
+                Some(_) => emit = true,
+            }
+            if run.as_ref().is_some_and(|r| r.a.0 == 0 || r.b.0 == 0) {
+                emit = true;
+            }
+            i -= 1;
+            j -= 1;
+        } else {
+            if table[(i - 1) * width + j] > table[i * width + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = run.is_some();
+        }
+        if emit {
+            if let Some(r) = run.take() {
+                if min_match_len == 0 || r.a.1 - r.a.0 + 1 >= min_match_len {
+                    matches.push(r);
+                }
+            }
+        }
+    }
+    if !want_idx {
+        common.reverse();
+        return Ok(Reply::Bulk(Blob::from_vec(common)));
+    }
+    let range = |(start, end): (usize, usize)| {
+        Reply::Array(vec![Reply::Int(start as i64), Reply::Int(end as i64)])
+    };
+    let matches = matches
+        .into_iter()
+        .map(|m| {
+            let mut item = vec![range(m.a), range(m.b)];
+            if with_match_len {
+                item.push(Reply::Int((m.a.1 - m.a.0 + 1) as i64));
+            }
+            Reply::Array(item)
+        })
+        .collect();
+    Ok(Reply::Map(vec![
+        (Reply::bulk("matches"), Reply::Array(matches)),
+        (Reply::bulk("len"), Reply::Int(i64::from(total))),
+    ]))
 }

@@ -2,7 +2,7 @@
 //! reports and what dispatch checks), and the function that runs it.
 
 use super::{
-    connection, hashes, keys, lists, persistence, scripting, server, sets, sort, strings,
+    bitmaps, connection, hashes, keys, lists, persistence, scripting, server, sets, sort, strings,
     transactions, zsets,
 };
 use super::{is, CmdResult, Ctx};
@@ -194,6 +194,15 @@ commands! {
     "getrange", 4, R, 1, 1, 1, "string", strings::getrange, "Returns a substring of the string stored at a key.";
     "substr", 4, R, 1, 1, 1, "string", strings::getrange, "Returns a substring from a string value.";
     "setrange", 4, W.union(M), 1, 1, 1, "string", strings::setrange, "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.";
+    "lcs", -3, R, 1, 2, 1, "string", strings::lcs, "Finds the longest common substring.";
+    // bitmaps
+    "setbit", 4, W.union(M), 1, 1, 1, "bitmap", bitmaps::setbit, "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.";
+    "getbit", 3, R.union(F), 1, 1, 1, "bitmap", bitmaps::getbit, "Returns a bit value by offset.";
+    "bitcount", -2, R, 1, 1, 1, "bitmap", bitmaps::bitcount, "Counts the number of set bits (population counting) in a string.";
+    "bitpos", -3, R, 1, 1, 1, "bitmap", bitmaps::bitpos, "Finds the first set (1) or clear (0) bit in a string.";
+    "bitop", -4, W.union(M), 2, -1, 1, "bitmap", bitmaps::bitop, "Performs bitwise operations on multiple strings, and stores the result.";
+    "bitfield", -2, W.union(M), 1, 1, 1, "bitmap", bitmaps::bitfield, "Performs arbitrary bitfield integer operations on strings.";
+    "bitfield_ro", -2, R.union(F), 1, 1, 1, "bitmap", bitmaps::bitfield_ro, "Performs arbitrary read-only bitfield integer operations on strings.";
     // keys
     "del", -2, W, 1, -1, 1, "generic", keys::del, "Deletes one or more keys.";
     "unlink", -2, W.union(F), 1, -1, 1, "generic", keys::del, "Asynchronously deletes one or more keys.";

@@ -208,6 +208,8 @@ pub struct KeyspaceConfig {
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u64,
     pub encodings: EncodingLimits,
+    /// The longest string a command may build (proto-max-bulk-len).
+    pub max_string: usize,
 }
 
 impl Default for KeyspaceConfig {
@@ -219,6 +221,7 @@ impl Default for KeyspaceConfig {
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             encodings: EncodingLimits::default(),
+            max_string: crate::protocol::parser::PROTO_MAX_BULK_LEN,
         }
     }
 }
