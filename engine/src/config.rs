@@ -243,6 +243,7 @@ pub const PARAMETERS: &[&str] = &[
     "list-max-listpack-size",
     "list-max-ziplist-size",
     "list-compress-depth",
+    "hll-sparse-max-bytes",
     "save",
     "rdb-frequency",
     "dbfilename",
@@ -308,6 +309,7 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "zset-max-listpack-entries" => encodings.zset_entries.to_string(),
         "zset-max-listpack-value" => encodings.zset_value.to_string(),
         "set-max-intset-entries" => encodings.intset_entries.to_string(),
+        "hll-sparse-max-bytes" => encodings.hll_sparse_max_bytes.to_string(),
         "list-max-listpack-size" => encodings.list_node_size.to_string(),
         "list-compress-depth" => encodings.list_compress_depth.to_string(),
         "save" => match &cfg.persistence {
@@ -377,6 +379,7 @@ pub fn set(
         "zset-max-listpack-entries" => encodings.zset_entries = size()?,
         "zset-max-listpack-value" => encodings.zset_value = memory_size()?,
         "set-max-intset-entries" => encodings.intset_entries = size()?,
+        "hll-sparse-max-bytes" => encodings.hll_sparse_max_bytes = memory_size()?,
         "list-max-listpack-size" => {
             encodings.list_node_size = value
                 .parse::<i32>()

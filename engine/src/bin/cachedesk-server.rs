@@ -20,7 +20,8 @@ const USAGE: &str =
 [--appenddirname NAME] [--appendfilename NAME] [--auto-aof-rewrite-percentage N] \
 [--auto-aof-rewrite-min-size BYTES] [--hash-max-listpack-entries N] [--hash-max-listpack-value N] \
 [--zset-max-listpack-entries N] [--zset-max-listpack-value N] [--set-max-intset-entries N] \
-[--list-max-listpack-size N] [--list-compress-depth N] (and their *-ziplist-* names)";
+[--list-max-listpack-size N] [--list-compress-depth N] (and their *-ziplist-* names) \
+[--hll-sparse-max-bytes BYTES]";
 
 /// What the command line asks for: the instance's settings and the runtime's thread count.
 struct Options {

@@ -8,6 +8,7 @@ pub mod bitmaps;
 pub mod connection;
 pub mod docs;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod persistence;

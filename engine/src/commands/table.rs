@@ -2,8 +2,8 @@
 //! reports and what dispatch checks), and the function that runs it.
 
 use super::{
-    bitmaps, connection, hashes, keys, lists, persistence, scripting, server, sets, sort, strings,
-    transactions, zsets,
+    bitmaps, connection, hashes, hyperloglog, keys, lists, persistence, scripting, server, sets,
+    sort, strings, transactions, zsets,
 };
 use super::{is, CmdResult, Ctx};
 
@@ -203,6 +203,12 @@ commands! {
     "bitop", -4, W.union(M), 2, -1, 1, "bitmap", bitmaps::bitop, "Performs bitwise operations on multiple strings, and stores the result.";
     "bitfield", -2, W.union(M), 1, 1, 1, "bitmap", bitmaps::bitfield, "Performs arbitrary bitfield integer operations on strings.";
     "bitfield_ro", -2, R.union(F), 1, 1, 1, "bitmap", bitmaps::bitfield_ro, "Performs arbitrary read-only bitfield integer operations on strings.";
+    // hyperloglog
+    "pfadd", -2, W.union(M).union(F), 1, 1, 1, "hyperloglog", hyperloglog::pfadd, "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.";
+    "pfcount", -2, R, 1, -1, 1, "hyperloglog", hyperloglog::pfcount, "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).";
+    "pfmerge", -2, W.union(M), 1, -1, 1, "hyperloglog", hyperloglog::pfmerge, "Merges one or more HyperLogLog values into a single key.";
+    "pfdebug", 3, W.union(M).union(A), 2, 2, 1, "hyperloglog", hyperloglog::pfdebug, "Internal commands for debugging HyperLogLog values.";
+    "pfselftest", 1, A, 0, 0, 0, "hyperloglog", hyperloglog::pfselftest, "An internal command for testing HyperLogLog values.";
     // keys
     "del", -2, W, 1, -1, 1, "generic", keys::del, "Deletes one or more keys.";
     "unlink", -2, W.union(F), 1, -1, 1, "generic", keys::del, "Asynchronously deletes one or more keys.";

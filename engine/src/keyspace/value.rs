@@ -189,6 +189,8 @@ pub struct EncodingLimits {
     pub list_node_size: i64,
     /// list-compress-depth: nodes left uncompressed at each end of a list (0: none compressed).
     pub list_compress_depth: u64,
+    /// hll-sparse-max-bytes: the longest a sparse HyperLogLog grows before it turns dense.
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for EncodingLimits {
@@ -201,6 +203,7 @@ impl Default for EncodingLimits {
             intset_entries: 512,
             list_node_size: -2,
             list_compress_depth: 0,
+            hll_sparse_max_bytes: 3000,
         }
     }
 }
