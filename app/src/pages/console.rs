@@ -147,6 +147,7 @@ pub fn format_reply(reply: &Reply, indent: usize) -> String {
         Reply::Bulk(b) => quoted(b),
         Reply::Null | Reply::NullArray => "(nil)".into(),
         Reply::Double(d) => format!("(double) {d}"),
+        Reply::DoubleText(text) => format!("(double) {text}"),
         Reply::Verbatim(text) => text.clone(),
         Reply::Array(items) | Reply::Set(items) => list(items.iter().collect(), indent),
         Reply::Map(pairs) => list(pairs.iter().flat_map(|(k, v)| [k, v]).collect(), indent),

@@ -7,6 +7,7 @@
 pub mod bitmaps;
 pub mod connection;
 pub mod docs;
+pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;

@@ -2,8 +2,8 @@
 //! reports and what dispatch checks), and the function that runs it.
 
 use super::{
-    bitmaps, connection, hashes, hyperloglog, keys, lists, persistence, scripting, server, sets,
-    sort, strings, transactions, zsets,
+    bitmaps, connection, geo, hashes, hyperloglog, keys, lists, persistence, scripting, server,
+    sets, sort, strings, transactions, zsets,
 };
 use super::{is, CmdResult, Ctx};
 
@@ -119,6 +119,18 @@ fn numkeys<const AT: usize>(args: &[&[u8]]) -> Vec<usize> {
     count.map_or_else(Vec::new, |n| (AT + 1..=AT + n).collect())
 }
 
+/// GEORADIUS's and GEORADIUSBYMEMBER's STORE and STOREDIST destinations, as their key
+/// specs find them: the argument after the first of each keyword from argument FROM on.
+fn georadius_store_keys<const FROM: usize>(args: &[&[u8]]) -> Vec<usize> {
+    ["STORE", "STOREDIST"]
+        .iter()
+        .filter_map(|keyword| {
+            let at = (FROM..args.len()).find(|&i| is(args[i], keyword))?;
+            (at + 1 < args.len()).then_some(at + 1)
+        })
+        .collect()
+}
+
 /// SORT's STORE destination (the last one given), skipping the arguments of the options
 /// that take them, as Redis finds it.
 fn sort_store_key(args: &[&[u8]]) -> Vec<usize> {
@@ -209,6 +221,17 @@ commands! {
     "pfmerge", -2, W.union(M), 1, -1, 1, "hyperloglog", hyperloglog::pfmerge, "Merges one or more HyperLogLog values into a single key.";
     "pfdebug", 3, W.union(M).union(A), 2, 2, 1, "hyperloglog", hyperloglog::pfdebug, "Internal commands for debugging HyperLogLog values.";
     "pfselftest", 1, A, 0, 0, 0, "hyperloglog", hyperloglog::pfselftest, "An internal command for testing HyperLogLog values.";
+    // geo
+    "geoadd", -5, W.union(M), 1, 1, 1, "geo", geo::geoadd, "Adds one or more members to a geospatial index. The key is created if it doesn't exist.";
+    "geopos", -2, R, 1, 1, 1, "geo", geo::geopos, "Returns the longitude and latitude of members from a geospatial index.";
+    "geohash", -2, R, 1, 1, 1, "geo", geo::geohash, "Returns members from a geospatial index as geohash strings.";
+    "geodist", -4, R, 1, 1, 1, "geo", geo::geodist, "Returns the distance between two members of a geospatial index.";
+    "georadius", -6, W.union(M), 1, 1, 1, "geo", geo::georadius, "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.", georadius_store_keys::<6>;
+    "georadius_ro", -6, R, 1, 1, 1, "geo", geo::georadius_ro, "Returns members from a geospatial index that are within a distance from a coordinate.";
+    "georadiusbymember", -5, W.union(M), 1, 1, 1, "geo", geo::georadiusbymember, "Queries a geospatial index for members within a distance from a member, optionally stores the result.", georadius_store_keys::<5>;
+    "georadiusbymember_ro", -5, R, 1, 1, 1, "geo", geo::georadiusbymember_ro, "Returns members from a geospatial index that are within a distance from a member.";
+    "geosearch", -7, R, 1, 1, 1, "geo", geo::geosearch, "Queries a geospatial index for members inside an area of a box or a circle.";
+    "geosearchstore", -8, W.union(M), 1, 2, 1, "geo", geo::geosearchstore, "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.";
     // keys
     "del", -2, W, 1, -1, 1, "generic", keys::del, "Deletes one or more keys.";
     "unlink", -2, W.union(F), 1, -1, 1, "generic", keys::del, "Asynchronously deletes one or more keys.";

@@ -29,6 +29,9 @@ pub enum Reply {
     /// A set in RESP3, an array in RESP2.
     Set(Vec<Reply>),
     Double(f64),
+    /// A double already written out in the text Redis gives it (GEOPOS's fixed notation): a
+    /// double in RESP3, a bulk string in RESP2.
+    DoubleText(String),
     /// Text with a format tag in RESP3 (INFO), a bulk string in RESP2.
     Verbatim(String),
     /// A reply already encoded for the client's protocol (see `ArrayWriter`).
@@ -79,6 +82,13 @@ impl Reply {
             }
             Reply::Double(d) => {
                 let text = format_double(d);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    bulk(out, text.as_bytes());
+                }
+            }
+            Reply::DoubleText(text) => {
                 if resp3 {
                     line(out, b',', text.as_bytes());
                 } else {
