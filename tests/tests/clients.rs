@@ -274,6 +274,117 @@ async fn blocking_pop_wakes_on_push_and_times_out() {
     assert_eq!(reply, Resp::NullArray);
 }
 
+/// Waits until the instance counts `n` blocked clients (as the Tcl suite's
+/// wait_for_blocked_clients_count does).
+async fn until_blocked(client: &mut RawClient, n: usize) {
+    for _ in 0..300 {
+        let Resp::Bulk(info) = client.command(&["INFO", "clients"]).await.unwrap() else {
+            panic!("INFO is a bulk string");
+        };
+        if String::from_utf8_lossy(&info).contains(&format!("blocked_clients:{n}\r\n")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} clients never blocked");
+}
+
+fn bulk(s: &str) -> Resp {
+    Resp::Bulk(s.as_bytes().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_clients_are_served_in_order_before_the_next_command() {
+    let instance = start(InstanceConfig::default()).await;
+    let mut pusher = RawClient::connect(instance.addr()).await.unwrap();
+    let mut waiters = Vec::new();
+    // First blocked, first served: each takes one element, in the order they blocked.
+    for n in 1..=3 {
+        let mut w = RawClient::connect(instance.addr()).await.unwrap();
+        w.send_raw(&RawClient::encode(&["BLPOP", "q", "5"]))
+            .await
+            .unwrap();
+        until_blocked(&mut pusher, n).await;
+        waiters.push(w);
+    }
+    pusher
+        .command(&["RPUSH", "q", "a", "b", "c"])
+        .await
+        .unwrap();
+    for (w, item) in waiters.iter_mut().zip(["a", "b", "c"]) {
+        assert_eq!(
+            reply_within(w).await,
+            Resp::Array(vec![bulk("q"), bulk(item)])
+        );
+    }
+    // Linked moves: a push to list1 feeds the first client, whose move feeds the second,
+    // all before the pusher's next command runs.
+    let (mut first, mut second) = (waiters.remove(0), waiters.remove(0));
+    first
+        .send_raw(&RawClient::encode(&[
+            "BLMOVE", "list1", "list2", "RIGHT", "LEFT", "0",
+        ]))
+        .await
+        .unwrap();
+    until_blocked(&mut pusher, 1).await;
+    second
+        .send_raw(&RawClient::encode(&[
+            "BLMOVE", "list2", "list3", "LEFT", "RIGHT", "0",
+        ]))
+        .await
+        .unwrap();
+    until_blocked(&mut pusher, 2).await;
+    pusher.command(&["RPUSH", "list1", "foo"]).await.unwrap();
+    assert_eq!(
+        pusher
+            .command(&["LRANGE", "list3", "0", "-1"])
+            .await
+            .unwrap(),
+        Resp::Array(vec![bulk("foo")])
+    );
+    assert_eq!(reply_within(&mut first).await, bulk("foo"));
+    assert_eq!(reply_within(&mut second).await, bulk("foo"));
+    // CLIENT UNBLOCK ends a wait as a timeout or as an error; a client not blocked is 0.
+    let Resp::Int(id) = first.command(&["CLIENT", "ID"]).await.unwrap() else {
+        panic!("CLIENT ID is an integer");
+    };
+    let id = id.to_string();
+    first
+        .send_raw(&RawClient::encode(&["BLPOP", "none", "0"]))
+        .await
+        .unwrap();
+    until_blocked(&mut pusher, 1).await;
+    assert_eq!(
+        pusher.command(&["CLIENT", "UNBLOCK", &id]).await.unwrap(),
+        Resp::Int(1)
+    );
+    assert_eq!(reply_within(&mut first).await, Resp::NullArray);
+    first
+        .send_raw(&RawClient::encode(&["BZPOPMIN", "none", "0"]))
+        .await
+        .unwrap();
+    until_blocked(&mut pusher, 1).await;
+    assert_eq!(
+        pusher
+            .command(&["CLIENT", "UNBLOCK", &id, "ERROR"])
+            .await
+            .unwrap(),
+        Resp::Int(1)
+    );
+    assert_eq!(
+        reply_within(&mut first).await,
+        Resp::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+    );
+    assert_eq!(
+        pusher.command(&["CLIENT", "UNBLOCK", &id]).await.unwrap(),
+        Resp::Int(0)
+    );
+    assert_eq!(
+        first.command(&["PING"]).await.unwrap(),
+        Resp::Simple("PONG".into())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_are_independent() {
     let a = start(InstanceConfig {

@@ -143,3 +143,93 @@ async fn dump_payloads_restore_across_servers() {
         }
     }
 }
+
+/// HyperLogLogs (sparse and dense) and a geo set, as `probe` reads them.
+async fn fill_probabilistic(addr: std::net::SocketAddr) {
+    let mut c = RawClient::connect(addr).await.expect("connect");
+    let sparse: Vec<String> = (0..100).map(|i| format!("visitor:{i}")).collect();
+    let dense: Vec<String> = (0..6000).map(|i| format!("visitor:{i}")).collect();
+    for (key, elements) in [("hll:sparse", &sparse), ("hll:dense", &dense)] {
+        let mut args: Vec<&[u8]> = vec![b"PFADD", key.as_bytes()];
+        args.extend(elements.iter().map(|e| e.as_bytes()));
+        c.command(&args).await.expect("pfadd");
+    }
+    let points: Vec<[String; 3]> = (0..300)
+        .map(|i| {
+            let lon = -170.0 + (i as f64 * 1.137) % 340.0;
+            let lat = -80.0 + (i as f64 * 0.731) % 160.0;
+            [lon.to_string(), lat.to_string(), format!("place:{i}")]
+        })
+        .collect();
+    let mut args: Vec<&[u8]> = vec![b"GEOADD", b"geo"];
+    args.extend(points.iter().flatten().map(|s| s.as_bytes()));
+    c.command(&args).await.expect("geoadd");
+}
+
+/// What a client sees of `fill_probabilistic`'s keys: counts, bytes, positions, searches.
+async fn probe(addr: std::net::SocketAddr) -> Vec<Resp> {
+    let mut c = RawClient::connect(addr).await.expect("connect");
+    let reads: [&[&[u8]]; 8] = [
+        &[b"PFCOUNT", b"hll:sparse"],
+        &[b"PFCOUNT", b"hll:dense"],
+        &[b"PFCOUNT", b"hll:sparse", b"hll:dense"],
+        &[b"GET", b"hll:sparse"],
+        &[b"GEOPOS", b"geo", b"place:1", b"place:150", b"place:299"],
+        &[b"GEOHASH", b"geo", b"place:7", b"place:77"],
+        &[b"GEODIST", b"geo", b"place:3", b"place:200", b"km"],
+        &[
+            b"GEOSEARCH",
+            b"geo",
+            b"FROMLONLAT",
+            b"10",
+            b"20",
+            b"BYRADIUS",
+            b"3000",
+            b"km",
+            b"WITHDIST",
+            b"WITHCOORD",
+            b"WITHHASH",
+            b"ASC",
+        ],
+    ];
+    let mut replies = Vec::new();
+    for args in reads {
+        replies.push(c.command(args).await.expect("read"));
+    }
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyperloglogs_and_geo_sets_count_the_same_after_crossing_servers() {
+    if !require_redis_server("hyperloglogs_and_geo_sets_cross_servers") {
+        return;
+    }
+    let redis = ServerProcess::redis(&[]);
+    let ours = ServerProcess::cachedesk(&[]);
+    for addr in [redis.addr, ours.addr] {
+        fill_probabilistic(addr).await;
+        assert_eq!(command(addr, &[b"SAVE"]).await, Resp::Simple("OK".into()));
+    }
+    let expected = probe(redis.addr).await;
+    assert_eq!(probe(ours.addr).await, expected, "built alike on both");
+    assert!(matches!(&expected[7], Resp::Array(hits) if hits.len() > 3));
+    check_rdb(&ours.dir.join("dump.rdb"));
+    // Each side's dump, loaded by the other.
+    for (from, name, load) in [
+        (
+            &redis.dir,
+            "from-redis",
+            ServerProcess::cachedesk as fn(&[&str]) -> ServerProcess,
+        ),
+        (&ours.dir, "to-redis", ServerProcess::redis),
+    ] {
+        let dir =
+            std::env::temp_dir().join(format!("cachedesk-hll-geo-{name}-{}", std::process::id()));
+        copy_dump(from, &dir);
+        let dir_arg = dir.display().to_string();
+        let loaded = load(&["--dir", &dir_arg]);
+        let got = probe(loaded.addr).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(got, expected, "{name}");
+    }
+}

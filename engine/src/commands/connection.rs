@@ -223,6 +223,29 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 (None, _) => Ok(Reply::Int(0)),
             }
         }
+        "unblock" if args.len() == 3 || args.len() == 4 => {
+            let id = int_arg(args[2])? as u64;
+            let error = match args.get(3) {
+                None => false,
+                Some(a) if is(a, "TIMEOUT") => false,
+                Some(a) if is(a, "ERROR") => true,
+                Some(_) => {
+                    return Err(CmdError::other(
+                        "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                    ))
+                }
+            };
+            let Some(waiter) = ctx.shared.blocked.lock().remove(ctx.ks, id) else {
+                return Ok(Reply::Int(0));
+            };
+            let reply = if error {
+                Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+            } else {
+                waiter.timeout_reply
+            };
+            let _ = waiter.done.send(reply);
+            Ok(Reply::Int(1))
+        }
         "help" => Ok(Reply::Array(
             [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -238,6 +261,8 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 "    Return information about client connections.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "    Unblock the specified blocked client.",
                 "HELP",
                 "    Prints this help.",
             ]
@@ -245,7 +270,7 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .map(|l| Reply::StatusOwned((*l).into()))
             .collect(),
         )),
-        "id" | "getname" | "setname" | "info" | "kill" => Err(arity_error()),
+        "id" | "getname" | "setname" | "info" | "kill" | "unblock" => Err(arity_error()),
         _ => Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(args[1])

@@ -114,7 +114,7 @@ pub fn hint(command: &str) -> &'static str {
         "echo" => "message",
         "auth" => "[username] password",
         "hello" => "[protover [AUTH username password] [SETNAME clientname]]",
-        "client" => "ID|GETNAME|SETNAME|INFO|LIST|KILL|HELP [arg...]",
+        "client" => "ID|GETNAME|SETNAME|INFO|LIST|KILL|UNBLOCK|HELP [arg...]",
         "command" => "[COUNT|DOCS|INFO|LIST|GETKEYS [arg...]]",
         "info" => "[section...]",
         "config" => "GET|SET|RESETSTAT|REWRITE|HELP [arg...]",

@@ -821,7 +821,6 @@ fn search_generic(ctx: &mut Ctx, args: &[&[u8]], form: Form) -> CmdResult {
     }
     let db = ctx.db();
     ctx.ks.set(db, dest, Value::ZSet(Box::new(stored)));
-    ctx.ks.keys_fed = true;
     Ok(Reply::Int(returned as i64))
 }
 

@@ -408,6 +408,7 @@ pub fn swapdb(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::DbIndexOutOfRange);
     };
     ctx.ks.swap_db(a, b);
+    ctx.shared.blocked.lock().keys_swapped(ctx.ks, [a, b]);
     Ok(Reply::OK)
 }
 

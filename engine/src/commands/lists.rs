@@ -33,8 +33,6 @@ fn push(ctx: &mut Ctx, args: &[&[u8]], end: End, only_existing: bool) -> CmdResu
         }
     }
     let len = list.len() as i64;
-    drop(value);
-    ctx.ks.keys_fed = true;
     Ok(Reply::Int(len))
 }
 
@@ -183,8 +181,6 @@ pub fn linsert(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     list.insert(if after { pos + 1 } else { pos }, args[4]);
     let len = list.len() as i64;
-    drop(value);
-    ctx.ks.keys_fed = true;
     Ok(Reply::Int(len))
 }
 
@@ -302,8 +298,6 @@ fn move_element(
         End::Left => list.push_front(&item),
         End::Right => list.push_back(&item),
     }
-    drop(value);
-    ctx.ks.keys_fed = true;
     Ok(Some(item))
 }
 

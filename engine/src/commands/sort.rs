@@ -187,7 +187,6 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
             list.push_back(value);
         }
         ctx.ks.set(db, dest, Value::List(Box::new(list)));
-        ctx.ks.keys_fed = true;
         if ctx.aof_on() {
             // Logged as what it stored, so a replay needs none of the keys it read.
             ctx.propagate(&[&b"DEL"[..], dest]);

@@ -64,8 +64,6 @@ pub fn zadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if xx && ctx.read::<ZSet>(args[1])?.is_none() {
         return Ok(if incr { Reply::Null } else { Reply::Int(0) });
     }
-    // Clients blocked on this key retry after the batch.
-    ctx.ks.keys_fed = true;
     let mut value = ctx.write_or_create::<ZSet>(args[1], new_zset)?;
     let zset = &mut *value;
     let (mut added, mut changed) = (0, 0);
@@ -109,8 +107,6 @@ pub fn zadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn zincrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let delta = float_arg(args[2])?;
-    // Clients blocked on this key retry after the batch.
-    ctx.ks.keys_fed = true;
     let mut value = ctx.write_or_create::<ZSet>(args[1], new_zset)?;
     let zset = &mut *value;
     let next = zset.score(args[3]).unwrap_or(0.0) + delta;
@@ -579,7 +575,6 @@ fn store_pairs(ctx: &mut Ctx, dst: &[u8], pairs: Vec<(Blob, f64)>) -> CmdResult 
     let len = zset.len() as i64;
     if len > 0 {
         ctx.ks.set(db, dst, Value::ZSet(Box::new(zset)));
-        ctx.ks.keys_fed = true;
     }
     Ok(Reply::Int(len))
 }

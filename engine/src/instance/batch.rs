@@ -1,7 +1,9 @@
 //! A batch: the commands a connection, a blocked client's retry or the console runs under one
-//! hold of the keyspace lock, and the one place a batch ends: blocked clients are woken, the
-//! keyspace's write hooks take their turn (the snapshot walk advances), and the batch's AOF feed goes to the appender, whose lock is taken
-//! before the keyspace's is released (so batches reach the file in the order they ran).
+//! hold of the keyspace lock, and the one place a batch ends: the clients blocked on keys it
+//! created are served, the keyspace's write hooks take their turn (the snapshot walk
+//! advances), and the batch's AOF feed goes to the appender, whose lock is taken before the
+//! keyspace's is released (so batches reach the file in the order they ran). The served
+//! clients' replies leave once the batch is durable, as the batch's own do.
 
 use std::ops::{Deref, DerefMut};
 
@@ -10,6 +12,7 @@ use parking_lot::MutexGuard;
 use super::Shared;
 use crate::keyspace::Keyspace;
 use crate::persistence::aof::{self, Flushed};
+use crate::protocol::Reply;
 
 /// The keyspace, locked for a batch of commands.
 pub struct Batch<'a> {
@@ -29,14 +32,27 @@ impl<'a> Batch<'a> {
     /// not where appendfsync promises them: none of its replies may leave as they are.
     pub fn end(self) -> Flushed {
         let Batch { shared, mut ks } = self;
-        shared.wake_blocked_clients(&mut ks);
-        ks.batch_ended();
-        let Some(feed) = aof::take_batch_feed(&mut ks) else {
-            return Flushed::Durable;
+        let served = if ks.created.is_empty() {
+            Vec::new()
+        } else {
+            shared.blocked.lock().serve(&mut ks, shared)
         };
-        let appender = shared.persistence.aof.lock();
-        drop(ks);
-        aof::write_batch_feed(shared, appender, feed)
+        ks.batch_ended();
+        let flushed = match aof::take_batch_feed(&mut ks) {
+            None => Flushed::Durable,
+            Some(feed) => {
+                let appender = shared.persistence.aof.lock();
+                drop(ks);
+                aof::write_batch_feed(shared, appender, feed)
+            }
+        };
+        for (done, reply) in served {
+            let _ = done.send(match &flushed {
+                Flushed::Durable => reply,
+                Flushed::NotDurable(e) => Reply::Error(e.to_string()),
+            });
+        }
+        flushed
     }
 }
 

@@ -4,6 +4,7 @@
 //! its consumers; it depends on none of them.
 
 pub mod batch;
+pub mod blocked;
 pub mod client;
 pub mod cron;
 
@@ -108,8 +109,8 @@ pub struct Shared {
     next_client_id: AtomicU64,
     /// Counts changes of the access keys, so each connection re-checks its AUTH once after one.
     auth_generation: AtomicU64,
-    /// Woken after a batch that fed a list or a sorted set, for blocked clients to retry.
-    pub keys_fed: Notify,
+    /// Clients blocked on keys, served as batches end (locked after the keyspace).
+    pub blocked: Mutex<blocked::BlockedClients>,
     /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
     traffic: Notify,
     pub started: Instant,
@@ -145,7 +146,7 @@ impl Shared {
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             auth_generation: AtomicU64::new(0),
-            keys_fed: Notify::new(),
+            blocked: Mutex::new(Default::default()),
             traffic: Notify::new(),
             started: Instant::now(),
             started_unix_ms: crate::util::now_ms(),
@@ -221,14 +222,6 @@ impl Shared {
         let mut clients: Vec<_> = self.clients.lock().values().cloned().collect();
         clients.sort_by_key(|c| c.id);
         clients
-    }
-
-    /// Wakes blocked clients if the commands just run (under `ks`'s lock) fed a list or a
-    /// sorted set.
-    pub fn wake_blocked_clients(&self, ks: &mut Keyspace) {
-        if std::mem::take(&mut ks.keys_fed) {
-            self.keys_fed.notify_waiters();
-        }
     }
 
     /// Notes that commands ran, so the worker keeps polling for the next ones a little while.

@@ -238,9 +238,10 @@ pub struct Keyspace {
     /// few microseconds), so reading the clock again would only cost time. Set as a command
     /// ends (commands::run), cleared as a batch begins (instance::batch), used by `read_clock`.
     pub clock_reusable: bool,
-    /// Set when a list or a sorted set received elements, so blocked clients are woken after
-    /// the batch.
-    pub keys_fed: bool,
+    /// Lists and sorted sets created or stored since the batch began, recorded while clients
+    /// are blocked (`track_created`): the keys a blocked client may now be served from.
+    pub created: Vec<(usize, Blob)>,
+    pub track_created: bool,
     watched: HashMap<(usize, Blob), WatchSlot>,
     watch_clock: u64,
     rng: SmallRng,
@@ -276,7 +277,8 @@ impl Keyspace {
             dirty: 0,
             now: crate::util::now_ms(),
             clock_reusable: false,
-            keys_fed: false,
+            created: Vec::new(),
+            track_created: false,
             watched: HashMap::new(),
             watch_clock: 0,
             rng: SmallRng::from_os_rng(),
@@ -472,6 +474,8 @@ impl Keyspace {
             mark,
             hooks,
             config,
+            created: created_keys,
+            track_created,
             ..
         } = self;
         let d = &mut dbs[db];
@@ -484,6 +488,9 @@ impl Keyspace {
         if created {
             // A new value's heap counts in full; the guard settles what the command adds.
             d.value_heap += entry.value.heap_size();
+            if *track_created && serves_blocked(&entry.value) {
+                created_keys.push((db, Blob::from_slice(key)));
+            }
         } else {
             entry.access = update.apply(entry.access);
         }
@@ -521,6 +528,7 @@ impl Keyspace {
         self.before_write(db, key);
         let access = self.new_access();
         let mark = self.mark;
+        self.note_created(db, key, &value);
         let d = &mut self.dbs[db];
         d.value_heap += value.heap_size();
         match d.entries.get_mut(key) {
@@ -545,6 +553,14 @@ impl Keyspace {
             ),
         }
         self.modified(db, key);
+    }
+
+    /// Records that `key` now holds a new list or sorted set, if clients are blocked (see
+    /// `created`).
+    fn note_created(&mut self, db: usize, key: &[u8], value: &Value) {
+        if self.track_created && serves_blocked(value) {
+            self.created.push((db, Blob::from_slice(key)));
+        }
     }
 
     /// Moves `bytes` into the string the running command just stored empty under `key` (a big
@@ -786,6 +802,11 @@ impl Keyspace {
 
 /// Frees a value; large ones go to the lazy-free thread so the caller is not held up for
 /// time proportional to their size (Redis's lazyfree).
+/// A value of a type clients block for (what BLPOP and BZPOPMIN wait on).
+pub fn serves_blocked(value: &Value) -> bool {
+    matches!(value, Value::List(_) | Value::ZSet(_))
+}
+
 pub fn drop_in_background<T: Weigh + Send + 'static>(value: T) {
     const LAZY_THRESHOLD_BYTES: usize = 64 * 1024;
     if value.weight() < LAZY_THRESHOLD_BYTES {

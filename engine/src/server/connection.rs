@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use crate::commands::{self, transactions, Ctx};
 use crate::config::{ClientClass, ClientLimits};
 use crate::instance::batch::Batch;
+use crate::instance::blocked::Waiter;
 use crate::instance::client::{ClientInfo, ClientState};
 use crate::instance::Shared;
 use crate::persistence::aof::Flushed;
@@ -384,8 +385,10 @@ fn run_batch(
     next
 }
 
-/// Waits for a blocked command's chance, then runs it again. Returns Continue once it has
-/// replied (with data or on timeout), Close if the client went away.
+/// Waits for a blocked command's chance: it runs once more, and if it still finds nothing the
+/// client joins the blocked queue in the same hold of the lock (so no push in between is
+/// missed) and waits to be served (`instance::blocked`), timed out, unblocked or closed.
+/// Returns Continue once it has replied, Close if the client went away.
 async fn wait_blocked(
     session: &mut Session<'_>,
     stream: &mut TcpStream,
@@ -396,52 +399,58 @@ async fn wait_blocked(
     let args = commands::arg_slices(&args);
     let shared = session.shared;
     let client = &mut session.client;
-    let info = client.info.clone();
-    let _registered = BlockedCount::register(shared, &info);
-    client.serving_blocked = true;
-    let outcome = loop {
-        let notified = shared.keys_fed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        // Retry now that we are registered for wake-ups, so no push is missed.
-        let (reply, still_blocked) = {
-            let mut batch = Batch::begin(shared);
-            let mut ctx = Ctx::new(&mut batch, client, shared);
-            let reply = commands::execute(&mut ctx, &args);
-            let still_blocked = ctx.block.is_some();
-            let reply = match batch.end() {
-                Flushed::Durable => reply,
-                Flushed::NotDurable(e) => Reply::Error(e.to_string()),
-            };
-            (reply, still_blocked)
-        };
-        if !still_blocked {
-            break Some(reply);
+    let id = client.id();
+    let (done, mut served) = tokio::sync::oneshot::channel();
+    let (reply, still_blocked, flushed) = {
+        let mut batch = Batch::begin(shared);
+        client.serving_blocked = true;
+        let mut ctx = Ctx::new(&mut batch, client, shared);
+        let reply = commands::execute(&mut ctx, &args);
+        let still_blocked = ctx.block.is_some();
+        client.serving_blocked = false;
+        if still_blocked {
+            let waiter = Waiter::new(client, &args, reply.clone(), done);
+            shared.blocked.lock().add(&mut batch, waiter);
         }
+        (reply, still_blocked, batch.end())
+    };
+    let outcome = if !still_blocked {
+        Some(match flushed {
+            Flushed::Durable => reply,
+            Flushed::NotDurable(e) => Reply::Error(e.to_string()),
+        })
+    } else {
+        let info = client.info.clone();
+        let _counted = BlockedCount::register(shared, &info);
         let remaining =
             deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(crate::util::now_ms())));
-        if remaining == Some(Duration::ZERO) {
-            break Some(reply);
-        }
         let timeout = async {
             match remaining {
                 Some(r) => tokio::time::sleep(r).await,
                 None => std::future::pending().await,
             }
         };
-        let can_read = input.len() < MAX_BUFFER_WHILE_BLOCKED;
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = timeout => {}
-            _ = client.info.kill_notify.notified() => break None,
-            r = stream.read_buf(input), if can_read => match r {
-                Ok(0) | Err(_) => break None,
-                Ok(n) => shared.stats.add_input(n),
-            },
+        tokio::pin!(timeout);
+        loop {
+            let can_read = input.len() < MAX_BUFFER_WHILE_BLOCKED;
+            tokio::select! {
+                reply = &mut served => break reply.ok(),
+                _ = &mut timeout => break leave_queue(shared, id, &mut served).await.or(Some(reply)),
+                _ = info.kill_notify.notified() => {
+                    leave_queue(shared, id, &mut served).await;
+                    break None;
+                }
+                r = stream.read_buf(input), if can_read => match r {
+                    Ok(0) | Err(_) => {
+                        leave_queue(shared, id, &mut served).await;
+                        break None;
+                    }
+                    Ok(n) => shared.stats.add_input(n),
+                },
+            }
         }
     };
     client.block_deadline = None;
-    client.serving_blocked = false;
     match outcome {
         Some(reply) => {
             let mut out = Output::new();
@@ -452,6 +461,25 @@ async fn wait_blocked(
             }
         }
         None => Next::Close,
+    }
+}
+
+/// Takes a client out of the blocked queue as its wait ends unserved. None if it left the
+/// queue; if it was served meanwhile, the reply it was served.
+async fn leave_queue(
+    shared: &Shared,
+    id: u64,
+    served: &mut tokio::sync::oneshot::Receiver<Reply>,
+) -> Option<Reply> {
+    let left = {
+        let mut ks = shared.keyspace.lock();
+        let left = shared.blocked.lock().remove(&mut ks, id).is_some();
+        left
+    };
+    if left {
+        None
+    } else {
+        served.await.ok()
     }
 }
 
