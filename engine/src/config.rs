@@ -40,6 +40,9 @@ pub struct InstanceConfig {
     pub primary_key: Option<String>,
     pub secondary_key: Option<String>,
     pub maxclients: usize,
+    /// busy-reply-threshold (alias lua-time-limit): how long a script runs before other
+    /// clients get -BUSY and SCRIPT KILL may stop it, in ms (0: never).
+    pub busy_reply_threshold_ms: u64,
     /// Background task frequency (active expiry, statistics), as Redis's hz.
     pub hz: u32,
     /// The client limits Redis has, under its names and defaults.
@@ -180,6 +183,7 @@ impl Default for InstanceConfig {
             primary_key: None,
             secondary_key: None,
             maxclients: 10_000,
+            busy_reply_threshold_ms: 5000,
             hz: 10,
             limits: ClientLimits::default(),
             protected_mode: true,
@@ -244,6 +248,8 @@ pub const PARAMETERS: &[&str] = &[
     "list-max-ziplist-size",
     "list-compress-depth",
     "hll-sparse-max-bytes",
+    "busy-reply-threshold",
+    "lua-time-limit",
     "save",
     "rdb-frequency",
     "dbfilename",
@@ -264,6 +270,7 @@ pub fn canonical(name: &str) -> &str {
         "hash-max-ziplist-value" => "hash-max-listpack-value",
         "zset-max-ziplist-entries" => "zset-max-listpack-entries",
         "zset-max-ziplist-value" => "zset-max-listpack-value",
+        "lua-time-limit" => "busy-reply-threshold",
         "list-max-ziplist-size" => "list-max-listpack-size",
         other => other,
     }
@@ -298,6 +305,7 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "requirepass" => cfg.primary_key.clone().unwrap_or_default(),
         "maxclients" => cfg.maxclients.to_string(),
         "hz" => cfg.hz.to_string(),
+        "busy-reply-threshold" => cfg.busy_reply_threshold_ms.to_string(),
         "proto-max-bulk-len" => cfg.limits.proto_max_bulk_len.to_string(),
         "client-query-buffer-limit" => cfg.limits.query_buffer.to_string(),
         "client-output-buffer-limit" => cfg.limits.output_text(),
@@ -455,6 +463,7 @@ pub fn set(
                 parse_yes_no(value).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
         }
         "hz" => cfg.hz = number(500)?.max(1) as u32,
+        "busy-reply-threshold" => cfg.busy_reply_threshold_ms = number(i64::MAX as u64)?,
         "save" => {
             let points =
                 parse_save_points(value).ok_or_else(|| invalid("Invalid save parameters"))?;

@@ -21,6 +21,7 @@ pub mod keyspace;
 pub mod long_double;
 pub mod persistence;
 pub mod protocol;
+pub mod scripting;
 pub mod server;
 pub mod telemetry;
 pub mod util;

@@ -190,6 +190,8 @@ pub enum EventKind {
     ExportFailed,
     Imported,
     ImportFailed,
+    /// A script's redis.log line.
+    ScriptLog,
 }
 
 /// Structured figures some events carry (the app's tables and charts read these).

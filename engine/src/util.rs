@@ -222,6 +222,20 @@ pub fn split_number_unit(text: &str) -> Option<(u64, &str)> {
     Some((digits.parse().ok()?, unit))
 }
 
+/// Runs `f`, which may wait a long time (a script, or the keyspace lock a script holds), off
+/// the tokio worker's duties when on a multi-threaded runtime: the worker's other tasks move
+/// to another thread meanwhile, so connections go on being served (with -BUSY past the
+/// script's threshold). Elsewhere `f` just runs. Handing the worker over costs a thread
+/// switch, so callers use it only while a script runs (`Shared::wait_for_keyspace`).
+pub fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,6 +148,8 @@ pub fn format_reply(reply: &Reply, indent: usize) -> String {
         Reply::Null | Reply::NullArray => "(nil)".into(),
         Reply::Double(d) => format!("(double) {d}"),
         Reply::DoubleText(text) => format!("(double) {text}"),
+        Reply::Bool(b) => format!("({b})"),
+        Reply::BigNumber(n) => format!("(big number) {n}"),
         Reply::Verbatim(text) => text.clone(),
         Reply::Array(items) | Reply::Set(items) => list(items.iter().collect(), indent),
         Reply::Map(pairs) => list(pairs.iter().flat_map(|(k, v)| [k, v]).collect(), indent),

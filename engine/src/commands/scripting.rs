@@ -1,10 +1,323 @@
-//! Scripting commands. So far only FUNCTION FLUSH: the engine has no function libraries yet
-//! (EVAL and FUNCTION LOAD come with the scripting issue), so flushing them has nothing to
-//! remove, as on a Redis server that never loaded one. The other subcommands are refused as
-//! unknown, never faked.
+//! Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (the Lua side is in
+//! crate::scripting), and FUNCTION FLUSH. Function libraries (FUNCTION LOAD, FCALL) are not
+//! there yet: FUNCTION's other subcommands are refused as unknown, never faked.
+//!
+//! A script's `redis.call` runs its command through `commands::run`, as EXEC runs queued
+//! commands: the same handlers, AOF logging and emptied-key removal. Its writes are logged
+//! as they happen and wrapped in MULTI/EXEC when there are several, so a replay never runs
+//! the script again.
 
-use super::{is, CmdError, CmdResult, Ctx};
+use mlua::{Lua, MultiValue, Value};
+
+use super::{int_arg, is, lower, CmdError, CmdResult, Ctx, Flags};
+use crate::instance::client::ClientState;
 use crate::protocol::Reply;
+use crate::scripting::convert::{lua_to_reply, reply_to_lua};
+use crate::scripting::{self, RunError, Scripts, KILLED};
+
+pub fn eval(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, args, false, false)
+}
+
+pub fn evalsha(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, args, true, false)
+}
+
+pub fn eval_ro(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, args, false, true)
+}
+
+pub fn evalsha_ro(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, args, true, true)
+}
+
+fn no_script() -> CmdError {
+    CmdError::Coded("NOSCRIPT No matching script. Please use EVAL.".into())
+}
+
+/// The instance's scripts, started at the first use.
+fn scripts_of(slot: &mut Option<Scripts>) -> Result<&mut Scripts, CmdError> {
+    if slot.is_none() {
+        let scripts = Scripts::new()
+            .map_err(|e| CmdError::other(format!("Lua scripting could not start: {e}")))?;
+        *slot = Some(scripts);
+    }
+    slot.as_mut()
+        .ok_or_else(|| CmdError::other("Lua scripting could not start"))
+}
+
+/// What a running script's calls share: its own client state (its database, its RESP
+/// version) and what it has done.
+struct ScriptClient {
+    state: ClientState,
+    readonly: bool,
+    allow_oom: bool,
+    /// The data set was over maxmemory when the script started.
+    oom_at_start: bool,
+    wrote: bool,
+}
+
+fn eval_generic(ctx: &mut Ctx, args: &[&[u8]], by_sha: bool, readonly: bool) -> CmdResult {
+    if by_sha && args[1].len() != 40 {
+        return Err(no_script());
+    }
+    let numkeys = int_arg(args[2])?;
+    if numkeys > args.len() as i64 - 3 {
+        return Err(CmdError::other(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    if numkeys < 0 {
+        return Err(CmdError::other("Number of keys can't be negative"));
+    }
+    let split = 3 + numkeys as usize;
+    let (keys, argv) = (&args[3..split], &args[split..]);
+    let shared = ctx.shared;
+    let mut slot = shared.scripts.lock();
+    let scripts = scripts_of(&mut slot)?;
+    let sha = if by_sha {
+        String::from_utf8_lossy(args[1]).to_ascii_lowercase()
+    } else {
+        scripts.load(args[1]).map_err(CmdError::Other)?
+    };
+    let flags = scripts.cache.get(&sha).ok_or_else(no_script)?.flags;
+    let maxmemory = ctx.ks.config.maxmemory;
+    let oom_at_start = maxmemory > 0 && ctx.ks.used_memory() as u64 > maxmemory;
+    if flags.shebang && !flags.no_writes {
+        if readonly {
+            return Err(CmdError::other(
+                "Can not execute a script with write flag using *_ro command.",
+            ));
+        }
+        if oom_at_start && !flags.allow_oom {
+            return Err(CmdError::Coded("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'".into()));
+        }
+    }
+    let mut state = ClientState::new(ctx.client.info.clone(), true);
+    state.db = ctx.client.db;
+    // Blocking commands never block in a script (they answer as if timed out), as in EXEC.
+    state.in_exec = true;
+    let mut script = ScriptClient {
+        state,
+        readonly: readonly || flags.no_writes,
+        allow_oom: flags.allow_oom,
+        oom_at_start,
+        wrote: false,
+    };
+    let wraps = !ctx.ks.feed.in_transaction();
+    if wraps {
+        ctx.ks.feed.begin_transaction();
+    }
+    let status = shared.script_status.clone();
+    let mut lend = |lua: &Lua, args: MultiValue| control(ctx, &mut script, lua, args);
+    let run = || scripts.run(&sha, keys, argv, &status, &mut lend);
+    // Off the worker's thread, so other clients go on being served while the script runs.
+    let outcome = crate::util::off_worker(run);
+    if wraps {
+        ctx.ks.feed.end_transaction();
+    }
+    let resp3 = script.state.resp3;
+    match outcome {
+        Ok(value) => Ok(lua_to_reply(&value, resp3)),
+        Err(RunError::NoScript) => Err(no_script()),
+        Err(RunError::Script(error)) => Err(CmdError::Coded(error_text(&error, &sha))),
+        Err(RunError::Killed(line)) => {
+            Err(CmdError::Coded(with_place(KILLED.to_string(), &sha, line)))
+        }
+        Err(RunError::Lua(e)) => Err(CmdError::other(format!("Error running script {sha}, {e}"))),
+    }
+}
+
+/// The reply text for a script's error table: its `err`, and where in the script.
+fn error_text(error: &Value, sha: &str) -> String {
+    let text = match error {
+        Value::Table(t) => match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => s.to_string_lossy(),
+            Ok(Value::Number(n)) => n.to_string(),
+            _ => "ERR".to_string(),
+        },
+        other => format!("ERR {other:?}"),
+    };
+    with_place(text, sha, scripting::error_line(error))
+}
+
+fn with_place(text: String, sha: &str, line: Option<i64>) -> String {
+    match line {
+        Some(line) => format!("{text} script: {sha}, on @user_script:{line}."),
+        None => text,
+    }
+}
+
+/// The script's requests to its EVAL: `call` (redis.call and redis.pcall), `setresp`,
+/// `set_repl`, `log`. A call returns (true, reply) or (false, error table).
+fn control(
+    ctx: &mut Ctx,
+    script: &mut ScriptClient,
+    lua: &Lua,
+    args: MultiValue,
+) -> mlua::Result<MultiValue> {
+    let mut args = args.into_iter();
+    let op = match args.next() {
+        Some(Value::String(s)) => s.to_string_lossy(),
+        _ => String::new(),
+    };
+    match op.as_str() {
+        "call" => {
+            let call_args: Vec<Value> = match args.next() {
+                Some(Value::Table(t)) => t.sequence_values().collect::<mlua::Result<_>>()?,
+                _ => Vec::new(),
+            };
+            let (ok, value) = match script_call(ctx, script, call_args) {
+                Ok(reply) => {
+                    let failed = matches!(reply, Reply::Error(_));
+                    (!failed, reply_to_lua(lua, reply, script.state.resp3)?)
+                }
+                Err(text) => (false, reply_to_lua(lua, Reply::Error(text), false)?),
+            };
+            Ok(MultiValue::from_iter([Value::Boolean(ok), value]))
+        }
+        "setresp" => {
+            let resp = args.next();
+            script.state.resp3 = matches!(resp, Some(Value::Number(n)) if n == 3.0)
+                || matches!(resp, Some(Value::Integer(3)));
+            Ok(MultiValue::new())
+        }
+        "log" => {
+            let text = match args.nth(1) {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                _ => String::new(),
+            };
+            ctx.shared
+                .events
+                .push(crate::telemetry::EventKind::ScriptLog, text);
+            Ok(MultiValue::new())
+        }
+        // Replication targets come with the replication issue; the AOF takes every write.
+        _ => Ok(MultiValue::new()),
+    }
+}
+
+/// Runs one redis.call: the checks Redis makes for scripts, then the command itself.
+/// Err is the text of a refusal.
+fn script_call(
+    ctx: &mut Ctx,
+    script: &mut ScriptClient,
+    args: Vec<Value>,
+) -> Result<Reply, String> {
+    if args.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call".into());
+    }
+    let mut owned = Vec::with_capacity(args.len());
+    for arg in &args {
+        owned.push(match arg {
+            Value::String(s) => s.as_bytes().to_vec(),
+            Value::Integer(n) => n.to_string().into_bytes(),
+            Value::Number(n) => crate::protocol::reply::format_double(*n).into_bytes(),
+            _ => {
+                return Err(
+                    "ERR Lua redis lib command arguments must be strings or integers".into(),
+                )
+            }
+        });
+    }
+    let argv = super::arg_slices(&owned);
+    let spec = match super::resolve(&argv) {
+        Ok(spec) => spec,
+        Err(CmdError::Arity(_)) => {
+            return Err("ERR Wrong number of args calling Redis command from script".into())
+        }
+        Err(_) => return Err("ERR Unknown Redis command called from script".into()),
+    };
+    if spec.flags.contains(Flags::NOSCRIPT) {
+        return Err("ERR This Redis command is not allowed from script".into());
+    }
+    let write = spec.flags.contains(Flags::WRITE);
+    if write && script.readonly {
+        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    if !script.wrote
+        && !script.allow_oom
+        && script.oom_at_start
+        && spec.flags.contains(Flags::DENY_OOM)
+    {
+        return Err(CmdError::Oom.to_string());
+    }
+    if write {
+        script.wrote = true;
+        ctx.shared.script_status.note_write();
+    }
+    let mut inner = Ctx::new(ctx.ks, &mut script.state, ctx.shared);
+    Ok(super::run(&mut inner, spec, &argv).into_tree())
+}
+
+pub fn script(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let sub = lower(args[1]);
+    let arity_error = || CmdError::Arity(format!("script|{sub}"));
+    let shared = ctx.shared;
+    match sub.as_str() {
+        "load" if args.len() == 3 => {
+            let mut slot = shared.scripts.lock();
+            let sha = scripts_of(&mut slot)?
+                .load(args[2])
+                .map_err(CmdError::Other)?;
+            Ok(Reply::bulk(sha))
+        }
+        "exists" if args.len() >= 3 => {
+            let slot = shared.scripts.lock();
+            Ok(Reply::Array(
+                args[2..]
+                    .iter()
+                    .map(|sha| {
+                        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                        let known = slot.as_ref().is_some_and(|s| s.cache.contains_key(&sha));
+                        Reply::Int(i64::from(known))
+                    })
+                    .collect(),
+            ))
+        }
+        "flush" if args.len() <= 3 => {
+            if args.len() == 3 && !is(args[2], "ASYNC") && !is(args[2], "SYNC") {
+                return Err(CmdError::other(
+                    "SCRIPT FLUSH only support SYNC|ASYNC option",
+                ));
+            }
+            *shared.scripts.lock() = None;
+            Ok(Reply::OK)
+        }
+        // A script holds the keyspace while it runs, so a SCRIPT KILL that gets here found
+        // none running; one that comes while a script is busy is answered by the connection.
+        "kill" if args.len() == 2 => Err(CmdError::Coded(
+            "NOTBUSY No scripts in execution right now.".into(),
+        )),
+        "help" if args.len() == 2 => Ok(Reply::Array(
+            [
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the scripts cache.",
+                "    * SYNC: Synchronously flush the scripts cache.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Reply::StatusOwned((*l).into()))
+            .collect(),
+        )),
+        "load" | "exists" | "flush" | "kill" | "help" => Err(arity_error()),
+        _ => Err(CmdError::other(format!(
+            "unknown subcommand '{}'. Try SCRIPT HELP.",
+            String::from_utf8_lossy(args[1])
+        ))),
+    }
+}
 
 pub fn function(_ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if is(args[1], "FLUSH") {

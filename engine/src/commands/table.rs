@@ -296,12 +296,12 @@ commands! {
     "lpos", -3, R, 1, 1, 1, "list", lists::lpos, "Returns the index of matching elements in a list.";
     "lmove", 5, W.union(M), 1, 2, 1, "list", lists::lmove, "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.";
     "rpoplpush", 3, W.union(M), 1, 2, 1, "list", lists::rpoplpush, "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.";
-    "blpop", -3, W.union(B), 1, -2, 1, "list", lists::blpop, "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
-    "brpop", -3, W.union(B), 1, -2, 1, "list", lists::brpop, "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    "blpop", -3, W.union(B).union(NS), 1, -2, 1, "list", lists::blpop, "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    "brpop", -3, W.union(B).union(NS), 1, -2, 1, "list", lists::brpop, "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
     "lmpop", -4, W, 0, 0, 0, "list", lists::lmpop, "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", numkeys::<1>;
     "blmpop", -5, W.union(B), 0, 0, 0, "list", lists::blmpop, "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", numkeys::<2>;
-    "blmove", 6, W.union(M).union(B), 1, 2, 1, "list", lists::blmove, "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.";
-    "brpoplpush", 4, W.union(M).union(B), 1, 2, 1, "list", lists::brpoplpush, "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
+    "blmove", 6, W.union(M).union(B).union(NS), 1, 2, 1, "list", lists::blmove, "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.";
+    "brpoplpush", 4, W.union(M).union(B).union(NS), 1, 2, 1, "list", lists::brpoplpush, "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
     // sets
     "sadd", -3, W.union(M).union(F), 1, 1, 1, "set", sets::sadd, "Adds one or more members to a set. Creates the key if it doesn't exist.";
     "srem", -3, W.union(F), 1, 1, 1, "set", sets::srem, "Removes one or more members from a set. Deletes the set if the last member was removed.";
@@ -338,8 +338,8 @@ commands! {
     "zrank", 3, R.union(F), 1, 1, 1, "sorted-set", zsets::zrank, "Returns the index of a member in a sorted set ordered by ascending scores.";
     "zrevrank", 3, R.union(F), 1, 1, 1, "sorted-set", zsets::zrevrank, "Returns the index of a member in a sorted set ordered by descending scores.";
     "zpopmin", -2, W.union(F), 1, 1, 1, "sorted-set", zsets::zpopmin, "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
-    "bzpopmin", -3, W.union(F).union(B), 1, -2, 1, "sorted-set", zsets::bzpopmin, "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
-    "bzpopmax", -3, W.union(F).union(B), 1, -2, 1, "sorted-set", zsets::bzpopmax, "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.";
+    "bzpopmin", -3, W.union(F).union(B).union(NS), 1, -2, 1, "sorted-set", zsets::bzpopmin, "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
+    "bzpopmax", -3, W.union(F).union(B).union(NS), 1, -2, 1, "sorted-set", zsets::bzpopmax, "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.";
     "bzmpop", -5, W.union(B), 0, 0, 0, "sorted-set", zsets::bzmpop, "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", numkeys::<2>;
     "zmpop", -4, W, 0, 0, 0, "sorted-set", zsets::zmpop, "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", numkeys::<1>;
     "zpopmax", -2, W.union(F), 1, 1, 1, "sorted-set", zsets::zpopmax, "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
@@ -386,4 +386,9 @@ commands! {
     "shutdown", -1, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::shutdown, "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     // scripting
     "function", -2, W.union(NS), 0, 0, 0, "scripting", scripting::function, "A container for function commands.";
+    "eval", -3, NS.union(S), 0, 0, 0, "scripting", scripting::eval, "Executes a server-side Lua script.", numkeys::<2>;
+    "evalsha", -3, NS.union(S), 0, 0, 0, "scripting", scripting::evalsha, "Executes a server-side Lua script by SHA1 digest.", numkeys::<2>;
+    "eval_ro", -3, R.union(NS).union(S), 0, 0, 0, "scripting", scripting::eval_ro, "Executes a read-only server-side Lua script.", numkeys::<2>;
+    "evalsha_ro", -3, R.union(NS).union(S), 0, 0, 0, "scripting", scripting::evalsha_ro, "Executes a read-only server-side Lua script by SHA1 digest.", numkeys::<2>;
+    "script", -2, NS, 0, 0, 0, "scripting", scripting::script, "A container for Lua scripts management commands.";
 }

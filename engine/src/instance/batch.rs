@@ -6,6 +6,7 @@
 //! clients' replies leave once the batch is durable, as the batch's own do.
 
 use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
 use parking_lot::MutexGuard;
 
@@ -26,6 +27,20 @@ impl<'a> Batch<'a> {
         let mut ks = shared.keyspace.lock();
         ks.clock_reusable = false;
         Batch { shared, ks }
+    }
+
+    /// Takes the keyspace lock for a client's batch, unless a script holds it past
+    /// busy-reply-threshold: then None, and the client is answered -BUSY without it.
+    pub fn begin_unless_busy(shared: &'a Shared) -> Option<Self> {
+        loop {
+            if let Some(mut ks) = shared.keyspace.try_lock_for(Duration::from_millis(5)) {
+                ks.clock_reusable = false;
+                return Some(Batch { shared, ks });
+            }
+            if shared.script_status.timed_out() {
+                return None;
+            }
+        }
     }
 
     /// Ends the batch and releases the keyspace. `NotDurable` means the batch's writes are

@@ -33,12 +33,16 @@ pub async fn run(shared: Arc<Shared>) {
     loop {
         let hz = shared.config().hz.max(1);
         tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
-        if shared.active_expire.load(Ordering::Relaxed) {
+        // A running script holds the keyspace: the tick waits for it off the worker.
+        let busy = shared.script_status.running();
+        if shared.active_expire.load(Ordering::Relaxed) && !busy {
             for _ in 0..25 {
-                let stale = shared
-                    .keyspace
-                    .lock()
-                    .expire_cycle(Duration::from_millis(1));
+                let stale = shared.wait_for_keyspace(|| {
+                    shared
+                        .keyspace
+                        .lock()
+                        .expire_cycle(Duration::from_millis(1))
+                });
                 if !stale {
                     break;
                 }
@@ -56,9 +60,14 @@ pub async fn run(shared: Arc<Shared>) {
         let ops = samples[..filled].iter().sum::<u64>() / filled as u64;
         shared.stats.ops_per_sec.store(ops, Ordering::Relaxed);
         close_idle_clients(&shared);
-        crate::persistence::schedule::tick(&shared);
-        crate::persistence::aof::tick(&shared);
-        let snapshot = Arc::new(Telemetry::capture(&shared));
-        *shared.telemetry.lock() = snapshot;
+        if busy {
+            continue;
+        }
+        shared.wait_for_keyspace(|| {
+            crate::persistence::schedule::tick(&shared);
+            crate::persistence::aof::tick(&shared);
+            let snapshot = Arc::new(Telemetry::capture(&shared));
+            *shared.telemetry.lock() = snapshot;
+        });
     }
 }

@@ -111,6 +111,11 @@ pub struct Shared {
     auth_generation: AtomicU64,
     /// Clients blocked on keys, served as batches end (locked after the keyspace).
     pub blocked: Mutex<blocked::BlockedClients>,
+    /// The Lua state and script cache, started at the first script (locked after the
+    /// keyspace).
+    pub scripts: Mutex<Option<crate::scripting::Scripts>>,
+    /// The running script, as other clients see it without the keyspace lock.
+    pub script_status: Arc<crate::scripting::ScriptStatus>,
     /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
     traffic: Notify,
     pub started: Instant,
@@ -138,6 +143,7 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     pub fn new(config: InstanceConfig) -> Arc<Self> {
         let keyspace = Keyspace::new(config.keyspace_config());
+        let busy_reply_threshold_ms = config.busy_reply_threshold_ms;
         Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             keyspace: Mutex::new(keyspace),
@@ -147,6 +153,10 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             auth_generation: AtomicU64::new(0),
             blocked: Mutex::new(Default::default()),
+            scripts: Mutex::new(None),
+            script_status: Arc::new(crate::scripting::ScriptStatus::with_threshold(
+                busy_reply_threshold_ms,
+            )),
             traffic: Notify::new(),
             started: Instant::now(),
             started_unix_ms: crate::util::now_ms(),
@@ -175,6 +185,9 @@ impl Shared {
     /// Replaces the settings. If the access keys changed, every session that authenticated
     /// with a key no longer valid is ended, and clients that needed no AUTH before need it now.
     pub fn set_config(&self, config: InstanceConfig) {
+        self.script_status
+            .threshold_ms
+            .store(config.busy_reply_threshold_ms, Ordering::Relaxed);
         let keys = config.access_keys();
         let frequency = frequency_of(&config.persistence);
         let old = std::mem::replace(&mut *self.config.write(), config);
@@ -190,6 +203,16 @@ impl Shared {
                     client.kill();
                 }
             }
+        }
+    }
+
+    /// Runs `f`, which takes the keyspace lock: off the worker if a script holds the lock
+    /// (`util::off_worker`), so the wait never holds up other connections.
+    pub fn wait_for_keyspace<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.script_status.running() {
+            crate::util::off_worker(f)
+        } else {
+            f()
         }
     }
 

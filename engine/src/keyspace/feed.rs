@@ -59,6 +59,11 @@ impl WriteFeed {
         }
     }
 
+    /// True between `begin_transaction` and `end_transaction` (an EXEC, or a script).
+    pub fn in_transaction(&self) -> bool {
+        self.transaction.is_some()
+    }
+
     /// EXEC begins: the commands it propagates may need wrapping.
     pub fn begin_transaction(&mut self) {
         if self.on {

@@ -29,6 +29,11 @@ pub enum Reply {
     /// A set in RESP3, an array in RESP2.
     Set(Vec<Reply>),
     Double(f64),
+    /// A boolean: `#t`/`#f` in RESP3, 1 or 0 in RESP2 (a script's true and false after
+    /// redis.setresp(3)).
+    Bool(bool),
+    /// A big number: `(digits` in RESP3, a bulk string in RESP2.
+    BigNumber(String),
     /// A double already written out in the text Redis gives it (GEOPOS's fixed notation): a
     /// double in RESP3, a bulk string in RESP2.
     DoubleText(String),
@@ -86,6 +91,20 @@ impl Reply {
                     line(out, b',', text.as_bytes());
                 } else {
                     bulk(out, text.as_bytes());
+                }
+            }
+            Reply::Bool(b) => {
+                if resp3 {
+                    out.put_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+                } else {
+                    out.put_slice(if b { b":1\r\n" } else { b":0\r\n" });
+                }
+            }
+            Reply::BigNumber(n) => {
+                if resp3 {
+                    line(out, b'(', n.as_bytes());
+                } else {
+                    bulk(out, n.as_bytes());
                 }
             }
             Reply::DoubleText(text) => {

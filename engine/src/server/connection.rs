@@ -50,10 +50,11 @@ struct Session<'a> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        let mut ks = self.shared.keyspace.lock();
-        let mut ctx = Ctx::new(&mut ks, &mut self.client, self.shared);
-        transactions::release_watches(&mut ctx);
-        drop(ks);
+        self.shared.wait_for_keyspace(|| {
+            let mut ks = self.shared.keyspace.lock();
+            let mut ctx = Ctx::new(&mut ks, &mut self.client, self.shared);
+            transactions::release_watches(&mut ctx);
+        });
         self.shared.unregister_client(self.client.id());
     }
 }
@@ -278,9 +279,10 @@ fn run_batch(
     // A pipelined batch: fetch its keys' entries into the cache together, not one by one.
     parser.peek_keys(data, WARM_AHEAD, &mut args);
     if args.len() > 1 {
-        batch
-            .get_or_insert_with(|| Batch::begin(shared))
-            .warm(session.client.db, &args);
+        batch = Batch::begin_unless_busy(shared);
+        if let Some(batch) = &batch {
+            batch.warm(session.client.db, &args);
+        }
     }
     let mut count = 0;
     // Where this batch's replies start, and how many it encoded (a blocked command has none).
@@ -300,7 +302,9 @@ fn run_batch(
                 break;
             }
         };
-        let ks = batch.get_or_insert_with(|| Batch::begin(shared));
+        if batch.is_none() {
+            batch = Batch::begin_unless_busy(shared);
+        }
         count += 1;
         args.clear();
         let mut big_args = parser.take_big_args();
@@ -320,6 +324,17 @@ fn run_batch(
                 own_args = commands::arg_slices(words);
                 &own_args
             }
+        };
+        let Some(ks) = batch.as_mut() else {
+            // A script is busy past its threshold and holds the keyspace.
+            let (reply, close) = busy_reply(shared, request);
+            reply.encode(output, client.resp3);
+            replies += 1;
+            if close {
+                next = Next::Close;
+                break;
+            }
+            continue;
         };
         let mut ctx = Ctx::new(ks, client, shared);
         ctx.big_args = &big_args;
@@ -385,6 +400,43 @@ fn run_batch(
     next
 }
 
+/// The answer to a request while a script runs past busy-reply-threshold, as Redis gives it
+/// (without the keyspace, which the script holds): SCRIPT KILL, SHUTDOWN NOSAVE and QUIT
+/// work, anything else is -BUSY. True to close the connection after it.
+fn busy_reply(shared: &Shared, args: &[&[u8]]) -> (Reply, bool) {
+    use crate::scripting::KillOutcome;
+    let is = |i: usize, word: &str| {
+        args.get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
+    };
+    if is(0, "SCRIPT") && is(1, "KILL") && args.len() == 2 {
+        let reply = match shared.script_status.kill(false) {
+            KillOutcome::Killed => Reply::OK,
+            KillOutcome::NotBusy => Reply::error("NOTBUSY No scripts in execution right now."),
+            KillOutcome::Unkillable => Reply::error("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."),
+        };
+        return (reply, false);
+    }
+    if is(0, "SHUTDOWN") && args[1..].iter().any(|a| a.eq_ignore_ascii_case(b"NOSAVE")) {
+        // The script stops at its next check, writes or not; nothing is saved.
+        shared.script_status.kill(true);
+        shared
+            .persistence
+            .update(|st| st.shutdown_save = Some(false));
+        shared.request_shutdown();
+        return (Reply::OK, true);
+    }
+    if is(0, "QUIT") {
+        return (Reply::OK, true);
+    }
+    (
+        Reply::error(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+        ),
+        false,
+    )
+}
+
 /// Waits for a blocked command's chance: it runs once more, and if it still finds nothing the
 /// client joins the blocked queue in the same hold of the lock (so no push in between is
 /// missed) and waits to be served (`instance::blocked`), timed out, unblocked or closed.
@@ -401,7 +453,7 @@ async fn wait_blocked(
     let client = &mut session.client;
     let id = client.id();
     let (done, mut served) = tokio::sync::oneshot::channel();
-    let (reply, still_blocked, flushed) = {
+    let (reply, still_blocked, flushed) = shared.wait_for_keyspace(|| {
         let mut batch = Batch::begin(shared);
         client.serving_blocked = true;
         let mut ctx = Ctx::new(&mut batch, client, shared);
@@ -413,7 +465,7 @@ async fn wait_blocked(
             shared.blocked.lock().add(&mut batch, waiter);
         }
         (reply, still_blocked, batch.end())
-    };
+    });
     let outcome = if !still_blocked {
         Some(match flushed {
             Flushed::Durable => reply,
@@ -471,11 +523,11 @@ async fn leave_queue(
     id: u64,
     served: &mut tokio::sync::oneshot::Receiver<Reply>,
 ) -> Option<Reply> {
-    let left = {
+    let left = shared.wait_for_keyspace(|| {
         let mut ks = shared.keyspace.lock();
         let left = shared.blocked.lock().remove(&mut ks, id).is_some();
         left
-    };
+    });
     if left {
         None
     } else {
