@@ -13,7 +13,7 @@ use super::{int_arg, is, lower, CmdError, CmdResult, Ctx, Flags};
 use crate::instance::client::ClientState;
 use crate::protocol::Reply;
 use crate::scripting::convert::{lua_to_reply, reply_to_lua};
-use crate::scripting::{self, RunError, Scripts, KILLED};
+use crate::scripting::{self, RunError, ScriptFlags, Scripts, Target, KILLED};
 
 pub fn eval(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     eval_generic(ctx, args, false, false)
@@ -57,12 +57,13 @@ struct ScriptClient {
     wrote: bool,
 }
 
-fn eval_generic(ctx: &mut Ctx, args: &[&[u8]], by_sha: bool, readonly: bool) -> CmdResult {
-    if by_sha && args[1].len() != 40 {
-        return Err(no_script());
-    }
-    let numkeys = int_arg(args[2])?;
-    if numkeys > args.len() as i64 - 3 {
+/// Splits `numkeys key... arg...` at `at` into the keys and the arguments.
+fn keys_and_args<'s, 'a>(
+    args: &'s [&'a [u8]],
+    at: usize,
+) -> Result<(&'s [&'a [u8]], &'s [&'a [u8]]), CmdError> {
+    let numkeys = int_arg(args[at])?;
+    if numkeys > (args.len() - at - 1) as i64 {
         return Err(CmdError::other(
             "Number of keys can't be greater than number of args",
         ));
@@ -70,8 +71,15 @@ fn eval_generic(ctx: &mut Ctx, args: &[&[u8]], by_sha: bool, readonly: bool) -> 
     if numkeys < 0 {
         return Err(CmdError::other("Number of keys can't be negative"));
     }
-    let split = 3 + numkeys as usize;
-    let (keys, argv) = (&args[3..split], &args[split..]);
+    let split = at + 1 + numkeys as usize;
+    Ok((&args[at + 1..split], &args[split..]))
+}
+
+fn eval_generic(ctx: &mut Ctx, args: &[&[u8]], by_sha: bool, readonly: bool) -> CmdResult {
+    if by_sha && args[1].len() != 40 {
+        return Err(no_script());
+    }
+    let (keys, argv) = keys_and_args(args, 2)?;
     let shared = ctx.shared;
     let mut slot = shared.scripts.lock();
     let scripts = scripts_of(&mut slot)?;
@@ -81,6 +89,61 @@ fn eval_generic(ctx: &mut Ctx, args: &[&[u8]], by_sha: bool, readonly: bool) -> 
         scripts.load(args[1]).map_err(CmdError::Other)?
     };
     let flags = scripts.cache.get(&sha).ok_or_else(no_script)?.flags;
+    run_script(
+        ctx,
+        scripts,
+        Target::Script(&sha),
+        flags,
+        readonly,
+        keys,
+        argv,
+    )
+}
+
+pub fn fcall(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    fcall_generic(ctx, args, false)
+}
+
+pub fn fcall_ro(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    fcall_generic(ctx, args, true)
+}
+
+fn fcall_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
+    let (keys, argv) = keys_and_args(args, 2).map_err(|e| match e {
+        CmdError::NotInteger => CmdError::other("Bad number of keys provided"),
+        other => other,
+    })?;
+    let shared = ctx.shared;
+    let mut slot = shared.scripts.lock();
+    let scripts = scripts_of(&mut slot)?;
+    let name = String::from_utf8_lossy(args[1]).into_owned();
+    let flags = scripts
+        .functions
+        .get(&name.to_ascii_lowercase())
+        .ok_or_else(|| CmdError::other("Function not found"))?
+        .flags;
+    run_script(
+        ctx,
+        scripts,
+        Target::Function(&name),
+        flags,
+        readonly,
+        keys,
+        argv,
+    )
+}
+
+/// Runs a script or a function under the checks its flags call for.
+fn run_script(
+    ctx: &mut Ctx,
+    scripts: &mut Scripts,
+    target: Target<'_>,
+    flags: ScriptFlags,
+    readonly: bool,
+    keys: &[&[u8]],
+    argv: &[&[u8]],
+) -> CmdResult {
+    let shared = ctx.shared;
     let maxmemory = ctx.ks.config.maxmemory;
     let oom_at_start = maxmemory > 0 && ctx.ks.used_memory() as u64 > maxmemory;
     if flags.shebang && !flags.no_writes {
@@ -110,40 +173,52 @@ fn eval_generic(ctx: &mut Ctx, args: &[&[u8]], by_sha: bool, readonly: bool) -> 
     }
     let status = shared.script_status.clone();
     let mut lend = |lua: &Lua, args: MultiValue| control(ctx, &mut script, lua, args);
-    let run = || scripts.run(&sha, keys, argv, &status, &mut lend);
+    let run = || scripts.run(target, keys, argv, &status, &mut lend);
     // Off the worker's thread, so other clients go on being served while the script runs.
     let outcome = crate::util::off_worker(run);
     if wraps {
         ctx.ks.feed.end_transaction();
     }
     let resp3 = script.state.resp3;
+    let (name, chunk) = match target {
+        Target::Script(sha) => (sha, "@user_script"),
+        Target::Function(name) => (name, "@user_function"),
+    };
     match outcome {
         Ok(value) => Ok(lua_to_reply(&value, resp3)),
         Err(RunError::NoScript) => Err(no_script()),
-        Err(RunError::Script(error)) => Err(CmdError::Coded(error_text(&error, &sha))),
-        Err(RunError::Killed(line)) => {
-            Err(CmdError::Coded(with_place(KILLED.to_string(), &sha, line)))
-        }
-        Err(RunError::Lua(e)) => Err(CmdError::other(format!("Error running script {sha}, {e}"))),
+        Err(RunError::Script(error)) => Err(CmdError::Coded(with_place(
+            error_text(&error),
+            name,
+            chunk,
+            scripting::error_line(&error),
+        ))),
+        Err(RunError::Killed(line)) => Err(CmdError::Coded(with_place(
+            KILLED.to_string(),
+            name,
+            chunk,
+            line,
+        ))),
+        Err(RunError::Lua(e)) => Err(CmdError::other(format!("Error running script {name}, {e}"))),
     }
 }
 
-/// The reply text for a script's error table: its `err`, and where in the script.
-fn error_text(error: &Value, sha: &str) -> String {
-    let text = match error {
+/// The reply text for a script's error table: its `err`.
+fn error_text(error: &Value) -> String {
+    match error {
         Value::Table(t) => match t.raw_get::<Value>("err") {
             Ok(Value::String(s)) => s.to_string_lossy(),
             Ok(Value::Number(n)) => n.to_string(),
             _ => "ERR".to_string(),
         },
         other => format!("ERR {other:?}"),
-    };
-    with_place(text, sha, scripting::error_line(error))
+    }
 }
 
-fn with_place(text: String, sha: &str, line: Option<i64>) -> String {
+/// An error text with where it happened: " script: <sha or function>, on <chunk>:<line>.".
+fn with_place(text: String, name: &str, chunk: &str, line: Option<i64>) -> String {
     match line {
-        Some(line) => format!("{text} script: {sha}, on @user_script:{line}."),
+        Some(line) => format!("{text} script: {name}, on {chunk}:{line}."),
         None => text,
     }
 }
@@ -281,7 +356,9 @@ pub fn script(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                     "SCRIPT FLUSH only support SYNC|ASYNC option",
                 ));
             }
-            *shared.scripts.lock() = None;
+            if let Some(scripts) = shared.scripts.lock().as_mut() {
+                scripts.cache.clear();
+            }
             Ok(Reply::OK)
         }
         // A script holds the keyspace while it runs, so a SCRIPT KILL that gets here found
@@ -319,22 +396,150 @@ pub fn script(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
 }
 
-pub fn function(_ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    if is(args[1], "FLUSH") {
-        return match args.len() {
-            2 => Ok(Reply::OK),
-            3 if is(args[2], "ASYNC") || is(args[2], "SYNC") => Ok(Reply::OK),
-            3 => Err(CmdError::other(
-                "FUNCTION FLUSH only supports SYNC|ASYNC option",
-            )),
-            _ => Err(CmdError::other(format!(
-                "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
-                String::from_utf8_lossy(args[1])
-            ))),
-        };
+pub fn function(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let sub = lower(args[1]);
+    let arity_error = || CmdError::Arity(format!("function|{sub}"));
+    let shared = ctx.shared;
+    let mut slot = shared.scripts.lock();
+    match sub.as_str() {
+        "load" if args.len() >= 3 => {
+            let mut replace = false;
+            for option in &args[2..args.len() - 1] {
+                if !is(option, "REPLACE") {
+                    return Err(CmdError::other(format!(
+                        "Unknown option given: {}",
+                        String::from_utf8_lossy(option)
+                    )));
+                }
+                replace = true;
+            }
+            let name = scripts_of(&mut slot)?
+                .load_library(args[args.len() - 1], replace)
+                .map_err(CmdError::Other)?;
+            // A library is data: it is logged, so a replay loads it too.
+            ctx.ks.dirty += 1;
+            Ok(Reply::bulk(name))
+        }
+        "delete" if args.len() == 3 => {
+            let name = String::from_utf8_lossy(args[2]);
+            let deleted = slot.as_mut().is_some_and(|s| s.delete_library(&name));
+            if !deleted {
+                return Err(CmdError::other("Library not found"));
+            }
+            ctx.ks.dirty += 1;
+            Ok(Reply::OK)
+        }
+        "flush" => {
+            if args.len() > 3 {
+                return Err(CmdError::other(format!(
+                    "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                    String::from_utf8_lossy(args[1])
+                )));
+            }
+            if args.len() == 3 && !is(args[2], "ASYNC") && !is(args[2], "SYNC") {
+                return Err(CmdError::other(
+                    "FUNCTION FLUSH only supports SYNC|ASYNC option",
+                ));
+            }
+            if let Some(scripts) = slot.as_mut() {
+                scripts.libraries.clear();
+                scripts.functions.clear();
+            }
+            ctx.ks.dirty += 1;
+            Ok(Reply::OK)
+        }
+        "list" => {
+            let (mut pattern, mut with_code) = (None, false);
+            let mut i = 2;
+            while i < args.len() {
+                if is(args[i], "WITHCODE") {
+                    with_code = true;
+                } else if is(args[i], "LIBRARYNAME") && i + 1 < args.len() {
+                    pattern = Some(args[i + 1]);
+                    i += 1;
+                } else {
+                    return Err(CmdError::other(format!(
+                        "Unknown argument {}",
+                        String::from_utf8_lossy(args[i])
+                    )));
+                }
+                i += 1;
+            }
+            let Some(scripts) = slot.as_ref() else {
+                return Ok(Reply::Array(Vec::new()));
+            };
+            let libraries = scripts
+                .libraries
+                .values()
+                .filter(|library| {
+                    pattern
+                        .is_none_or(|p| crate::util::glob_match(p, library.name.as_bytes(), false))
+                })
+                .map(|library| {
+                    let functions = library
+                        .functions
+                        .iter()
+                        .filter_map(|f| scripts.functions.get(f))
+                        .map(|lf| {
+                            Reply::Map(vec![
+                                (Reply::bulk("name"), Reply::bulk(&lf.name)),
+                                (
+                                    Reply::bulk("description"),
+                                    lf.description.as_ref().map_or(Reply::Null, Reply::bulk),
+                                ),
+                                (
+                                    Reply::bulk("flags"),
+                                    Reply::Set(
+                                        lf.flag_names
+                                            .iter()
+                                            .map(|f| Reply::StatusOwned(f.clone()))
+                                            .collect(),
+                                    ),
+                                ),
+                            ])
+                        })
+                        .collect();
+                    let mut fields = vec![
+                        (Reply::bulk("library_name"), Reply::bulk(&library.name)),
+                        (Reply::bulk("engine"), Reply::bulk("LUA")),
+                        (Reply::bulk("functions"), Reply::Array(functions)),
+                    ];
+                    if with_code {
+                        fields.push((Reply::bulk("library_code"), Reply::bulk(&library.code)));
+                    }
+                    Reply::Map(fields)
+                })
+                .collect();
+            Ok(Reply::Array(libraries))
+        }
+        // As SCRIPT KILL: one that gets here found no function running.
+        "kill" if args.len() == 2 => Err(CmdError::Coded(
+            "NOTBUSY No scripts in execution right now.".into(),
+        )),
+        "help" if args.len() == 2 => Ok(Reply::Array(
+            [
+                "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "LOAD [REPLACE] <FUNCTION CODE>",
+                "    Create a new library with the given library name and code.",
+                "DELETE <LIBRARY NAME>",
+                "    Delete the given library.",
+                "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+                "    Return general information on all the libraries.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Delete all the libraries.",
+                "KILL",
+                "    Kill the current running function.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Reply::StatusOwned((*l).into()))
+            .collect(),
+        )),
+        "load" | "delete" | "kill" | "help" => Err(arity_error()),
+        _ => Err(CmdError::other(format!(
+            "unknown subcommand '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(args[1])
+        ))),
     }
-    Err(CmdError::other(format!(
-        "unknown subcommand '{}'. Try FUNCTION HELP.",
-        String::from_utf8_lossy(args[1])
-    )))
 }

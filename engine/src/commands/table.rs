@@ -390,5 +390,7 @@ commands! {
     "evalsha", -3, NS.union(S), 0, 0, 0, "scripting", scripting::evalsha, "Executes a server-side Lua script by SHA1 digest.", numkeys::<2>;
     "eval_ro", -3, R.union(NS).union(S), 0, 0, 0, "scripting", scripting::eval_ro, "Executes a read-only server-side Lua script.", numkeys::<2>;
     "evalsha_ro", -3, R.union(NS).union(S), 0, 0, 0, "scripting", scripting::evalsha_ro, "Executes a read-only server-side Lua script by SHA1 digest.", numkeys::<2>;
+    "fcall", -3, NS.union(S), 0, 0, 0, "scripting", scripting::fcall, "Invokes a function.", numkeys::<2>;
+    "fcall_ro", -3, R.union(NS).union(S), 0, 0, 0, "scripting", scripting::fcall_ro, "Invokes a read-only function.", numkeys::<2>;
     "script", -2, NS, 0, 0, 0, "scripting", scripting::script, "A container for Lua scripts management commands.";
 }

@@ -20,7 +20,7 @@ G.dofile, G.loadfile, G.print = nil, nil, nil
 local function script_line(level)
   for up = level + 2, level + 10 do
     local _, at = pcall(error, '', up)
-    local line = at:match('^user_script:(%d+): $')
+    local line = at:match('^user_[a-z]+:(%d+): $')
     if line then
       return tonumber(line)
     end
@@ -299,7 +299,7 @@ local function handler(e)
   if type(e) ~= 'table' then
     local text = tostring(e)
     e = {err = 'ERR ' .. text}
-    rawset(e, 'line', tonumber(text:match('^user_script:(%d+):')) or script_line(3))
+    rawset(e, 'line', tonumber(text:match('^user_[a-z]+:(%d+):')) or script_line(3))
   elseif rawget(e, 'line') == nil then
     local line = script_line(3)
     if line then
@@ -314,9 +314,58 @@ local function finish(ok, ...)
   return ok, (...)
 end
 
-local function runner(script, killed)
+local function runner(script, killed, ...)
   current.killed = killed
+  if select('#', ...) > 0 then
+    local keys, argv = ...
+    return finish(xpcall(function()
+      return script(keys, argv)
+    end, handler))
+  end
   return finish(xpcall(script, handler))
 end
 
-return runner, sandbox
+-- Runs a library's code (FUNCTION LOAD), collecting the functions it registers.
+local function loader(code)
+  local registered = {}
+  current.registering = registered
+  local ok, e = xpcall(code, handler)
+  current.registering = nil
+  return ok, e, registered
+end
+
+function redis.register_function(...)
+  local registered = current.registering
+  if not registered then
+    error({err = 'ERR redis.register_function can only be called on FUNCTION LOAD command'}, 0)
+  end
+  local name, callback, flags, description
+  if type((...)) == 'table' then
+    local t = ...
+    name, callback, flags, description = t.function_name, t.callback, t.flags, t.description
+  else
+    if select('#', ...) ~= 2 then
+      error({err = 'ERR wrong number of arguments to redis.register_function'}, 0)
+    end
+    name, callback = ...
+  end
+  if type(name) ~= 'string' then
+    error({err = 'ERR function_name argument given to redis.register_function must be a string'}, 0)
+  end
+  if type(callback) ~= 'function' then
+    error({err = 'ERR callback argument given to redis.register_function must be a function'}, 0)
+  end
+  local flag_list = {}
+  if flags ~= nil then
+    if type(flags) ~= 'table' then
+      error({err = 'ERR flags argument to redis.register_function must be a table representing function flags'}, 0)
+    end
+    for _, f in ipairs(flags) do
+      flag_list[#flag_list + 1] = f
+    end
+  end
+  registered[#registered + 1] = {name = name, callback = callback, flags = flag_list,
+    description = description}
+end
+
+return runner, sandbox, loader

@@ -43,6 +43,11 @@ pub struct Scripts {
     pub cache: HashMap<String, Script>,
     /// Runs a function under Redis's error handler: (true, result) or (false, error table).
     runner: Function,
+    /// Runs a library's code, collecting what it registers: (ok, error, registered).
+    loader: Function,
+    /// Function libraries by name, and functions by lowercase name.
+    pub libraries: std::collections::BTreeMap<String, Library>,
+    pub functions: HashMap<String, LibFunction>,
     /// The readonly globals every script runs with.
     sandbox: Table,
     /// Scripts run since the last garbage-collection step.
@@ -221,7 +226,7 @@ impl Scripts {
                 Ok(())
             })?,
         )?;
-        let (runner, sandbox): (Function, Table) = lua
+        let (runner, sandbox, loader): (Function, Table, Function) = lua
             .load(include_str!("env.lua"))
             .set_name("=env")
             .call((natives, crate::REDIS_VERSION, version_number()))?;
@@ -229,6 +234,9 @@ impl Scripts {
             lua,
             cache: HashMap::new(),
             runner,
+            loader,
+            libraries: Default::default(),
+            functions: HashMap::new(),
             sandbox,
             runs: 0,
         })
@@ -252,28 +260,121 @@ impl Scripts {
         Ok(sha)
     }
 
-    /// Empties the cache and starts a fresh Lua state (SCRIPT FLUSH).
-    pub fn flush(&mut self) -> mlua::Result<()> {
-        *self = Scripts::new()?;
-        Ok(())
+    /// Loads a function library (FUNCTION LOAD): runs its code, which registers its
+    /// functions with redis.register_function. Returns the library's name.
+    pub fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
+        let (name, code_start) = parse_library_shebang(code)?;
+        if self.libraries.contains_key(&name) && !replace {
+            return Err(format!("Library '{name}' already exists"));
+        }
+        let chunk = self
+            .lua
+            .load(&code[code_start..])
+            .set_name("@user_function")
+            .set_environment(self.sandbox.clone())
+            .into_function()
+            .map_err(|e| format!("Error compiling function: {}", lua_message(&e)))?;
+        let (ok, error, registered): (bool, Value, Table) = self
+            .loader
+            .call(chunk)
+            .map_err(|e| format!("Error registering functions: {}", lua_message(&e)))?;
+        if !ok {
+            let text = match &error {
+                Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+                other => format!("{other:?}"),
+            };
+            return Err(format!(
+                "Error registering functions: {}",
+                text.strip_prefix("ERR ").unwrap_or(&text)
+            ));
+        }
+        let mut functions = Vec::new();
+        for entry in registered.sequence_values::<Table>() {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let fname: String = entry.raw_get("name").map_err(|e| e.to_string())?;
+            let function: Function = entry.raw_get("callback").map_err(|e| e.to_string())?;
+            let flag_names: Vec<String> = entry.raw_get("flags").unwrap_or_default();
+            let mut flags = ScriptFlags {
+                shebang: true,
+                ..ScriptFlags::default()
+            };
+            for flag in &flag_names {
+                match flag.as_str() {
+                    "no-writes" => flags.no_writes = true,
+                    "allow-oom" => flags.allow_oom = true,
+                    "allow-stale" => flags.allow_stale = true,
+                    "no-cluster" | "allow-cross-slot-keys" => {}
+                    _ => return Err("Error registering functions: unknown flag given".into()),
+                }
+            }
+            let description: Option<String> = entry.raw_get("description").unwrap_or_default();
+            let key = fname.to_ascii_lowercase();
+            if functions.iter().any(|f: &(String, LibFunction)| f.0 == key) {
+                return Err(format!("Function {fname} already exists"));
+            }
+            if let Some(other) = self.functions.get(&key) {
+                if !other.library.eq_ignore_ascii_case(&name) {
+                    return Err(format!("Function {fname} already exists"));
+                }
+            }
+            functions.push((
+                key,
+                LibFunction {
+                    name: fname,
+                    library: name.clone(),
+                    function,
+                    flags,
+                    flag_names,
+                    description,
+                },
+            ));
+        }
+        if functions.is_empty() {
+            return Err("No functions registered".into());
+        }
+        self.delete_library(&name);
+        self.libraries.insert(
+            name.clone(),
+            Library {
+                name: name.clone(),
+                code: code.to_vec(),
+                functions: functions.iter().map(|(n, _)| n.clone()).collect(),
+            },
+        );
+        self.functions.extend(functions);
+        Ok(name)
     }
 
-    /// Runs a cached script with KEYS and ARGV set. `call` is redis.call's and redis.pcall's
-    /// work: (true, value) or (false, error table). Returns the script's result or its error
-    /// table.
+    /// Removes a library and its functions; false if there was none.
+    pub fn delete_library(&mut self, name: &str) -> bool {
+        let Some(library) = self.libraries.remove(name) else {
+            return false;
+        };
+        for f in &library.functions {
+            self.functions.remove(f);
+        }
+        true
+    }
+
+    /// Runs a cached script (KEYS and ARGV as globals) or a library function (KEYS and ARGV
+    /// as its arguments). `control` serves redis.call and the rest (see env.lua). Returns the
+    /// result or the error table.
     pub fn run(
         &mut self,
-        sha: &str,
+        target: Target<'_>,
         keys: &[&[u8]],
         argv: &[&[u8]],
         status: &Arc<ScriptStatus>,
         control: &mut dyn FnMut(&Lua, MultiValue) -> mlua::Result<MultiValue>,
     ) -> Result<Value, RunError> {
-        let Some(script) = self.cache.get(sha) else {
-            return Err(RunError::NoScript);
-        };
-        let function = script.function.clone();
-        let globals = self.lua.globals();
+        let function = match target {
+            Target::Script(sha) => self.cache.get(sha).map(|s| s.function.clone()),
+            Target::Function(name) => self
+                .functions
+                .get(&name.to_ascii_lowercase())
+                .map(|f| f.function.clone()),
+        }
+        .ok_or(RunError::NoScript)?;
         let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
             let t = self.lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
@@ -281,12 +382,18 @@ impl Scripts {
             }
             Ok(t)
         };
-        globals
-            .raw_set("KEYS", to_table(keys).map_err(RunError::Lua)?)
-            .map_err(RunError::Lua)?;
-        globals
-            .raw_set("ARGV", to_table(argv).map_err(RunError::Lua)?)
-            .map_err(RunError::Lua)?;
+        let keys = to_table(keys).map_err(RunError::Lua)?;
+        let argv = to_table(argv).map_err(RunError::Lua)?;
+        let as_arguments = matches!(target, Target::Function(_));
+        if !as_arguments {
+            let globals = self.lua.globals();
+            globals
+                .raw_set("KEYS", keys.clone())
+                .map_err(RunError::Lua)?;
+            globals
+                .raw_set("ARGV", argv.clone())
+                .map_err(RunError::Lua)?;
+        }
         self.runs += 1;
         if self.runs >= 50 {
             self.runs = 0;
@@ -312,7 +419,11 @@ impl Scripts {
             let lent = scope.create_function_mut(|lua, args: MultiValue| control(lua, args))?;
             self.lua.set_named_registry_value(CONTROL, lent)?;
             let killed = scope.create_function(|_, ()| Ok(status.killed()))?;
-            let outcome = runner.call::<(bool, Value)>((function, killed));
+            let outcome = if as_arguments {
+                runner.call::<(bool, Value)>((function, killed, keys, argv))
+            } else {
+                runner.call::<(bool, Value)>((function, killed))
+            };
             self.lua.set_named_registry_value(CONTROL, Value::Nil)?;
             outcome
         });
@@ -328,6 +439,68 @@ impl Scripts {
             Err(e) => Err(RunError::Lua(e)),
         }
     }
+}
+
+/// What a run runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A cached EVAL script, by SHA1.
+    Script(&'a str),
+    /// A library function (FCALL), by name.
+    Function(&'a str),
+}
+
+/// A function library (FUNCTION LOAD): its code, and the functions it registered (by
+/// lowercase name: function names are case-insensitive in Redis, library names are not).
+pub struct Library {
+    pub name: String,
+    pub code: Vec<u8>,
+    pub functions: Vec<String>,
+}
+
+/// A function a library registered.
+pub struct LibFunction {
+    pub name: String,
+    pub library: String,
+    pub function: Function,
+    pub flags: ScriptFlags,
+    pub flag_names: Vec<String>,
+    pub description: Option<String>,
+}
+
+/// Reads a library's `#!lua name=<name>` first line: the name and where the code starts.
+fn parse_library_shebang(code: &[u8]) -> Result<(String, usize), String> {
+    if !code.starts_with(b"#!") {
+        return Err("Missing library metadata".into());
+    }
+    let Some(end) = code.iter().position(|&b| b == b'\n') else {
+        return Err("Invalid library metadata".into());
+    };
+    let line = String::from_utf8_lossy(&code[..end]);
+    let mut tokens = line.split_ascii_whitespace();
+    let engine = &tokens.next().unwrap_or_default()[2..];
+    let mut name = None;
+    for token in tokens {
+        match token.get(..5) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("name=") => {
+                if name.is_some() {
+                    return Err(
+                        "Invalid metadata value, name argument was given multiple times".into(),
+                    );
+                }
+                name = Some(token[5..].to_string());
+            }
+            _ => return Err(format!("Invalid metadata value given: {token}")),
+        }
+    }
+    let name = name.ok_or("Library name was not given")?;
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("Engine '{engine}' not found"));
+    }
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+    }
+    Ok((name, end))
 }
 
 /// Why a run gave no result.

@@ -327,7 +327,7 @@ fn run_batch(
         };
         let Some(ks) = batch.as_mut() else {
             // A script is busy past its threshold and holds the keyspace.
-            let (reply, close) = busy_reply(shared, request);
+            let (reply, close) = busy_reply(shared, client, request);
             reply.encode(output, client.resp3);
             replies += 1;
             if close {
@@ -402,14 +402,15 @@ fn run_batch(
 
 /// The answer to a request while a script runs past busy-reply-threshold, as Redis gives it
 /// (without the keyspace, which the script holds): SCRIPT KILL, SHUTDOWN NOSAVE and QUIT
-/// work, anything else is -BUSY. True to close the connection after it.
-fn busy_reply(shared: &Shared, args: &[&[u8]]) -> (Reply, bool) {
+/// work, and MULTI and DISCARD; anything else is -BUSY, which inside MULTI dooms the
+/// transaction (an EXEC then discards it). True to close the connection after it.
+fn busy_reply(shared: &Shared, client: &mut ClientState, args: &[&[u8]]) -> (Reply, bool) {
     use crate::scripting::KillOutcome;
     let is = |i: usize, word: &str| {
         args.get(i)
             .is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
     };
-    if is(0, "SCRIPT") && is(1, "KILL") && args.len() == 2 {
+    if (is(0, "SCRIPT") || is(0, "FUNCTION")) && is(1, "KILL") && args.len() == 2 {
         let reply = match shared.script_status.kill(false) {
             KillOutcome::Killed => Reply::OK,
             KillOutcome::NotBusy => Reply::error("NOTBUSY No scripts in execution right now."),
@@ -429,12 +430,36 @@ fn busy_reply(shared: &Shared, args: &[&[u8]]) -> (Reply, bool) {
     if is(0, "QUIT") {
         return (Reply::OK, true);
     }
-    (
-        Reply::error(
-            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
-        ),
-        false,
-    )
+    if is(0, "MULTI") && args.len() == 1 {
+        if client.multi.is_some() {
+            return (Reply::error("ERR MULTI calls can not be nested"), false);
+        }
+        client.multi = Some(Vec::new());
+        return (Reply::OK, false);
+    }
+    if is(0, "DISCARD") && args.len() == 1 {
+        if client.multi.take().is_none() {
+            return (Reply::error("ERR DISCARD without MULTI"), false);
+        }
+        client.multi_failed = false;
+        return (Reply::OK, false);
+    }
+    const BUSY: &str =
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+    if client.multi.is_some() {
+        if is(0, "EXEC") {
+            client.multi = None;
+            client.multi_failed = false;
+            return (
+                Reply::Error(format!(
+                    "EXECABORT Transaction discarded because of: {BUSY}"
+                )),
+                false,
+            );
+        }
+        client.multi_failed = true;
+    }
+    (Reply::error(BUSY), false)
 }
 
 /// Waits for a blocked command's chance: it runs once more, and if it still finds nothing the
