@@ -57,11 +57,11 @@ struct ScriptClient {
     wrote: bool,
 }
 
+/// A script's keys and arguments, out of its command's arguments.
+type KeysAndArgs<'s, 'a> = (&'s [&'a [u8]], &'s [&'a [u8]]);
+
 /// Splits `numkeys key... arg...` at `at` into the keys and the arguments.
-fn keys_and_args<'s, 'a>(
-    args: &'s [&'a [u8]],
-    at: usize,
-) -> Result<(&'s [&'a [u8]], &'s [&'a [u8]]), CmdError> {
+fn keys_and_args<'s, 'a>(args: &'s [&'a [u8]], at: usize) -> Result<KeysAndArgs<'s, 'a>, CmdError> {
     let numkeys = int_arg(args[at])?;
     if numkeys > (args.len() - at - 1) as i64 {
         return Err(CmdError::other(
