@@ -31,7 +31,24 @@ pub fn resp_parser(data: &[u8]) {
 /// Parses `data` as requests and runs them all against a fresh in-memory instance (no
 /// network), so that command handlers see arbitrary arguments.
 pub fn commands(data: &[u8]) {
-    let shared = Shared::new(InstanceConfig::default());
+    let config = InstanceConfig {
+        busy_reply_threshold_ms: 100,
+        ..InstanceConfig::default()
+    };
+    let shared = Shared::new(config);
+    // A script that loops is stopped as a client's SCRIPT KILL would stop it.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let (status, done) = (shared.script_status.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                if status.timed_out() {
+                    status.kill(true);
+                }
+            }
+        })
+    };
     let info = std::sync::Arc::new(ClientInfo::new(1, local(), local()));
     let mut client = ClientState::new(info, true);
     let mut parser = RequestParser::new();
@@ -56,6 +73,8 @@ pub fn commands(data: &[u8]) {
         commands::execute(&mut ctx, &args).encode(&mut out, client.resp3);
         out.clear();
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watchdog.join();
 }
 
 fn local() -> std::net::SocketAddr {
