@@ -59,7 +59,7 @@ def prepare(port):
 
 def bench(port, command, pipeline):
     requests = REQUESTS * (10 if pipeline > 1 else 1)
-    if command[0] == "EVAL":
+    if command[0] in ("EVAL", "GEOSEARCH", "BITCOUNT"):
         requests //= 10
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(CLIENTS),
@@ -101,7 +101,7 @@ def main():
             proc.terminate()
             proc.wait()
     print(f"Machine: {os.cpu_count()} cores, redis-server {version}; redis-benchmark -c "
-          f"{CLIENTS} -r 1000000, {REQUESTS:,} requests (x10 with -P 16; EVAL loop /10), "
+          f"{CLIENTS} -r 1000000, {REQUESTS:,} requests (x10 with -P 16; EVAL loop, GEOSEARCH and BITCOUNT /10), "
           f"median of {REPEATS} alternating runs.\n")
     print("| command | pipeline | redis-server req/s | cachedesk req/s | ratio |")
     print("|---|---:|---:|---:|---:|")

@@ -385,6 +385,75 @@ async fn blocked_clients_are_served_in_order_before_the_next_command() {
     );
 }
 
+/// A script past busy-reply-threshold: others get -BUSY, SCRIPT KILL stops it (not once it
+/// wrote), and the instance serves again. Run on both a one-worker server process (the
+/// script hands its worker over) and an embedded instance on two workers (it does not).
+async fn busy_script_is_killed(addr: std::net::SocketAddr) {
+    let mut other = RawClient::connect(addr).await.unwrap();
+    other
+        .command(&["CONFIG", "SET", "busy-reply-threshold", "100"])
+        .await
+        .unwrap();
+    for (script, killable) in [
+        ("while true do end", true),
+        ("redis.call('set', 'w', 1) while true do end", false),
+    ] {
+        let mut runner = RawClient::connect(addr).await.unwrap();
+        runner
+            .send_raw(&RawClient::encode(&["EVAL", script, "0"]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let Resp::Error(busy) = other.command(&["PING"]).await.unwrap() else {
+            panic!("PING during a busy script is refused");
+        };
+        assert!(busy.starts_with("BUSY "), "{busy}");
+        let kill = other.command(&["SCRIPT", "KILL"]).await.unwrap();
+        if killable {
+            assert_eq!(kill, Resp::Simple("OK".into()));
+            let Resp::Error(killed) = reply_within(&mut runner).await else {
+                panic!("the killed script's caller gets an error");
+            };
+            assert!(
+                killed.starts_with("ERR Script killed by user with SCRIPT KILL..."),
+                "{killed}"
+            );
+            assert_eq!(
+                other.command(&["PING"]).await.unwrap(),
+                Resp::Simple("PONG".into())
+            );
+        } else {
+            let Resp::Error(unkillable) = kill else {
+                panic!("a script that wrote cannot be killed");
+            };
+            assert!(unkillable.starts_with("UNKILLABLE "), "{unkillable}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_scripts_answer_busy_and_die_by_script_kill() {
+    let instance = start(InstanceConfig::default()).await;
+    busy_script_is_killed(instance.addr()).await;
+    // SHUTDOWN NOSAVE ends even the script that wrote.
+    let mut other = RawClient::connect(instance.addr()).await.unwrap();
+    let _ = other.command(&["SHUTDOWN", "NOSAVE"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server binary, on its one worker: its writing script ends by SHUTDOWN NOSAVE.
+    if !require_redis_server("busy_scripts_server") {
+        return;
+    }
+    let server = ServerProcess::cachedesk(&[]);
+    busy_script_is_killed(server.addr).await;
+    let mut other = RawClient::connect(server.addr).await.unwrap();
+    let _ = other.command(&["SHUTDOWN", "NOSAVE"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        RawClient::connect(server.addr).await.is_err(),
+        "the server stopped"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_are_independent() {
     let a = start(InstanceConfig {

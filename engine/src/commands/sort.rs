@@ -248,6 +248,10 @@ fn strtod_score(bytes: &[u8]) -> Option<f64> {
         None => return None,
     };
     let value = crate::util::parse_f64(number)?;
+    // The common case, an ordinary number, needs no look at how it was written.
+    if value.is_normal() && value.is_finite() {
+        return Some(value);
+    }
     let lower = number.to_ascii_lowercase();
     let mantissa = lower.split(|&b| b == b'e').next().unwrap_or_default();
     let overflow = value.is_infinite() && !lower.windows(3).any(|w| w == b"inf");
