@@ -27,7 +27,21 @@ pub struct ScriptFlags {
     pub shebang: bool,
     pub no_writes: bool,
     pub allow_oom: bool,
-    pub allow_stale: bool,
+}
+
+impl ScriptFlags {
+    /// Takes one flag of a shebang or of register_function's `flags`; false if unknown.
+    /// allow-stale, no-cluster and allow-cross-slot-keys are accepted and change nothing
+    /// (there are no replicas or cluster yet).
+    fn set(&mut self, flag: &str) -> bool {
+        match flag {
+            "no-writes" => self.no_writes = true,
+            "allow-oom" => self.allow_oom = true,
+            "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
+            _ => return false,
+        }
+        true
+    }
 }
 
 /// A compiled script in the cache.
@@ -298,14 +312,8 @@ impl Scripts {
                 shebang: true,
                 ..ScriptFlags::default()
             };
-            for flag in &flag_names {
-                match flag.as_str() {
-                    "no-writes" => flags.no_writes = true,
-                    "allow-oom" => flags.allow_oom = true,
-                    "allow-stale" => flags.allow_stale = true,
-                    "no-cluster" | "allow-cross-slot-keys" => {}
-                    _ => return Err("Error registering functions: unknown flag given".into()),
-                }
+            if !flag_names.iter().all(|flag| flags.set(flag)) {
+                return Err("Error registering functions: unknown flag given".into());
             }
             let description: Option<String> = entry.raw_get("description").unwrap_or_default();
             let key = fname.to_ascii_lowercase();
@@ -586,14 +594,8 @@ fn parse_shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
         if list.is_empty() {
             continue;
         }
-        for flag in list.split(',') {
-            match flag {
-                "no-writes" => flags.no_writes = true,
-                "allow-oom" => flags.allow_oom = true,
-                "allow-stale" => flags.allow_stale = true,
-                "no-cluster" | "allow-cross-slot-keys" => {}
-                other => return Err(format!("Unexpected flag in script shebang: {other}")),
-            }
+        if let Some(unknown) = list.split(',').find(|flag| !flags.set(flag)) {
+            return Err(format!("Unexpected flag in script shebang: {unknown}"));
         }
     }
     Ok((flags, end))
