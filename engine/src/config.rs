@@ -248,6 +248,8 @@ pub const PARAMETERS: &[&str] = &[
     "list-max-ziplist-size",
     "list-compress-depth",
     "hll-sparse-max-bytes",
+    "stream-node-max-bytes",
+    "stream-node-max-entries",
     "busy-reply-threshold",
     "lua-time-limit",
     "save",
@@ -318,6 +320,8 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "zset-max-listpack-value" => encodings.zset_value.to_string(),
         "set-max-intset-entries" => encodings.intset_entries.to_string(),
         "hll-sparse-max-bytes" => encodings.hll_sparse_max_bytes.to_string(),
+        "stream-node-max-bytes" => encodings.stream_node_max_bytes.to_string(),
+        "stream-node-max-entries" => encodings.stream_node_max_entries.to_string(),
         "list-max-listpack-size" => encodings.list_node_size.to_string(),
         "list-compress-depth" => encodings.list_compress_depth.to_string(),
         "save" => match &cfg.persistence {
@@ -388,6 +392,8 @@ pub fn set(
         "zset-max-listpack-value" => encodings.zset_value = memory_size()?,
         "set-max-intset-entries" => encodings.intset_entries = size()?,
         "hll-sparse-max-bytes" => encodings.hll_sparse_max_bytes = memory_size()?,
+        "stream-node-max-bytes" => encodings.stream_node_max_bytes = memory_size()?,
+        "stream-node-max-entries" => encodings.stream_node_max_entries = size()?,
         "list-max-listpack-size" => {
             encodings.list_node_size = value
                 .parse::<i32>()

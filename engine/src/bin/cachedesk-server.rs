@@ -21,7 +21,7 @@ const USAGE: &str =
 [--auto-aof-rewrite-min-size BYTES] [--hash-max-listpack-entries N] [--hash-max-listpack-value N] \
 [--zset-max-listpack-entries N] [--zset-max-listpack-value N] [--set-max-intset-entries N] \
 [--list-max-listpack-size N] [--list-compress-depth N] (and their *-ziplist-* names) \
-[--hll-sparse-max-bytes BYTES]";
+[--hll-sparse-max-bytes BYTES] [--stream-node-max-bytes BYTES] [--stream-node-max-entries N]";
 
 /// What the command line asks for: the instance's settings and the runtime's thread count.
 struct Options {

@@ -384,12 +384,14 @@ pub fn flushdb(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     flush_mode_ok(args)?;
     let db = ctx.db();
     ctx.ks.flush_db(db);
+    ctx.shared.blocked.lock().keys_replaced(ctx.ks, |d| d == db);
     Ok(Reply::OK)
 }
 
 pub fn flushall(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     flush_mode_ok(args)?;
     ctx.ks.flush_all();
+    ctx.shared.blocked.lock().keys_replaced(ctx.ks, |_| true);
     Ok(Reply::OK)
 }
 
@@ -408,7 +410,10 @@ pub fn swapdb(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::DbIndexOutOfRange);
     };
     ctx.ks.swap_db(a, b);
-    ctx.shared.blocked.lock().keys_swapped(ctx.ks, [a, b]);
+    ctx.shared
+        .blocked
+        .lock()
+        .keys_replaced(ctx.ks, |db| db == a || db == b);
     Ok(Reply::OK)
 }
 

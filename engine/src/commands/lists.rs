@@ -335,7 +335,10 @@ pub(super) fn deadline(ctx: &mut Ctx, arg: &[u8]) -> Result<Option<u64>, CmdErro
 /// Asks the connection to wait, unless inside EXEC where blocking commands never block.
 pub(super) fn block(ctx: &mut Ctx, deadline_ms: Option<u64>, timeout_reply: Reply) -> CmdResult {
     if !ctx.client.in_exec {
-        ctx.block = Some(BlockRequest { deadline_ms });
+        ctx.block = Some(BlockRequest {
+            deadline_ms,
+            retry_args: None,
+        });
     }
     Ok(timeout_reply)
 }

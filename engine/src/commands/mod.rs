@@ -17,6 +17,7 @@ pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod streams;
 pub mod strings;
 pub mod table;
 pub mod transactions;
@@ -113,9 +114,12 @@ pub struct Adoption {
 }
 
 /// A blocking command's wish to wait: until `deadline_ms` (None: forever).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct BlockRequest {
     pub deadline_ms: Option<u64>,
+    /// The command to run again after the wait, if not the one sent (XREAD's `$` is the id
+    /// it stood for when the client blocked).
+    pub retry_args: Option<Vec<Vec<u8>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -168,6 +172,28 @@ impl<'a> Ctx<'a> {
         self.propagated = true;
         let db = self.db();
         self.ks.feed.command(db, args);
+    }
+
+    /// Logs nothing for the running command beyond what it logged with `propagate` (a write
+    /// that, as in Redis, changed nothing worth replaying).
+    pub fn propagate_none(&mut self) {
+        self.propagated = true;
+    }
+
+    /// Logs several commands for the running one, as one transaction unless it runs inside
+    /// one (Redis wraps what a command propagates in MULTI/EXEC).
+    pub fn propagate_all(&mut self, commands: &[Vec<Vec<u8>>]) {
+        self.propagated = true;
+        let wrap = commands.len() > 1 && !self.ks.feed.in_transaction();
+        if wrap {
+            self.ks.feed.begin_transaction();
+        }
+        for command in commands {
+            self.propagate(command);
+        }
+        if wrap {
+            self.ks.feed.end_transaction();
+        }
     }
 
     pub fn db(&self) -> usize {
@@ -263,6 +289,18 @@ pub fn mpop_args<'s, 'a, W>(
         _ => return Err(CmdError::Syntax),
     };
     Ok((&args[at + 1..side_at], side, count))
+}
+
+/// A HELP reply in Redis's form (addReplyHelp): a header naming the command, the lines, and
+/// the HELP line itself.
+pub fn help_reply(command: &str, lines: &[&str]) -> Reply {
+    let mut out = vec![Reply::StatusOwned(format!(
+        "{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ))];
+    out.extend(lines.iter().map(|l| Reply::StatusOwned((*l).to_string())));
+    out.push(Reply::Status("HELP"));
+    out.push(Reply::Status("    Prints this help."));
+    Reply::Array(out)
 }
 
 /// Parses an integer argument.

@@ -160,6 +160,7 @@ fn run_script(
     state.db = ctx.client.db;
     // Blocking commands never block in a script (they answer as if timed out), as in EXEC.
     state.in_exec = true;
+    state.in_script = true;
     let mut script = ScriptClient {
         state,
         readonly: readonly || flags.no_writes,

@@ -3,7 +3,7 @@
 
 use super::{
     bitmaps, connection, geo, hashes, hyperloglog, keys, lists, persistence, scripting, server,
-    sets, sort, strings, transactions, zsets,
+    sets, sort, streams, strings, transactions, zsets,
 };
 use super::{is, CmdResult, Ctx};
 
@@ -150,6 +150,18 @@ fn sort_store_key(args: &[&[u8]]) -> Vec<usize> {
     store.into_iter().collect()
 }
 
+/// The keys of XREAD and XREADGROUP: the first half of what follows STREAMS.
+fn xread_keys(args: &[&[u8]]) -> Vec<usize> {
+    let Some(at) = args.iter().position(|a| is(a, "STREAMS")) else {
+        return Vec::new();
+    };
+    let rest = args.len() - at - 1;
+    if rest == 0 || rest % 2 != 0 {
+        return Vec::new();
+    }
+    (at + 1..at + 1 + rest / 2).collect()
+}
+
 const W: Flags = Flags::WRITE;
 const R: Flags = Flags::READONLY;
 const M: Flags = Flags::DENY_OOM;
@@ -232,6 +244,22 @@ commands! {
     "georadiusbymember_ro", -5, R, 1, 1, 1, "geo", geo::georadiusbymember_ro, "Returns members from a geospatial index that are within a distance from a member.";
     "geosearch", -7, R, 1, 1, 1, "geo", geo::geosearch, "Queries a geospatial index for members inside an area of a box or a circle.";
     "geosearchstore", -8, W.union(M), 1, 2, 1, "geo", geo::geosearchstore, "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.";
+    // streams
+    "xadd", -5, W.union(M).union(F), 1, 1, 1, "stream", streams::xadd, "Appends a new message to a stream. Creates the key if it doesn't exist.";
+    "xrange", -4, R, 1, 1, 1, "stream", streams::xrange, "Returns the messages from a stream within a range of IDs.";
+    "xrevrange", -4, R, 1, 1, 1, "stream", streams::xrevrange, "Returns the messages from a stream within a range of IDs in reverse order.";
+    "xlen", 2, R.union(F), 1, 1, 1, "stream", streams::xlen, "Return the number of messages in a stream.";
+    "xdel", -3, W.union(F), 1, 1, 1, "stream", streams::xdel, "Returns the number of messages after removing them from a stream.";
+    "xtrim", -4, W, 1, 1, 1, "stream", streams::xtrim, "Deletes messages from the beginning of a stream.";
+    "xsetid", -3, W.union(M).union(F), 1, 1, 1, "stream", streams::xsetid, "An internal command for replicating stream values.";
+    "xread", -4, R.union(B), 0, 0, 0, "stream", streams::xread, "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", xread_keys;
+    "xreadgroup", -7, W.union(B), 0, 0, 0, "stream", streams::xreadgroup, "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", xread_keys;
+    "xgroup", -2, W.union(M), 2, 2, 1, "stream", streams::xgroup, "A container for consumer groups commands.";
+    "xack", -4, W.union(F), 1, 1, 1, "stream", streams::xack, "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.";
+    "xpending", -3, R, 1, 1, 1, "stream", streams::xpending, "Returns the information and entries from a stream consumer group's pending entries list.";
+    "xclaim", -6, W.union(F), 1, 1, 1, "stream", streams::xclaim, "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.";
+    "xautoclaim", -6, W.union(F), 1, 1, 1, "stream", streams::xautoclaim, "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.";
+    "xinfo", -2, R, 2, 2, 1, "stream", streams::xinfo, "A container for stream introspection commands.";
     // keys
     "del", -2, W, 1, -1, 1, "generic", keys::del, "Deletes one or more keys.";
     "unlink", -2, W.union(F), 1, -1, 1, "generic", keys::del, "Asynchronously deletes one or more keys.";

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use super::client::ClientState;
 use super::Shared;
 use crate::commands::{self, Ctx};
-use crate::keyspace::{serves_blocked, Blob, Keyspace};
+use crate::keyspace::{Blob, Keyspace};
 use crate::protocol::Reply;
 
 /// A blocked client's command, kept to be run again when one of its keys gets a value.
@@ -87,17 +87,13 @@ impl BlockedClients {
         Some(waiter)
     }
 
-    /// After SWAPDB of `dbs`: the keys clients wait on there that now hold a list or a
-    /// sorted set count as created, to serve those clients.
-    pub fn keys_swapped(&self, ks: &mut Keyspace, dbs: [usize; 2]) {
-        for waiter in self.waiters.iter().filter(|w| dbs.contains(&w.db)) {
+    /// After SWAPDB or a flush of the databases `dbs` selects: every key clients wait on
+    /// there counts as created, so each waiter looks again (a list may be there now, or an
+    /// XREADGROUP's stream gone).
+    pub fn keys_replaced(&self, ks: &mut Keyspace, dbs: impl Fn(usize) -> bool) {
+        for waiter in self.waiters.iter().filter(|w| dbs(w.db)) {
             for key in &waiter.keys {
-                if ks
-                    .peek(waiter.db, key)
-                    .is_some_and(|e| serves_blocked(&e.value))
-                {
-                    ks.created.push((waiter.db, key.clone()));
-                }
+                ks.created.push((waiter.db, key.clone()));
             }
         }
     }

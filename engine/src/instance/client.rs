@@ -158,6 +158,10 @@ pub struct ClientState {
     /// The deadline of the blocking command being retried (Some(None): wait forever).
     pub block_deadline: Option<Option<u64>>,
     pub close_after_reply: bool,
+    /// Running a script's redis.call (XREAD BLOCK is refused there).
+    pub in_script: bool,
+    /// Replaying the AOF: commands obey as logged (an XADD's trim is exact, never limited).
+    pub replaying: bool,
     /// The command of the previous request, which the next one most likely repeats.
     pub last_command: Option<&'static CommandSpec>,
 }
@@ -178,6 +182,8 @@ impl ClientState {
             watched: Vec::new(),
             block_deadline: None,
             close_after_reply: false,
+            in_script: false,
+            replaying: false,
             last_command: None,
         }
     }

@@ -11,6 +11,8 @@ pub mod eviction;
 pub mod feed;
 pub mod hooks;
 pub mod list;
+pub mod listpack;
+pub mod stream;
 pub mod value;
 
 use std::collections::HashMap;
@@ -24,6 +26,7 @@ pub use dict::Dict;
 pub use eviction::EvictionPolicy;
 pub use feed::WriteFeed;
 pub use hooks::{WriteHook, WriteHooks};
+pub use stream::{Stream, StreamId};
 pub use value::{Blob, EncodingLimits, Hash, Kind, List, Scored, Set, Value, ValueType, ZSet};
 
 pub const DB_COUNT: usize = 16;
@@ -312,7 +315,9 @@ impl Keyspace {
             return false;
         }
         self.before_write(db, key);
-        self.dbs[db].remove_entry(key);
+        if let Some(entry) = self.dbs[db].remove_entry(key) {
+            self.note_stream_gone(db, key, &entry.value);
+        }
         self.stats.expired_keys += 1;
         self.modified(db, key);
         // Logged as Redis propagates an expiry, so a replay never depends on the clock.
@@ -535,6 +540,9 @@ impl Keyspace {
             Some(entry) => {
                 d.value_heap -= entry.value.heap_size();
                 let old = std::mem::replace(&mut entry.value, value);
+                if self.track_created && matches!(old, Value::Stream(_)) {
+                    self.created.push((db, Blob::from_slice(key)));
+                }
                 entry.access = access;
                 if entry.volatile && !keep_ttl {
                     entry.volatile = false;
@@ -553,6 +561,22 @@ impl Keyspace {
             ),
         }
         self.modified(db, key);
+    }
+
+    /// Records that `key` got something a blocked client may take (XADD to a stream that
+    /// already existed), if clients are blocked (see `created`).
+    pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
+        if self.track_created {
+            self.created.push((db, Blob::from_slice(key)));
+        }
+    }
+
+    /// Records that the stream under `key` is gone, if clients are blocked: a client blocked
+    /// in XREADGROUP there is then answered with an error (see `created`).
+    fn note_stream_gone(&mut self, db: usize, key: &[u8], value: &Value) {
+        if self.track_created && matches!(value, Value::Stream(_)) {
+            self.created.push((db, Blob::from_slice(key)));
+        }
     }
 
     /// Records that `key` now holds a new list or sorted set, if clients are blocked (see
@@ -586,6 +610,7 @@ impl Keyspace {
         }
         self.before_write(db, key);
         let entry = self.dbs[db].remove_entry(key)?;
+        self.note_stream_gone(db, key, &entry.value);
         self.modified(db, key);
         Some(entry.value)
     }
@@ -800,13 +825,13 @@ impl Keyspace {
     }
 }
 
-/// Frees a value; large ones go to the lazy-free thread so the caller is not held up for
-/// time proportional to their size (Redis's lazyfree).
-/// A value of a type clients block for (what BLPOP and BZPOPMIN wait on).
+/// A value of a type clients block for (what BLPOP, BZPOPMIN and XREAD wait on).
 pub fn serves_blocked(value: &Value) -> bool {
-    matches!(value, Value::List(_) | Value::ZSet(_))
+    matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_))
 }
 
+/// Frees a value; large ones go to the lazy-free thread so the caller is not held up for
+/// time proportional to their size (Redis's lazyfree).
 pub fn drop_in_background<T: Weigh + Send + 'static>(value: T) {
     const LAZY_THRESHOLD_BYTES: usize = 64 * 1024;
     if value.weight() < LAZY_THRESHOLD_BYTES {

@@ -339,8 +339,10 @@ fn run_batch(
         let mut ctx = Ctx::new(ks, client, shared);
         ctx.big_args = &big_args;
         let reply = commands::execute(&mut ctx, request);
-        if let Some(block) = ctx.block {
-            let owned = request.iter().map(|a| a.to_vec()).collect();
+        if let Some(block) = ctx.block.take() {
+            let owned = block
+                .retry_args
+                .unwrap_or_else(|| request.iter().map(|a| a.to_vec()).collect());
             next = Next::Block(owned, block.deadline_ms);
             break;
         }

@@ -208,6 +208,7 @@ impl<'a> Replayer<'a> {
         let mut client =
             ClientState::new(std::sync::Arc::new(ClientInfo::new(0, addr, addr)), true);
         client.in_exec = true;
+        client.replaying = true;
         Replayer {
             shared,
             client,

@@ -2,11 +2,14 @@
 //!
 //! Values use the plain encodings every Redis since 2.x loads (list 1, set 2, hash 4, zset 5
 //! with binary scores); redis-server 7.0 converts them to its compact forms as it loads.
+//! Streams are written as Redis 7.0 writes them (STREAM_LISTPACKS_2): their nodes are held as
+//! Redis's own listpacks, so they go out as they are.
 //! Strings follow Redis's rules exactly: an integer encoding for short decimal strings that
 //! convert back unchanged, LZF for strings over 20 bytes when that saves at least 4 bytes.
 
 use super::lzf::Compressor;
 use super::{kind, opcode, CRC64, RDB_VERSION};
+use crate::keyspace::stream::{Stream, StreamId};
 use crate::keyspace::Value;
 
 /// Access metadata stored before a key: LRU idle seconds or the LFU counter.
@@ -175,7 +178,53 @@ impl RdbWriter {
                     self.buf.extend_from_slice(&entry.score.to_le_bytes());
                 }
             }
+            Value::Stream(stream) => self.stream(stream),
         }
+    }
+
+    /// A stream as rdb.c's STREAM_LISTPACKS_2: nodes (master id, listpack), length, the ids
+    /// and counters, then each group with its pending entries and consumers.
+    fn stream(&mut self, stream: &Stream) {
+        self.len(stream.node_count() as u64);
+        for (master, lp) in stream.nodes() {
+            self.string(&master.to_be_bytes());
+            self.string(lp.as_bytes());
+        }
+        self.len(stream.len());
+        for id in [stream.last_id, stream.first_id, stream.max_deleted_id] {
+            self.id(id);
+        }
+        self.len(stream.entries_added);
+        self.len(stream.groups.len() as u64);
+        for (name, group) in &stream.groups {
+            self.string(name);
+            self.id(group.last_id);
+            // A negative count (unknown) is stored as its two's complement, as rdbSaveLen
+            // stores Redis's long long.
+            self.len(group.entries_read as u64);
+            self.len(group.pending.len() as u64);
+            for (id, pending) in &group.pending {
+                self.buf.extend_from_slice(&id.to_be_bytes());
+                self.buf
+                    .extend_from_slice(&pending.delivery_time.to_le_bytes());
+                self.len(pending.delivery_count);
+            }
+            self.len(group.consumers.len() as u64);
+            for (name, consumer) in &group.consumers {
+                self.string(name);
+                self.buf
+                    .extend_from_slice(&consumer.seen_time.to_le_bytes());
+                self.len(consumer.pending.len() as u64);
+                for id in &consumer.pending {
+                    self.buf.extend_from_slice(&id.to_be_bytes());
+                }
+            }
+        }
+    }
+
+    fn id(&mut self, id: StreamId) {
+        self.len(id.ms);
+        self.len(id.seq);
     }
 }
 
@@ -187,6 +236,7 @@ fn value_kind(value: &Value) -> u8 {
         Value::Set(_) => kind::SET,
         Value::Hash(_) => kind::HASH,
         Value::ZSet(_) => kind::ZSET_2,
+        Value::Stream(_) => kind::STREAM_LISTPACKS_2,
     }
 }
 
