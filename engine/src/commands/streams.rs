@@ -517,7 +517,7 @@ fn parse_read_args<'a>(
             parsed.count = int_arg(args[i])?.max(0);
         } else if is(opt, "STREAMS") && more > 0 {
             let rest = args.len() - (i + 1);
-            if rest % 2 != 0 {
+            if !rest.is_multiple_of(2) {
                 return Err(CmdError::other("Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
             }
             streams_at = Some(i + 1);
@@ -1341,59 +1341,50 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut deleted = Vec::new();
     let mut cursor = start;
     let mut next = StreamId::MIN;
-    loop {
-        let Some(group) = stream.groups.get(name) else {
-            break;
-        };
-        let Some((&id, pending)) = group.pending.range(cursor..).next() else {
-            break;
-        };
+    while let Some((id, delivery_time)) = stream
+        .groups
+        .get(name)
+        .and_then(|g| g.pending.range(cursor..).next())
+        .map(|(id, p)| (*id, p.delivery_time))
+    {
         if attempts == 0 || count == 0 {
             next = id;
             break;
         }
         attempts -= 1;
-        cursor = match id.next() {
-            Some(n) => n,
-            None => StreamId::MAX,
-        };
-        let idle = now as i64 - pending.delivery_time as i64;
         let entry = stream.get(id).map(|e| entry_reply(&e));
         let Some(group) = stream.groups.get_mut(name) else {
             break;
         };
-        let Some(entry) = entry else {
-            if aof {
-                logged.push(xclaim_form(key, name, group, id));
+        match entry {
+            // Deleted from the stream: dropped from the pending list and reported.
+            None => {
+                if aof {
+                    logged.push(xclaim_form(key, name, group, id));
+                }
+                group.ack(id);
+                deleted.push(id_reply(id));
+                count -= 1;
             }
-            group.ack(id);
-            deleted.push(id_reply(id));
-            count -= 1;
-            if id == StreamId::MAX {
-                break;
+            Some(_) if min_idle > 0 && (now as i64 - delivery_time as i64) < min_idle => {}
+            Some(entry) => {
+                group.consumer(consumer, now).0.seen_time = now;
+                let retries = if just_id {
+                    None
+                } else {
+                    Some(group.pending.get(&id).map_or(0, |p| p.delivery_count) + 1)
+                };
+                group.claim(id, consumer, now, retries);
+                claimed.push(if just_id { id_reply(id) } else { entry });
+                count -= 1;
+                if aof {
+                    logged.push(xclaim_form(key, name, group, id));
+                }
             }
-            continue;
-        };
-        if min_idle > 0 && idle < min_idle {
-            if id == StreamId::MAX {
-                break;
-            }
-            continue;
         }
-        group.consumer(consumer, now).0.seen_time = now;
-        let retries = if just_id {
-            None
-        } else {
-            Some(group.pending.get(&id).map_or(0, |p| p.delivery_count) + 1)
-        };
-        group.claim(id, consumer, now, retries);
-        claimed.push(if just_id { id_reply(id) } else { entry });
-        count -= 1;
-        if aof {
-            logged.push(xclaim_form(key, name, group, id));
-        }
-        if id == StreamId::MAX {
-            break;
+        match id.next() {
+            Some(after) => cursor = after,
+            None => break,
         }
     }
     drop(stream);

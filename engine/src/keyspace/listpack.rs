@@ -78,6 +78,12 @@ impl Listpack {
         super::value::malloc_size(self.bytes.capacity())
     }
 
+    /// Gives back the room reserved for growth, once no more elements will be appended (a
+    /// stream node that is no longer the last), as Redis's lpShrinkToFit.
+    pub fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+    }
+
     /// Total bytes (header and end byte included), as Redis's `lpBytes`.
     pub fn len_bytes(&self) -> usize {
         self.bytes.len()
@@ -214,7 +220,8 @@ impl Listpack {
     fn push_encoded(&mut self, enc: &[u8]) {
         let back = encode_backlen(enc.len());
         let back_len = backlen_size(enc.len());
-        self.bytes.reserve_exact(enc.len() + back_len);
+        // Grows by doubling while it is being filled (see `shrink_to_fit`).
+        self.bytes.reserve(enc.len() + back_len);
         let end = self.bytes.len() - 1;
         self.bytes.truncate(end);
         self.bytes.extend_from_slice(enc);

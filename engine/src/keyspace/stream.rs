@@ -292,6 +292,11 @@ impl Stream {
                 self.node_heap += lp.heap_size();
             }
         } else {
+            if let Some((_, tail)) = self.nodes.iter_mut().next_back() {
+                self.node_heap -= tail.heap_size();
+                tail.shrink_to_fit();
+                self.node_heap += tail.heap_size();
+            }
             let mut lp = Listpack::default();
             let mut items: Vec<Elem> = vec![Elem::Int(1), Elem::Int(0)];
             items.push(Elem::Int(fields.len() as i64));
@@ -852,6 +857,29 @@ mod tests {
             let lp = Listpack::validate(lp.as_bytes().to_vec()).expect("valid listpack");
             assert!(check_node(&lp, *master).is_ok());
         }
+    }
+
+    #[test]
+    fn a_node_is_byte_for_byte_what_redis_builds() {
+        // XADD s 1-1 f1 v1, XADD s 1-2 f1 v2, XADD s 2-0 a 100, XDEL s 1-1 on redis-server 7.0.
+        let mut s = Stream::default();
+        let limits = NodeLimits {
+            max_bytes: 4096,
+            max_entries: 100,
+        };
+        s.append(StreamId::new(1, 1), &[(b"f1", b"v1")], limits);
+        s.append(StreamId::new(1, 2), &[(b"f1", b"v2")], limits);
+        s.append(StreamId::new(2, 0), &[(b"a", b"100")], limits);
+        assert!(s.delete(StreamId::new(1, 1)));
+        let (_, lp) = s.nodes().next().expect("one node");
+        assert_eq!(
+            lp.as_bytes(),
+            [
+                0x3b, 0, 0, 0, 0x16, 0, 2, 1, 1, 1, 1, 1, 0x82, 0x66, 0x31, 3, 0, 1, 3, 1, 0, 1, 0,
+                1, 0x82, 0x76, 0x31, 3, 4, 1, 2, 1, 0, 1, 1, 1, 0x82, 0x76, 0x32, 3, 4, 1, 0, 1, 1,
+                1, 0xdf, 0xff, 2, 1, 1, 0x81, 0x61, 2, 0x64, 1, 6, 1, 0xff,
+            ]
+        );
     }
 
     #[test]
