@@ -1,6 +1,7 @@
 //! Writes whose AOF form differs from what the client sent (Redis "propagates" them): relative
 //! expiries, past deadlines, float increments, random pops, blocking pops, transactions,
-//! RESTORE with a TTL, keys that expire, FLUSHDB, SWAPDB, MOVE. Run against a server with AOF
+//! RESTORE with a TTL, keys that expire, FLUSHDB, SWAPDB, MOVE, stream ids and trims, consumer
+//! group deliveries and claims. Run against a server with AOF
 //! on, then compare what a replay of its files holds with what the server held.
 
 use std::net::SocketAddr;
@@ -104,9 +105,169 @@ pub async fn propagated_forms(addr: SocketAddr) {
     run(&mut c, &[b"MOVE", b"w:moved", b"5"]).await;
     run(&mut c, &[b"SET", b"w:renamed", b"r", b"EX", b"9000"]).await;
     run(&mut c, &[b"RENAME", b"w:renamed", b"w:renamed2"]).await;
+    streams(&mut c, addr).await;
     run(&mut c, &[b"SELECT", b"6"]).await;
     run(&mut c, &[b"SET", b"w:gone", b"x"]).await;
     run(&mut c, &[b"FLUSHDB"]).await;
     run(&mut c, &[b"SET", b"w:swap", b"in 6"]).await;
     run(&mut c, &[b"SWAPDB", b"6", b"7"]).await;
+}
+
+/// Stream writes Redis logs in another form: generated ids, approximate trims, deliveries to
+/// consumers (XCLAIMs), NOACK reads (XGROUP SETID), claims and auto-claims of deleted entries,
+/// and a blocked XREADGROUP served by an XADD.
+async fn streams(c: &mut RawClient, addr: SocketAddr) {
+    run(c, &[b"CONFIG", b"SET", b"stream-node-max-entries", b"5"]).await;
+    for _ in 0..30 {
+        run(c, &[b"XADD", b"w:stream", b"*", b"f", b"v"]).await;
+    }
+    run(
+        c,
+        &[
+            b"XADD",
+            b"w:stream",
+            b"MAXLEN",
+            b"~",
+            b"12",
+            b"*",
+            b"f",
+            b"last",
+        ],
+    )
+    .await;
+    run(c, &[b"XTRIM", b"w:stream", b"MINID", b"~", b"0-1"]).await;
+    run(c, &[b"XADD", b"w:capped", b"5-*", b"a", b"1"]).await;
+    run(c, &[b"XADD", b"w:capped", b"5-*", b"a", b"2"]).await;
+    run(c, &[b"XGROUP", b"CREATE", b"w:stream", b"g", b"0"]).await;
+    run(c, &[b"XGROUP", b"CREATE", b"w:stream", b"quiet", b"0"]).await;
+    run(
+        c,
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"alice",
+            b"COUNT",
+            b"4",
+            b"STREAMS",
+            b"w:stream",
+            b">",
+        ],
+    )
+    .await;
+    run(
+        c,
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"quiet",
+            b"bob",
+            b"NOACK",
+            b"COUNT",
+            b"3",
+            b"STREAMS",
+            b"w:stream",
+            b">",
+        ],
+    )
+    .await;
+    let Resp::Array(pending) = run(c, &[b"XPENDING", b"w:stream", b"g", b"-", b"+", b"10"]).await
+    else {
+        panic!("XPENDING gives entries")
+    };
+    let ids: Vec<Vec<u8>> = pending
+        .iter()
+        .filter_map(|p| match p {
+            Resp::Array(parts) => match parts.first() {
+                Some(Resp::Bulk(id)) => Some(id.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 4);
+    run(
+        c,
+        &[
+            b"XCLAIM",
+            b"w:stream",
+            b"g",
+            b"carol",
+            b"0",
+            &ids[0],
+            b"RETRYCOUNT",
+            b"7",
+        ],
+    )
+    .await;
+    run(c, &[b"XDEL", b"w:stream", &ids[1]]).await;
+    run(
+        c,
+        &[
+            b"XAUTOCLAIM",
+            b"w:stream",
+            b"g",
+            b"dave",
+            b"0",
+            b"0",
+            b"COUNT",
+            b"2",
+        ],
+    )
+    .await;
+    run(c, &[b"XACK", b"w:stream", b"g", &ids[3]]).await;
+    run(c, &[b"XGROUP", b"SETID", b"w:stream", b"quiet", b"$"]).await;
+    // A consumer blocked for new entries, served by another client's XADD.
+    let mut waiter = RawClient::connect(addr).await.expect("connect");
+    waiter
+        .command(&[b"SELECT".as_slice(), b"0"])
+        .await
+        .expect("select");
+    let blocked = tokio::spawn(async move {
+        waiter
+            .command(&[
+                b"XREADGROUP".as_slice(),
+                b"GROUP",
+                b"g",
+                b"erin",
+                b"BLOCK",
+                b"10000",
+                b"STREAMS",
+                b"w:stream",
+                b">",
+            ])
+            .await
+            .expect("served")
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    run(
+        c,
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"alice",
+            b"STREAMS",
+            b"w:stream",
+            b">",
+        ],
+    )
+    .await;
+    run(c, &[b"XADD", b"w:stream", b"*", b"f", b"for erin"]).await;
+    let served = blocked.await.expect("joins");
+    assert!(matches!(served, Resp::Array(_)), "{served}");
+    // The XCLAIMs that log deliveries carry no read count (in Redis neither): set it.
+    run(
+        c,
+        &[
+            b"XGROUP",
+            b"SETID",
+            b"w:stream",
+            b"g",
+            b"$",
+            b"ENTRIESREAD",
+            b"32",
+        ],
+    )
+    .await;
 }
