@@ -11,7 +11,7 @@ use crate::keyspace::stream::{
     Group, NodeLimits, Stream, StreamEntry, StreamId, Trim, ENTRIES_READ_UNKNOWN,
 };
 use crate::keyspace::{Blob, Value};
-use crate::protocol::Reply;
+use crate::protocol::{ArrayWriter, Reply};
 
 /// What a blocked XREAD serves at most per stream when it gave no COUNT.
 const BLOCKED_DEFAULT_COUNT: i64 = 1000;
@@ -115,32 +115,54 @@ fn parse_bound(arg: &[u8], missing_seq: u64, start: bool) -> Result<StreamId, Cm
     parse_id(arg, missing_seq)
 }
 
-fn id_reply(id: StreamId) -> Reply {
-    Reply::bulk(id.text())
+/// `ms-seq` as reply bytes (inline, no allocation).
+fn id_bytes(id: StreamId) -> Blob {
+    let mut out = Blob::new();
+    out.extend_from_slice(itoa::Buffer::new().format(id.ms).as_bytes());
+    out.push(b'-');
+    out.extend_from_slice(itoa::Buffer::new().format(id.seq).as_bytes());
+    out
 }
 
-fn elem_reply(elem: Elem) -> Reply {
-    Reply::bulk(&*elem.bytes())
+fn id_reply(id: StreamId) -> Reply {
+    Reply::Bulk(id_bytes(id))
+}
+
+fn write_elem(out: &mut ArrayWriter, elem: Elem) {
+    match elem {
+        Elem::Str(s) => out.bulk(s),
+        Elem::Int(n) => out.bulk(itoa::Buffer::new().format(n).as_bytes()),
+    }
+}
+
+/// Writes `[id, [field, value, ...]]`.
+fn write_entry(out: &mut ArrayWriter, entry: &StreamEntry) {
+    out.array_header(2);
+    out.bulk(&id_bytes(entry.id));
+    out.array_header(entry.fields.len() * 2);
+    for (f, v) in &entry.fields {
+        write_elem(out, *f);
+        write_elem(out, *v);
+    }
 }
 
 /// `[id, [field, value, ...]]`.
 fn entry_reply(entry: &StreamEntry) -> Reply {
-    let mut fields = Vec::with_capacity(entry.fields.len() * 2);
-    for (f, v) in &entry.fields {
-        fields.push(elem_reply(*f));
-        fields.push(elem_reply(*v));
-    }
-    Reply::Array(vec![id_reply(entry.id), Reply::Array(fields)])
+    let mut out = ArrayWriter::headless(false);
+    write_entry(&mut out, entry);
+    out.finish()
 }
 
-/// Entries from `start` to `end`, at most `count` (0: all).
+/// Entries from `start` to `end`, at most `count` (0: all), encoded as they are read.
 fn range_reply(stream: &Stream, start: StreamId, end: StreamId, rev: bool, count: usize) -> Reply {
-    let mut out = Vec::new();
+    let mut out = ArrayWriter::headless(false);
+    let mut n = 0;
     stream.scan(start, end, rev, |e| {
-        out.push(entry_reply(&e));
-        count == 0 || out.len() < count
+        write_entry(&mut out, &e);
+        n += 1;
+        count == 0 || n < count
     });
-    Reply::Array(out)
+    out.into_array(n)
 }
 
 fn node_limits(ctx: &Ctx) -> NodeLimits {
@@ -776,15 +798,15 @@ fn read_group(
     }
     let after = group.last_id;
     let mut delivered = Vec::new();
-    let mut out = Vec::new();
+    let mut out = ArrayWriter::headless(false);
     stream.scan(
         after.next().unwrap_or(StreamId::MAX),
         StreamId::MAX,
         false,
         |e| {
             delivered.push(e.id);
-            out.push(entry_reply(&e));
-            count == 0 || out.len() < count
+            write_entry(&mut out, &e);
+            count == 0 || delivered.len() < count
         },
     );
     let mut logged: Vec<Vec<Vec<u8>>> = Vec::new();
@@ -819,7 +841,7 @@ fn read_group(
     }
     drop(stream);
     ctx.propagate_all(&logged);
-    Ok(Some(Reply::Array(out)))
+    Ok(Some(out.into_array(delivered.len())))
 }
 
 /// How Redis logs a delivery or claim: an XCLAIM that sets the pending entry as it is now.

@@ -9,6 +9,8 @@
 
 use std::borrow::Cow;
 
+use smallvec::SmallVec;
+
 const HEADER: usize = 6;
 const END: u8 = 0xFF;
 /// The element count a header holds once it no longer fits in 16 bits.
@@ -76,12 +78,6 @@ impl Listpack {
     /// Heap bytes it holds.
     pub fn heap_size(&self) -> usize {
         super::value::malloc_size(self.bytes.capacity())
-    }
-
-    /// Gives back the room reserved for growth, once no more elements will be appended (a
-    /// stream node that is no longer the last), as Redis's lpShrinkToFit.
-    pub fn shrink_to_fit(&mut self) {
-        self.bytes.shrink_to_fit();
     }
 
     /// Total bytes (header and end byte included), as Redis's `lpBytes`.
@@ -181,20 +177,43 @@ impl Listpack {
 
     /// Appends a string, stored as an integer if it reads as one.
     pub fn push_str(&mut self, s: &[u8]) {
-        match crate::util::parse_i64(s) {
-            Some(n) => self.push_int(n),
-            None => {
-                let mut enc = Vec::with_capacity(s.len() + 5);
-                encode_str(&mut enc, s);
-                self.push_encoded(&enc);
-            }
-        }
+        self.push_all(&[Elem::Str(s)]);
     }
 
     pub fn push_int(&mut self, n: i64) {
-        let mut enc = Vec::with_capacity(9);
-        encode_int(&mut enc, n);
-        self.push_encoded(&enc);
+        self.push_all(&[Elem::Int(n)]);
+    }
+
+    /// Appends several elements at once (strings that read as integers become integers),
+    /// growing the listpack once.
+    pub fn push_all(&mut self, items: &[Elem]) {
+        let mut enc: SmallVec<[u8; 128]> = SmallVec::new();
+        for item in items {
+            let start = enc.len();
+            match *item {
+                Elem::Int(n) => encode_int(&mut enc, n),
+                Elem::Str(s) => match crate::util::parse_i64(s) {
+                    Some(n) => encode_int(&mut enc, n),
+                    None => encode_str(&mut enc, s),
+                },
+            }
+            let data_len = enc.len() - start;
+            enc.extend_from_slice(&encode_backlen(data_len)[..backlen_size(data_len)]);
+        }
+        // Exactly: the allocator grows a block in place up to its size class, so appends copy
+        // rarely, and a node holds no slack once full (Redis's listpacks neither).
+        self.bytes.reserve_exact(enc.len());
+        let end = self.bytes.len() - 1;
+        self.bytes.truncate(end);
+        self.bytes.extend_from_slice(&enc);
+        self.bytes.push(END);
+        self.set_total();
+        let count = u16::from_le_bytes([self.bytes[4], self.bytes[5]]);
+        if count != UNKNOWN_COUNT {
+            let new = usize::from(count) + items.len();
+            let stored = u16::try_from(new).unwrap_or(UNKNOWN_COUNT).min(UNKNOWN_COUNT);
+            self.bytes[4..6].copy_from_slice(&stored.to_le_bytes());
+        }
     }
 
     /// Replaces the integer at `pos` (the element keeps its position; what follows moves if
@@ -204,33 +223,16 @@ impl Listpack {
             return;
         };
         let old_total = old_len + backlen_size(old_len);
-        let mut enc = Vec::with_capacity(14);
+        let mut enc: SmallVec<[u8; 128]> = SmallVec::new();
         encode_int(&mut enc, n);
         let data_len = enc.len();
         enc.extend_from_slice(&encode_backlen(data_len)[..backlen_size(data_len)]);
         if enc.len() == old_total {
             self.bytes[pos..pos + old_total].copy_from_slice(&enc);
         } else {
-            self.bytes.splice(pos..pos + old_total, enc);
+            self.bytes.splice(pos..pos + old_total, enc.iter().copied());
             self.bytes.shrink_to_fit();
             self.set_total();
-        }
-    }
-
-    fn push_encoded(&mut self, enc: &[u8]) {
-        let back = encode_backlen(enc.len());
-        let back_len = backlen_size(enc.len());
-        // Grows by doubling while it is being filled (see `shrink_to_fit`).
-        self.bytes.reserve(enc.len() + back_len);
-        let end = self.bytes.len() - 1;
-        self.bytes.truncate(end);
-        self.bytes.extend_from_slice(enc);
-        self.bytes.extend_from_slice(&back[..back_len]);
-        self.bytes.push(END);
-        self.set_total();
-        let count = u16::from_le_bytes([self.bytes[4], self.bytes[5]]);
-        if count != UNKNOWN_COUNT {
-            self.bytes[4..6].copy_from_slice(&(count + 1).to_le_bytes());
         }
     }
 
@@ -279,7 +281,7 @@ impl Listpack {
     }
 }
 
-fn encode_int(out: &mut Vec<u8>, n: i64) {
+fn encode_int(out: &mut SmallVec<[u8; 128]>, n: i64) {
     if (0..=127).contains(&n) {
         out.push(n as u8);
     } else if (-4096..=4095).contains(&n) {
@@ -301,7 +303,7 @@ fn encode_int(out: &mut Vec<u8>, n: i64) {
     }
 }
 
-fn encode_str(out: &mut Vec<u8>, s: &[u8]) {
+fn encode_str(out: &mut SmallVec<[u8; 128]>, s: &[u8]) {
     let len = s.len();
     if len < 64 {
         out.push(0x80 | len as u8);

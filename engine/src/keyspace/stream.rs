@@ -88,11 +88,102 @@ pub struct StreamEntry<'a> {
     pub fields: SmallVec<[(Elem<'a>, Elem<'a>); 4]>,
 }
 
-/// Where a node's entries sit, decoded once per visit.
-struct NodeEntry<'a> {
-    entry: StreamEntry<'a>,
+/// One entry of a node as a walk finds it: its id and flags, where its fields start.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    id: StreamId,
     deleted: bool,
     flags_at: usize,
+    same_fields: bool,
+    body_at: Option<usize>,
+}
+
+/// Walks a node's entries in order, reading each one's id and flags; the fields are read
+/// only for the entries asked for (`fields`).
+struct NodeCursor<'a> {
+    lp: &'a Listpack,
+    master: StreamId,
+    names: SmallVec<[Elem<'a>; 4]>,
+    pos: Option<usize>,
+}
+
+impl<'a> NodeCursor<'a> {
+    fn new(lp: &'a Listpack, master: StreamId) -> Self {
+        let (names, pos) = master_fields(lp);
+        NodeCursor {
+            lp,
+            master,
+            names,
+            pos,
+        }
+    }
+
+    fn fields(&self, slot: &Slot) -> SmallVec<[(Elem<'a>, Elem<'a>); 4]> {
+        let lp = self.lp;
+        let mut fields = SmallVec::new();
+        let mut at = slot.body_at;
+        if slot.same_fields {
+            for name in &self.names {
+                let Some(p) = at else { break };
+                fields.push((*name, lp.get(p)));
+                at = lp.next(p);
+            }
+        } else {
+            let count = at.map_or(0, |p| lp.int_at(p)).max(0);
+            at = at.and_then(|p| lp.next(p));
+            for _ in 0..count {
+                let (Some(f), Some(v)) = (at, at.and_then(|p| lp.next(p))) else {
+                    break;
+                };
+                fields.push((lp.get(f), lp.get(v)));
+                at = lp.next(v);
+            }
+        }
+        fields
+    }
+
+    fn entry(&self, slot: &Slot) -> StreamEntry<'a> {
+        StreamEntry {
+            id: slot.id,
+            fields: self.fields(slot),
+        }
+    }
+}
+
+impl Iterator for NodeCursor<'_> {
+    type Item = Slot;
+
+    fn next(&mut self) -> Option<Slot> {
+        let lp = self.lp;
+        let flags_at = self.pos?;
+        let flags = lp.int_at(flags_at);
+        let ms_at = lp.next(flags_at)?;
+        let seq_at = lp.next(ms_at)?;
+        let id = StreamId {
+            ms: self.master.ms.wrapping_add(lp.int_at(ms_at) as u64),
+            seq: self.master.seq.wrapping_add(lp.int_at(seq_at) as u64),
+        };
+        let body_at = lp.next(seq_at);
+        let same_fields = flags & FLAG_SAME_FIELDS != 0;
+        // The fields (and, unless the master's, their names), then lp-count.
+        let skip = if same_fields {
+            self.names.len()
+        } else {
+            1 + 2 * body_at.map_or(0, |p| lp.int_at(p)).max(0) as usize
+        };
+        let mut at = body_at;
+        for _ in 0..=skip {
+            at = at.and_then(|p| lp.next(p));
+        }
+        self.pos = at;
+        Some(Slot {
+            id,
+            deleted: flags & FLAG_DELETED != 0,
+            flags_at,
+            same_fields,
+            body_at,
+        })
+    }
 }
 
 /// How far a node grows before the next entry starts a new one (stream-node-max-bytes,
@@ -292,11 +383,6 @@ impl Stream {
                 self.node_heap += lp.heap_size();
             }
         } else {
-            if let Some((_, tail)) = self.nodes.iter_mut().next_back() {
-                self.node_heap -= tail.heap_size();
-                tail.shrink_to_fit();
-                self.node_heap += tail.heap_size();
-            }
             let mut lp = Listpack::default();
             let mut items: Vec<Elem> = vec![Elem::Int(1), Elem::Int(0)];
             items.push(Elem::Int(fields.len() as i64));
@@ -334,29 +420,27 @@ impl Stream {
             .next_back()
             .map_or(start, |(k, _)| *k);
         let nodes = self.nodes.range(from..=end);
-        let mut each = |entries: Vec<NodeEntry<'a>>| {
-            for e in entries {
-                if e.deleted || e.entry.id < start || e.entry.id > end {
-                    continue;
-                }
-                if !visit(e.entry) {
-                    return false;
-                }
-            }
-            true
-        };
+        let wanted = |slot: &Slot| !slot.deleted && slot.id >= start && slot.id <= end;
         if rev {
             for (master, lp) in nodes.rev() {
-                let mut entries = node_entries(lp, *master);
-                entries.reverse();
-                if !each(entries) {
-                    return;
+                let cursor = NodeCursor::new(lp, *master);
+                let slots: Vec<Slot> = NodeCursor::new(lp, *master).collect();
+                for slot in slots.iter().rev().filter(|s| wanted(s)) {
+                    if !visit(cursor.entry(slot)) {
+                        return;
+                    }
                 }
             }
         } else {
             for (master, lp) in nodes {
-                if !each(node_entries(lp, *master)) {
-                    return;
+                let mut cursor = NodeCursor::new(lp, *master);
+                while let Some(slot) = cursor.next() {
+                    if slot.id > end {
+                        return;
+                    }
+                    if wanted(&slot) && !visit(cursor.entry(&slot)) {
+                        return;
+                    }
                 }
             }
         }
@@ -374,12 +458,18 @@ impl Stream {
 
     /// The first (or, with `last`, the last) live entry's id.
     pub fn edge_id(&self, last: bool) -> Option<StreamId> {
-        let mut found = None;
-        self.scan(StreamId::MIN, StreamId::MAX, last, |e| {
-            found = Some(e.id);
-            false
-        });
-        found
+        if last {
+            return self
+                .nodes
+                .iter()
+                .rev()
+                .find_map(|(master, lp)| last_entry_id(lp, *master, true));
+        }
+        self.nodes.iter().find_map(|(master, lp)| {
+            NodeCursor::new(lp, *master)
+                .find(|slot| !slot.deleted)
+                .map(|slot| slot.id)
+        })
     }
 
     /// Deletes the entry `id`; true if it was there.
@@ -387,10 +477,10 @@ impl Stream {
         let Some((&master, lp)) = self.nodes.range_mut(..=id).next_back() else {
             return false;
         };
-        let Some(flags_at) = node_entries(lp, master)
-            .into_iter()
-            .find(|e| e.entry.id == id && !e.deleted)
-            .map(|e| e.flags_at)
+        let Some(flags_at) = NodeCursor::new(lp, master)
+            .take_while(|slot| slot.id <= id)
+            .find(|slot| slot.id == id && !slot.deleted)
+            .map(|slot| slot.flags_at)
         else {
             return false;
         };
@@ -436,7 +526,7 @@ impl Stream {
             }
             let whole = match trim {
                 Trim::MaxLen(max) => self.length - live >= max,
-                Trim::MinId(min) => node_last_id(lp, master) < min,
+                Trim::MinId(min) => last_entry_id(lp, master, false).unwrap_or(master) < min,
             };
             if whole {
                 if let Some(lp) = self.nodes.remove(&master) {
@@ -449,10 +539,9 @@ impl Stream {
             if approx {
                 break;
             }
-            let entries: Vec<(StreamId, usize)> = node_entries(lp, master)
-                .into_iter()
-                .filter(|e| !e.deleted)
-                .map(|e| (e.entry.id, e.flags_at))
+            let entries: Vec<(StreamId, usize)> = NodeCursor::new(lp, master)
+                .filter(|slot| !slot.deleted)
+                .map(|slot| (slot.id, slot.flags_at))
                 .collect();
             self.node_heap -= lp.heap_size();
             let mut marks = Vec::new();
@@ -591,55 +680,29 @@ fn master_fields(lp: &Listpack) -> (SmallVec<[Elem<'_>; 4]>, Option<usize>) {
     (fields, first_entry)
 }
 
-/// Every entry of a node, deleted ones included, in order.
-fn node_entries(lp: &Listpack, master: StreamId) -> Vec<NodeEntry<'_>> {
-    let (names, mut pos) = master_fields(lp);
-    let mut out = Vec::new();
-    while let Some(flags_at) = pos {
-        let flags = lp.int_at(flags_at);
-        let Some(ms_at) = lp.next(flags_at) else {
-            break;
-        };
-        let Some(seq_at) = lp.next(ms_at) else { break };
-        let id = StreamId {
-            ms: master.ms.wrapping_add(lp.int_at(ms_at) as u64),
-            seq: master.seq.wrapping_add(lp.int_at(seq_at) as u64),
-        };
-        let mut at = lp.next(seq_at);
-        let mut fields = SmallVec::new();
-        if flags & FLAG_SAME_FIELDS != 0 {
-            for name in &names {
-                let Some(p) = at else { break };
-                fields.push((*name, lp.get(p)));
-                at = lp.next(p);
-            }
-        } else {
-            let count = at.map_or(0, |p| lp.int_at(p)).max(0);
-            at = at.and_then(|p| lp.next(p));
-            for _ in 0..count {
-                let (Some(f), Some(v)) = (at, at.and_then(|p| lp.next(p))) else {
-                    break;
-                };
-                fields.push((lp.get(f), lp.get(v)));
-                at = lp.next(v);
-            }
+/// The id of a node's last entry (with `live_only`, its last live one), read backwards from
+/// the end as Redis's lpGetEdgeStreamID does: each entry's lp-count says how far back its
+/// flags are.
+fn last_entry_id(lp: &Listpack, master: StreamId, live_only: bool) -> Option<StreamId> {
+    let (live, deleted, _) = master_counts(lp);
+    let mut lp_count_at = lp.last();
+    for _ in 0..live + deleted {
+        let count_at = lp_count_at?;
+        let mut flags_at = count_at;
+        for _ in 0..lp.int_at(count_at).max(0) {
+            flags_at = lp.prev(flags_at)?;
         }
-        // Past lp-count.
-        pos = at.and_then(|p| lp.next(p));
-        out.push(NodeEntry {
-            entry: StreamEntry { id, fields },
-            deleted: flags & FLAG_DELETED != 0,
-            flags_at,
-        });
+        if !live_only || lp.int_at(flags_at) & FLAG_DELETED == 0 {
+            let ms_at = lp.next(flags_at)?;
+            let seq_at = lp.next(ms_at)?;
+            return Some(StreamId {
+                ms: master.ms.wrapping_add(lp.int_at(ms_at) as u64),
+                seq: master.seq.wrapping_add(lp.int_at(seq_at) as u64),
+            });
+        }
+        lp_count_at = lp.prev(flags_at);
     }
-    out
-}
-
-/// The id of a node's last entry, deleted or not (Redis's lpGetEdgeStreamID).
-fn node_last_id(lp: &Listpack, master: StreamId) -> StreamId {
-    node_entries(lp, master)
-        .last()
-        .map_or(master, |e| e.entry.id)
+    None
 }
 
 fn append_to_node(lp: &mut Listpack, master: StreamId, id: StreamId, fields: &[(&[u8], &[u8])]) {
@@ -734,15 +797,15 @@ pub fn check_node(lp: &Listpack, master: StreamId) -> Result<u64, &'static str> 
     if take(&mut pos, "a stream node without its master terminator")? != 0 {
         return Err("a stream node's master entry is not terminated");
     }
-    let entries = node_entries(lp, master);
+    let entries: Vec<Slot> = NodeCursor::new(lp, master).collect();
     let mut seen_live = 0i64;
     let mut seen_deleted = 0i64;
     let mut previous: Option<StreamId> = None;
     for e in &entries {
-        if e.entry.id < master || previous.is_some_and(|p| e.entry.id <= p) {
+        if e.id < master || previous.is_some_and(|p| e.id <= p) {
             return Err("stream entry ids out of order");
         }
-        previous = Some(e.entry.id);
+        previous = Some(e.id);
         if e.deleted {
             seen_deleted += 1;
         } else {
@@ -792,18 +855,6 @@ pub fn check_node(lp: &Listpack, master: StreamId) -> Result<u64, &'static str> 
         return Err("a stream node's entries are malformed");
     }
     Ok(live as u64)
-}
-
-impl Listpack {
-    /// Appends several elements at once (strings that read as integers become integers).
-    pub fn push_all(&mut self, items: &[Elem]) {
-        for item in items {
-            match item {
-                Elem::Int(n) => self.push_int(*n),
-                Elem::Str(s) => self.push_str(s),
-            }
-        }
-    }
 }
 
 #[cfg(test)]

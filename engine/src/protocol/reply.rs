@@ -160,6 +160,15 @@ impl ArrayWriter {
         ArrayWriter { out, resp3 }
     }
 
+    /// Elements with no header yet, for an array whose length is known once they are all
+    /// written (`into_array`).
+    pub fn headless(resp3: bool) -> Self {
+        ArrayWriter {
+            out: Output::new(),
+            resp3,
+        }
+    }
+
     pub fn bulk(&mut self, data: &[u8]) {
         bulk(&mut self.out, data);
     }
@@ -176,6 +185,14 @@ impl ArrayWriter {
 
     pub fn finish(self) -> Reply {
         Reply::Encoded(self.out)
+    }
+
+    /// A `headless` writer's elements as an array of `len` of them.
+    pub fn into_array(self, len: usize) -> Reply {
+        let mut out = Output::new();
+        header(&mut out, b'*', len as i64);
+        out.append(self.out);
+        Reply::Encoded(out)
     }
 }
 
