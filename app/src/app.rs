@@ -99,6 +99,11 @@ impl CacheDeskApp {
         &self.pages.console.transcript
     }
 
+    /// True while the console waits for a command's reply (a blocking command).
+    pub fn console_waiting(&self) -> bool {
+        self.pages.console.waiting()
+    }
+
     /// Shows the cache `name` on its Overview, its pages fresh: nothing typed, chosen or
     /// revealed for the cache selected before carries over.
     fn select(&mut self, name: String) {

@@ -165,6 +165,38 @@ fn the_wizard_checks_every_tab_and_creates_a_cache_clients_use() {
         Some("INCR greeting"),
         "up recalls the last command"
     );
+
+    // A blocking read waits, and shows its reply once another client adds to the stream.
+    set_field(&mut h, "db0>", "XREAD BLOCK 0 STREAMS events $");
+    h.key_press(Key::Enter);
+    wait_until(&mut h, "the console to wait", |app| app.console_waiting());
+    h.get_by_label("Waiting for the reply…");
+    runtime.block_on(async {
+        let mut c = client(port, &new_key).await;
+        let _: String = redis::cmd("XADD")
+            .arg("events")
+            .arg("*")
+            .arg("kind")
+            .arg("signup")
+            .query_async(&mut c)
+            .await
+            .expect("XADD");
+    });
+    wait_until(&mut h, "the stream entry", |app| {
+        app.console_transcript()
+            .iter()
+            .any(|l| l.contains("\"events\"") && l.contains("\"signup\""))
+    });
+    assert!(!h.state().console_waiting());
+    // A wait that nothing would end is cancelled as CLIENT UNBLOCK ends it.
+    set_field(&mut h, "db0>", "BLPOP nothing 0");
+    h.key_press(Key::Enter);
+    wait_until(&mut h, "the console to wait", |app| app.console_waiting());
+    click(&mut h, "Cancel the waiting command");
+    wait_until(&mut h, "the cancelled wait", |app| {
+        !app.console_waiting()
+            && app.console_transcript().last().map(String::as_str) == Some("(nil)")
+    });
 }
 
 #[test]

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use config::InstanceConfig;
+pub use instance::local::LocalClient;
 pub use keyspace::EvictionPolicy;
 pub use persistence::aof::{AppendFsync, RewriteError, RewriteReason, RewriteReport};
 pub use persistence::mode::ModeError;
@@ -236,6 +237,12 @@ impl Instance {
         ks.now = util::now_ms();
         ks.evict_to_limit();
         ks.stats.evicted_keys - before
+    }
+
+    /// A client inside the process that keeps its state between commands and waits in
+    /// blocking ones (the app's console).
+    pub fn local_client(&self) -> LocalClient {
+        LocalClient::new(self.shared.clone())
     }
 
     /// Runs one command in-process, as a client on database `db` would (no network).

@@ -19,6 +19,8 @@ use crate::persistence::{JobKind, PersistenceMode, RestoreReport, RewriteReport,
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Telemetry {
     pub keys_per_db: [u64; DB_COUNT],
+    /// Keys of each type over all databases, in `ValueType::ALL` order.
+    pub keys_by_type: [u64; 6],
     pub expires_per_db: [u64; DB_COUNT],
     pub used_memory: u64,
     pub maxmemory: u64,
@@ -112,6 +114,9 @@ impl Telemetry {
         let ks = shared.keyspace.lock();
         for (i, db) in ks.dbs.iter().enumerate() {
             t.keys_per_db[i] = db.len() as u64;
+            for (total, n) in t.keys_by_type.iter_mut().zip(db.keys_by_type()) {
+                *total += n;
+            }
             t.expires_per_db[i] = db.expires.len() as u64;
         }
         t.used_memory = ks.used_memory() as u64;

@@ -1,10 +1,12 @@
 //! Console: type a command, see the reply formatted as redis-cli prints it; up/down walk the
-//! history. Commands run on tokio's blocking pool, never on the UI thread.
+//! history. The console is a client of the cache (its own database, MULTI, WATCH), and its
+//! commands run on the runtime, never on the UI thread: a blocking command (BLPOP, XREAD
+//! BLOCK...) shows its reply when it arrives, or can be cancelled as CLIENT UNBLOCK does.
 
 use std::sync::Arc;
 
 use cachedesk_engine::protocol::parser;
-use cachedesk_engine::{Instance, Reply};
+use cachedesk_engine::{Instance, LocalClient, Reply};
 use eframe::egui;
 use poll_promise::Promise;
 use tokio::runtime::Handle;
@@ -18,7 +20,14 @@ pub struct Console {
     /// Where up/down is in the history (None: at the new line).
     browsing: Option<usize>,
     db: usize,
-    pending: Option<Promise<(Vec<Vec<u8>>, Reply)>>,
+    /// The console's client, and the instance it is a client of (a restarted cache gets a new
+    /// one); out in `pending` while a command runs.
+    client: Option<LocalClient>,
+    client_of: Option<Arc<Instance>>,
+    /// The command running: its client and reply once done.
+    pending: Option<Promise<(LocalClient, Reply)>>,
+    /// The id of the client `pending` runs on (to unblock it).
+    pending_id: Option<u64>,
 }
 
 impl Console {
@@ -63,11 +72,26 @@ impl Console {
             }
         });
         if submit && self.pending.is_none() {
-            self.submit(instance.clone(), runtime);
+            self.submit(instance, runtime);
+        }
+        if let Some(id) = self.pending_id {
+            ui.horizontal(|ui| {
+                ui.label("Waiting for the reply…");
+                if ui.button("Cancel the waiting command").clicked() {
+                    let instance = instance.clone();
+                    runtime.spawn_blocking(move || {
+                        instance.execute(0, &["CLIENT", "UNBLOCK", &id.to_string()]);
+                    });
+                }
+            });
         }
         if self.pending.is_some() {
             ui.ctx().request_repaint();
         }
+    }
+
+    pub fn waiting(&self) -> bool {
+        self.pending.is_some()
     }
 
     fn walk_history(&mut self, back: bool) {
@@ -86,7 +110,7 @@ impl Console {
             .map_or(String::new(), |i| self.history[i].clone());
     }
 
-    fn submit(&mut self, instance: Arc<Instance>, runtime: &Handle) {
+    fn submit(&mut self, instance: &Arc<Instance>, runtime: &Handle) {
         let line = self.input.trim().to_string();
         self.input.clear();
         self.browsing = None;
@@ -102,11 +126,28 @@ impl Console {
                 return;
             }
         };
-        let db = self.db;
+        let same_instance = self
+            .client_of
+            .as_ref()
+            .is_some_and(|of| Arc::ptr_eq(of, instance));
+        let mut client = match self.client.take() {
+            Some(client) if same_instance => client,
+            _ => {
+                self.client_of = Some(instance.clone());
+                instance.local_client()
+            }
+        };
+        if !same_instance {
+            // A new client starts on database 0, wherever the old one was.
+            self.db = 0;
+            self.transcript.pop();
+            self.transcript.push(format!("db0> {line}"));
+        }
+        self.pending_id = Some(client.id());
         let (sender, promise) = Promise::new();
-        runtime.spawn_blocking(move || {
-            let reply = instance.execute(db, &args);
-            sender.send((args, reply));
+        runtime.spawn(async move {
+            let reply = client.run(&args).await;
+            sender.send((client, reply));
         });
         self.pending = Some(promise);
     }
@@ -117,13 +158,10 @@ impl Console {
             return;
         };
         match promise.try_take() {
-            Ok((args, reply)) => {
-                if args[0].eq_ignore_ascii_case(b"select") && reply == Reply::OK {
-                    self.db = std::str::from_utf8(&args[1])
-                        .ok()
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(self.db);
-                }
+            Ok((client, reply)) => {
+                self.db = client.db();
+                self.client = Some(client);
+                self.pending_id = None;
                 self.transcript.push(format_reply(&reply, 0));
             }
             Err(promise) => self.pending = Some(promise),

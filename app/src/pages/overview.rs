@@ -1,6 +1,8 @@
 //! Overview: status, endpoint with a copy button and a ready-to-paste redis-cli line, size and
-//! memory, keys per database, live charts of ops/s and clients, persistence, uptime.
+//! memory, keys per database and by type, live charts of ops/s and clients, persistence,
+//! uptime.
 
+use cachedesk_engine::keyspace::ValueType;
 use eframe::egui;
 use egui_plot::{Line, Plot, PlotPoints};
 
@@ -80,6 +82,9 @@ pub fn show(ui: &mut egui::Ui, cache: &Cache) {
                     per_db.join(", ")
                 });
                 ui.end_row();
+                ui.strong("Keys by type");
+                ui.label(keys_by_type(&t.keys_by_type));
+                ui.end_row();
             }
         });
     if let Some(note) = &cache.data_note {
@@ -100,6 +105,27 @@ pub fn show(ui: &mut egui::Ui, cache: &Cache) {
     }
 }
 
+/// "12 strings, 1 stream" for the types that have keys.
+fn keys_by_type(counts: &[u64; 6]) -> String {
+    let named: Vec<String> = ValueType::ALL
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(kind, n)| {
+            let name = match kind {
+                ValueType::ZSet => "sorted set",
+                other => other.name(),
+            };
+            format!("{n} {name}{}", if *n == 1 { "" } else { "s" })
+        })
+        .collect();
+    if named.is_empty() {
+        "none".into()
+    } else {
+        named.join(", ")
+    }
+}
+
 fn chart(
     ui: &mut egui::Ui,
     title: &str,
@@ -115,4 +141,18 @@ fn chart(
         .allow_scroll(false)
         .include_y(0.0)
         .show(ui, |plot| plot.line(Line::new(title, points)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_counts_name_each_type_that_has_keys() {
+        assert_eq!(keys_by_type(&[0; 6]), "none");
+        assert_eq!(
+            keys_by_type(&[12, 0, 1, 0, 2, 1]),
+            "12 strings, 1 hash, 2 sorted sets, 1 stream"
+        );
+    }
 }

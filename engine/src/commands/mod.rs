@@ -425,6 +425,9 @@ fn admit(ctx: &mut Ctx, spec: &'static CommandSpec) -> Result<(), CmdError> {
     if !ctx.client.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
         return Err(CmdError::NoAuth);
     }
+    if ctx.client.multi.is_some() && spec.flags.contains(Flags::NO_MULTI) {
+        return Err(CmdError::other("Command not allowed inside a transaction"));
+    }
     let is_exec = spec.name == "exec";
     let queued_flag = |flag: Flags| {
         is_exec

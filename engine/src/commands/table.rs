@@ -24,8 +24,10 @@ impl Flags {
     pub const LOADING: Flags = Flags(1 << 8);
     pub const STALE: Flags = Flags(1 << 9);
     pub const NOSCRIPT: Flags = Flags(1 << 10);
+    /// Refused inside MULTI (SAVE, SHUTDOWN).
+    pub const NO_MULTI: Flags = Flags(1 << 11);
 
-    const NAMES: [(Flags, &'static str); 11] = [
+    const NAMES: [(Flags, &'static str); 12] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENY_OOM, "denyoom"),
@@ -37,6 +39,7 @@ impl Flags {
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
         (Flags::NOSCRIPT, "noscript"),
+        (Flags::NO_MULTI, "no_multi"),
     ];
 
     pub const fn union(self, other: Flags) -> Flags {
@@ -173,6 +176,7 @@ const A: Flags = Flags::ADMIN;
 const L: Flags = Flags::LOADING;
 const S: Flags = Flags::STALE;
 const NS: Flags = Flags::NOSCRIPT;
+const NM: Flags = Flags::NO_MULTI;
 
 macro_rules! movable {
     () => {
@@ -404,14 +408,14 @@ commands! {
     "config", -2, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::config, "A container for server configuration commands.";
     "time", 1, L.union(S).union(F), 0, 0, 0, "server", server::time, "Returns the server time.";
     "lastsave", 1, L.union(S).union(F), 0, 0, 0, "server", persistence::lastsave, "Returns the Unix timestamp of the last successful save to disk.";
-    "save", 1, A.union(NS), 0, 0, 0, "server", persistence::save, "Synchronously saves the database(s) to disk.";
+    "save", 1, A.union(NS).union(NM), 0, 0, 0, "server", persistence::save, "Synchronously saves the database(s) to disk.";
     "bgsave", -1, A.union(NS), 0, 0, 0, "server", persistence::bgsave, "Asynchronously saves the database(s) to disk.";
     "bgrewriteaof", 1, A.union(NS), 0, 0, 0, "server", persistence::bgrewriteaof, "Asynchronously rewrites the append-only file to disk.";
     "dump", 2, R, 1, 1, 1, "generic", persistence::dump, "Returns a serialized representation of the value stored at a key.";
     "restore", -4, W.union(M), 1, 1, 1, "generic", persistence::restore, "Creates a key from the serialized representation of a value.";
     "debug", -2, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::debug, "A container for debugging commands.";
     "memory", -2, R, 0, 0, 0, "server", server::memory, "A container for memory diagnostics commands.";
-    "shutdown", -1, A.union(NS).union(L).union(S), 0, 0, 0, "server", server::shutdown, "Synchronously saves the database(s) to disk and shuts down the Redis server.";
+    "shutdown", -1, A.union(NS).union(L).union(S).union(NM), 0, 0, 0, "server", server::shutdown, "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     // scripting
     "function", -2, W.union(NS), 0, 0, 0, "scripting", scripting::function, "A container for function commands.";
     "eval", -3, NS.union(S), 0, 0, 0, "scripting", scripting::eval, "Executes a server-side Lua script.", numkeys::<2>;

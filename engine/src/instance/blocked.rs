@@ -8,7 +8,7 @@
 
 use tokio::sync::oneshot;
 
-use super::client::ClientState;
+use super::client::{ClientInfo, ClientState};
 use super::Shared;
 use crate::commands::{self, Ctx};
 use crate::keyspace::{Blob, Keyspace};
@@ -131,5 +131,43 @@ impl BlockedClients {
         ks.created.clear();
         ks.track_created = !self.waiters.is_empty();
         served
+    }
+}
+
+/// Takes a client out of the blocked queue as its wait ends unserved. None if it left the
+/// queue; if it was served meanwhile, the reply it was served.
+pub async fn leave_queue(
+    shared: &Shared,
+    id: u64,
+    served: &mut oneshot::Receiver<Reply>,
+) -> Option<Reply> {
+    let left = shared.wait_for_keyspace(|| {
+        let mut ks = shared.keyspace.lock();
+        let left = shared.blocked.lock().remove(&mut ks, id).is_some();
+        left
+    });
+    if left {
+        None
+    } else {
+        served.await.ok()
+    }
+}
+
+/// Counts a client as blocked (for INFO, and so `timeout` spares it) while it lives, however
+/// the wait ends.
+pub struct BlockedCount<'a>(&'a Shared, &'a ClientInfo);
+
+impl<'a> BlockedCount<'a> {
+    pub fn register(shared: &'a Shared, info: &'a ClientInfo) -> Self {
+        shared.stats.note_blocked(true);
+        info.set_blocked(true);
+        BlockedCount(shared, info)
+    }
+}
+
+impl Drop for BlockedCount<'_> {
+    fn drop(&mut self) {
+        self.1.set_blocked(false);
+        self.0.stats.note_blocked(false);
     }
 }

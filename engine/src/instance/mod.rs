@@ -7,6 +7,7 @@ pub mod batch;
 pub mod blocked;
 pub mod client;
 pub mod cron;
+pub mod local;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

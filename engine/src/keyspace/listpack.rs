@@ -211,7 +211,7 @@ impl Listpack {
         let count = u16::from_le_bytes([self.bytes[4], self.bytes[5]]);
         if count != UNKNOWN_COUNT {
             let new = usize::from(count) + items.len();
-            let stored = u16::try_from(new).unwrap_or(UNKNOWN_COUNT).min(UNKNOWN_COUNT);
+            let stored = u16::try_from(new).unwrap_or(UNKNOWN_COUNT);
             self.bytes[4..6].copy_from_slice(&stored.to_le_bytes());
         }
     }

@@ -48,6 +48,8 @@ pub struct Db {
     pub entries: Dict<Entry>,
     pub expires: Dict<u64>,
     value_heap: usize,
+    /// Keys by type (`ValueType::index`), kept as keys come and go.
+    types: [u64; ValueType::ALL.len()],
     /// Set when a write left a collection empty; the dispatcher then removes empty keys.
     pub emptied: bool,
     /// Which database of the running point-in-time walk this one is (None: created during
@@ -58,6 +60,11 @@ pub struct Db {
 impl Db {
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// How many keys hold each type (`ValueType::index`).
+    pub fn keys_by_type(&self) -> [u64; ValueType::ALL.len()] {
+        self.types
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,6 +98,7 @@ impl Db {
             self.expires.insert(key.clone(), at);
         }
         self.value_heap += value.heap_size();
+        self.types[value.value_type().index()] += 1;
         let entry = Entry {
             value,
             access,
@@ -104,6 +112,7 @@ impl Db {
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         self.value_heap -= entry.value.heap_size();
+        self.types[entry.value.value_type().index()] -= 1;
         if entry.volatile {
             self.expires.remove(key);
         }
@@ -493,6 +502,7 @@ impl Keyspace {
         if created {
             // A new value's heap counts in full; the guard settles what the command adds.
             d.value_heap += entry.value.heap_size();
+            d.types[entry.value.value_type().index()] += 1;
             if *track_created && serves_blocked(&entry.value) {
                 created_keys.push((db, Blob::from_slice(key)));
             }
@@ -536,9 +546,11 @@ impl Keyspace {
         self.note_created(db, key, &value);
         let d = &mut self.dbs[db];
         d.value_heap += value.heap_size();
+        d.types[value.value_type().index()] += 1;
         match d.entries.get_mut(key) {
             Some(entry) => {
                 d.value_heap -= entry.value.heap_size();
+                d.types[entry.value.value_type().index()] -= 1;
                 let old = std::mem::replace(&mut entry.value, value);
                 if self.track_created && matches!(old, Value::Stream(_)) {
                     self.created.push((db, Blob::from_slice(key)));
@@ -673,10 +685,7 @@ impl Keyspace {
             return;
         }
         for key in keys {
-            let empty = d
-                .entries
-                .get(key)
-                .is_some_and(|e| !matches!(e.value, Value::Str(_)) && e.value.element_count() == 0);
+            let empty = d.entries.get(key).is_some_and(|e| Kind::emptied(&e.value));
             if empty {
                 d.remove_entry(key);
             }
@@ -870,5 +879,29 @@ impl Weigh for Value {
 impl Weigh for Db {
     fn weight(&self) -> usize {
         self.mem_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_counted_by_type_as_they_come_go_and_change_type() {
+        let mut ks = Keyspace::default();
+        let count = |ks: &Keyspace, t: ValueType| ks.dbs[0].keys_by_type()[t.index()];
+        ks.set(0, b"a", Value::Str(Blob::from_slice(b"1")));
+        ks.set(0, b"b", Value::Str(Blob::from_slice(b"2")));
+        let created = ks.get_mut_or_create::<Stream>(0, b"s", || Value::Stream(Box::default()));
+        drop(created);
+        assert_eq!(count(&ks, ValueType::String), 2);
+        assert_eq!(count(&ks, ValueType::Stream), 1);
+        ks.set(0, b"a", Value::Hash(Box::default()));
+        assert_eq!(count(&ks, ValueType::String), 1);
+        assert_eq!(count(&ks, ValueType::Hash), 1);
+        assert!(ks.delete(0, b"s"));
+        assert_eq!(count(&ks, ValueType::Stream), 0);
+        ks.flush_db(0);
+        assert_eq!(ks.dbs[0].keys_by_type(), [0; 6]);
     }
 }

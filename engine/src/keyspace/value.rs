@@ -41,6 +41,20 @@ pub enum ValueType {
 }
 
 impl ValueType {
+    /// Every type, in the order `index` numbers them.
+    pub const ALL: [ValueType; 6] = [
+        ValueType::String,
+        ValueType::List,
+        ValueType::Hash,
+        ValueType::Set,
+        ValueType::ZSet,
+        ValueType::Stream,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ValueType::String => "string",

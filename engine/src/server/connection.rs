@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use crate::commands::{self, transactions, Ctx};
 use crate::config::{ClientClass, ClientLimits};
 use crate::instance::batch::Batch;
-use crate::instance::blocked::Waiter;
+use crate::instance::blocked::{leave_queue, BlockedCount, Waiter};
 use crate::instance::client::{ClientInfo, ClientState};
 use crate::instance::Shared;
 use crate::persistence::aof::Flushed;
@@ -540,43 +540,5 @@ async fn wait_blocked(
             }
         }
         None => Next::Close,
-    }
-}
-
-/// Takes a client out of the blocked queue as its wait ends unserved. None if it left the
-/// queue; if it was served meanwhile, the reply it was served.
-async fn leave_queue(
-    shared: &Shared,
-    id: u64,
-    served: &mut tokio::sync::oneshot::Receiver<Reply>,
-) -> Option<Reply> {
-    let left = shared.wait_for_keyspace(|| {
-        let mut ks = shared.keyspace.lock();
-        let left = shared.blocked.lock().remove(&mut ks, id).is_some();
-        left
-    });
-    if left {
-        None
-    } else {
-        served.await.ok()
-    }
-}
-
-/// Counts a client as blocked (for INFO, and so `timeout` spares it) while it lives, however
-/// the wait ends.
-struct BlockedCount<'a>(&'a Shared, &'a ClientInfo);
-
-impl<'a> BlockedCount<'a> {
-    fn register(shared: &'a Shared, info: &'a ClientInfo) -> Self {
-        shared.stats.note_blocked(true);
-        info.set_blocked(true);
-        BlockedCount(shared, info)
-    }
-}
-
-impl Drop for BlockedCount<'_> {
-    fn drop(&mut self) {
-        self.1.set_blocked(false);
-        self.0.stats.note_blocked(false);
     }
 }
