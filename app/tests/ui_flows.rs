@@ -188,6 +188,16 @@ fn the_wizard_checks_every_tab_and_creates_a_cache_clients_use() {
             .any(|l| l.contains("\"events\"") && l.contains("\"signup\""))
     });
     assert!(!h.state().console_waiting());
+    // The Overview counts the keys by type, the stream among them.
+    click(&mut h, "Overview");
+    wait_until(&mut h, "the stream in the key counts", |app| {
+        app.caches.list[0]
+            .instance
+            .as_ref()
+            .is_some_and(|i| i.telemetry().keys_by_type == [1, 0, 0, 0, 0, 1])
+    });
+    h.get_by_label("1 string, 1 stream");
+    click(&mut h, "Console");
     // A wait that nothing would end is cancelled as CLIENT UNBLOCK ends it.
     set_field(&mut h, "db0>", "BLPOP nothing 0");
     h.key_press(Key::Enter);
