@@ -135,6 +135,8 @@ redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REP
 G.redis = redis
 G.bit = natives.bit
 
+G.cjson = natives.cjson
+
 -- Redis's pcall: an error table comes back as its text; a kill is never caught.
 local function settle(ok, ...)
   if ok then
@@ -193,7 +195,7 @@ end
 -- The readonly sandbox. `libraries` are the tables scripts may read but never change; a
 -- script reaches each through a proxy that refuses writes.
 local libraries = {}
-for _, t in pairs({G, string, table, math, coroutine, redis, G.bit, getmetatable('')}) do
+for _, t in pairs({G, string, table, math, coroutine, redis, G.bit, G.cjson, getmetatable('')}) do
   libraries[t] = true
 end
 local proxies, is_proxy = {}, {}

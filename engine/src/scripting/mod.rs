@@ -12,7 +12,9 @@
 //! busy-reply-threshold they get -BUSY, and SCRIPT KILL stops a script that has not written.
 
 mod bit;
+mod cjson;
 pub mod convert;
+mod libs;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -198,6 +200,7 @@ impl Scripts {
             })?,
         )?;
         natives.set("bit", bit::library(&lua)?)?;
+        natives.set("cjson", cjson::module(&lua)?)?;
         natives.set(
             "control",
             lua.create_function(|lua, args: MultiValue| {
