@@ -10,6 +10,10 @@ use mlua::{LightUserData, Lua, Table, Value, Variadic};
 
 use super::libs::{answer, arg_error, c_int, check_integer, fmt_g, LibResult};
 
+/// The deepest a value nests whatever the depth settings say: about where Redis's Lua stack
+/// check stops it, and well inside the thread's stack for these recursive walks.
+const MAX_NESTING: i32 = 4000;
+
 /// A module table's settings (each `cjson.new()` has its own).
 #[derive(Debug, Clone)]
 struct Config {
@@ -354,7 +358,8 @@ fn encode_value(cfg: &Config, v: &Value, depth: i32, out: &mut Vec<u8>) -> Resul
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
         Value::Table(t) => {
             let depth = depth + 1;
-            if depth > cfg.encode_max_depth {
+            // Past MAX_NESTING Redis's Lua stack check fails with the same text.
+            if depth > cfg.encode_max_depth || depth > MAX_NESTING {
                 return Err(format!("Cannot serialise, excessive nesting ({depth})"));
             }
             match array_length(cfg, t)? {
@@ -674,7 +679,7 @@ fn decode_call(lua: &Lua, cfg: &Config, args: &[Value]) -> LibResult {
 
 fn descend(parser: &mut Parser) -> Result<(), String> {
     parser.depth += 1;
-    if parser.depth > parser.cfg.decode_max_depth {
+    if parser.depth > parser.cfg.decode_max_depth || parser.depth > MAX_NESTING {
         return Err(format!(
             "Found too many nested data structures ({}) at character {}",
             parser.depth, parser.pos

@@ -135,7 +135,7 @@ redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REP
 G.redis = redis
 G.bit = natives.bit
 
-G.cjson = natives.cjson
+G.cjson, G.cmsgpack, G.struct = natives.cjson, natives.cmsgpack, natives.struct
 
 -- Redis's pcall: an error table comes back as its text; a kill is never caught.
 local function settle(ok, ...)
@@ -195,7 +195,7 @@ end
 -- The readonly sandbox. `libraries` are the tables scripts may read but never change; a
 -- script reaches each through a proxy that refuses writes.
 local libraries = {}
-for _, t in pairs({G, string, table, math, coroutine, redis, G.bit, G.cjson, getmetatable('')}) do
+for _, t in pairs({G, string, table, math, coroutine, redis, G.bit, G.cjson, G.cmsgpack, G.struct, getmetatable('')}) do
   libraries[t] = true
 end
 local proxies, is_proxy = {}, {}

@@ -13,8 +13,10 @@
 
 mod bit;
 mod cjson;
+mod cmsgpack;
 pub mod convert;
 mod libs;
+mod struct_lib;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -201,6 +203,8 @@ impl Scripts {
         )?;
         natives.set("bit", bit::library(&lua)?)?;
         natives.set("cjson", cjson::module(&lua)?)?;
+        natives.set("cmsgpack", cmsgpack::module(&lua)?)?;
+        natives.set("struct", struct_lib::module(&lua)?)?;
         natives.set(
             "control",
             lua.create_function(|lua, args: MultiValue| {
