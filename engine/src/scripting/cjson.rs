@@ -10,9 +10,10 @@ use mlua::{LightUserData, Lua, Table, Value, Variadic};
 
 use super::libs::{answer, arg_error, c_int, check_integer, fmt_g, LibResult};
 
-/// The deepest a value nests whatever the depth settings say: about where Redis's Lua stack
-/// check stops it, and well inside the thread's stack for these recursive walks.
-const MAX_NESTING: i32 = 4000;
+/// The deepest a value nests whatever the depth settings say (Redis's own defaults): the walks
+/// are recursive on a worker thread's stack, which 4,000 levels overflowed. Redis stops near
+/// 8,000, at its Lua stack check, with the same texts.
+const MAX_NESTING: i32 = 1000;
 
 /// A module table's settings (each `cjson.new()` has its own).
 #[derive(Debug, Clone)]
@@ -358,7 +359,6 @@ fn encode_value(cfg: &Config, v: &Value, depth: i32, out: &mut Vec<u8>) -> Resul
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
         Value::Table(t) => {
             let depth = depth + 1;
-            // Past MAX_NESTING Redis's Lua stack check fails with the same text.
             if depth > cfg.encode_max_depth || depth > MAX_NESTING {
                 return Err(format!("Cannot serialise, excessive nesting ({depth})"));
             }

@@ -8,8 +8,9 @@ use super::libs::{answer, arg_error, check_integer, type_of, x86_i64, LibResult}
 
 /// Tables deeper than this are packed as nil (how circular references end).
 const MAX_NESTING: usize = 16;
-/// How deep a decoded value may nest (Redis runs out of Lua stack about there).
-const MAX_DECODE_DEPTH: usize = 4000;
+/// How deep a decoded value may nest (Redis runs out of Lua stack near 4,000 with these
+/// texts; the decoder recurses on a worker thread's stack, so it stops sooner).
+const MAX_DECODE_DEPTH: usize = 1000;
 /// The most values one unpack returns (the Lua stack's size in Redis, less its own slots).
 const MAX_RESULTS: usize = 7998;
 const TOO_MANY: &str =

@@ -79,8 +79,10 @@ fn array(lua: &Lua, items: Vec<Reply>, resp3: bool) -> mlua::Result<Value> {
 }
 
 /// How deep a returned table may nest before the rest is cut (Redis stops at its Lua stack
-/// limit, with this error in place of the deeper levels).
-const MAX_DEPTH: usize = 7900;
+/// limit, with this error in place of the deeper levels). Lower than Redis's ~7,900: the
+/// reply is built, encoded and freed by recursive walks on a worker thread's stack, which a
+/// self-referencing table 7,900 deep overflowed (the process aborted).
+const MAX_DEPTH: usize = 1000;
 
 /// A script's result as its caller's reply. `resp3` is the script's protocol (setresp),
 /// which decides what booleans become.
