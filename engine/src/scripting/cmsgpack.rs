@@ -4,7 +4,7 @@
 
 use mlua::{Lua, Table, Value, Variadic};
 
-use super::libs::{answer, arg_error, check_integer, type_of, x86_i64, LibResult};
+use super::libs::{answer, arg_error, check_integer, check_string, x86_i64, LibResult};
 
 /// Tables deeper than this are packed as nil (how circular references end).
 const MAX_NESTING: usize = 16;
@@ -27,15 +27,16 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, args: Variadic<Value>| {
             answer(
                 lua,
-                string_arg(lua, &args, "unpack").and_then(|s| full(lua, &s, 0, 0)),
+                check_string(lua, &args, 0, "unpack").and_then(|s| full(lua, &s, 0, 0)),
             )
         })?,
     )?;
     t.set(
         "unpack_one",
         lua.create_function(|lua, args: Variadic<Value>| {
-            let result = optional_integer(&args, 1, "unpack_one")
-                .and_then(|offset| full(lua, &string_arg(lua, &args, "unpack_one")?, 1, offset));
+            let result = optional_integer(&args, 1, "unpack_one").and_then(|offset| {
+                full(lua, &check_string(lua, &args, 0, "unpack_one")?, 1, offset)
+            });
             answer(lua, result)
         })?,
     )?;
@@ -45,7 +46,12 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let result = (|| {
                 let limit = check_integer(args.get(1).unwrap_or(&Value::Nil), 2, "unpack_limit")?;
                 let offset = optional_integer(&args, 2, "unpack_limit")?;
-                full(lua, &string_arg(lua, &args, "unpack_limit")?, limit, offset)
+                full(
+                    lua,
+                    &check_string(lua, &args, 0, "unpack_limit")?,
+                    limit,
+                    offset,
+                )
             })();
             answer(lua, result)
         })?,
@@ -61,24 +67,6 @@ fn optional_integer(args: &[Value], i: usize, name: &str) -> Result<i64, String>
     match args.get(i) {
         None | Some(Value::Nil) => Ok(0),
         Some(v) => check_integer(v, i + 1, name),
-    }
-}
-
-/// luaL_checklstring of argument 1 (a number as its text).
-fn string_arg(lua: &Lua, args: &[Value], name: &str) -> Result<Vec<u8>, String> {
-    match args.first() {
-        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
-        Some(v @ (Value::Number(_) | Value::Integer(_))) => Ok(lua
-            .coerce_string(v.clone())
-            .ok()
-            .flatten()
-            .map(|s| s.as_bytes().to_vec())
-            .unwrap_or_default()),
-        other => Err(arg_error(
-            1,
-            name,
-            &format!("string expected, got {}", type_of(other)),
-        )),
     }
 }
 

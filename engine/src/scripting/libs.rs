@@ -49,6 +49,24 @@ pub fn type_of(v: Option<&Value>) -> &'static str {
     }
 }
 
+/// luaL_checklstring of argument `i` (0-based; a number as its text).
+pub fn check_string(lua: &Lua, args: &[Value], i: usize, name: &str) -> Result<Vec<u8>, String> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(v @ (Value::Number(_) | Value::Integer(_))) => Ok(lua
+            .coerce_string(v.clone())
+            .ok()
+            .flatten()
+            .map(|s| s.as_bytes().to_vec())
+            .unwrap_or_default()),
+        other => Err(arg_error(
+            i + 1,
+            name,
+            &format!("string expected, got {}", type_of(other)),
+        )),
+    }
+}
+
 /// lua_tonumber: a number, or a string that reads as one (spaces around, hex with 0x).
 pub fn to_number(v: &Value) -> Option<f64> {
     match v {

@@ -5,7 +5,8 @@
 use mlua::{Lua, Table, Value, Variadic};
 
 use super::libs::{
-    answer, arg_error, check_integer, check_number, to_number, type_of, x86_i64, LibResult,
+    answer, arg_error, check_integer, check_number, check_string, to_number, type_of, x86_i64,
+    LibResult,
 };
 
 /// The most results one unpack returns (Redis's Lua stack, less the arguments).
@@ -128,25 +129,7 @@ impl<'a> Format<'a> {
 }
 
 fn format_arg(lua: &Lua, args: &[Value], name: &str) -> Result<Vec<u8>, String> {
-    string_at(lua, args, 0, name)
-}
-
-/// luaL_checklstring of argument `i` (0-based; a number as its text).
-fn string_at(lua: &Lua, args: &[Value], i: usize, name: &str) -> Result<Vec<u8>, String> {
-    match args.get(i) {
-        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
-        Some(v @ (Value::Number(_) | Value::Integer(_))) => Ok(lua
-            .coerce_string(v.clone())
-            .ok()
-            .flatten()
-            .map(|s| s.as_bytes().to_vec())
-            .unwrap_or_default()),
-        other => Err(arg_error(
-            i + 1,
-            name,
-            &format!("string expected, got {}", type_of(other)),
-        )),
-    }
+    check_string(lua, args, 0, name)
 }
 
 /// Argument `i` (0-based) as pack reads it: one past the last is a nil (struct pushes one).
@@ -222,7 +205,7 @@ fn pack(lua: &Lua, args: &[Value]) -> LibResult {
                             &format!("string expected, got {}", type_of(pack_arg(args, arg))),
                         ))
                     }
-                    Some(_) => string_at(lua, args, arg, "pack")?,
+                    Some(_) => check_string(lua, args, arg, "pack")?,
                 };
                 arg += 1;
                 if size == 0 {
@@ -259,7 +242,7 @@ fn unpack(lua: &Lua, args: &[Value]) -> LibResult {
         Some(v) => check_integer(v, 3, "unpack")?,
     } as u64;
     let text = format_arg(lua, args, "unpack")?;
-    let data = string_at(lua, args, 1, "unpack")?;
+    let data = check_string(lua, args, 1, "unpack")?;
     if start == 0 {
         return Err(arg_error(3, "unpack", "offset must be 1 or greater"));
     }
