@@ -49,8 +49,7 @@ fn close_on_signal(runtime: &tokio::runtime::Handle, ctx: eframe::egui::Context)
 
 fn main() -> anyhow::Result<()> {
     let paths = paths_from_args()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
+    let runtime = cachedesk_engine::server::runtime_builder()
         .build()
         .context("starting the tokio runtime")?;
     let options = eframe::NativeOptions {

@@ -19,6 +19,8 @@ pub enum Resp {
     Array(Vec<Resp>),
     Map(Vec<(Resp, Resp)>),
     Set(Vec<Resp>),
+    /// A RESP3 push frame (`>`).
+    Push(Vec<Resp>),
     Double(String),
     Bool(bool),
     Verbatim(String, Vec<u8>),
@@ -28,7 +30,7 @@ impl Resp {
     /// Sorts array, set and map elements recursively (for replies whose order is unspecified).
     pub fn sorted(mut self) -> Resp {
         match &mut self {
-            Resp::Array(items) | Resp::Set(items) => {
+            Resp::Array(items) | Resp::Set(items) | Resp::Push(items) => {
                 *items = std::mem::take(items)
                     .into_iter()
                     .map(Resp::sorted)
@@ -82,6 +84,7 @@ impl Resp {
             Resp::Array(_) => "array",
             Resp::Map(_) => "map",
             Resp::Set(_) => "set",
+            Resp::Push(_) => "push",
             Resp::Double(_) => "double",
             Resp::Bool(_) => "bool",
             Resp::Verbatim(..) => "verbatim",
@@ -102,7 +105,7 @@ impl fmt::Display for Resp {
             Resp::Double(d) => write!(f, ",{d}"),
             Resp::Bool(b) => write!(f, "#{b}"),
             Resp::Verbatim(t, b) => write!(f, "={t}:{:?}", String::from_utf8_lossy(b)),
-            Resp::Array(items) | Resp::Set(items) => {
+            Resp::Array(items) | Resp::Set(items) | Resp::Push(items) => {
                 write!(f, "[")?;
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
@@ -235,17 +238,17 @@ impl RawClient {
                         text.to_vec(),
                     )
                 }
-                "*" | "~" => match len()? {
+                "*" | "~" | ">" => match len()? {
                     -1 => Resp::NullArray,
                     n => {
                         let mut items = Vec::with_capacity(n as usize);
                         for _ in 0..n {
                             items.push(self.read_reply().await?);
                         }
-                        if kind == "*" {
-                            Resp::Array(items)
-                        } else {
-                            Resp::Set(items)
+                        match kind {
+                            "*" => Resp::Array(items),
+                            "~" => Resp::Set(items),
+                            _ => Resp::Push(items),
                         }
                     }
                 },

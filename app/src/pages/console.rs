@@ -189,10 +189,12 @@ pub fn format_reply(reply: &Reply, indent: usize) -> String {
         Reply::Bool(b) => format!("({b})"),
         Reply::BigNumber(n) => format!("(big number) {n}"),
         Reply::Verbatim(text) => text.clone(),
-        Reply::Array(items) | Reply::Set(items) => list(items.iter().collect(), indent),
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
+            list(items.iter().collect(), indent)
+        }
         Reply::Map(pairs) => list(pairs.iter().flat_map(|(k, v)| [k, v]).collect(), indent),
         // `Instance::execute` decodes these already; a reply kept encoded prints decoded.
-        Reply::Encoded(_) => format_reply(&reply.clone().into_tree(), indent),
+        Reply::Encoded(_) | Reply::Pushes(_) => format_reply(&reply.clone().into_tree(), indent),
     }
 }
 

@@ -127,9 +127,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match cachedesk_engine::server::runtime_builder()
         .worker_threads(io_threads)
-        .enable_all()
         .build()
     {
         Ok(rt) => rt,

@@ -2,17 +2,22 @@
 
 use super::transactions::release_watches;
 use super::{int_arg, is, lower, CmdError, CmdResult, Ctx};
-use crate::protocol::Reply;
+use crate::instance::client::ReplyMode;
+use crate::protocol::{Output, Reply};
 
 pub fn ping(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    match args.len() {
-        1 => Ok(Reply::Status("PONG")),
-        2 => Ok(Reply::bulk(args[1])),
-        _ => {
-            let _ = ctx;
-            Err(CmdError::Arity("ping".into()))
-        }
+    if args.len() > 2 {
+        return Err(CmdError::Arity("ping".into()));
     }
+    // A RESP2 subscriber gets its PONG as a message-shaped array, as Redis gives it.
+    if ctx.client.subscribed() && !ctx.client.resp3 {
+        let echoed = args.get(1).copied().unwrap_or(b"");
+        return Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::bulk(echoed)]));
+    }
+    Ok(match args.get(1) {
+        None => Reply::Status("PONG"),
+        Some(echoed) => Reply::bulk(echoed),
+    })
 }
 
 pub fn echo(_ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -99,7 +104,7 @@ pub fn hello(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         ctx.client.set_name(name);
     }
     if let Some(version) = proto {
-        ctx.client.resp3 = version == 3;
+        ctx.client.set_resp3(version == 3);
     }
     Ok(Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),
@@ -125,7 +130,9 @@ pub fn reset(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     ctx.client.multi_failed = false;
     release_watches(ctx);
     ctx.client.db = 0;
-    ctx.client.resp3 = false;
+    ctx.client.reply_mode = ReplyMode::On;
+    super::pubsub::unsubscribe_all(ctx);
+    ctx.client.set_resp3(false);
     ctx.client.clear_name();
     ctx.client.authenticated = ctx.shared.access_keys().is_empty();
     Ok(Reply::Status("RESET"))
@@ -223,6 +230,24 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 (None, _) => Ok(Reply::Int(0)),
             }
         }
+        "reply" if args.len() == 3 => {
+            let mode = &mut ctx.client.reply_mode;
+            if is(args[2], "ON") {
+                *mode = ReplyMode::On;
+                return Ok(Reply::OK);
+            }
+            if is(args[2], "OFF") {
+                *mode = ReplyMode::Off;
+            } else if is(args[2], "SKIP") {
+                if *mode != ReplyMode::Off {
+                    *mode = ReplyMode::SkipNext;
+                }
+            } else {
+                return Err(CmdError::Syntax);
+            }
+            // OFF and SKIP answer nothing.
+            Ok(Reply::Encoded(Output::new()))
+        }
         "unblock" if args.len() == 3 || args.len() == 4 => {
             let id = int_arg(args[2])? as u64;
             let error = match args.get(3) {
@@ -259,6 +284,8 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 "    Kill a connection.",
                 "LIST [TYPE normal] [ID <id> [<id> ...]]",
                 "    Return information about client connections.",
+                "REPLY (ON|OFF|SKIP)",
+                "    Control the replies sent to the current connection.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
@@ -270,7 +297,7 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .map(|l| Reply::StatusOwned((*l).into()))
             .collect(),
         )),
-        "id" | "getname" | "setname" | "info" | "kill" | "unblock" => Err(arity_error()),
+        "id" | "getname" | "setname" | "info" | "kill" | "unblock" | "reply" => Err(arity_error()),
         _ => Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(args[1])

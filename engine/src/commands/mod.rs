@@ -13,6 +13,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod persistence;
+pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -407,7 +408,7 @@ pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
         Ok(spec) => spec,
         Err(e) => return reject(ctx, None, e),
     };
-    if let Err(e) = admit(ctx, spec) {
+    if let Err(e) = admit(ctx, spec, args) {
         return reject(ctx, Some(spec), e);
     }
     if ctx.client.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION_CONTROL) {
@@ -417,8 +418,9 @@ pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
 }
 
 /// The checks a command passes before it runs or is queued, in Redis's order: access, the
-/// memory limit, the AOF's health, loading. An EXEC counts as the commands it would run.
-fn admit(ctx: &mut Ctx, spec: &'static CommandSpec) -> Result<(), CmdError> {
+/// memory limit, the AOF's health, a RESP2 subscriber's few commands, loading. An EXEC counts
+/// as the commands it would run.
+fn admit(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Result<(), CmdError> {
     let shared = ctx.shared;
     ctx.client
         .refresh_auth(shared.auth_generation(), || shared.access_keys());
@@ -455,10 +457,45 @@ fn admit(ctx: &mut Ctx, spec: &'static CommandSpec) -> Result<(), CmdError> {
             ctx.shared,
         )));
     }
+    if ctx.client.subscribed() && !ctx.client.resp3 && !ALLOWED_SUBSCRIBED.contains(&spec.name) {
+        return Err(CmdError::other(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            full_name(spec, args)
+        )));
+    }
     if !spec.flags.contains(Flags::LOADING) && ctx.shared.persistence.is_loading() {
         return Err(CmdError::Loading);
     }
     Ok(())
+}
+
+/// What a RESP2 client may run while subscribed.
+const ALLOWED_SUBSCRIBED: [&str; 9] = [
+    "ping",
+    "subscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "sunsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "quit",
+    "reset",
+];
+
+/// The commands Redis 7.0 defines as containers of subcommands.
+const CONTAINERS: [&str; 10] = [
+    "client", "config", "command", "object", "memory", "script", "function", "xinfo", "xgroup",
+    "pubsub",
+];
+
+/// A command's name as Redis's errors give it: `container|subcommand` for a subcommand.
+fn full_name(spec: &CommandSpec, args: &[&[u8]]) -> String {
+    match args.get(1) {
+        Some(sub) if CONTAINERS.contains(&spec.name) => {
+            format!("{}|{}", spec.name, lower(sub))
+        }
+        _ => spec.name.to_string(),
+    }
 }
 
 /// Refuses a request. Inside MULTI the refusal flags the transaction, so EXEC discards it;

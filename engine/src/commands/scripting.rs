@@ -175,17 +175,10 @@ fn run_script(
     let status = shared.script_status.clone();
     let mut lend = |lua: &Lua, args: MultiValue| control(ctx, &mut script, lua, args);
     let run = || scripts.run(target, keys, argv, &status, &mut lend);
-    // Other clients must go on being served while the script runs. With other workers to
-    // serve them (and to steal this one's queued tasks) the script runs where it is; a lone
-    // worker hands its duties over first, which costs a thread switch per script.
-    let lone_worker =
-        tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() < 2);
-    let outcome = if lone_worker {
-        crate::util::off_worker(run)
-    } else {
-        let mut run = run;
-        run()
-    };
+    // Other clients must go on being served while the script runs: the worker hands its
+    // duties (its queued tasks, the one in its LIFO slot included, which no other worker may
+    // steal) to another thread first, at the cost of a thread switch per script.
+    let outcome = crate::util::off_worker(run);
     if wraps {
         ctx.ks.feed.end_transaction();
     }

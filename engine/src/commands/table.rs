@@ -2,8 +2,8 @@
 //! reports and what dispatch checks), and the function that runs it.
 
 use super::{
-    bitmaps, connection, geo, hashes, hyperloglog, keys, lists, persistence, scripting, server,
-    sets, sort, streams, strings, transactions, zsets,
+    bitmaps, connection, geo, hashes, hyperloglog, keys, lists, persistence, pubsub, scripting,
+    server, sets, sort, streams, strings, transactions, zsets,
 };
 use super::{is, CmdResult, Ctx};
 
@@ -402,6 +402,16 @@ commands! {
     "quit", -1, NS.union(L).union(S).union(F).union(NA).union(TX), 0, 0, 0, "connection", connection::quit, "Closes the connection.";
     "reset", 1, NS.union(L).union(S).union(F).union(NA).union(TX), 0, 0, 0, "connection", connection::reset, "Resets the connection.";
     "client", -2, NS.union(L).union(S), 0, 0, 0, "connection", connection::client, "A container for client connection commands.";
+    // pubsub
+    "subscribe", -2, NS.union(L).union(S), 0, 0, 0, "pubsub", pubsub::subscribe, "Listens for messages published to channels.";
+    "unsubscribe", -1, NS.union(L).union(S), 0, 0, 0, "pubsub", pubsub::unsubscribe, "Stops listening to messages posted to channels.";
+    "psubscribe", -2, NS.union(L).union(S), 0, 0, 0, "pubsub", pubsub::psubscribe, "Listens for messages published to channels that match one or more patterns.";
+    "punsubscribe", -1, NS.union(L).union(S), 0, 0, 0, "pubsub", pubsub::punsubscribe, "Stops listening to messages published to channels that match one or more patterns.";
+    "ssubscribe", -2, NS.union(L).union(S), 1, -1, 1, "pubsub", pubsub::ssubscribe, "Listens for messages published to shard channels.";
+    "sunsubscribe", -1, NS.union(L).union(S), 1, -1, 1, "pubsub", pubsub::sunsubscribe, "Stops listening to messages posted to shard channels.";
+    "publish", 3, L.union(S).union(F), 0, 0, 0, "pubsub", pubsub::publish, "Posts a message to a channel.";
+    "spublish", 3, L.union(S).union(F), 1, 1, 1, "pubsub", pubsub::spublish, "Post a message to a shard channel";
+    "pubsub", -2, L.union(S), 0, 0, 0, "pubsub", pubsub::pubsub, "A container for Pub/Sub commands.";
     // server
     "command", -1, L.union(S), 0, 0, 0, "server", server::command, "Returns detailed information about all commands.";
     "info", -1, L.union(S), 0, 0, 0, "server", server::info, "Returns information and statistics about the server.";

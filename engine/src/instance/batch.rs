@@ -30,17 +30,19 @@ impl<'a> Batch<'a> {
     }
 
     /// Takes the keyspace lock for a client's batch, unless a script holds it past
-    /// busy-reply-threshold: then None, and the client is answered -BUSY without it.
+    /// busy-reply-threshold: then None, and the client is answered -BUSY without it. While a
+    /// script runs, the wait happens off the worker (`Shared::wait_for_keyspace`).
     pub fn begin_unless_busy(shared: &'a Shared) -> Option<Self> {
-        loop {
-            if let Some(mut ks) = shared.keyspace.try_lock_for(Duration::from_millis(5)) {
-                ks.clock_reusable = false;
-                return Some(Batch { shared, ks });
+        let mut ks = shared.wait_for_keyspace(|| loop {
+            if let Some(ks) = shared.keyspace.try_lock_for(Duration::from_millis(5)) {
+                return Some(ks);
             }
             if shared.script_status.timed_out() {
                 return None;
             }
-        }
+        })?;
+        ks.clock_reusable = false;
+        Some(Batch { shared, ks })
     }
 
     /// Ends the batch and releases the keyspace. `NotDurable` means the batch's writes are

@@ -2,13 +2,14 @@
 //! connections may read for CLIENT LIST or act on for CLIENT KILL (`ClientInfo`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::pubsub::Subscriptions;
 use crate::commands::CommandSpec;
 use crate::keyspace::Blob;
 
@@ -28,6 +29,8 @@ pub struct ClientInfo {
     killed: AtomicBool,
     /// Waiting in a blocking command (then `timeout` does not apply, as in Redis).
     blocked: AtomicBool,
+    /// Its channel, pattern and shard-channel subscriptions, for CLIENT LIST.
+    subscriptions: [AtomicU32; 3],
     /// The access key this client authenticated with (None: none, or none was needed).
     auth_key: Mutex<Option<String>>,
     /// Woken by CLIENT KILL.
@@ -48,6 +51,7 @@ impl ClientInfo {
             commands: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            subscriptions: Default::default(),
             auth_key: Mutex::new(None),
             kill_notify: Notify::new(),
         }
@@ -114,10 +118,27 @@ impl ClientInfo {
         self.created.elapsed().saturating_sub(active)
     }
 
+    /// Records how many channels, patterns and shard channels the client subscribes to.
+    pub fn set_subscriptions(&self, subs: &Subscriptions) {
+        let counts = [
+            subs.channels.len(),
+            subs.patterns.len(),
+            subs.shard_channels.len(),
+        ];
+        for (slot, count) in self.subscriptions.iter().zip(counts) {
+            slot.store(count as u32, Ordering::Relaxed);
+        }
+    }
+
     /// One line of CLIENT LIST, in Redis's format.
     pub fn describe(&self, db: usize) -> String {
+        let [sub, psub, ssub] = self
+            .subscriptions
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        let flags = if sub + psub + ssub > 0 { "P" } else { "N" };
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -164,6 +185,35 @@ pub struct ClientState {
     pub replaying: bool,
     /// The command of the previous request, which the next one most likely repeats.
     pub last_command: Option<&'static CommandSpec>,
+    /// Pub/Sub subscriptions and the mailbox messages wait in (None: never subscribed).
+    pub pubsub: Option<Box<Subscriptions>>,
+    /// CLIENT REPLY: whether replies are sent.
+    pub reply_mode: ReplyMode,
+}
+
+/// CLIENT REPLY's modes. Pub/Sub pushes are sent whatever the mode, as in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// CLIENT REPLY SKIP ran: the next command's reply is dropped.
+    SkipNext,
+    /// This command's reply is dropped.
+    Skip,
+}
+
+impl ReplyMode {
+    /// Moves past a command that ran in mode `before`; true if its reply is dropped.
+    pub fn after_command(&mut self, before: ReplyMode) -> bool {
+        let dropped = before == ReplyMode::Skip || *self == ReplyMode::Off;
+        *self = match *self {
+            ReplyMode::SkipNext => ReplyMode::Skip,
+            ReplyMode::Skip if before == ReplyMode::Skip => ReplyMode::On,
+            mode => mode,
+        };
+        dropped
+    }
 }
 
 impl ClientState {
@@ -185,7 +235,22 @@ impl ClientState {
             in_script: false,
             replaying: false,
             last_command: None,
+            pubsub: None,
+            reply_mode: ReplyMode::On,
         }
+    }
+
+    /// Switches the protocol, for replies and for the Pub/Sub messages still to come.
+    pub fn set_resp3(&mut self, resp3: bool) {
+        self.resp3 = resp3;
+        if let Some(subs) = &self.pubsub {
+            subs.mailbox.set_resp3(resp3);
+        }
+    }
+
+    /// Subscribed to anything: in RESP2 only the subscriber commands are allowed.
+    pub fn subscribed(&self) -> bool {
+        self.pubsub.as_ref().is_some_and(|s| s.total() > 0)
     }
 
     pub fn id(&self) -> u64 {

@@ -8,6 +8,7 @@ pub mod blocked;
 pub mod client;
 pub mod cron;
 pub mod local;
+pub mod pubsub;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -115,6 +116,8 @@ pub struct Shared {
     /// The Lua state and script cache, started at the first script (locked after the
     /// keyspace).
     pub scripts: Mutex<Option<crate::scripting::Scripts>>,
+    /// Pub/Sub subscriptions and delivery (locked after the keyspace).
+    pub pubsub: Mutex<pubsub::Hub>,
     /// The running script, as other clients see it without the keyspace lock.
     pub script_status: Arc<crate::scripting::ScriptStatus>,
     /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
@@ -155,6 +158,7 @@ impl Shared {
             auth_generation: AtomicU64::new(0),
             blocked: Mutex::new(Default::default()),
             scripts: Mutex::new(None),
+            pubsub: Mutex::new(pubsub::Hub::default()),
             script_status: Arc::new(crate::scripting::ScriptStatus::with_threshold(
                 busy_reply_threshold_ms,
             )),

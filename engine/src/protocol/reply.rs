@@ -39,8 +39,13 @@ pub enum Reply {
     DoubleText(String),
     /// Text with a format tag in RESP3 (INFO), a bulk string in RESP2.
     Verbatim(String),
+    /// Out-of-band data (Pub/Sub confirmations and messages): a push frame in RESP3, an
+    /// array in RESP2.
+    Push(Vec<Reply>),
     /// A reply already encoded for the client's protocol (see `ArrayWriter`).
     Encoded(Output),
+    /// Push frames already encoded (Pub/Sub confirmations): sent even under CLIENT REPLY OFF.
+    Pushes(Output),
 }
 
 impl Reply {
@@ -68,6 +73,10 @@ impl Reply {
             Reply::NullArray => out.put_slice(b"*-1\r\n"),
             Reply::Array(items) => {
                 header(out, b'*', items.len() as i64);
+                items.into_iter().for_each(|r| r.encode(out, resp3));
+            }
+            Reply::Push(items) => {
+                header(out, if resp3 { b'>' } else { b'*' }, items.len() as i64);
                 items.into_iter().for_each(|r| r.encode(out, resp3));
             }
             Reply::Set(items) => {
@@ -124,7 +133,7 @@ impl Reply {
                     bulk(out, text.as_bytes());
                 }
             }
-            Reply::Encoded(encoded) => out.append(encoded),
+            Reply::Encoded(encoded) | Reply::Pushes(encoded) => out.append(encoded),
         }
     }
 
@@ -132,7 +141,7 @@ impl Reply {
     /// look at replies rather than send them).
     pub fn into_tree(self) -> Reply {
         match self {
-            Reply::Encoded(encoded) => {
+            Reply::Encoded(encoded) | Reply::Pushes(encoded) => {
                 let bytes = encoded.to_vec();
                 let mut at = 0;
                 decode(&bytes, &mut at)
@@ -226,6 +235,7 @@ fn decode(bytes: &[u8], at: &mut usize) -> Option<Reply> {
             n => Reply::Array(items(n, at)?),
         },
         b'~' => Reply::Set(items(count(text)?, at)?),
+        b'>' => Reply::Push(items(count(text)?, at)?),
         b'%' => {
             let flat = items(2 * count(text)?, at)?;
             let mut flat = flat.into_iter();

@@ -30,7 +30,8 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, resp3: bool) -> mlua::Result<Value>
         Reply::Null | Reply::NullArray => Value::Boolean(false),
         Reply::Bool(b) if resp3 => Value::Boolean(b),
         Reply::Bool(b) => Value::Number(f64::from(u8::from(b))),
-        Reply::Array(items) => array(lua, items, resp3)?,
+        // Scripts cannot subscribe, so a push only reaches them as an array.
+        Reply::Array(items) | Reply::Push(items) => array(lua, items, resp3)?,
         Reply::Set(items) if resp3 => {
             let set = lua.create_table()?;
             for item in items {
@@ -66,7 +67,9 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, resp3: bool) -> mlua::Result<Value>
             field("verbatim_string", Value::Table(v))?
         }
         Reply::Verbatim(text) => string(text.as_bytes())?,
-        encoded @ Reply::Encoded(_) => reply_to_lua(lua, encoded.into_tree(), resp3)?,
+        encoded @ (Reply::Encoded(_) | Reply::Pushes(_)) => {
+            reply_to_lua(lua, encoded.into_tree(), resp3)?
+        }
     })
 }
 

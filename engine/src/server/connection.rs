@@ -9,11 +9,13 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::commands::pubsub;
 use crate::commands::{self, transactions, Ctx};
 use crate::config::{ClientClass, ClientLimits};
 use crate::instance::batch::Batch;
 use crate::instance::blocked::{leave_queue, BlockedCount, Waiter};
 use crate::instance::client::{ClientInfo, ClientState};
+use crate::instance::pubsub::Mailbox;
 use crate::instance::Shared;
 use crate::persistence::aof::Flushed;
 use crate::protocol::{Output, Reply, Request, RequestParser};
@@ -46,6 +48,27 @@ struct Session<'a> {
     client: ClientState,
     /// When the output first went over its class's soft limit (None: it is under).
     soft_limit_since: Option<Instant>,
+    /// Bytes of Pub/Sub messages moved into the output and not yet written.
+    mail_unwritten: usize,
+}
+
+impl Session<'_> {
+    /// Moves the Pub/Sub messages waiting for this client into `output`.
+    fn take_mail(&mut self, output: &mut Output) {
+        self.mail_unwritten += take_mail(&self.client, output);
+    }
+
+    /// The output was written: its messages no longer count toward the subscriber's limit.
+    fn mail_written(&mut self) {
+        if let Some(subs) = &self.client.pubsub {
+            subs.mailbox
+                .written(std::mem::take(&mut self.mail_unwritten));
+        }
+    }
+
+    fn mailbox(&self) -> Option<Arc<Mailbox>> {
+        self.client.pubsub.as_ref().map(|s| s.mailbox.clone())
+    }
 }
 
 impl Drop for Session<'_> {
@@ -54,7 +77,18 @@ impl Drop for Session<'_> {
             let mut ks = self.shared.keyspace.lock();
             let mut ctx = Ctx::new(&mut ks, &mut self.client, self.shared);
             transactions::release_watches(&mut ctx);
+            pubsub::unsubscribe_all(&mut ctx);
         });
+        if let Some(subs) = &self.client.pubsub {
+            if subs.mailbox.is_closed() {
+                close_for_limit(
+                    self.shared,
+                    &self.client.info,
+                    "output buffer limits (pubsub)",
+                    subs.mailbox.pending(),
+                );
+            }
+        }
         self.shared.unregister_client(self.client.id());
     }
 }
@@ -74,6 +108,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         shared: &shared,
         client: new_client(&shared, &info),
         soft_limit_since: None,
+        mail_unwritten: 0,
     };
     let mut buffers: Option<Box<Buffers>> = None;
     loop {
@@ -81,8 +116,15 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             // Idle (its replies all written): wait holding no buffers. The cron closes the
             // connection after `timeout` idle seconds.
             buffers = None;
-            if !wait_readable(&stream, &info).await {
-                break;
+            match wait_input(&stream, &info, session.mailbox().as_deref()).await {
+                Wake::Readable => {}
+                Wake::Mail => {
+                    if deliver_mail(&mut session, &mut stream).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Wake::Closed => break,
             }
         }
         let Buffers {
@@ -125,6 +167,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         {
             break;
         }
+        session.mail_written();
         if info.is_killed() {
             break;
         }
@@ -148,6 +191,40 @@ async fn wait_readable(stream: &TcpStream, info: &ClientInfo) -> bool {
         r = std::future::poll_fn(|cx| stream.poll_read_ready(cx)) => r.is_ok(),
         _ = info.kill_notify.notified() => false,
     }
+}
+
+/// What woke an idle connection.
+enum Wake {
+    Readable,
+    /// Pub/Sub messages arrived.
+    Mail,
+    Closed,
+}
+
+/// Waits for input, or (for a subscriber) for messages to write.
+async fn wait_input(stream: &TcpStream, info: &ClientInfo, mailbox: Option<&Mailbox>) -> Wake {
+    let Some(mailbox) = mailbox else {
+        return match wait_readable(stream, info).await {
+            true => Wake::Readable,
+            false => Wake::Closed,
+        };
+    };
+    tokio::select! {
+        readable = wait_readable(stream, info) => match readable {
+            true => Wake::Readable,
+            false => Wake::Closed,
+        },
+        _ = mailbox.arrived.notified() => Wake::Mail,
+    }
+}
+
+/// Writes the Pub/Sub messages waiting for an idle subscriber.
+async fn deliver_mail(session: &mut Session<'_>, stream: &mut TcpStream) -> std::io::Result<()> {
+    let mut out = Output::new();
+    session.take_mail(&mut out);
+    flush(session.shared, &session.client.info, stream, &mut out).await?;
+    session.mail_written();
+    Ok(())
 }
 
 /// What reading the socket and running what arrived gave.
@@ -288,6 +365,8 @@ fn run_batch(
     // Where this batch's replies start, and how many it encoded (a blocked command has none).
     let start = output.len();
     let mut replies = 0;
+    // Bytes of Pub/Sub messages moved into the output among the replies.
+    let mut mail = 0;
     let mut protocol_error = None;
     let mut next = Next::Continue;
     loop {
@@ -328,6 +407,7 @@ fn run_batch(
         let Some(ks) = batch.as_mut() else {
             // A script is busy past its threshold and holds the keyspace.
             let (reply, close) = busy_reply(shared, client, request);
+            mail += take_mail(client, output);
             reply.encode(output, client.resp3);
             replies += 1;
             if close {
@@ -336,6 +416,7 @@ fn run_batch(
             }
             continue;
         };
+        let reply_mode = client.reply_mode;
         let mut ctx = Ctx::new(ks, client, shared);
         ctx.big_args = &big_args;
         let reply = commands::execute(&mut ctx, request);
@@ -351,7 +432,13 @@ fn run_batch(
             ks.adopt_string(adoption.db, &adoption.key, bytes);
         }
         client.block_deadline = None;
-        reply.encode(output, client.resp3);
+        // Messages published before this reply was made (by this very command, too) go
+        // first, as Redis writes them into the output at once.
+        mail += take_mail(client, output);
+        let dropped = client.reply_mode.after_command(reply_mode);
+        if !dropped || matches!(reply, Reply::Pushes(_)) {
+            reply.encode(output, client.resp3);
+        }
         replies += 1;
         if client.multi.is_some() && client.multi_bytes as u64 > limits.query_buffer {
             close_for_limit(
@@ -386,6 +473,10 @@ fn run_batch(
         // The AOF gets this batch's writes before its replies leave; writes it could not
         // keep are never acknowledged: every reply of the batch becomes the refusal.
         if let Flushed::NotDurable(e) = batch.end() {
+            // The messages among the replies go with them.
+            if let Some(subs) = &session.client.pubsub {
+                subs.mailbox.written(std::mem::take(&mut mail));
+            }
             output.truncate(start);
             for _ in 0..replies {
                 Reply::Error(e.to_string()).encode(output, session.client.resp3);
@@ -396,10 +487,19 @@ fn run_batch(
         let client = &session.client;
         client.info.mark_active(client.db, client.resp3, count);
     }
+    session.mail_unwritten += mail;
     if let Some(error) = protocol_error {
         error.encode(output, resp3);
     }
     next
+}
+
+/// Moves a subscriber's waiting messages into `output`; returns their bytes.
+fn take_mail(client: &ClientState, output: &mut Output) -> usize {
+    client
+        .pubsub
+        .as_ref()
+        .map_or(0, |subs| subs.mailbox.take_into(output))
 }
 
 /// The answer to a request while a script runs past busy-reply-threshold, as Redis gives it
@@ -510,10 +610,28 @@ async fn wait_blocked(
             }
         };
         tokio::pin!(timeout);
+        // A RESP3 subscriber goes on receiving its messages while it waits.
+        let mailbox = client.pubsub.as_ref().map(|s| s.mailbox.clone());
+        let mail = || async {
+            match &mailbox {
+                Some(mailbox) => mailbox.arrived.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         loop {
             let can_read = input.len() < MAX_BUFFER_WHILE_BLOCKED;
             tokio::select! {
                 reply = &mut served => break reply.ok(),
+                _ = mail() => {
+                    let Some(mailbox) = &mailbox else { continue };
+                    let mut out = Output::new();
+                    let taken = mailbox.take_into(&mut out);
+                    if flush(shared, &info, stream, &mut out).await.is_err() {
+                        leave_queue(shared, id, &mut served).await;
+                        break None;
+                    }
+                    mailbox.written(taken);
+                }
                 _ = &mut timeout => break leave_queue(shared, id, &mut served).await.or(Some(reply)),
                 _ = info.kill_notify.notified() => {
                     leave_queue(shared, id, &mut served).await;

@@ -158,3 +158,17 @@ async fn stay_awake(shared: Arc<Shared>) {
         }
     }
 }
+
+/// The tokio runtime instances are served on best (the app's and the headless server's).
+///
+/// Without tokio's LIFO slot, tasks woken together run in the order they were woken, so
+/// requests that reach the sockets one after another run in that order, as Redis runs them
+/// (the LIFO slot would run the last-woken connection first). The option is one of tokio's
+/// unstable ones: `.cargo/config.toml` builds with `--cfg tokio_unstable`.
+pub fn runtime_builder() -> tokio::runtime::Builder {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    builder
+}

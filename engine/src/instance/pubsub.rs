@@ -1,0 +1,408 @@
+//! Pub/Sub delivery: who listens to which channel, pattern and shard channel, and each
+//! subscriber's mailbox, where published messages wait (already encoded in the subscriber's
+//! protocol) until its connection writes them out.
+//!
+//! Publishing runs under the keyspace lock, as every command does, and only appends to
+//! mailboxes: it never waits for a subscriber. A subscriber whose unread messages pass its
+//! `client-output-buffer-limit pubsub` is closed, as Redis closes it, and counted.
+//!
+//! Lock order: the keyspace, then the hub, then a mailbox.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use indexmap::IndexSet;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::client::ClientInfo;
+use crate::config::OutputLimit;
+use crate::keyspace::Blob;
+use crate::protocol::{Output, Reply};
+
+/// Where one subscriber's messages wait for its connection.
+#[derive(Debug)]
+pub struct Mailbox {
+    pub info: Arc<ClientInfo>,
+    /// The subscriber speaks RESP3: messages are push frames.
+    resp3: AtomicBool,
+    queue: Mutex<Output>,
+    /// Bytes delivered and not yet written to the socket (what the output limit counts).
+    pending: AtomicUsize,
+    /// Since when `pending` has been over the soft limit (ms since the hub started; 0: not).
+    over_soft_since_ms: AtomicU64,
+    /// Closed for passing its limit: nothing more is delivered.
+    closed: AtomicBool,
+    /// Woken when messages arrive.
+    pub arrived: Notify,
+}
+
+impl Mailbox {
+    pub fn new(info: Arc<ClientInfo>, resp3: bool) -> Arc<Mailbox> {
+        Arc::new(Mailbox {
+            info,
+            resp3: AtomicBool::new(resp3),
+            queue: Mutex::new(Output::new()),
+            pending: AtomicUsize::new(0),
+            over_soft_since_ms: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            arrived: Notify::new(),
+        })
+    }
+
+    pub fn set_resp3(&self, resp3: bool) {
+        self.resp3.store(resp3, Ordering::Relaxed);
+    }
+
+    /// Takes the messages waiting, appended to `out`; their bytes stay counted until
+    /// `written` says the socket took them.
+    pub fn take_into(&self, out: &mut Output) -> usize {
+        let waiting = std::mem::take(&mut *self.queue.lock());
+        let len = waiting.len();
+        out.append(waiting);
+        len
+    }
+
+    /// `bytes` taken by `take_into` have left for the socket.
+    pub fn written(&self, bytes: usize) {
+        self.pending.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes delivered and not yet written out.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Queues one message (its frame encoded for each protocol); false if the mailbox was
+    /// closed. Closes the subscriber once it is past `limit`, as Redis's
+    /// checkClientOutputBufferLimits does.
+    fn deliver(&self, frame: &Frames, limit: OutputLimit, clock: &Instant) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let bytes = frame.for_protocol(self.resp3.load(Ordering::Relaxed));
+        self.queue.lock().put_slice(bytes);
+        let pending = self.pending.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len();
+        self.arrived.notify_one();
+        let pending = pending as u64;
+        let over_hard = limit.hard > 0 && pending >= limit.hard;
+        let over_soft = limit.soft > 0 && pending >= limit.soft;
+        let now_ms = clock.elapsed().as_millis() as u64 + 1;
+        let soft_for_too_long = if over_soft {
+            let since = match self.over_soft_since_ms.load(Ordering::Relaxed) {
+                0 => {
+                    self.over_soft_since_ms.store(now_ms, Ordering::Relaxed);
+                    now_ms
+                }
+                since => since,
+            };
+            (now_ms - since) / 1000 > limit.soft_secs
+        } else {
+            self.over_soft_since_ms.store(0, Ordering::Relaxed);
+            false
+        };
+        if over_hard || soft_for_too_long {
+            self.closed.store(true, Ordering::Release);
+            self.info.kill();
+        }
+        true
+    }
+
+    /// Closed for passing its output limit (the connection then logs and counts it).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A message's frame in both protocols: a RESP2 array and a RESP3 push.
+struct Frames {
+    resp2: Vec<u8>,
+    resp3: Vec<u8>,
+}
+
+impl Frames {
+    fn new(parts: &[&[u8]]) -> Frames {
+        let mut body = Vec::new();
+        for part in parts {
+            body.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
+            body.extend_from_slice(part);
+            body.extend_from_slice(b"\r\n");
+        }
+        let frame = |kind: char| {
+            let mut frame = format!("{kind}{}\r\n", parts.len()).into_bytes();
+            frame.extend_from_slice(&body);
+            frame
+        };
+        Frames {
+            resp2: frame('*'),
+            resp3: frame('>'),
+        }
+    }
+
+    fn for_protocol(&self, resp3: bool) -> &[u8] {
+        if resp3 {
+            &self.resp3
+        } else {
+            &self.resp2
+        }
+    }
+}
+
+/// The three kinds of subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Kind {
+    /// The words of this kind's confirmations and messages.
+    pub fn subscribe_word(self) -> &'static str {
+        match self {
+            Kind::Channel => "subscribe",
+            Kind::Pattern => "psubscribe",
+            Kind::Shard => "ssubscribe",
+        }
+    }
+
+    pub fn unsubscribe_word(self) -> &'static str {
+        match self {
+            Kind::Channel => "unsubscribe",
+            Kind::Pattern => "punsubscribe",
+            Kind::Shard => "sunsubscribe",
+        }
+    }
+}
+
+/// A connection's subscriptions, in the order it made them, and its mailbox.
+#[derive(Debug)]
+pub struct Subscriptions {
+    pub mailbox: Arc<Mailbox>,
+    pub channels: IndexSet<Blob>,
+    pub patterns: IndexSet<Blob>,
+    pub shard_channels: IndexSet<Blob>,
+}
+
+impl Subscriptions {
+    pub fn new(mailbox: Arc<Mailbox>) -> Self {
+        Subscriptions {
+            mailbox,
+            channels: IndexSet::new(),
+            patterns: IndexSet::new(),
+            shard_channels: IndexSet::new(),
+        }
+    }
+
+    pub fn of(&mut self, kind: Kind) -> &mut IndexSet<Blob> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+
+    /// The count a (un)subscribe confirmation reports: channels and patterns together, shard
+    /// channels apart, as Redis counts them.
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Channel | Kind::Pattern => self.channels.len() + self.patterns.len(),
+            Kind::Shard => self.shard_channels.len(),
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
+    }
+}
+
+/// Subscribers of one channel or pattern, in the order they subscribed.
+type Subscribers = Vec<Arc<Mailbox>>;
+
+/// The instance's subscriptions, by channel and pattern.
+#[derive(Debug)]
+pub struct Hub {
+    channels: std::collections::HashMap<Blob, Subscribers>,
+    /// In the order first subscribed (publishing tries each one).
+    patterns: indexmap::IndexMap<Blob, Subscribers>,
+    shard_channels: std::collections::HashMap<Blob, Subscribers>,
+    /// Messages published (PUBLISH, SPUBLISH and keyspace notifications).
+    published: u64,
+    clock: Instant,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            channels: Default::default(),
+            patterns: Default::default(),
+            shard_channels: Default::default(),
+            published: 0,
+            clock: Instant::now(),
+        }
+    }
+}
+
+/// Pub/Sub figures for INFO and the telemetry.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HubStats {
+    pub channels: usize,
+    pub patterns: usize,
+    pub shard_channels: usize,
+    pub published: u64,
+}
+
+impl Hub {
+    fn table(&mut self, kind: Kind) -> &mut dyn SubscriberTable {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+
+    /// Adds a subscriber to `name`; false if it was subscribed already.
+    pub fn subscribe(&mut self, subs: &mut Subscriptions, kind: Kind, name: &[u8]) -> bool {
+        if !subs.of(kind).insert(Blob::from_slice(name)) {
+            return false;
+        }
+        let mailbox = subs.mailbox.clone();
+        self.table(kind).add(name, mailbox);
+        true
+    }
+
+    /// Removes a subscriber from `name`; false if it was not subscribed.
+    pub fn unsubscribe(&mut self, subs: &mut Subscriptions, kind: Kind, name: &[u8]) -> bool {
+        if !subs.of(kind).shift_remove(name) {
+            return false;
+        }
+        let mailbox = subs.mailbox.clone();
+        self.table(kind).remove(name, &mailbox);
+        true
+    }
+
+    /// Removes every subscription of a connection that goes away (or RESETs).
+    pub fn forget(&mut self, subs: &mut Subscriptions) {
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            let names: Vec<Blob> = subs.of(kind).drain(..).collect();
+            for name in names {
+                self.table(kind).remove(&name, &subs.mailbox);
+            }
+        }
+    }
+
+    /// Delivers `message` to the subscribers of `channel` and of the patterns it matches
+    /// (shard channels have no patterns). Returns how many received it.
+    pub fn publish(
+        &mut self,
+        channel: &[u8],
+        message: &[u8],
+        shard: bool,
+        limit: OutputLimit,
+    ) -> usize {
+        self.published += 1;
+        let mut receivers = 0;
+        let clock = self.clock;
+        let (direct, word) = if shard {
+            (self.shard_channels.get(channel), "smessage")
+        } else {
+            (self.channels.get(channel), "message")
+        };
+        if let Some(subscribers) = direct {
+            let frames = Frames::new(&[word.as_bytes(), channel, message]);
+            receivers += subscribers
+                .iter()
+                .filter(|m| m.deliver(&frames, limit, &clock))
+                .count();
+        }
+        if shard {
+            return receivers;
+        }
+        for (pattern, subscribers) in &self.patterns {
+            if !crate::util::glob_match(pattern, channel, false) {
+                continue;
+            }
+            let frames = Frames::new(&[b"pmessage", pattern, channel, message]);
+            receivers += subscribers
+                .iter()
+                .filter(|m| m.deliver(&frames, limit, &clock))
+                .count();
+        }
+        receivers
+    }
+
+    /// Whether anyone listens at all (keyspace notifications skip their work when not).
+    pub fn has_subscribers(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty()
+    }
+
+    /// The active channels (or shard channels) matching `pattern` (all without one).
+    pub fn channel_names(&self, shard: bool, pattern: Option<&[u8]>) -> Vec<Reply> {
+        let table = if shard {
+            &self.shard_channels
+        } else {
+            &self.channels
+        };
+        table
+            .keys()
+            .filter(|name| pattern.is_none_or(|p| crate::util::glob_match(p, name, false)))
+            .map(Reply::bulk)
+            .collect()
+    }
+
+    /// How many subscribe to `channel` (patterns aside).
+    pub fn subscriber_count(&self, shard: bool, channel: &[u8]) -> usize {
+        let table = if shard {
+            &self.shard_channels
+        } else {
+            &self.channels
+        };
+        table.get(channel).map_or(0, |s| s.len())
+    }
+
+    pub fn stats(&self) -> HubStats {
+        HubStats {
+            channels: self.channels.len(),
+            patterns: self.patterns.len(),
+            shard_channels: self.shard_channels.len(),
+            published: self.published,
+        }
+    }
+}
+
+/// A map from channel or pattern to its subscribers (the hub keeps three).
+trait SubscriberTable {
+    fn add(&mut self, name: &[u8], mailbox: Arc<Mailbox>);
+    fn remove(&mut self, name: &[u8], mailbox: &Arc<Mailbox>);
+}
+
+macro_rules! subscriber_table {
+    ($map:ty, $remove:ident) => {
+        impl SubscriberTable for $map {
+            fn add(&mut self, name: &[u8], mailbox: Arc<Mailbox>) {
+                match self.get_mut(name) {
+                    Some(subscribers) => subscribers.push(mailbox),
+                    None => {
+                        self.insert(Blob::from_slice(name), vec![mailbox]);
+                    }
+                }
+            }
+
+            fn remove(&mut self, name: &[u8], mailbox: &Arc<Mailbox>) {
+                let Some(subscribers) = self.get_mut(name) else {
+                    return;
+                };
+                subscribers.retain(|m| !Arc::ptr_eq(m, mailbox));
+                if subscribers.is_empty() {
+                    // No empty entries: PUBSUB CHANNELS lists only channels with subscribers,
+                    // and a client cannot grow the table by subscribing and leaving.
+                    self.$remove(name);
+                }
+            }
+        }
+    };
+}
+
+subscriber_table!(std::collections::HashMap<Blob, Subscribers>, remove);
+subscriber_table!(indexmap::IndexMap<Blob, Subscribers>, shift_remove);
