@@ -34,6 +34,8 @@ pub struct InstanceConfig {
     pub maxmemory_samples: usize,
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u64,
+    /// `notify-keyspace-events`, as class bits (keyspace::notify); 0: none.
+    pub notify_keyspace_events: u32,
     /// The encoding settings (hash-max-listpack-entries and the rest).
     pub encodings: EncodingLimits,
     /// Access keys: when either is set, clients must AUTH with one of them.
@@ -179,6 +181,7 @@ impl Default for InstanceConfig {
             maxmemory_samples: 5,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
+            notify_keyspace_events: 0,
             encodings: EncodingLimits::default(),
             primary_key: None,
             secondary_key: None,
@@ -199,6 +202,7 @@ impl InstanceConfig {
             maxmemory_samples: self.maxmemory_samples,
             lfu_log_factor: self.lfu_log_factor,
             lfu_decay_time: self.lfu_decay_time,
+            notify_flags: self.notify_keyspace_events,
             encodings: self.encodings.clone(),
             max_string: usize::try_from(self.limits.proto_max_bulk_len).unwrap_or(usize::MAX),
         }
@@ -263,6 +267,7 @@ pub const PARAMETERS: &[&str] = &[
     "appendfilename",
     "auto-aof-rewrite-percentage",
     "auto-aof-rewrite-min-size",
+    "notify-keyspace-events",
 ];
 
 /// The name a Redis 7.0 alias stands for (the encoding settings' *-ziplist-* names).
@@ -347,6 +352,7 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "appendfilename" => cfg.appendfilename.clone(),
         "auto-aof-rewrite-percentage" => cfg.auto_aof_rewrite_percentage.to_string(),
         "auto-aof-rewrite-min-size" => cfg.auto_aof_rewrite_min_size.to_string(),
+        "notify-keyspace-events" => crate::keyspace::notify::flags_text(ks.notify_flags),
         _ => return None,
     })
 }
@@ -433,6 +439,11 @@ pub fn set(
         "lfu-decay-time" => {
             ks.lfu_decay_time = number(u64::MAX)?;
             cfg.lfu_decay_time = ks.lfu_decay_time;
+        }
+        "notify-keyspace-events" => {
+            ks.notify_flags = crate::keyspace::notify::parse_flags(value)
+                .ok_or_else(|| invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."))?;
+            cfg.notify_keyspace_events = ks.notify_flags;
         }
         "requirepass" => cfg.primary_key = (!value.is_empty()).then(|| value.to_string()),
         "maxclients" => {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::strings::{clamp_range, zero_extend};
-use super::{int_arg, is, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Value};
 use crate::protocol::Reply;
 
@@ -62,6 +62,8 @@ pub fn setbit(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         } else {
             value[byte] &= !mask;
         }
+        drop(value);
+        ctx.notify(event::STRING, "setbit", args[1]);
     }
     Ok(Reply::Int(i64::from(old)))
 }
@@ -239,12 +241,8 @@ pub fn bitop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
     }
     let len = result.len() as i64;
-    let db = ctx.db();
-    if result.is_empty() {
-        ctx.ks.delete(db, dest);
-    } else {
-        ctx.ks.set(db, dest, Value::Str(Blob::from_vec(result)));
-    }
+    let stored = (len > 0).then(|| Value::Str(Blob::from_vec(result)));
+    ctx.store_result(dest, stored, event::STRING, "set");
     Ok(Reply::Int(len))
 }
 
@@ -510,6 +508,8 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult 
         for (i, b) in written {
             value[i] = b;
         }
+        drop(value);
+        ctx.notify(event::STRING, "setbit", args[1]);
     }
     Ok(Reply::Array(replies))
 }

@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 
-use super::{int_arg, is, zsets, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, zsets, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Scored, Value, ZSet};
 use crate::protocol::Reply;
 
@@ -742,7 +742,7 @@ fn search_generic(ctx: &mut Ctx, args: &[&[u8]], form: Form) -> CmdResult {
     let zset = ctx.read::<ZSet>(source)?;
     let o = parse_search(args, form, zset)?;
     let (Some(zset), Center::At(lon, lat), Some((shape, unit))) = (zset, o.center, o.by) else {
-        return finish_empty(ctx, o.store);
+        return finish_empty(ctx, o.store, form);
     };
     let search = Search {
         lon,
@@ -810,7 +810,7 @@ fn search_generic(ctx: &mut Ctx, args: &[&[u8]], form: Form) -> CmdResult {
         return Ok(Reply::Array(items));
     };
     if hits.is_empty() {
-        return finish_empty(ctx, Some(dest));
+        return finish_empty(ctx, Some(dest), form);
     }
     let mut stored = ZSet::default();
     for h in &hits {
@@ -819,17 +819,24 @@ fn search_generic(ctx: &mut Ctx, args: &[&[u8]], form: Form) -> CmdResult {
             if o.store_dist { h.dist / unit } else { h.score },
         );
     }
-    let db = ctx.db();
-    ctx.ks.set(db, dest, Value::ZSet(Box::new(stored)));
+    let name = store_event(form);
+    ctx.store_result(dest, Some(Value::ZSet(Box::new(stored))), event::ZSET, name);
     Ok(Reply::Int(returned as i64))
 }
 
+/// The event of a search that stores its result.
+fn store_event(form: Form) -> &'static str {
+    match form {
+        Form::SearchStore => "geosearchstore",
+        _ => "georadiusstore",
+    }
+}
+
 /// A search that found nothing: a destination is deleted (reply 0), else an empty array.
-fn finish_empty(ctx: &mut Ctx, store: Option<&[u8]>) -> CmdResult {
+fn finish_empty(ctx: &mut Ctx, store: Option<&[u8]>, form: Form) -> CmdResult {
     match store {
         Some(dest) => {
-            let db = ctx.db();
-            ctx.ks.delete(db, dest);
+            ctx.store_result(dest, None, event::ZSET, store_event(form));
             Ok(Reply::Int(0))
         }
         None => Ok(Reply::Array(Vec::new())),

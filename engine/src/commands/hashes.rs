@@ -4,7 +4,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::keys::{parse_scan, scan_dict, scan_reply};
-use super::{int_arg, is, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Hash, Value};
 use crate::long_double::LongDouble;
 use crate::protocol::{ArrayWriter, Reply};
@@ -24,6 +24,8 @@ fn set_fields(ctx: &mut Ctx, args: &[&[u8]], name: &str) -> Result<i64, CmdError
         .chunks(2)
         .filter(|pair| hash.insert(pair[0], Blob::from_slice(pair[1])))
         .count();
+    drop(value);
+    ctx.notify(event::HASH, "hset", args[1]);
     Ok(added as i64)
 }
 
@@ -42,6 +44,8 @@ pub fn hsetnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     hash.insert(args[2], Blob::from_slice(args[3]));
+    drop(value);
+    ctx.notify(event::HASH, "hset", args[1]);
     Ok(Reply::Int(1))
 }
 
@@ -67,9 +71,12 @@ pub fn hdel(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let hash = &mut *value;
-    Ok(Reply::Int(
-        args[2..].iter().filter(|f| hash.remove(f)).count() as i64,
-    ))
+    let removed = args[2..].iter().filter(|f| hash.remove(f)).count();
+    drop(value);
+    if removed > 0 {
+        ctx.notify(event::HASH, "hdel", args[1]);
+    }
+    Ok(Reply::Int(removed as i64))
 }
 
 pub fn hlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -135,6 +142,8 @@ pub fn hincrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         args[2],
         Blob::from_slice(itoa::Buffer::new().format(next).as_bytes()),
     );
+    drop(value);
+    ctx.notify(event::HASH, "hincrby", args[1]);
     Ok(Reply::Int(next))
 }
 
@@ -160,6 +169,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     drop(value);
     // Logged as the value it produced: a replay must not redo the float arithmetic.
     ctx.propagate(&[b"HSET", args[1], args[2], text.as_bytes()]);
+    ctx.notify(event::HASH, "hincrbyfloat", args[1]);
     Ok(Reply::bulk(text))
 }
 

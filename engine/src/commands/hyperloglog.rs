@@ -4,7 +4,7 @@
 //! 32, dense after, and a cached cardinality in the header. So a HyperLogLog moved between
 //! Redis and CacheDesk by DUMP/RESTORE, RDB or AOF counts the same on both sides.
 
-use super::{is, CmdError, CmdResult, Ctx};
+use super::{event, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Value};
 use crate::protocol::Reply;
 
@@ -435,6 +435,7 @@ pub fn pfadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if updated {
         invalidate_cache(&mut hll);
         store(ctx, args[1], hll);
+        ctx.notify(event::STRING, "pfadd", args[1]);
     }
     Ok(Reply::Int(i64::from(updated)))
 }
@@ -499,6 +500,7 @@ pub fn pfmerge(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     invalidate_cache(&mut hll);
     store(ctx, args[1], hll);
+    ctx.notify(event::STRING, "pfadd", args[1]);
     Ok(Reply::OK)
 }
 

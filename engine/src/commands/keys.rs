@@ -1,6 +1,6 @@
 //! Generic key commands: deletion, existence, TTLs, renames, iteration, databases, OBJECT.
 
-use super::{int_arg, is, lower, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, lower, CmdError, CmdResult, Ctx};
 use crate::keyspace::eviction::{idle_seconds, lfu_counter};
 use crate::keyspace::{Blob, ValueType, DB_COUNT};
 use crate::protocol::Reply;
@@ -8,8 +8,14 @@ use crate::util::glob_match;
 
 pub fn del(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
-    let n = args[1..].iter().filter(|k| ctx.ks.delete(db, k)).count();
-    Ok(Reply::Int(n as i64))
+    let mut n = 0;
+    for key in &args[1..] {
+        if ctx.ks.delete(db, key) {
+            ctx.notify(event::GENERIC, "del", key);
+            n += 1;
+        }
+    }
+    Ok(Reply::Int(n))
 }
 
 pub fn exists(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -97,8 +103,10 @@ fn expire_generic(
     if at <= now {
         ctx.ks.delete(db, key);
         ctx.propagate(&[b"DEL", key]);
+        ctx.notify(event::GENERIC, "del", key);
     } else {
         ctx.ks.set_expire(db, key, at as u64);
+        ctx.notify(event::GENERIC, "expire", key);
         if ctx.aof_on() {
             let at = at.to_string();
             ctx.propagate(&[b"PEXPIREAT", key, at.as_bytes()]);
@@ -149,11 +157,17 @@ pub fn pexpiretime(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn persist(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
-    Ok(Reply::Int(i64::from(ctx.ks.persist(db, args[1]))))
+    let persisted = ctx.ks.persist(db, args[1]);
+    if persisted {
+        ctx.notify(event::GENERIC, "persist", args[1]);
+    }
+    Ok(Reply::Int(i64::from(persisted)))
 }
 
-/// Moves `src` to `dst` in database `db` (same or other), keeping the TTL.
-fn move_key(ctx: &mut Ctx, from_db: usize, src: &[u8], to_db: usize, dst: &[u8]) {
+/// Moves `src` to `dst` in database `db` (same or other), keeping the TTL, with the
+/// events of `verb` (`rename` or `move`): `<verb>_from` on the source, `<verb>_to` on the
+/// destination.
+fn move_key(ctx: &mut Ctx, from_db: usize, src: &[u8], to_db: usize, dst: &[u8], verb: Verb) {
     let ttl = ctx.ks.expire_time(from_db, src);
     if let Some(value) = ctx.ks.remove(from_db, src) {
         ctx.ks.delete(to_db, dst);
@@ -161,7 +175,20 @@ fn move_key(ctx: &mut Ctx, from_db: usize, src: &[u8], to_db: usize, dst: &[u8])
         if let Some(at) = ttl {
             ctx.ks.set_expire(to_db, dst, at);
         }
+        let (from, to) = match verb {
+            Verb::Rename => ("rename_from", "rename_to"),
+            Verb::Move => ("move_from", "move_to"),
+        };
+        ctx.ks.notify(event::GENERIC, from, from_db, src);
+        ctx.ks.notify(event::GENERIC, to, to_db, dst);
     }
+}
+
+/// Which of the two key moves runs (for its events).
+#[derive(Clone, Copy)]
+enum Verb {
+    Rename,
+    Move,
 }
 
 fn rename_generic(ctx: &mut Ctx, args: &[&[u8]], nx: bool) -> CmdResult {
@@ -175,7 +202,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[&[u8]], nx: bool) -> CmdResult {
     if nx && ctx.ks.contains(db, args[2]) {
         return Ok(Reply::Int(0));
     }
-    move_key(ctx, db, args[1], db, args[2]);
+    move_key(ctx, db, args[1], db, args[2], Verb::Rename);
     Ok(if nx { Reply::Int(1) } else { Reply::OK })
 }
 
@@ -350,6 +377,7 @@ pub fn copy(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if let Some(at) = ttl {
         ctx.ks.set_expire(dst_db, args[2], at);
     }
+    ctx.ks.notify(event::GENERIC, "copy_to", dst_db, args[2]);
     Ok(Reply::Int(1))
 }
 
@@ -364,7 +392,7 @@ pub fn move_(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if !ctx.ks.contains(src_db, args[1]) || ctx.ks.contains(dst_db, args[1]) {
         return Ok(Reply::Int(0));
     }
-    move_key(ctx, src_db, args[1], dst_db, args[1]);
+    move_key(ctx, src_db, args[1], dst_db, args[1], Verb::Move);
     Ok(Reply::Int(1))
 }
 

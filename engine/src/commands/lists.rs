@@ -2,7 +2,7 @@
 //! list has an element they ask the connection to wait (`Ctx::block`) and are run again when
 //! a list receives elements or the timeout passes.
 
-use super::{int_arg, is, mpop_args, rank_range, BlockRequest, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, mpop_args, rank_range, BlockRequest, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, List, Value};
 use crate::protocol::Reply;
 
@@ -14,6 +14,22 @@ fn new_list() -> Value {
 enum End {
     Left,
     Right,
+}
+
+impl End {
+    fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
+    }
+
+    fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
 }
 
 fn push(ctx: &mut Ctx, args: &[&[u8]], end: End, only_existing: bool) -> CmdResult {
@@ -33,6 +49,8 @@ fn push(ctx: &mut Ctx, args: &[&[u8]], end: End, only_existing: bool) -> CmdResu
         }
     }
     let len = list.len() as i64;
+    drop(value);
+    ctx.notify(event::LIST, end.push_event(), args[1]);
     Ok(Reply::Int(len))
 }
 
@@ -79,7 +97,7 @@ fn pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
         });
     };
     let list = &mut *value;
-    Ok(match count {
+    let reply = match count {
         None => pop_one(list, end).map_or(Reply::Null, |b| Reply::bulk(&b)),
         Some(n) => Reply::Array(
             (0..n)
@@ -87,7 +105,12 @@ fn pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
                 .map(|b| Reply::bulk(&b))
                 .collect(),
         ),
-    })
+    };
+    drop(value);
+    if count != Some(0) {
+        ctx.notify(event::LIST, end.pop_event(), args[1]);
+    }
+    Ok(reply)
 }
 
 pub fn lpop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -137,6 +160,8 @@ pub fn lset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let list = &mut *value;
     let i = resolve_index(index, list.len()).ok_or(CmdError::IndexOutOfRange)?;
     list.set(i, args[3]);
+    drop(value);
+    ctx.notify(event::LIST, "lset", args[1]);
     Ok(Reply::OK)
 }
 
@@ -147,6 +172,10 @@ pub fn lrem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     let target = &args[3];
     let removed = value.remove_matching(count, target);
+    drop(value);
+    if removed > 0 {
+        ctx.notify(event::LIST, "lrem", args[1]);
+    }
     Ok(Reply::Int(removed as i64))
 }
 
@@ -161,6 +190,8 @@ pub fn ltrim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         Some((a, b)) => list.keep_range(a, b + 1),
         None => list.keep_range(0, 0),
     }
+    drop(value);
+    ctx.notify(event::LIST, "ltrim", args[1]);
     Ok(Reply::OK)
 }
 
@@ -181,6 +212,8 @@ pub fn linsert(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     list.insert(if after { pos + 1 } else { pos }, args[4]);
     let len = list.len() as i64;
+    drop(value);
+    ctx.notify(event::LIST, "linsert", args[1]);
     Ok(Reply::Int(len))
 }
 
@@ -298,6 +331,10 @@ fn move_element(
         End::Left => list.push_front(&item),
         End::Right => list.push_back(&item),
     }
+    drop(value);
+    // The destination's event first, as Redis raises them.
+    ctx.notify(event::LIST, to.push_event(), dst);
+    ctx.notify(event::LIST, from.pop_event(), src);
     Ok(Some(item))
 }
 
@@ -352,6 +389,7 @@ fn blocking_pop(ctx: &mut Ctx, args: &[&[u8]], end: End) -> CmdResult {
             None => None,
         };
         if let Some(item) = popped {
+            ctx.notify(event::LIST, end.pop_event(), key);
             let pop: &[u8] = match end {
                 End::Left => b"LPOP",
                 End::Right => b"RPOP",
@@ -374,6 +412,7 @@ fn mpop(ctx: &mut Ctx, keys: &[&[u8]], end: End, count: usize) -> Result<Option<
         if popped.is_empty() {
             continue;
         }
+        ctx.notify(event::LIST, end.pop_event(), key);
         // The dispatcher removes emptied keys at fixed positions; these keys move with numkeys.
         let db = ctx.db();
         ctx.ks.remove_emptied(db, &[key]);

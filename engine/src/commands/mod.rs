@@ -29,6 +29,7 @@ use std::sync::OnceLock;
 
 use crate::instance::client::ClientState;
 use crate::instance::Shared;
+pub use crate::keyspace::notify::class as event;
 use crate::keyspace::{Blob, Keyspace, Kind, Value, ValueMut, WrongType};
 use crate::protocol::Reply;
 pub use table::{CommandSpec, Flags};
@@ -199,6 +200,35 @@ impl<'a> Ctx<'a> {
 
     pub fn db(&self) -> usize {
         self.client.db
+    }
+
+    /// Stores the result of a *STORE command under `dst`, replacing what was there, with
+    /// its event; an empty result (None) deletes `dst` instead, with `del` if it existed.
+    pub fn store_result(
+        &mut self,
+        dst: &[u8],
+        result: Option<Value>,
+        class: u32,
+        name: &'static str,
+    ) {
+        let db = self.db();
+        match result {
+            Some(value) => {
+                self.ks.set(db, dst, value);
+                self.notify(class, name, dst);
+            }
+            None => {
+                if self.ks.delete(db, dst) {
+                    self.notify(event::GENERIC, "del", dst);
+                }
+            }
+        }
+    }
+
+    /// Raises keyspace event `event` of class `class` on `key` in the client's database.
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        let db = self.db();
+        self.ks.notify(class, event, db, key);
     }
 
     /// Reads a key expected to hold a string.
@@ -564,6 +594,7 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
             .collect();
         ctx.ks.remove_emptied(db, &keys);
     }
+    crate::instance::pubsub::publish_notices(ctx.shared, ctx.ks);
     ctx.ks.clock_reusable = spec.flags.contains(Flags::FAST);
     reply
 }

@@ -1,7 +1,7 @@
 //! Commands about saving and restoring: SAVE, BGSAVE [SCHEDULE], BGREWRITEAOF, LASTSAVE, DUMP,
 //! RESTORE.
 
-use super::{int_arg, is, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{eviction::access_from_saved, Blob};
 use crate::persistence::aof::rewrite::{self, RewriteError, RewriteReason};
 use crate::persistence::jobs::{Busy, JobKind};
@@ -118,9 +118,7 @@ pub fn restore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::other("Invalid TTL value, must be >= 0"));
     }
     let value = restore_payload(args[3]).map_err(|e| CmdError::Coded(e.to_string()))?;
-    if replace {
-        ctx.ks.delete(db, key);
-    }
+    let replaced = replace && ctx.ks.delete(db, key);
     let expire_at = match ttl {
         0 => None,
         t if absttl => Some(t as u64),
@@ -130,9 +128,13 @@ pub fn restore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         if replace {
             ctx.propagate(&[b"DEL", &key[..]]);
         }
+        if replaced {
+            ctx.notify(event::GENERIC, "del", key);
+        }
         return Ok(Reply::OK);
     }
     ctx.ks.set(db, key, value);
+    ctx.notify(event::GENERIC, "restore", key);
     if let Some(at) = expire_at {
         ctx.ks.set_expire(db, key, at);
     }

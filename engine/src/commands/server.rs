@@ -414,6 +414,10 @@ pub fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 (true, false) => aof::stop(ctx.shared, ctx.ks),
                 _ => {}
             }
+            // A lower limit applies at once, as Redis evicts when maxmemory is set.
+            if ctx.ks.config.maxmemory > 0 {
+                ctx.ks.evict_to_limit();
+            }
             Ok(Reply::OK)
         }
         "resetstat" if args.len() == 2 => {

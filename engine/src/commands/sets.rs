@@ -2,7 +2,7 @@
 
 use super::hashes::{pick_random, random_repeats_reply};
 use super::keys::{parse_scan, scan_dict, scan_reply};
-use super::{int_arg, is, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Kind, Set, Value};
 use crate::protocol::Reply;
 use crate::util::glob_match;
@@ -18,9 +18,12 @@ fn members_reply<'a>(members: impl Iterator<Item = &'a Blob>) -> Reply {
 pub fn sadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut value = ctx.write_or_create::<Set>(args[1], new_set)?;
     let set = &mut *value;
-    Ok(Reply::Int(
-        args[2..].iter().filter(|m| set.insert(m)).count() as i64,
-    ))
+    let added = args[2..].iter().filter(|m| set.insert(m)).count();
+    drop(value);
+    if added > 0 {
+        ctx.notify(event::SET, "sadd", args[1]);
+    }
+    Ok(Reply::Int(added as i64))
 }
 
 pub fn srem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -28,9 +31,12 @@ pub fn srem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let set = &mut *value;
-    Ok(Reply::Int(
-        args[2..].iter().filter(|m| set.remove(m)).count() as i64,
-    ))
+    let removed = args[2..].iter().filter(|m| set.remove(m)).count();
+    drop(value);
+    if removed > 0 {
+        ctx.notify(event::SET, "srem", args[1]);
+    }
+    Ok(Reply::Int(removed as i64))
 }
 
 pub fn smembers(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -90,6 +96,9 @@ pub fn spop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         set.remove(m);
     }
     drop(value);
+    if !picked.is_empty() {
+        ctx.notify(event::SET, "spop", args[1]);
+    }
     // Logged as the members it removed: a replay must not pick again at random.
     if ctx.aof_on() {
         let mut srem: Vec<&[u8]> = vec![b"SREM", &args[1]];
@@ -150,8 +159,16 @@ pub fn smove(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if let Some(mut value) = ctx.write::<Set>(src)? {
         value.remove(member);
     }
+    ctx.notify(event::SET, "srem", src);
+    // The emptied source goes first, as in Redis (the dispatcher would remove it later).
+    let db = ctx.db();
+    ctx.ks.remove_emptied(db, &[src]);
     let mut value = ctx.write_or_create::<Set>(dst, new_set)?;
-    value.insert(member);
+    let added = value.insert(member);
+    drop(value);
+    if added {
+        ctx.notify(event::SET, "sadd", dst);
+    }
     Ok(Reply::Int(1))
 }
 
@@ -237,11 +254,13 @@ fn algebra_store(ctx: &mut Ctx, args: &[&[u8]], op: Op) -> CmdResult {
     let sets = load_sets(ctx, &args[2..])?;
     let result = compute(&sets, op);
     let len = result.len() as i64;
-    let db = ctx.db();
-    ctx.ks.delete(db, args[1]);
-    if len > 0 {
-        ctx.ks.set(db, args[1], Value::Set(Box::new(result)));
-    }
+    let name = match op {
+        Op::Inter => "sinterstore",
+        Op::Union => "sunionstore",
+        Op::Diff => "sdiffstore",
+    };
+    let stored = (len > 0).then(|| Value::Set(Box::new(result)));
+    ctx.store_result(args[1], stored, event::SET, name);
     Ok(Reply::Int(len))
 }
 

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use super::{int_arg, is, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, List, Value};
 use crate::protocol::Reply;
 
@@ -180,6 +180,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
     if stored.is_empty() {
         if ctx.ks.delete(db, dest) {
             ctx.propagate(&[&b"DEL"[..], dest]);
+            ctx.notify(event::GENERIC, "del", dest);
         }
     } else {
         let mut list = List::default();
@@ -187,6 +188,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
             list.push_back(value);
         }
         ctx.ks.set(db, dest, Value::List(Box::new(list)));
+        ctx.notify(event::LIST, "sortstore", dest);
         if ctx.aof_on() {
             // Logged as what it stored, so a replay needs none of the keys it read.
             ctx.propagate(&[&b"DEL"[..], dest]);

@@ -5,7 +5,7 @@
 //! XREADGROUP deliveries as XCLAIMs, NOACK reads as XGROUP SETID.
 
 use super::lists::block;
-use super::{int_arg, is, lower, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, lower, CmdError, CmdResult, Ctx};
 use crate::keyspace::listpack::Elem;
 use crate::keyspace::stream::{
     Group, NodeLimits, Stream, StreamEntry, StreamId, Trim, ENTRIES_READ_UNKNOWN,
@@ -341,9 +341,10 @@ pub fn xadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .map(|p| (p[0], p[1]))
         .collect();
     stream.append(id, &pairs, limits);
-    if let Some(trim) = parsed.trim {
-        stream.trim(trim, parsed.approx, parsed.limit);
-    }
+    let trimmed = match parsed.trim {
+        Some(trim) => stream.trim(trim, parsed.approx, parsed.limit),
+        None => 0,
+    };
     if aof && (parsed.approx || !matches!(parsed.id, Some((_, true)))) {
         let mut logged: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
         exact_trim(&mut logged, &parsed, &stream);
@@ -355,6 +356,10 @@ pub fn xadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     if existed {
         ctx.ks.signal_ready(db, key);
+    }
+    ctx.notify(event::STREAM, "xadd", key);
+    if trimmed > 0 {
+        ctx.notify(event::STREAM, "xtrim", key);
     }
     Ok(id_reply(id))
 }
@@ -416,6 +421,8 @@ pub fn xdel(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     drop(stream);
     if deleted == 0 {
         ctx.propagate_none();
+    } else {
+        ctx.notify(event::STREAM, "xdel", args[1]);
     }
     Ok(Reply::Int(deleted as i64))
 }
@@ -435,12 +442,17 @@ pub fn xtrim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if removed == 0 {
         drop(stream);
         ctx.propagate_none();
-    } else if parsed.approx {
+        return Ok(Reply::Int(0));
+    }
+    if parsed.approx {
         let mut logged: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
         exact_trim(&mut logged, &parsed, &stream);
         drop(stream);
         ctx.propagate(&logged);
+    } else {
+        drop(stream);
     }
+    ctx.notify(event::STREAM, "xtrim", args[1]);
     Ok(Reply::Int(removed as i64))
 }
 
@@ -494,6 +506,8 @@ pub fn xsetid(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if max_deleted != StreamId::MIN {
         stream.max_deleted_id = max_deleted;
     }
+    drop(stream);
+    ctx.notify(event::STREAM, "xsetid", args[1]);
     Ok(Reply::OK)
 }
 
@@ -794,6 +808,9 @@ fn read_group(
         }
         drop(stream);
         ctx.propagate_none();
+        if created {
+            ctx.notify(event::STREAM, "xgroup-createconsumer", key);
+        }
         return Ok(Some(Reply::Array(out)));
     }
     let after = group.last_id;
@@ -841,6 +858,9 @@ fn read_group(
     }
     drop(stream);
     ctx.propagate_all(&logged);
+    if created {
+        ctx.notify(event::STREAM, "xgroup-createconsumer", key);
+    }
     Ok(Some(out.into_array(delivered.len())))
 }
 
@@ -999,6 +1019,8 @@ pub fn xgroup(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             stream
                 .groups
                 .insert(Blob::from_slice(name), Group::new(id, entries_read));
+            drop(stream);
+            ctx.notify(event::STREAM, "xgroup-create", key);
             Ok(Reply::OK)
         }
         "setid" if args.len() == 5 || args.len() == 7 => {
@@ -1014,6 +1036,8 @@ pub fn xgroup(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             };
             group.last_id = id;
             group.entries_read = entries_read;
+            drop(stream);
+            ctx.notify(event::STREAM, "xgroup-setid", key);
             Ok(Reply::OK)
         }
         "destroy" => {
@@ -1024,6 +1048,7 @@ pub fn xgroup(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 stream.groups.remove(name);
             }
             ctx.ks.signal_ready(db, key);
+            ctx.notify(event::STREAM, "xgroup-destroy", key);
             Ok(Reply::Int(1))
         }
         "createconsumer" => {
@@ -1035,7 +1060,9 @@ pub fn xgroup(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 .get_mut(name)
                 .is_some_and(|g| g.consumer(args[4], now).1);
             drop(stream);
-            if !created {
+            if created {
+                ctx.notify(event::STREAM, "xgroup-createconsumer", key);
+            } else {
                 ctx.propagate_none();
             }
             Ok(Reply::Int(i64::from(created)))
@@ -1051,6 +1078,8 @@ pub fn xgroup(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             drop(stream);
             if pending.is_none() {
                 ctx.propagate_none();
+            } else {
+                ctx.notify(event::STREAM, "xgroup-delconsumer", key);
             }
             Ok(Reply::Int(pending.unwrap_or(0) as i64))
         }
@@ -1262,6 +1291,8 @@ pub fn xclaim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         };
     }
     let aof = ctx.aof_on();
+    // The consumer is created by the first entry it claims (and only then has its event).
+    let mut consumer_created = false;
     let Some(mut stream) = ctx.write::<Stream>(key)? else {
         return Err(nogroup(key, name));
     };
@@ -1299,7 +1330,9 @@ pub fn xclaim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 continue;
             }
         }
-        group.consumer(consumer, now).0.seen_time = now;
+        let (owner, created) = group.consumer(consumer, now);
+        owner.seen_time = now;
+        consumer_created |= created;
         // A FORCEd entry starts as delivered once, as Redis's new pending entries do.
         let retries = match options.retry_count {
             Some(n) => Some(n),
@@ -1320,6 +1353,9 @@ pub fn xclaim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     drop(stream);
     ctx.propagate_all(&logged);
+    if consumer_created {
+        ctx.notify(event::STREAM, "xgroup-createconsumer", key);
+    }
     Ok(Reply::Array(out))
 }
 
@@ -1354,6 +1390,8 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let now = ctx.ks.now;
     let aof = ctx.aof_on();
+    // The consumer is created by the first entry it claims (and only then has its event).
+    let mut consumer_created = false;
     let Some(mut stream) = ctx.write::<Stream>(key)? else {
         return Err(nogroup(key, name));
     };
@@ -1390,7 +1428,9 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             }
             Some(_) if min_idle > 0 && (now as i64 - delivery_time as i64) < min_idle => {}
             Some(entry) => {
-                group.consumer(consumer, now).0.seen_time = now;
+                let (owner, created) = group.consumer(consumer, now);
+                owner.seen_time = now;
+                consumer_created |= created;
                 let retries = if just_id {
                     None
                 } else {
@@ -1411,6 +1451,9 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     drop(stream);
     ctx.propagate_all(&logged);
+    if consumer_created {
+        ctx.notify(event::STREAM, "xgroup-createconsumer", key);
+    }
     Ok(Reply::Array(vec![
         id_reply(next),
         Reply::Array(claimed),

@@ -1,6 +1,6 @@
 //! String commands: GET/SET and friends, counters, ranges.
 
-use super::{int_arg, is, CmdError, CmdResult, Ctx};
+use super::{event, int_arg, is, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Value};
 use crate::long_double::LongDouble;
 use crate::protocol::Reply;
@@ -115,17 +115,21 @@ fn write_with_expiry(ctx: &mut Ctx, key: &[u8], value: &[u8], expiry: Expiry) {
     match expiry {
         Expiry::Keep => {
             let value = ctx.string_value(key, value);
-            ctx.ks.set_keep_ttl(db, key, value)
+            ctx.ks.set_keep_ttl(db, key, value);
+            ctx.notify(event::STRING, "set", key);
         }
         Expiry::At(at) if at <= ctx.ks.now => {
             if ctx.ks.delete(db, key) {
                 ctx.propagate(&[b"DEL", key]);
+                ctx.notify(event::GENERIC, "del", key);
             }
         }
         Expiry::At(at) => {
             let stored = ctx.string_value(key, value);
             ctx.ks.set(db, key, stored);
+            ctx.notify(event::STRING, "set", key);
             ctx.ks.set_expire(db, key, at);
+            ctx.notify(event::GENERIC, "expire", key);
             if ctx.aof_on() {
                 let at = at.to_string();
                 ctx.propagate(&[b"SET", key, value, b"PXAT", at.as_bytes()]);
@@ -133,7 +137,8 @@ fn write_with_expiry(ctx: &mut Ctx, key: &[u8], value: &[u8], expiry: Expiry) {
         }
         Expiry::None | Expiry::Persist => {
             let value = ctx.string_value(key, value);
-            ctx.ks.set(db, key, value)
+            ctx.ks.set(db, key, value);
+            ctx.notify(event::STRING, "set", key);
         }
     }
 }
@@ -158,6 +163,7 @@ pub fn mset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     for pair in args[1..].chunks(2) {
         let value = ctx.string_value(pair[0], pair[1]);
         ctx.ks.set(db, pair[0], value);
+        ctx.notify(event::STRING, "set", pair[0]);
     }
     Ok(Reply::OK)
 }
@@ -173,6 +179,7 @@ pub fn msetnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     for pair in args[1..].chunks(2) {
         let value = ctx.string_value(pair[0], pair[1]);
         ctx.ks.set(db, pair[0], value);
+        ctx.notify(event::STRING, "set", pair[0]);
     }
     Ok(Reply::Int(1))
 }
@@ -184,6 +191,7 @@ pub fn setnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let value = ctx.string_value(args[1], args[2]);
     ctx.ks.set(db, args[1], value);
+    ctx.notify(event::STRING, "set", args[1]);
     Ok(Reply::Int(1))
 }
 
@@ -207,6 +215,7 @@ pub fn getset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let value = ctx.string_value(args[1], args[2]);
     ctx.ks.set(db, args[1], value);
+    ctx.notify(event::STRING, "set", args[1]);
     Ok(bulk_of(old.as_ref()))
 }
 
@@ -215,6 +224,7 @@ pub fn getdel(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if old.is_some() {
         let db = ctx.db();
         ctx.ks.delete(db, args[1]);
+        ctx.notify(event::GENERIC, "del", args[1]);
     }
     Ok(bulk_of(old.as_ref()))
 }
@@ -257,9 +267,11 @@ pub fn getex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         Expiry::At(at) if at <= ctx.ks.now => {
             ctx.ks.delete(db, key);
             ctx.propagate(&[b"DEL", key]);
+            ctx.notify(event::GENERIC, "del", key);
         }
         Expiry::At(at) => {
             ctx.ks.set_expire(db, key, at);
+            ctx.notify(event::GENERIC, "expire", key);
             if ctx.aof_on() {
                 let at = at.to_string();
                 ctx.propagate(&[b"PEXPIREAT", key, at.as_bytes()]);
@@ -268,6 +280,7 @@ pub fn getex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         Expiry::Persist => {
             if ctx.ks.persist(db, key) {
                 ctx.propagate(&[b"PERSIST", key]);
+                ctx.notify(event::GENERIC, "persist", key);
             }
         }
         Expiry::None | Expiry::Keep => {}
@@ -283,6 +296,8 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
     let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
     s.clear();
     s.extend_from_slice(itoa::Buffer::new().format(next).as_bytes());
+    drop(value);
+    ctx.notify(event::STRING, "incrby", key);
     Ok(Reply::Int(next))
 }
 
@@ -323,6 +338,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .set_keep_ttl(db, args[1], Value::Str(Blob::from_slice(text.as_bytes())));
     // Logged as the value it produced: a replay must not redo the float arithmetic.
     ctx.propagate(&[b"SET", args[1], text.as_bytes(), b"KEEPTTL"]);
+    ctx.notify(event::STRING, "incrbyfloat", args[1]);
     Ok(Reply::bulk(text))
 }
 
@@ -332,7 +348,10 @@ pub fn append(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut value = ctx.write_or_create::<Blob>(args[1], || Value::Str(Blob::new()))?;
     let s = &mut *value;
     s.extend_from_slice(args[2]);
-    Ok(Reply::Int(s.len() as i64))
+    let len = s.len();
+    drop(value);
+    ctx.notify(event::STRING, "append", args[1]);
+    Ok(Reply::Int(len as i64))
 }
 
 pub fn strlen(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -415,7 +434,10 @@ pub fn setrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let end = offset + patch.len();
     zero_extend(s, end);
     s[offset..end].copy_from_slice(patch);
-    Ok(Reply::Int(s.len() as i64))
+    let len = s.len();
+    drop(value);
+    ctx.notify(event::STRING, "setrange", args[1]);
+    Ok(Reply::Int(len as i64))
 }
 
 /// One common run LCS IDX reports: inclusive ranges in the first and the second string.

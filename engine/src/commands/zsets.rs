@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use super::hashes::{pick_random, random_count, random_pairs_reply, random_repeats_reply};
 use super::keys::{parse_scan, scan_dict, scan_reply};
-use super::{float_arg, int_arg, is, lower, rank_range, CmdError, CmdResult, Ctx};
+use super::{event, float_arg, int_arg, is, lower, rank_range, CmdError, CmdResult, Ctx};
 use crate::keyspace::{Blob, Scored, Value, ZSet};
 use crate::protocol::reply::format_double;
 use crate::protocol::Reply;
@@ -99,6 +99,10 @@ pub fn zadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             added += 1;
         }
     }
+    drop(value);
+    if added + changed > 0 {
+        ctx.notify(event::ZSET, if incr { "zincr" } else { "zadd" }, args[1]);
+    }
     if incr {
         return Ok(incr_result.map_or(Reply::Null, Reply::Double));
     }
@@ -114,6 +118,8 @@ pub fn zincrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::other("resulting score is not a number (NaN)"));
     }
     zset.insert(args[3], next);
+    drop(value);
+    ctx.notify(event::ZSET, "zincr", args[1]);
     Ok(Reply::Double(next))
 }
 
@@ -122,12 +128,15 @@ pub fn zrem(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let zset = &mut *value;
-    Ok(Reply::Int(
-        args[2..]
-            .iter()
-            .filter(|m| zset.remove(m).is_some())
-            .count() as i64,
-    ))
+    let removed = args[2..]
+        .iter()
+        .filter(|m| zset.remove(m).is_some())
+        .count();
+    drop(value);
+    if removed > 0 {
+        ctx.notify(event::ZSET, "zrem", args[1]);
+    }
+    Ok(Reply::Int(removed as i64))
 }
 
 pub fn zscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -561,21 +570,24 @@ pub fn zrangestore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         Some(z) => q.run(z)?,
         None => vec![],
     };
-    store_pairs(ctx, args[1], picked)
+    store_pairs(ctx, args[1], picked, "zrangestore")
 }
 
-/// Replaces `dst` with a sorted set of the given pairs (deleting it when empty).
-fn store_pairs(ctx: &mut Ctx, dst: &[u8], pairs: Vec<(Blob, f64)>) -> CmdResult {
-    let db = ctx.db();
-    ctx.ks.delete(db, dst);
+/// Replaces `dst` with a sorted set of the given pairs (deleting it when empty), with the
+/// event `name` (GEO's store forms use it too).
+pub fn store_pairs(
+    ctx: &mut Ctx,
+    dst: &[u8],
+    pairs: Vec<(Blob, f64)>,
+    name: &'static str,
+) -> CmdResult {
     let mut zset = ZSet::default();
     for (m, s) in &pairs {
         zset.insert(m, *s);
     }
     let len = zset.len() as i64;
-    if len > 0 {
-        ctx.ks.set(db, dst, Value::ZSet(Box::new(zset)));
-    }
+    let stored = (len > 0).then(|| Value::ZSet(Box::new(zset)));
+    ctx.store_result(dst, stored, event::ZSET, name);
     Ok(Reply::Int(len))
 }
 
@@ -614,6 +626,10 @@ fn pop_generic(ctx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
         return Ok(Reply::Array(vec![]));
     };
     let popped = pop_ends(&mut value, max, count.unwrap_or(1));
+    drop(value);
+    if !popped.is_empty() {
+        ctx.notify(event::ZSET, pop_event(max), args[1]);
+    }
     if count.is_none() {
         return Ok(Reply::Array(
             popped
@@ -639,6 +655,14 @@ fn pop_ends(zset: &mut ZSet, max: bool, count: usize) -> Vec<(Blob, f64)> {
         popped.push((e.member, e.score));
     }
     popped
+}
+
+fn pop_event(max: bool) -> &'static str {
+    if max {
+        "zpopmax"
+    } else {
+        "zpopmin"
+    }
 }
 
 /// MIN or MAX, as ZMPOP and BZMPOP take them (true for MAX).
@@ -682,6 +706,7 @@ fn blocking_zpop(ctx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
         let Some((member, score)) = popped.into_iter().next() else {
             continue;
         };
+        ctx.notify(event::ZSET, pop_event(max), key);
         let pop: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
         ctx.propagate(&[pop, key]);
         return Ok(Reply::Array(vec![
@@ -715,6 +740,7 @@ fn zmpop_keys(
         if popped.is_empty() {
             continue;
         }
+        ctx.notify(event::ZSET, pop_event(max), key);
         // The dispatcher removes emptied keys at fixed positions; these keys move with numkeys.
         let db = ctx.db();
         ctx.ks.remove_emptied(db, &[key]);
@@ -735,7 +761,12 @@ pub fn zpopmax(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     pop_generic(ctx, args, true)
 }
 
-fn remove_where(ctx: &mut Ctx, key: &[u8], pick: impl Fn(&ZSet) -> Vec<Blob>) -> CmdResult {
+fn remove_where(
+    ctx: &mut Ctx,
+    key: &[u8],
+    name: &'static str,
+    pick: impl Fn(&ZSet) -> Vec<Blob>,
+) -> CmdResult {
     let Some(mut value) = ctx.write::<ZSet>(key)? else {
         return Ok(Reply::Int(0));
     };
@@ -744,32 +775,38 @@ fn remove_where(ctx: &mut Ctx, key: &[u8], pick: impl Fn(&ZSet) -> Vec<Blob>) ->
     for m in &doomed {
         zset.remove(m);
     }
+    drop(value);
+    if !doomed.is_empty() {
+        ctx.notify(event::ZSET, name, key);
+    }
     Ok(Reply::Int(doomed.len() as i64))
 }
 
 pub fn zremrangebyscore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let range = ScoreRange::parse(args[2], args[3])?;
-    remove_where(ctx, args[1], |z| {
+    remove_where(ctx, args[1], "zremrangebyscore", |z| {
         range.select(z, false).map(|e| e.member.clone()).collect()
     })
 }
 
 pub fn zremrangebyrank(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (start, stop) = (int_arg(args[2])?, int_arg(args[3])?);
-    remove_where(ctx, args[1], |z| match rank_range(start, stop, z.len()) {
-        Some((a, b)) => z
-            .iter()
-            .skip(a)
-            .take(b - a + 1)
-            .map(|e| e.member.clone())
-            .collect(),
-        None => vec![],
+    remove_where(ctx, args[1], "zremrangebyrank", |z| {
+        match rank_range(start, stop, z.len()) {
+            Some((a, b)) => z
+                .iter()
+                .skip(a)
+                .take(b - a + 1)
+                .map(|e| e.member.clone())
+                .collect(),
+            None => vec![],
+        }
     })
 }
 
 pub fn zremrangebylex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let range = LexRange::parse(args[2], args[3])?;
-    remove_where(ctx, args[1], |z| {
+    remove_where(ctx, args[1], "zremrangebylex", |z| {
         z.iter()
             .filter(|e| range.contains(&e.member))
             .map(|e| e.member.clone())
@@ -974,7 +1011,14 @@ fn zset_algebra(ctx: &mut Ctx, args: &[&[u8]], at: usize, op: ZOp, out: ZOut) ->
         }
     }
     match out {
-        ZOut::Store(dst) => store_pairs(ctx, dst, acc.into_iter().collect()),
+        ZOut::Store(dst) => {
+            let name = match op {
+                ZOp::Union => "zunionstore",
+                ZOp::Inter => "zinterstore",
+                ZOp::Diff => "zdiffstore",
+            };
+            store_pairs(ctx, dst, acc.into_iter().collect(), name)
+        }
         ZOut::Count => Ok(Reply::Int(acc.len() as i64)),
         ZOut::Reply => {
             // In sorted-set order, as Redis replies from the set it built.

@@ -49,6 +49,8 @@ impl<'a> Batch<'a> {
     /// not where appendfsync promises them: none of its replies may leave as they are.
     pub fn end(self) -> Flushed {
         let Batch { shared, mut ks } = self;
+        // Events raised outside a command (eviction before a refused one).
+        super::pubsub::publish_notices(shared, &mut ks);
         let served = if ks.created.is_empty() {
             Vec::new()
         } else {

@@ -38,10 +38,10 @@ pub async fn run(shared: Arc<Shared>) {
         if shared.active_expire.load(Ordering::Relaxed) && !busy {
             for _ in 0..25 {
                 let stale = shared.wait_for_keyspace(|| {
-                    shared
-                        .keyspace
-                        .lock()
-                        .expire_cycle(Duration::from_millis(1))
+                    let mut ks = shared.keyspace.lock();
+                    let stale = ks.expire_cycle(Duration::from_millis(1));
+                    super::pubsub::publish_notices(&shared, &mut ks);
+                    stale
                 });
                 if !stale {
                     break;

@@ -82,8 +82,12 @@ impl Mailbox {
             return false;
         }
         let bytes = frame.for_protocol(self.resp3.load(Ordering::Relaxed));
-        self.queue.lock().put_slice(bytes);
-        let pending = self.pending.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len();
+        // Counted under the queue's lock: what `take_into` takes is always counted already.
+        let pending = {
+            let mut queue = self.queue.lock();
+            queue.put_slice(bytes);
+            self.pending.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len()
+        };
         self.arrived.notify_one();
         let pending = pending as u64;
         let over_hard = limit.hard > 0 && pending >= limit.hard;
@@ -406,3 +410,28 @@ macro_rules! subscriber_table {
 
 subscriber_table!(std::collections::HashMap<Blob, Subscribers>, remove);
 subscriber_table!(indexmap::IndexMap<Blob, Subscribers>, shift_remove);
+
+/// Publishes the keyspace events the keyspace has raised since the last call: each on its
+/// key's `__keyspace@<db>__:` channel (the event as message) and its event's
+/// `__keyevent@<db>__:` channel (the key as message), as the setting asks.
+pub fn publish_notices(shared: &super::Shared, ks: &mut crate::keyspace::Keyspace) {
+    use crate::keyspace::notify::class;
+    let notices = ks.take_notices();
+    if notices.is_empty() {
+        return;
+    }
+    let flags = ks.config.notify_flags;
+    let limit = shared.client_limits().output[crate::config::ClientClass::PubSub as usize];
+    let mut hub = shared.pubsub.lock();
+    for notice in notices {
+        if flags & class::KEYSPACE != 0 {
+            let mut channel = format!("__keyspace@{}__:", notice.db).into_bytes();
+            channel.extend_from_slice(&notice.key);
+            hub.publish(&channel, notice.event.as_bytes(), false, limit);
+        }
+        if flags & class::KEYEVENT != 0 {
+            let channel = format!("__keyevent@{}__:{}", notice.db, notice.event);
+            hub.publish(channel.as_bytes(), &notice.key, false, limit);
+        }
+    }
+}

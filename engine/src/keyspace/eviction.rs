@@ -164,6 +164,7 @@ impl Keyspace {
             };
             if self.remove(db, &key).is_some() {
                 self.stats.evicted_keys += 1;
+                self.notify(super::notify::class::EVICTED, "evicted", db, &key);
                 self.feed.command(db, &[b"DEL".as_slice(), &key]);
             }
         }

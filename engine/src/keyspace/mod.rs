@@ -12,6 +12,7 @@ pub mod feed;
 pub mod hooks;
 pub mod list;
 pub mod listpack;
+pub mod notify;
 pub mod stream;
 pub mod value;
 
@@ -222,6 +223,8 @@ pub struct KeyspaceConfig {
     pub encodings: EncodingLimits,
     /// The longest string a command may build (proto-max-bulk-len).
     pub max_string: usize,
+    /// `notify-keyspace-events`, as class bits (notify.rs).
+    pub notify_flags: u32,
 }
 
 impl Default for KeyspaceConfig {
@@ -234,6 +237,7 @@ impl Default for KeyspaceConfig {
             lfu_decay_time: 1,
             encodings: EncodingLimits::default(),
             max_string: crate::protocol::parser::PROTO_MAX_BULK_LEN,
+            notify_flags: 0,
         }
     }
 }
@@ -264,6 +268,8 @@ pub struct Keyspace {
     pub(crate) mark: bool,
     /// Every write as the command that reproduces it, for the AOF (feed.rs); off without AOF.
     pub feed: WriteFeed,
+    /// Keyspace events raised and not yet published (notify.rs).
+    notices: Vec<notify::Notice>,
 }
 
 impl std::fmt::Debug for Keyspace {
@@ -298,6 +304,7 @@ impl Keyspace {
             hooks: WriteHooks::default(),
             mark: false,
             feed: Default::default(),
+            notices: Vec::new(),
         }
     }
 
@@ -329,6 +336,7 @@ impl Keyspace {
         }
         self.stats.expired_keys += 1;
         self.modified(db, key);
+        self.notify(notify::class::EXPIRED, "expired", db, key);
         // Logged as Redis propagates an expiry, so a replay never depends on the clock.
         self.feed.command(db, &[b"DEL", key]);
         true
@@ -490,6 +498,7 @@ impl Keyspace {
             config,
             created: created_keys,
             track_created,
+            notices,
             ..
         } = self;
         let d = &mut dbs[db];
@@ -505,6 +514,9 @@ impl Keyspace {
             d.types[entry.value.value_type().index()] += 1;
             if *track_created && serves_blocked(&entry.value) {
                 created_keys.push((db, Blob::from_slice(key)));
+            }
+            if notify::wanted(config.notify_flags, notify::class::NEW) {
+                notices.push(notify::Notice::new("new", db, key));
             }
         } else {
             entry.access = update.apply(entry.access);
@@ -562,15 +574,18 @@ impl Keyspace {
                 }
                 drop_in_background(old);
             }
-            None => d.entries.insert_new(
-                Blob::from_slice(key),
-                Entry {
-                    value,
-                    access,
-                    volatile: false,
-                    mark,
-                },
-            ),
+            None => {
+                d.entries.insert_new(
+                    Blob::from_slice(key),
+                    Entry {
+                        value,
+                        access,
+                        volatile: false,
+                        mark,
+                    },
+                );
+                self.notify(notify::class::NEW, "new", db, key);
+            }
         }
         self.modified(db, key);
     }
@@ -684,11 +699,16 @@ impl Keyspace {
         if !std::mem::take(&mut d.emptied) {
             return;
         }
+        let mut removed = Vec::new();
         for key in keys {
             let empty = d.entries.get(key).is_some_and(|e| Kind::emptied(&e.value));
             if empty {
                 d.remove_entry(key);
+                removed.push(*key);
             }
+        }
+        for key in removed {
+            self.notify(notify::class::GENERIC, "del", db, key);
         }
     }
 
