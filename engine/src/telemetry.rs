@@ -32,6 +32,12 @@ pub struct Telemetry {
     pub evicted_keys: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
+    /// Pub/Sub: channels and patterns with subscribers, clients subscribed to anything, and
+    /// messages published (keyspace notifications included).
+    pub pubsub_channels: usize,
+    pub pubsub_patterns: usize,
+    pub pubsub_subscribers: usize,
+    pub pubsub_messages: u64,
     /// Writes since the last save (Redis's rdb_changes_since_last_save).
     pub changes_since_save: u64,
     pub uptime_secs: u64,
@@ -127,6 +133,15 @@ impl Telemetry {
         t.keyspace_misses = ks.stats.keyspace_misses;
         t.changes_since_save = ks.dirty;
         drop(ks);
+        let hub = shared.pubsub.lock().stats();
+        t.pubsub_channels = hub.channels + hub.shard_channels;
+        t.pubsub_patterns = hub.patterns;
+        t.pubsub_messages = hub.published;
+        t.pubsub_subscribers = shared
+            .clients_snapshot()
+            .iter()
+            .filter(|c| c.is_subscriber())
+            .count();
         let st = shared.persistence.status();
         if let Some(job) = shared.persistence.jobs.running() {
             let progress = Some((job.progress.done, job.progress.total));

@@ -58,6 +58,25 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     (!value.is_nan()).then_some(value)
 }
 
+/// Appends `bytes` in double quotes with Redis's escapes (sdscatrepr): `\\`, `\"`, `\n`,
+/// `\r`, `\t`, `\a`, `\b`, and `\xHH` for other unprintable bytes.
+pub fn quote_repr(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for &b in bytes {
+        match b {
+            b'\\' | b'"' => out.extend_from_slice(&[b'\\', b]),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x07 => out.extend_from_slice(b"\\a"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x20..=0x7e => out.push(b),
+            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
 /// Glob-style matching as Redis's stringmatchlen: `*`, `?`, `[abc]`, `[^a-z]`, `\\x`.
 ///
 /// Linear in the pattern times the string, never exponential (CVE-2022-36021): every token

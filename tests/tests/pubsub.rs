@@ -1,6 +1,7 @@
-//! Pub/Sub end to end: the `redis` crate in RESP2 and RESP3, redis-cli's subscribe mode,
-//! RESP2 subscriber mode, CLIENT REPLY, many subscribers receiving every message in order,
-//! and a slow subscriber cut at its output limit while the others go on.
+//! Pub/Sub and MONITOR end to end: the `redis` crate in RESP2 and RESP3, redis-cli's
+//! subscribe mode, RESP2 subscriber mode, CLIENT REPLY, many subscribers receiving every
+//! message in order, a slow subscriber cut at its output limit while the others go on, and
+//! MONITOR's lines.
 
 use std::time::Duration;
 
@@ -443,4 +444,61 @@ async fn redis_cli_subscribe_mode_prints_messages() {
         ],
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_shows_each_command_as_redis_writes_it() {
+    let instance = start().await;
+    let mut monitor = RawClient::connect(instance.addr()).await.unwrap();
+    assert_eq!(
+        monitor.command(&["MONITOR"]).await.unwrap(),
+        Resp::Simple("OK".into())
+    );
+    let mut c = RawClient::connect(instance.addr()).await.unwrap();
+    let client_addr = c.command(&["CLIENT", "INFO"]).await.unwrap();
+    let Resp::Bulk(info) = client_addr else {
+        panic!("CLIENT INFO text");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    let addr = info
+        .split(' ')
+        .find_map(|f| f.strip_prefix("addr="))
+        .unwrap()
+        .to_string();
+    for command in [
+        &["SET", "k", "two words\n"][..],
+        &["EVAL", "return redis.call('get', KEYS[1])", "1", "k"],
+        &["MULTI"],
+        &["INCR", "n"],
+        &["EXEC"],
+        &["AUTH", "user", "secret"],
+        &["HELLO", "2", "AUTH", "default", "secret"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["SELECT", "3"],
+        &["PING"],
+    ] {
+        c.command(command).await.unwrap();
+    }
+    let expected = [
+        format!(r#"[0 {addr}] "CLIENT" "INFO""#),
+        format!(r#"[0 {addr}] "SET" "k" "two words\n""#),
+        format!(r#"[0 {addr}] "EVAL" "return redis.call('get', KEYS[1])" "1" "k""#),
+        r#"[0 lua] "get" "k""#.to_string(),
+        format!(r#"[0 {addr}] "MULTI""#),
+        format!(r#"[0 {addr}] "INCR" "n""#),
+        format!(r#"[0 {addr}] "EXEC""#),
+        format!(r#"[0 {addr}] "AUTH" "(redacted)" "(redacted)""#),
+        format!(r#"[0 {addr}] "HELLO" "2" "AUTH" "(redacted)" "(redacted)""#),
+        format!(r#"[3 {addr}] "SELECT" "3""#),
+        format!(r#"[3 {addr}] "PING""#),
+    ];
+    for want in expected {
+        let Resp::Simple(line) = next(&mut monitor).await else {
+            panic!("a status line");
+        };
+        let (time, rest) = line.split_once(' ').unwrap();
+        let (secs, micros) = time.split_once('.').unwrap();
+        assert!(secs.parse::<u64>().is_ok() && micros.len() == 6, "{line}");
+        assert_eq!(rest, want);
+    }
 }

@@ -595,6 +595,14 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
         ctx.ks.remove_emptied(db, &keys);
     }
     crate::instance::pubsub::publish_notices(ctx.shared, ctx.ks);
+    // As it ends, unless it waits (it is fed once it is served) or is one MONITOR never
+    // shows (administrative ones, and scripts, which feed themselves as they start).
+    if ctx.block.is_none()
+        && !spec.flags.contains(Flags::ADMIN)
+        && !spec.flags.contains(Flags::SKIP_MONITOR)
+    {
+        pubsub::feed_monitors(ctx, args);
+    }
     ctx.ks.clock_reusable = spec.flags.contains(Flags::FAST);
     reply
 }

@@ -2,8 +2,11 @@
 //! SUNSUBSCRIBE, PUBLISH, SPUBLISH and PUBSUB, with Redis 7.0's confirmations (one push per
 //! channel, with the client's subscription count) and texts. Delivery is `instance::pubsub`.
 
-use super::{help_reply, lower, CmdError, CmdResult, Ctx};
+use std::sync::atomic::Ordering;
+
+use super::{help_reply, is, lower, CmdError, CmdResult, Ctx};
 use crate::config::ClientClass;
+use crate::instance::client::ClientState;
 use crate::instance::pubsub::{Kind, Mailbox, Subscriptions};
 use crate::protocol::{Output, Reply};
 
@@ -83,20 +86,15 @@ fn subscribe_to(ctx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
             kind.subscribe_word().to_uppercase()
         )));
     }
-    let client = &mut *ctx.client;
-    let subs = client.pubsub.get_or_insert_with(|| {
-        Box::new(Subscriptions::new(Mailbox::new(
-            client.info.clone(),
-            client.resp3,
-        )))
-    });
+    let mut confirmations = Confirmations::new(ctx.client.resp3);
+    let info = ctx.client.info.clone();
+    let subs = mailbox_of(ctx.client);
     let mut hub = ctx.shared.pubsub.lock();
-    let mut confirmations = Confirmations::new(client.resp3);
     for name in names {
         hub.subscribe(subs, kind, name);
         confirmations.push(kind.subscribe_word(), Some(name), subs.count(kind));
     }
-    client.info.set_subscriptions(subs);
+    info.set_subscriptions(subs);
     Ok(confirmations.into_reply())
 }
 
@@ -134,12 +132,89 @@ fn unsubscribe_from(ctx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
     Ok(confirmations.into_reply())
 }
 
-/// Drops every subscription without confirmations (RESET, and a connection that ends).
+/// Drops every subscription without confirmations, and a MONITOR (RESET, and a connection
+/// that ends).
 pub fn unsubscribe_all(ctx: &mut Ctx) {
     if let Some(subs) = ctx.client.pubsub.as_mut() {
-        ctx.shared.pubsub.lock().forget(subs);
+        let mut hub = ctx.shared.pubsub.lock();
+        hub.forget(subs);
+        ctx.shared
+            .monitoring
+            .store(hub.monitor_count() > 0, Ordering::Release);
         ctx.client.info.set_subscriptions(subs);
     }
+}
+
+/// MONITOR: from now on the client receives every command the instance runs.
+pub fn monitor(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    if ctx.client.in_exec || ctx.client.in_script {
+        return Err(CmdError::other(
+            "MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    let subs = mailbox_of(ctx.client);
+    let mut hub = ctx.shared.pubsub.lock();
+    if !hub.add_monitor(subs) {
+        // Already a monitor: Redis ignores the command, without a reply.
+        return Ok(Reply::Encoded(Output::new()));
+    }
+    ctx.shared.monitoring.store(true, Ordering::Release);
+    Ok(Reply::OK)
+}
+
+/// The client's subscriptions and mailbox, made at its first subscription (or MONITOR).
+fn mailbox_of(client: &mut ClientState) -> &mut Subscriptions {
+    let (info, resp3) = (client.info.clone(), client.resp3);
+    client
+        .pubsub
+        .get_or_insert_with(|| Box::new(Subscriptions::new(Mailbox::new(info, resp3))))
+}
+
+/// Feeds a command to the MONITOR clients, if there are any (and it is not replayed from
+/// the AOF).
+pub fn feed_monitors(ctx: &Ctx, args: &[&[u8]]) {
+    if ctx.shared.monitoring.load(Ordering::Acquire) && !ctx.client.replaying {
+        write_monitor_line(ctx, args);
+    }
+}
+
+/// A command's MONITOR line, as Redis writes it: time, database and client (`lua` for a
+/// script's), then each argument quoted, credentials redacted.
+fn write_monitor_line(ctx: &Ctx, args: &[&[u8]]) {
+    let now = crate::util::now_us();
+    let db = ctx.db();
+    let mut line = format!("+{}.{:06} [{db} ", now / 1_000_000, now % 1_000_000).into_bytes();
+    if ctx.client.in_script {
+        line.extend_from_slice(b"lua");
+    } else {
+        line.extend_from_slice(ctx.client.info.addr.to_string().as_bytes());
+    }
+    line.push(b']');
+    let redacted = redacted_from(args);
+    for (i, arg) in args.iter().enumerate() {
+        line.push(b' ');
+        if redacted.contains(&i) {
+            line.extend_from_slice(b"\"(redacted)\"");
+        } else {
+            crate::util::quote_repr(&mut line, arg);
+        }
+    }
+    line.extend_from_slice(b"\r\n");
+    let limit = ctx.shared.client_limits().output[ClientClass::Replica as usize];
+    ctx.shared.pubsub.lock().feed_monitors(&line, limit);
+}
+
+/// Which arguments MONITOR shows as "(redacted)": AUTH's, and HELLO's AUTH pair.
+fn redacted_from(args: &[&[u8]]) -> Vec<usize> {
+    if is(args[0], "AUTH") {
+        return (1..args.len()).collect();
+    }
+    if is(args[0], "HELLO") {
+        if let Some(at) = args.iter().position(|a| is(a, "AUTH")) {
+            return (at + 1..(at + 3).min(args.len())).collect();
+        }
+    }
+    Vec::new()
 }
 
 pub fn pubsub(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {

@@ -80,6 +80,8 @@ fn eval_generic(ctx: &mut Ctx, args: &[&[u8]], by_sha: bool, readonly: bool) -> 
         return Err(no_script());
     }
     let (keys, argv) = keys_and_args(args, 2)?;
+    // Fed to MONITOR before the commands it runs, as Redis feeds a script.
+    super::pubsub::feed_monitors(ctx, args);
     let shared = ctx.shared;
     let mut slot = shared.scripts.lock();
     let scripts = scripts_of(&mut slot)?;
@@ -113,6 +115,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
         CmdError::NotInteger => CmdError::other("Bad number of keys provided"),
         other => other,
     })?;
+    super::pubsub::feed_monitors(ctx, args);
     let shared = ctx.shared;
     let mut slot = shared.scripts.lock();
     let scripts = scripts_of(&mut slot)?;

@@ -283,6 +283,10 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             w.line("evicted_keys", &ks.stats.evicted_keys);
             w.line("keyspace_hits", &ks.stats.keyspace_hits);
             w.line("keyspace_misses", &ks.stats.keyspace_misses);
+            let hub = ctx.shared.pubsub.lock().stats();
+            w.line("pubsub_channels", &hub.channels);
+            w.line("pubsub_patterns", &hub.patterns);
+            w.line("pubsubshard_channels", &hub.shard_channels);
         }
         _ => {
             w.header("Keyspace");

@@ -26,8 +26,10 @@ impl Flags {
     pub const NOSCRIPT: Flags = Flags(1 << 10);
     /// Refused inside MULTI (SAVE, SHUTDOWN).
     pub const NO_MULTI: Flags = Flags(1 << 11);
+    /// Not fed to MONITOR as it ends (scripts feed themselves as they start).
+    pub const SKIP_MONITOR: Flags = Flags(1 << 12);
 
-    const NAMES: [(Flags, &'static str); 12] = [
+    const NAMES: [(Flags, &'static str); 13] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENY_OOM, "denyoom"),
@@ -40,6 +42,7 @@ impl Flags {
         (Flags::STALE, "stale"),
         (Flags::NOSCRIPT, "noscript"),
         (Flags::NO_MULTI, "no_multi"),
+        (Flags::SKIP_MONITOR, "skip_monitor"),
     ];
 
     pub const fn union(self, other: Flags) -> Flags {
@@ -177,6 +180,7 @@ const L: Flags = Flags::LOADING;
 const S: Flags = Flags::STALE;
 const NS: Flags = Flags::NOSCRIPT;
 const NM: Flags = Flags::NO_MULTI;
+const SM: Flags = Flags::SKIP_MONITOR;
 
 macro_rules! movable {
     () => {
@@ -412,6 +416,7 @@ commands! {
     "publish", 3, L.union(S).union(F), 0, 0, 0, "pubsub", pubsub::publish, "Posts a message to a channel.";
     "spublish", 3, L.union(S).union(F), 1, 1, 1, "pubsub", pubsub::spublish, "Post a message to a shard channel";
     "pubsub", -2, L.union(S), 0, 0, 0, "pubsub", pubsub::pubsub, "A container for Pub/Sub commands.";
+    "monitor", 1, A.union(NS).union(L).union(S), 0, 0, 0, "server", pubsub::monitor, "Listens for all requests received by the server in real-time.";
     // server
     "command", -1, L.union(S), 0, 0, 0, "server", server::command, "Returns detailed information about all commands.";
     "info", -1, L.union(S), 0, 0, 0, "server", server::info, "Returns information and statistics about the server.";
@@ -428,11 +433,11 @@ commands! {
     "shutdown", -1, A.union(NS).union(L).union(S).union(NM), 0, 0, 0, "server", server::shutdown, "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     // scripting
     "function", -2, W.union(NS), 0, 0, 0, "scripting", scripting::function, "A container for function commands.";
-    "eval", -3, NS.union(S), 0, 0, 0, "scripting", scripting::eval, "Executes a server-side Lua script.", numkeys::<2>;
-    "evalsha", -3, NS.union(S), 0, 0, 0, "scripting", scripting::evalsha, "Executes a server-side Lua script by SHA1 digest.", numkeys::<2>;
-    "eval_ro", -3, R.union(NS).union(S), 0, 0, 0, "scripting", scripting::eval_ro, "Executes a read-only server-side Lua script.", numkeys::<2>;
-    "evalsha_ro", -3, R.union(NS).union(S), 0, 0, 0, "scripting", scripting::evalsha_ro, "Executes a read-only server-side Lua script by SHA1 digest.", numkeys::<2>;
-    "fcall", -3, NS.union(S), 0, 0, 0, "scripting", scripting::fcall, "Invokes a function.", numkeys::<2>;
-    "fcall_ro", -3, R.union(NS).union(S), 0, 0, 0, "scripting", scripting::fcall_ro, "Invokes a read-only function.", numkeys::<2>;
+    "eval", -3, NS.union(S).union(SM), 0, 0, 0, "scripting", scripting::eval, "Executes a server-side Lua script.", numkeys::<2>;
+    "evalsha", -3, NS.union(S).union(SM), 0, 0, 0, "scripting", scripting::evalsha, "Executes a server-side Lua script by SHA1 digest.", numkeys::<2>;
+    "eval_ro", -3, R.union(NS).union(S).union(SM), 0, 0, 0, "scripting", scripting::eval_ro, "Executes a read-only server-side Lua script.", numkeys::<2>;
+    "evalsha_ro", -3, R.union(NS).union(S).union(SM), 0, 0, 0, "scripting", scripting::evalsha_ro, "Executes a read-only server-side Lua script by SHA1 digest.", numkeys::<2>;
+    "fcall", -3, NS.union(S).union(SM), 0, 0, 0, "scripting", scripting::fcall, "Invokes a function.", numkeys::<2>;
+    "fcall_ro", -3, R.union(NS).union(S).union(SM), 0, 0, 0, "scripting", scripting::fcall_ro, "Invokes a read-only function.", numkeys::<2>;
     "script", -2, NS, 0, 0, 0, "scripting", scripting::script, "A container for Lua scripts management commands.";
 }

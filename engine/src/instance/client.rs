@@ -130,6 +130,13 @@ impl ClientInfo {
         }
     }
 
+    /// Subscribed to any channel, pattern or shard channel.
+    pub fn is_subscriber(&self) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|n| n.load(Ordering::Relaxed) > 0)
+    }
+
     /// One line of CLIENT LIST, in Redis's format.
     pub fn describe(&self, db: usize) -> String {
         let [sub, psub, ssub] = self

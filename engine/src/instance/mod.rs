@@ -118,6 +118,8 @@ pub struct Shared {
     pub scripts: Mutex<Option<crate::scripting::Scripts>>,
     /// Pub/Sub subscriptions and delivery (locked after the keyspace).
     pub pubsub: Mutex<pubsub::Hub>,
+    /// Some client runs MONITOR (set under the hub's lock): commands are fed to it.
+    pub monitoring: AtomicBool,
     /// The running script, as other clients see it without the keyspace lock.
     pub script_status: Arc<crate::scripting::ScriptStatus>,
     /// Woken by every batch of commands: starts the worker's short busy-poll (`stay_awake`).
@@ -159,6 +161,7 @@ impl Shared {
             blocked: Mutex::new(Default::default()),
             scripts: Mutex::new(None),
             pubsub: Mutex::new(pubsub::Hub::default()),
+            monitoring: AtomicBool::new(false),
             script_status: Arc::new(crate::scripting::ScriptStatus::with_threshold(
                 busy_reply_threshold_ms,
             )),

@@ -144,6 +144,14 @@ impl Frames {
         }
     }
 
+    /// A frame that is the same in both protocols (a MONITOR line).
+    fn raw(bytes: &[u8]) -> Frames {
+        Frames {
+            resp2: bytes.to_vec(),
+            resp3: bytes.to_vec(),
+        }
+    }
+
     fn for_protocol(&self, resp3: bool) -> &[u8] {
         if resp3 {
             &self.resp3
@@ -233,6 +241,8 @@ pub struct Hub {
     shard_channels: std::collections::HashMap<Blob, Subscribers>,
     /// Messages published (PUBLISH, SPUBLISH and keyspace notifications).
     published: u64,
+    /// MONITOR clients, fed every command as it runs.
+    monitors: Vec<Arc<Mailbox>>,
     clock: Instant,
 }
 
@@ -243,6 +253,7 @@ impl Default for Hub {
             patterns: Default::default(),
             shard_channels: Default::default(),
             published: 0,
+            monitors: Vec::new(),
             clock: Instant::now(),
         }
     }
@@ -286,8 +297,33 @@ impl Hub {
         true
     }
 
-    /// Removes every subscription of a connection that goes away (or RESETs).
+    /// Makes a client a MONITOR, fed every command from now on; false if it was one.
+    pub fn add_monitor(&mut self, subs: &Subscriptions) -> bool {
+        if self.monitors.iter().any(|m| Arc::ptr_eq(m, &subs.mailbox)) {
+            return false;
+        }
+        self.monitors.push(subs.mailbox.clone());
+        true
+    }
+
+    pub fn monitor_count(&self) -> usize {
+        self.monitors.len()
+    }
+
+    /// Sends one MONITOR line (already formatted, ending in CRLF) to every monitor, cut at
+    /// `limit` (the replica class's, where Redis classes monitors).
+    pub fn feed_monitors(&mut self, line: &[u8], limit: OutputLimit) {
+        let frames = Frames::raw(line);
+        let clock = self.clock;
+        for monitor in &self.monitors {
+            monitor.deliver(&frames, limit, &clock);
+        }
+    }
+
+    /// Removes every subscription of a connection that goes away (or RESETs), and its
+    /// MONITOR if it was one.
     pub fn forget(&mut self, subs: &mut Subscriptions) {
+        self.monitors.retain(|m| !Arc::ptr_eq(m, &subs.mailbox));
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
             let names: Vec<Blob> = subs.of(kind).drain(..).collect();
             for name in names {
