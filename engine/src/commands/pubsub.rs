@@ -45,7 +45,7 @@ pub fn spublish(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// Publishes one message to the channel's subscribers (and the patterns it matches, unless a
 /// shard channel); returns how many received it.
 pub fn deliver(ctx: &mut Ctx, channel: &[u8], message: &[u8], shard: bool) -> usize {
-    let limit = ctx.shared.client_limits().output[ClientClass::PubSub as usize];
+    let limit = ctx.shared.output_limit(ClientClass::PubSub);
     ctx.shared
         .pubsub
         .lock()
@@ -200,7 +200,7 @@ fn write_monitor_line(ctx: &Ctx, args: &[&[u8]]) {
         }
     }
     line.extend_from_slice(b"\r\n");
-    let limit = ctx.shared.client_limits().output[ClientClass::Replica as usize];
+    let limit = ctx.shared.output_limit(ClientClass::Replica);
     ctx.shared.pubsub.lock().feed_monitors(&line, limit);
 }
 

@@ -230,6 +230,11 @@ impl Shared {
     }
 
     /// The client limits alone (read on every batch: no copy of the whole settings).
+    /// One client class's output limit (read as each message is delivered).
+    pub fn output_limit(&self, class: crate::config::ClientClass) -> crate::config::OutputLimit {
+        self.config.read().limits.output[class as usize]
+    }
+
     pub fn client_limits(&self) -> crate::config::ClientLimits {
         self.config.read().limits.clone()
     }

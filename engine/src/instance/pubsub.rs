@@ -119,45 +119,56 @@ impl Mailbox {
     }
 }
 
-/// A message's frame in both protocols: a RESP2 array and a RESP3 push.
-struct Frames {
-    resp2: Vec<u8>,
-    resp3: Vec<u8>,
+/// A message's frame, encoded for a protocol the first time a subscriber speaking it needs
+/// it: a RESP2 array or a RESP3 push (the same bytes but the first).
+struct Frames<'a> {
+    parts: &'a [&'a [u8]],
+    encoded: std::cell::OnceCell<Vec<u8>>,
+    resp3: std::cell::OnceCell<Vec<u8>>,
 }
 
-impl Frames {
-    fn new(parts: &[&[u8]]) -> Frames {
-        let mut body = Vec::new();
-        for part in parts {
-            body.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
-            body.extend_from_slice(part);
-            body.extend_from_slice(b"\r\n");
-        }
-        let frame = |kind: char| {
-            let mut frame = format!("{kind}{}\r\n", parts.len()).into_bytes();
-            frame.extend_from_slice(&body);
-            frame
-        };
+impl<'a> Frames<'a> {
+    fn new(parts: &'a [&'a [u8]]) -> Frames<'a> {
         Frames {
-            resp2: frame('*'),
-            resp3: frame('>'),
+            parts,
+            encoded: std::cell::OnceCell::new(),
+            resp3: std::cell::OnceCell::new(),
         }
     }
 
     /// A frame that is the same in both protocols (a MONITOR line).
-    fn raw(bytes: &[u8]) -> Frames {
-        Frames {
-            resp2: bytes.to_vec(),
-            resp3: bytes.to_vec(),
-        }
+    fn raw(line: &'a [&'a [u8]]) -> Frames<'a> {
+        let frames = Frames::new(line);
+        let _ = frames.encoded.set(line.concat());
+        let _ = frames.resp3.set(line.concat());
+        frames
     }
 
     fn for_protocol(&self, resp3: bool) -> &[u8] {
-        if resp3 {
-            &self.resp3
-        } else {
-            &self.resp2
+        let resp2 = self.encoded.get_or_init(|| {
+            let size: usize = self.parts.iter().map(|p| p.len() + 16).sum();
+            let mut frame = Vec::with_capacity(size + 8);
+            let mut number = itoa::Buffer::new();
+            frame.push(b'*');
+            frame.extend_from_slice(number.format(self.parts.len()).as_bytes());
+            frame.extend_from_slice(b"\r\n");
+            for part in self.parts {
+                frame.push(b'$');
+                frame.extend_from_slice(number.format(part.len()).as_bytes());
+                frame.extend_from_slice(b"\r\n");
+                frame.extend_from_slice(part);
+                frame.extend_from_slice(b"\r\n");
+            }
+            frame
+        });
+        if !resp3 {
+            return resp2;
         }
+        self.resp3.get_or_init(|| {
+            let mut push = resp2.clone();
+            push[0] = b'>';
+            push
+        })
     }
 }
 
@@ -313,7 +324,8 @@ impl Hub {
     /// Sends one MONITOR line (already formatted, ending in CRLF) to every monitor, cut at
     /// `limit` (the replica class's, where Redis classes monitors).
     pub fn feed_monitors(&mut self, line: &[u8], limit: OutputLimit) {
-        let frames = Frames::raw(line);
+        let parts = [line];
+        let frames = Frames::raw(&parts);
         let clock = self.clock;
         for monitor in &self.monitors {
             monitor.deliver(&frames, limit, &clock);
@@ -350,7 +362,8 @@ impl Hub {
             (self.channels.get(channel), "message")
         };
         if let Some(subscribers) = direct {
-            let frames = Frames::new(&[word.as_bytes(), channel, message]);
+            let parts = [word.as_bytes(), channel, message];
+            let frames = Frames::new(&parts);
             receivers += subscribers
                 .iter()
                 .filter(|m| m.deliver(&frames, limit, &clock))
@@ -363,7 +376,8 @@ impl Hub {
             if !crate::util::glob_match(pattern, channel, false) {
                 continue;
             }
-            let frames = Frames::new(&[b"pmessage", pattern, channel, message]);
+            let parts = [b"pmessage", &pattern[..], channel, message];
+            let frames = Frames::new(&parts);
             receivers += subscribers
                 .iter()
                 .filter(|m| m.deliver(&frames, limit, &clock))
@@ -457,7 +471,7 @@ pub fn publish_notices(shared: &super::Shared, ks: &mut crate::keyspace::Keyspac
         return;
     }
     let flags = ks.config.notify_flags;
-    let limit = shared.client_limits().output[crate::config::ClientClass::PubSub as usize];
+    let limit = shared.output_limit(crate::config::ClientClass::PubSub);
     let mut hub = shared.pubsub.lock();
     for notice in notices {
         if flags & class::KEYSPACE != 0 {

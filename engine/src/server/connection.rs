@@ -218,8 +218,11 @@ async fn wait_input(stream: &TcpStream, info: &ClientInfo, mailbox: Option<&Mail
     }
 }
 
-/// Writes the Pub/Sub messages waiting for an idle subscriber.
+/// Writes the Pub/Sub messages waiting for an idle subscriber. It first lets the tasks that
+/// are ready run (publishers, most likely), so what they publish leaves in the same write, as
+/// Redis writes a client's output once per turn of its event loop.
 async fn deliver_mail(session: &mut Session<'_>, stream: &mut TcpStream) -> std::io::Result<()> {
+    tokio::task::yield_now().await;
     let mut out = Output::new();
     session.take_mail(&mut out);
     flush(session.shared, &session.client.info, stream, &mut out).await?;
