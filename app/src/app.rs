@@ -104,6 +104,11 @@ impl CacheDeskApp {
         self.pages.console.waiting()
     }
 
+    /// True while the console reads Pub/Sub messages (after SUBSCRIBE, until Stop).
+    pub fn console_reading_messages(&self) -> bool {
+        self.pages.console.reading_messages()
+    }
+
     /// Shows the cache `name` on its Overview, its pages fresh: nothing typed, chosen or
     /// revealed for the cache selected before carries over.
     fn select(&mut self, name: String) {

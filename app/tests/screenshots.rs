@@ -57,7 +57,7 @@ fn plot_under(h: &Harness<'_, CacheDeskApp>, title: &str) -> egui::Rect {
     let at = h.get_by_label(title).rect();
     egui::Rect::from_min_size(
         egui::pos2(at.min.x - 2.0, at.max.y - 1.0),
-        egui::vec2(434.0, 153.0),
+        egui::vec2(290.0, 153.0),
     )
 }
 
@@ -97,6 +97,7 @@ fn screens(theme: &str, port: u16) {
             value_of(h, "Uptime"),
             plot_under(h, "Operations per second"),
             plot_under(h, "Connected clients"),
+            plot_under(h, "Pub/Sub messages per second"),
         ]
     });
 

@@ -207,6 +207,48 @@ fn the_wizard_checks_every_tab_and_creates_a_cache_clients_use() {
         !app.console_waiting()
             && app.console_transcript().last().map(String::as_str) == Some("(nil)")
     });
+
+    // SUBSCRIBE: messages show as they are published, until Stop.
+    set_field(&mut h, "db0>", "SUBSCRIBE news");
+    h.key_press(Key::Enter);
+    wait_until(&mut h, "the console to read messages", |app| {
+        app.console_reading_messages()
+    });
+    h.get_by_label("Reading messages…");
+    runtime.block_on(async {
+        let mut c = client(port, &new_key).await;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("news")
+            .arg("extra!")
+            .query_async(&mut c)
+            .await
+            .expect("PUBLISH");
+    });
+    wait_until(&mut h, "the message in the transcript", |app| {
+        app.console_transcript()
+            .iter()
+            .any(|l| l.contains("\"message\"") && l.contains("\"extra!\""))
+    });
+    click(&mut h, "Overview");
+    wait_until(&mut h, "the subscription in the figures", |app| {
+        app.caches.list[0]
+            .instance
+            .as_ref()
+            .is_some_and(|i| i.telemetry().pubsub_subscribers == 1)
+    });
+    h.get_by_label("1 channel, 0 patterns, 1 subscriber");
+    click(&mut h, "Console");
+    click(&mut h, "Stop reading messages");
+    wait_until(&mut h, "the console back to commands", |app| {
+        !app.console_reading_messages()
+    });
+    set_field(&mut h, "db0>", "PUBSUB NUMSUB news");
+    h.key_press(Key::Enter);
+    wait_until(&mut h, "no subscriber left", |app| {
+        app.console_transcript()
+            .last()
+            .is_some_and(|l| l.contains("(integer) 0"))
+    });
 }
 
 #[test]

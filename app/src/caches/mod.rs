@@ -81,6 +81,9 @@ pub struct Sample {
     pub clients: f64,
     /// The AOF's size in bytes (0 without AOF).
     pub aof_bytes: f64,
+    /// Pub/Sub messages published so far, and per second since the previous sample.
+    pub messages_total: f64,
+    pub messages_per_sec: f64,
 }
 
 /// An export or import in flight.
@@ -669,11 +672,21 @@ fn sample(cache: &mut Cache) {
     }
     cache.sampled_at = Some(Instant::now());
     let telemetry = instance.telemetry();
+    let t = cache.sampling_since.elapsed().as_secs_f64();
+    let messages_total = telemetry.pubsub_messages as f64;
+    let messages_per_sec = match cache.samples.back() {
+        Some(prev) if t > prev.t && messages_total >= prev.messages_total => {
+            (messages_total - prev.messages_total) / (t - prev.t)
+        }
+        _ => 0.0,
+    };
     if cache.samples.len() == SAMPLES {
         cache.samples.pop_front();
     }
     cache.samples.push_back(Sample {
-        t: cache.sampling_since.elapsed().as_secs_f64(),
+        t,
+        messages_total,
+        messages_per_sec,
         ops_per_sec: telemetry.ops_per_sec as f64,
         clients: telemetry.connected_clients as f64,
         aof_bytes: telemetry

@@ -2,6 +2,7 @@
 //! history. The console is a client of the cache (its own database, MULTI, WATCH), and its
 //! commands run on the runtime, never on the UI thread: a blocking command (BLPOP, XREAD
 //! BLOCK...) shows its reply when it arrives, or can be cancelled as CLIENT UNBLOCK does.
+//! After SUBSCRIBE or PSUBSCRIBE the console shows messages as they arrive, until Stop.
 
 use std::sync::Arc;
 
@@ -28,11 +29,22 @@ pub struct Console {
     pending: Option<Promise<(LocalClient, Reply)>>,
     /// The id of the client `pending` runs on (to unblock it).
     pending_id: Option<u64>,
+    /// Subscribed: the client is out reading messages until Stop.
+    listening: Option<Listening>,
+}
+
+/// The console's client reading Pub/Sub messages on the runtime.
+struct Listening {
+    messages: std::sync::mpsc::Receiver<Reply>,
+    /// Stop: the client unsubscribes from everything and comes back through `done`.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Promise<LocalClient>,
 }
 
 impl Console {
     pub fn show(&mut self, ui: &mut egui::Ui, instance: Option<&Arc<Instance>>, runtime: &Handle) {
-        self.collect();
+        self.collect(ui.ctx(), runtime);
+        self.read_messages();
         let Some(instance) = instance else {
             ui.label("Start the cache to use its console.");
             return;
@@ -71,8 +83,22 @@ impl Console {
                 submit = true;
             }
         });
-        if submit && self.pending.is_none() {
+        if submit && self.pending.is_none() && self.listening.is_none() {
             self.submit(instance, runtime);
+        }
+        if let Some(listening) = &mut self.listening {
+            ui.horizontal(|ui| {
+                ui.label("Reading messages…");
+                let stopping = listening.stop.is_none();
+                if ui
+                    .add_enabled(!stopping, egui::Button::new("Stop reading messages"))
+                    .clicked()
+                {
+                    if let Some(stop) = listening.stop.take() {
+                        let _ = stop.send(());
+                    }
+                }
+            });
         }
         if let Some(id) = self.pending_id {
             ui.horizontal(|ui| {
@@ -92,6 +118,65 @@ impl Console {
 
     pub fn waiting(&self) -> bool {
         self.pending.is_some()
+    }
+
+    pub fn reading_messages(&self) -> bool {
+        self.listening.is_some()
+    }
+
+    /// Moves the messages that arrived into the transcript; takes the client back once it
+    /// has stopped reading.
+    fn read_messages(&mut self) {
+        let Some(listening) = &mut self.listening else {
+            return;
+        };
+        while let Ok(message) = listening.messages.try_recv() {
+            self.transcript.push(format_reply(&message, 0));
+        }
+        let Some(listening) = self.listening.take() else {
+            return;
+        };
+        match listening.done.try_take() {
+            Ok(client) => {
+                self.db = client.db();
+                self.client = Some(client);
+                self.transcript.push("(stopped reading messages)".into());
+            }
+            Err(done) => {
+                self.listening = Some(Listening { done, ..listening });
+            }
+        }
+    }
+
+    /// Reads the subscribed client's messages on the runtime until Stop.
+    fn listen(&mut self, mut client: LocalClient, egui_ctx: &egui::Context, runtime: &Handle) {
+        let (sender, messages) = std::sync::mpsc::channel();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let (done_sender, done) = Promise::new();
+        let egui_ctx = egui_ctx.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::select! {
+                    batch = client.messages() => {
+                        for message in batch {
+                            let _ = sender.send(message);
+                        }
+                        egui_ctx.request_repaint();
+                    }
+                    _ = &mut stopped => break,
+                }
+            }
+            for command in ["UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"] {
+                client.run(&[command]).await;
+            }
+            done_sender.send(client);
+            egui_ctx.request_repaint();
+        });
+        self.listening = Some(Listening {
+            messages,
+            stop: Some(stop),
+            done,
+        });
     }
 
     fn walk_history(&mut self, back: bool) {
@@ -152,17 +237,24 @@ impl Console {
         self.pending = Some(promise);
     }
 
-    /// Takes a finished command's reply into the transcript.
-    fn collect(&mut self) {
+    /// Takes a finished command's reply into the transcript; a client that subscribed
+    /// goes on reading messages.
+    fn collect(&mut self, egui_ctx: &egui::Context, runtime: &Handle) {
         let Some(promise) = self.pending.take() else {
             return;
         };
         match promise.try_take() {
             Ok((client, reply)) => {
                 self.db = client.db();
-                self.client = Some(client);
                 self.pending_id = None;
                 self.transcript.push(format_reply(&reply, 0));
+                if client.subscribed() {
+                    self.transcript
+                        .push("Reading messages... (press Stop to quit)".into());
+                    self.listen(client, egui_ctx, runtime);
+                } else {
+                    self.client = Some(client);
+                }
             }
             Err(promise) => self.pending = Some(promise),
         }

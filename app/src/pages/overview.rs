@@ -1,6 +1,6 @@
 //! Overview: status, endpoint with a copy button and a ready-to-paste redis-cli line, size and
-//! memory, keys per database and by type, live charts of ops/s and clients, persistence,
-//! uptime.
+//! memory, keys per database and by type, Pub/Sub channels, patterns and subscribers,
+//! persistence, uptime, and live charts of ops/s, clients and Pub/Sub messages per second.
 
 use cachedesk_engine::keyspace::ValueType;
 use eframe::egui;
@@ -85,6 +85,9 @@ pub fn show(ui: &mut egui::Ui, cache: &Cache) {
                 ui.strong("Keys by type");
                 ui.label(keys_by_type(&t.keys_by_type));
                 ui.end_row();
+                ui.strong("Pub/Sub");
+                ui.label(pubsub_summary(t));
+                ui.end_row();
             }
         });
     if let Some(note) = &cache.data_note {
@@ -96,13 +99,27 @@ pub fn show(ui: &mut egui::Ui, cache: &Cache) {
     }
     if telemetry.is_some() {
         ui.add_space(8.0);
-        ui.columns(2, |cols| {
+        ui.columns(3, |cols| {
             chart(&mut cols[0], "Operations per second", cache, |s| {
                 s.ops_per_sec
             });
             chart(&mut cols[1], "Connected clients", cache, |s| s.clients);
+            chart(&mut cols[2], "Pub/Sub messages per second", cache, |s| {
+                s.messages_per_sec
+            });
         });
     }
+}
+
+/// "2 channels, 1 pattern, 3 subscribers".
+fn pubsub_summary(t: &cachedesk_engine::Telemetry) -> String {
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}, {}",
+        count(t.pubsub_channels, "channel"),
+        count(t.pubsub_patterns, "pattern"),
+        count(t.pubsub_subscribers, "subscriber")
+    )
 }
 
 /// "12 strings, 1 stream" for the types that have keys.
@@ -154,5 +171,16 @@ mod tests {
             keys_by_type(&[12, 0, 1, 0, 2, 1]),
             "12 strings, 1 hash, 2 sorted sets, 1 stream"
         );
+    }
+
+    #[test]
+    fn pubsub_summary_counts_each_kind() {
+        let t = cachedesk_engine::Telemetry {
+            pubsub_channels: 2,
+            pubsub_patterns: 1,
+            pubsub_subscribers: 3,
+            ..Default::default()
+        };
+        assert_eq!(pubsub_summary(&t), "2 channels, 1 pattern, 3 subscribers");
     }
 }

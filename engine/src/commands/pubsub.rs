@@ -135,14 +135,7 @@ fn unsubscribe_from(ctx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
 /// Drops every subscription without confirmations, and a MONITOR (RESET, and a connection
 /// that ends).
 pub fn unsubscribe_all(ctx: &mut Ctx) {
-    if let Some(subs) = ctx.client.pubsub.as_mut() {
-        let mut hub = ctx.shared.pubsub.lock();
-        hub.forget(subs);
-        ctx.shared
-            .monitoring
-            .store(hub.monitor_count() > 0, Ordering::Release);
-        ctx.client.info.set_subscriptions(subs);
-    }
+    crate::instance::pubsub::leave(ctx.shared, ctx.client);
 }
 
 /// MONITOR: from now on the client receives every command the instance runs.

@@ -14,7 +14,7 @@ use super::client::ClientState;
 use super::Shared;
 use crate::commands::{self, Ctx};
 use crate::persistence::aof::Flushed;
-use crate::protocol::Reply;
+use crate::protocol::{Output, Reply};
 
 pub struct LocalClient {
     shared: Arc<Shared>,
@@ -38,6 +38,29 @@ impl LocalClient {
     /// The client's id, as CLIENT LIST and CLIENT UNBLOCK name it.
     pub fn id(&self) -> u64 {
         self.state.id()
+    }
+
+    /// Subscribed to a channel or pattern: messages are waiting to be read (`messages`).
+    pub fn subscribed(&self) -> bool {
+        self.state.subscribed()
+    }
+
+    /// Waits for Pub/Sub messages and returns those that have arrived, decoded (never, if
+    /// the client never subscribed).
+    pub async fn messages(&mut self) -> Vec<Reply> {
+        let Some(subs) = &self.state.pubsub else {
+            return std::future::pending().await;
+        };
+        let mailbox = subs.mailbox.clone();
+        loop {
+            let mut out = Output::new();
+            let taken = mailbox.take_into(&mut out);
+            if taken > 0 {
+                mailbox.written(taken);
+                return Reply::decode_all(&out.to_vec());
+            }
+            mailbox.arrived.notified().await;
+        }
     }
 
     /// Runs one command; a blocking command that finds nothing waits until it is served.
@@ -99,6 +122,7 @@ impl LocalClient {
 
 impl Drop for LocalClient {
     fn drop(&mut self) {
+        super::pubsub::leave(&self.shared, &mut self.state);
         self.shared.unregister_client(self.id());
     }
 }

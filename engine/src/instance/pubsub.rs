@@ -461,6 +461,19 @@ macro_rules! subscriber_table {
 subscriber_table!(std::collections::HashMap<Blob, Subscribers>, remove);
 subscriber_table!(indexmap::IndexMap<Blob, Subscribers>, shift_remove);
 
+/// Drops a client's subscriptions and MONITOR, without confirmations (RESET, and a client
+/// that goes away).
+pub fn leave(shared: &super::Shared, client: &mut super::client::ClientState) {
+    if let Some(subs) = client.pubsub.as_mut() {
+        let mut hub = shared.pubsub.lock();
+        hub.forget(subs);
+        shared
+            .monitoring
+            .store(hub.monitor_count() > 0, Ordering::Release);
+        client.info.set_subscriptions(subs);
+    }
+}
+
 /// Publishes the keyspace events the keyspace has raised since the last call: each on its
 /// key's `__keyspace@<db>__:` channel (the event as message) and its event's
 /// `__keyevent@<db>__:` channel (the key as message), as the setting asks.

@@ -137,11 +137,32 @@ impl Reply {
         }
     }
 
+    /// Decodes every frame in `bytes` (Pub/Sub messages as they wait for a client).
+    pub fn decode_all(bytes: &[u8]) -> Vec<Reply> {
+        let mut at = 0;
+        let mut frames = Vec::new();
+        while at < bytes.len() {
+            match decode(bytes, &mut at) {
+                Some(frame) => frames.push(frame),
+                None => break,
+            }
+        }
+        frames
+    }
+
     /// This reply as a tree: an `Encoded` reply is decoded (for in-process callers, which
-    /// look at replies rather than send them).
+    /// look at replies rather than send them); several push frames (a SUBSCRIBE's
+    /// confirmations) become an array of them.
     pub fn into_tree(self) -> Reply {
         match self {
-            Reply::Encoded(encoded) | Reply::Pushes(encoded) => {
+            Reply::Pushes(encoded) => {
+                let mut frames = Reply::decode_all(&encoded.to_vec());
+                match frames.len() {
+                    1 => frames.remove(0),
+                    _ => Reply::Array(frames),
+                }
+            }
+            Reply::Encoded(encoded) => {
                 let bytes = encoded.to_vec();
                 let mut at = 0;
                 decode(&bytes, &mut at)
