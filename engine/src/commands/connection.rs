@@ -2,7 +2,7 @@
 
 use super::transactions::release_watches;
 use super::{int_arg, is, lower, CmdError, CmdResult, Ctx};
-use crate::instance::client::ReplyMode;
+use crate::instance::client::{Current, KillFilter, ReplyMode};
 use crate::protocol::{Output, Reply};
 
 pub fn ping(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -138,6 +138,37 @@ pub fn reset(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     Ok(Reply::Status("RESET"))
 }
 
+/// A client type as CLIENT LIST and CLIENT KILL name them (`replica` and `slave` alike).
+fn client_type(name: &[u8]) -> Result<&'static str, CmdError> {
+    match lower(name).as_str() {
+        "normal" => Ok("normal"),
+        "pubsub" => Ok("pubsub"),
+        "slave" | "replica" => Ok("replica"),
+        "master" => Ok("master"),
+        _ => Err(CmdError::other(format!(
+            "Unknown client type '{}'",
+            String::from_utf8_lossy(name)
+        ))),
+    }
+}
+
+/// What CLIENT LIST and CLIENT INFO show of the client running them.
+fn current_of(ctx: &Ctx, args: &[&[u8]]) -> Current {
+    // `*<n>\r\n`, then `$<len>\r\n<arg>\r\n` for each argument.
+    let digits = |n: usize| n.to_string().len();
+    let request_bytes = 3
+        + digits(args.len())
+        + args
+            .iter()
+            .map(|a| 3 + digits(a.len()) + a.len() + 2)
+            .sum::<usize>();
+    Current {
+        command: super::full_name_of(args),
+        request_bytes,
+        multi: ctx.client.multi.as_ref().map(Vec::len),
+    }
+}
+
 fn valid_client_name(name: &[u8]) -> Result<String, CmdError> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
         return Err(CmdError::other(
@@ -162,72 +193,98 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             }
             Ok(Reply::OK)
         }
-        "info" if args.len() == 2 => Ok(Reply::Verbatim(format!(
-            "{}\n",
-            ctx.client.describe(ctx.client.db)
-        ))),
+        "info" if args.len() == 2 => {
+            let current = current_of(ctx, args);
+            Ok(Reply::Verbatim(format!(
+                "{}\n",
+                ctx.client.describe(ctx.client.db, Some(&current))
+            )))
+        }
         "list" => {
             let mut ids: Option<Vec<u64>> = None;
-            let mut i = 2;
-            while i < args.len() {
-                if is(args[i], "TYPE") && i + 1 < args.len() {
-                    if !is(args[i + 1], "normal") {
-                        return Ok(Reply::Verbatim(String::new()));
-                    }
-                    i += 2;
-                } else if is(args[i], "ID") && i + 1 < args.len() {
-                    let list = args[i + 1..]
-                        .iter()
-                        .map(|a| int_arg(a).map(|n| n as u64))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|_| CmdError::other("Invalid client ID"))?;
-                    ids = Some(list);
-                    i = args.len();
-                } else {
-                    return Err(CmdError::Syntax);
-                }
+            let mut kind = None;
+            if args.len() == 4 && is(args[2], "TYPE") {
+                kind = Some(client_type(args[3])?);
+            } else if args.len() > 3 && is(args[2], "ID") {
+                let list = args[3..]
+                    .iter()
+                    .map(|a| int_arg(a).map(|n| n as u64))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| CmdError::other("Invalid client ID"))?;
+                ids = Some(list);
+            } else if args.len() != 2 {
+                return Err(CmdError::Syntax);
             }
+            let current = current_of(ctx, args);
             let mut text = String::new();
             for client in ctx.shared.clients_snapshot() {
-                if ids.as_ref().is_some_and(|ids| !ids.contains(&client.id)) {
+                if ids.as_ref().is_some_and(|ids| !ids.contains(&client.id))
+                    || kind.is_some_and(|k| k != client.client_type())
+                {
                     continue;
                 }
-                let db = if client.id == ctx.client.id() {
-                    ctx.client.db
+                let line = if client.id == ctx.client.id() {
+                    client.describe(ctx.client.db, Some(&current))
                 } else {
-                    client.db()
+                    client.describe(client.db(), None)
                 };
-                text.push_str(&client.describe(db));
+                text.push_str(&line);
                 text.push('\n');
             }
             Ok(Reply::Verbatim(text))
         }
         "kill" if args.len() >= 3 => {
-            let target = if args.len() == 3 {
-                ctx.shared
-                    .clients_snapshot()
-                    .into_iter()
-                    .find(|c| c.addr.to_string().as_bytes() == args[2])
-            } else if is(args[2], "ID") && args.len() == 4 {
-                let id = int_arg(args[3])? as u64;
-                ctx.shared
-                    .clients_snapshot()
-                    .into_iter()
-                    .find(|c| c.id == id)
+            let old_form = args.len() == 3;
+            let mut filter = KillFilter::default();
+            let mut skip_me = !old_form;
+            if old_form {
+                filter.addr = Some(String::from_utf8_lossy(args[2]).into_owned());
             } else {
-                return Err(CmdError::Syntax);
-            };
-            match (target, args.len()) {
-                (Some(c), 3) => {
-                    c.kill();
-                    Ok(Reply::OK)
+                for pair in args[2..].chunks(2) {
+                    let [option, value] = pair else {
+                        return Err(CmdError::Syntax);
+                    };
+                    if is(option, "ID") {
+                        let id = crate::util::parse_i64(value)
+                            .filter(|&n| n >= 1)
+                            .ok_or_else(|| CmdError::other("client-id should be greater than 0"))?;
+                        filter.id = Some(id as u64);
+                    } else if is(option, "TYPE") {
+                        filter.kind = Some(client_type(value)?);
+                    } else if is(option, "ADDR") {
+                        filter.addr = Some(String::from_utf8_lossy(value).into_owned());
+                    } else if is(option, "LADDR") {
+                        filter.laddr = Some(String::from_utf8_lossy(value).into_owned());
+                    } else if is(option, "USER") {
+                        // The default user is the only one (access keys are its passwords).
+                        if *value != b"default" {
+                            return Err(CmdError::other(format!(
+                                "No such user '{}'",
+                                String::from_utf8_lossy(value)
+                            )));
+                        }
+                    } else if is(option, "SKIPME") && is(value, "YES") {
+                        skip_me = true;
+                    } else if is(option, "SKIPME") && is(value, "NO") {
+                        skip_me = false;
+                    } else {
+                        return Err(CmdError::Syntax);
+                    }
                 }
-                (Some(c), _) => {
-                    c.kill();
-                    Ok(Reply::Int(1))
+            }
+            let me = ctx.client.id();
+            let mut killed = 0;
+            for client in ctx.shared.clients_snapshot() {
+                if client.matches_kill(&filter) && !(skip_me && client.id == me) {
+                    // This very client is closed once its reply is written.
+                    client.kill();
+                    killed += 1;
                 }
-                (None, 3) => Err(CmdError::other("No such client")),
-                (None, _) => Ok(Reply::Int(0)),
+            }
+            match (old_form, killed) {
+                (true, 0) => Err(CmdError::other("No such client")),
+                (true, _) => Ok(Reply::OK),
+                (false, n) => Ok(Reply::Int(n)),
             }
         }
         "reply" if args.len() == 3 => {

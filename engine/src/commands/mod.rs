@@ -518,6 +518,14 @@ const CONTAINERS: [&str; 10] = [
     "pubsub",
 ];
 
+/// The full name of the command `args` runs (`client|list`), as CLIENT LIST shows it.
+pub fn full_name_of(args: &[&[u8]]) -> String {
+    match lookup(args[0]) {
+        Some(spec) => full_name(spec, args),
+        None => lower(args[0]),
+    }
+}
+
 /// A command's name as Redis's errors give it: `container|subcommand` for a subcommand.
 fn full_name(spec: &CommandSpec, args: &[&[u8]]) -> String {
     match args.get(1) {

@@ -149,7 +149,7 @@ pub fn smove(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let present = src_set.contains(member);
-    ctx.read::<Set>(dst)?;
+    let in_dst = ctx.read::<Set>(dst)?.is_some_and(|s| s.contains(member));
     if src == dst {
         return Ok(Reply::Int(i64::from(present)));
     }
@@ -163,10 +163,11 @@ pub fn smove(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     // The emptied source goes first, as in Redis (the dispatcher would remove it later).
     let db = ctx.db();
     ctx.ks.remove_emptied(db, &[src]);
-    let mut value = ctx.write_or_create::<Set>(dst, new_set)?;
-    let added = value.insert(member);
-    drop(value);
-    if added {
+    // A destination that has the member already is not written (nor its WATCH touched).
+    if !in_dst {
+        let mut value = ctx.write_or_create::<Set>(dst, new_set)?;
+        value.insert(member);
+        drop(value);
         ctx.notify(event::SET, "sadd", dst);
     }
     Ok(Reply::Int(1))

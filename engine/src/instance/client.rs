@@ -31,6 +31,8 @@ pub struct ClientInfo {
     blocked: AtomicBool,
     /// Its channel, pattern and shard-channel subscriptions, for CLIENT LIST.
     subscriptions: [AtomicU32; 3],
+    /// The last command it ran (CLIENT LIST's `cmd`; None: none yet).
+    last_command: Mutex<Option<&'static str>>,
     /// The access key this client authenticated with (None: none, or none was needed).
     auth_key: Mutex<Option<String>>,
     /// Woken by CLIENT KILL.
@@ -52,6 +54,7 @@ impl ClientInfo {
             killed: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             subscriptions: Default::default(),
+            last_command: Mutex::new(None),
             auth_key: Mutex::new(None),
             kill_notify: Notify::new(),
         }
@@ -95,8 +98,11 @@ impl ClientInfo {
             .is_some_and(|k| !keys.iter().any(|valid| valid == k))
     }
 
-    /// Records activity after a batch of commands.
-    pub fn mark_active(&self, db: usize, resp3: bool, commands: u64) {
+    /// Records activity after a batch of commands, the last of them `last`.
+    pub fn mark_active(&self, db: usize, resp3: bool, commands: u64, last: Option<&'static str>) {
+        if last.is_some() {
+            *self.last_command.lock() = last;
+        }
         // Databases number 0..16 (keyspace::DB_COUNT).
         self.db.store(db as u8, Ordering::Relaxed);
         self.resp
@@ -137,15 +143,47 @@ impl ClientInfo {
             .any(|n| n.load(Ordering::Relaxed) > 0)
     }
 
-    /// One line of CLIENT LIST, in Redis's format.
-    pub fn describe(&self, db: usize) -> String {
+    /// CLIENT KILL's and CLIENT LIST's TYPE: pubsub while subscribed, else normal (a
+    /// MONITOR counts as normal, as Redis types it).
+    pub fn client_type(&self) -> &'static str {
+        if self.is_subscriber() {
+            "pubsub"
+        } else {
+            "normal"
+        }
+    }
+
+    /// One line of CLIENT LIST, in Redis's format. `current` describes the client running
+    /// CLIENT LIST or CLIENT INFO itself: its command, the bytes of its request, its MULTI.
+    pub fn describe(&self, db: usize, current: Option<&Current>) -> String {
         let [sub, psub, ssub] = self
             .subscriptions
             .each_ref()
             .map(|n| n.load(Ordering::Relaxed));
-        let flags = if sub + psub + ssub > 0 { "P" } else { "N" };
+        let mut flags = String::new();
+        if current.is_some_and(|c| c.multi.is_some()) {
+            flags.push('x');
+        }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let multi = current.and_then(|c| c.multi).map_or(-1, |n| n as i64);
+        let qbuf = current.map_or(0, |c| c.request_bytes);
+        let cmd = match current {
+            Some(c) => c.command.clone(),
+            None => self
+                .last_command
+                .lock()
+                .map_or_else(|| "NULL".to_string(), str::to_string),
+        };
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -156,6 +194,42 @@ impl ClientInfo {
             self.resp.load(Ordering::Relaxed),
         )
     }
+}
+
+/// What CLIENT LIST knows of the client running it (the others' are from their last batch).
+#[derive(Debug)]
+pub struct Current {
+    /// Its command's full name (`client|list`).
+    pub command: String,
+    /// The bytes of its request as sent (Redis's qbuf while it runs).
+    pub request_bytes: usize,
+    /// Commands queued in its MULTI (None outside one).
+    pub multi: Option<usize>,
+}
+
+impl ClientInfo {
+    /// Whether CLIENT KILL's filters pick this client.
+    pub fn matches_kill(&self, filter: &KillFilter) -> bool {
+        filter
+            .addr
+            .as_ref()
+            .is_none_or(|a| *a == self.addr.to_string())
+            && filter
+                .laddr
+                .as_ref()
+                .is_none_or(|a| *a == self.laddr.to_string())
+            && filter.kind.is_none_or(|t| t == self.client_type())
+            && filter.id.is_none_or(|id| id == self.id)
+    }
+}
+
+/// CLIENT KILL's filters.
+#[derive(Debug, Default)]
+pub struct KillFilter {
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    pub kind: Option<&'static str>,
+    pub id: Option<u64>,
 }
 
 /// A queued MULTI command: its spec and arguments.
@@ -211,12 +285,13 @@ pub enum ReplyMode {
 }
 
 impl ReplyMode {
-    /// Moves past a command that ran in mode `before`; true if its reply is dropped.
-    pub fn after_command(&mut self, before: ReplyMode) -> bool {
-        let dropped = before == ReplyMode::Skip || *self == ReplyMode::Off;
+    /// Moves past a command that just ran; true if its reply is dropped. As in Redis, the
+    /// mode as the reply is made decides (CLIENT REPLY ON's own OK goes out after SKIP).
+    pub fn after_command(&mut self) -> bool {
+        let dropped = matches!(*self, ReplyMode::Off | ReplyMode::Skip);
         *self = match *self {
             ReplyMode::SkipNext => ReplyMode::Skip,
-            ReplyMode::Skip if before == ReplyMode::Skip => ReplyMode::On,
+            ReplyMode::Skip => ReplyMode::On,
             mode => mode,
         };
         dropped
@@ -295,7 +370,7 @@ impl ClientState {
         *self.info.name.lock() = None;
     }
 
-    pub fn describe(&self, db: usize) -> String {
-        self.info.describe(db)
+    pub fn describe(&self, db: usize, current: Option<&Current>) -> String {
+        self.info.describe(db, current)
     }
 }

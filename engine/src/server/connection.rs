@@ -419,7 +419,6 @@ fn run_batch(
             }
             continue;
         };
-        let reply_mode = client.reply_mode;
         let mut ctx = Ctx::new(ks, client, shared);
         ctx.big_args = &big_args;
         let reply = commands::execute(&mut ctx, request);
@@ -438,7 +437,7 @@ fn run_batch(
         // Messages published before this reply was made (by this very command, too) go
         // first, as Redis writes them into the output at once.
         mail += take_mail(client, output);
-        let dropped = client.reply_mode.after_command(reply_mode);
+        let dropped = client.reply_mode.after_command();
         if !dropped || matches!(reply, Reply::Pushes(_)) {
             reply.encode(output, client.resp3);
         }
@@ -488,7 +487,10 @@ fn run_batch(
         shared.stats.commands_processed(count);
         shared.note_traffic();
         let client = &session.client;
-        client.info.mark_active(client.db, client.resp3, count);
+        let last = client.last_command.map(|spec| spec.name);
+        client
+            .info
+            .mark_active(client.db, client.resp3, count, last);
     }
     session.mail_unwritten += mail;
     if let Some(error) = protocol_error {
