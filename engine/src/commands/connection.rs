@@ -3,6 +3,7 @@
 use super::transactions::release_watches;
 use super::{int_arg, is, lower, CmdError, CmdResult, Ctx};
 use crate::instance::client::{Current, KillFilter, ReplyMode};
+use crate::instance::pause::{Pause, PauseKind};
 use crate::protocol::{Output, Reply};
 
 pub fn ping(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -287,6 +288,30 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 (false, n) => Ok(Reply::Int(n)),
             }
         }
+        "pause" if args.len() == 3 || args.len() == 4 => {
+            let kind = match args.get(3) {
+                None => PauseKind::All,
+                Some(a) if is(a, "WRITE") => PauseKind::Write,
+                Some(a) if is(a, "ALL") => PauseKind::All,
+                Some(_) => return Err(CmdError::other("CLIENT PAUSE mode must be WRITE or ALL")),
+            };
+            let ms = crate::util::parse_i64(args[2])
+                .ok_or_else(|| CmdError::other("timeout is not an integer or out of range"))?;
+            if ms < 0 {
+                return Err(CmdError::other("timeout is negative"));
+            }
+            let until_ms = if ms > 0 {
+                ctx.ks.now.saturating_add(ms as u64)
+            } else {
+                0
+            };
+            ctx.shared.set_pause(Pause { kind, until_ms });
+            Ok(Reply::OK)
+        }
+        "unpause" if args.len() == 2 => {
+            ctx.shared.set_pause(Pause::default());
+            Ok(Reply::OK)
+        }
         "reply" if args.len() == 3 => {
             let mode = &mut ctx.client.reply_mode;
             if is(args[2], "ON") {
@@ -341,6 +366,10 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 "    Kill a connection.",
                 "LIST [TYPE normal] [ID <id> [<id> ...]]",
                 "    Return information about client connections.",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "    Suspend all, or just write, clients for <timeout> milliseconds.",
+                "UNPAUSE",
+                "    Stop the current client pause, resuming traffic.",
                 "REPLY (ON|OFF|SKIP)",
                 "    Control the replies sent to the current connection.",
                 "SETNAME <name>",
@@ -354,7 +383,8 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .map(|l| Reply::StatusOwned((*l).into()))
             .collect(),
         )),
-        "id" | "getname" | "setname" | "info" | "kill" | "unblock" | "reply" => Err(arity_error()),
+        "id" | "getname" | "setname" | "info" | "kill" | "unblock" | "reply" | "pause"
+        | "unpause" => Err(arity_error()),
         _ => Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(args[1])

@@ -374,7 +374,7 @@ pub(super) fn block(ctx: &mut Ctx, deadline_ms: Option<u64>, timeout_reply: Repl
     if !ctx.client.in_exec {
         ctx.block = Some(BlockRequest {
             deadline_ms,
-            retry_args: None,
+            ..Default::default()
         });
     }
     Ok(timeout_reply)

@@ -122,6 +122,9 @@ pub struct BlockRequest {
     /// The command to run again after the wait, if not the one sent (XREAD's `$` is the id
     /// it stood for when the client blocked).
     pub retry_args: Option<Vec<Vec<u8>>>,
+    /// Not waiting for a key but for CLIENT PAUSE to end (then the command runs); true if
+    /// the command writes (or may replicate).
+    pub paused: Option<bool>,
 }
 
 impl<'a> Ctx<'a> {
@@ -441,10 +444,42 @@ pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
     if let Err(e) = admit(ctx, spec, args) {
         return reject(ctx, Some(spec), e);
     }
+    if ctx.shared.paused_at(ctx.ks.now) && !ctx.client.replaying {
+        let writes = may_replicate(ctx.shared, ctx.client, spec, args);
+        if ctx.shared.pause.borrow().holds(ctx.ks.now, writes) {
+            // Postponed, as Redis blocks a client while clients are paused.
+            ctx.block = Some(BlockRequest {
+                paused: Some(writes),
+                ..Default::default()
+            });
+            return Reply::Encoded(crate::protocol::Output::new());
+        }
+    }
     if ctx.client.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION_CONTROL) {
         return transactions::queue(ctx, spec, args);
     }
     run(ctx, spec, args)
+}
+
+/// Whether a command writes or may replicate (what CLIENT PAUSE WRITE holds back): by its
+/// flags, a script by its shebang, an EXEC by what it queued.
+pub fn may_replicate(
+    shared: &Shared,
+    client: &ClientState,
+    spec: &'static CommandSpec,
+    args: &[&[u8]],
+) -> bool {
+    if spec.name == "exec" {
+        return client.multi.as_ref().is_some_and(|queued| {
+            queued
+                .iter()
+                .any(|(s, a)| s.name != "exec" && may_replicate(shared, client, s, &arg_slices(a)))
+        });
+    }
+    if spec.flags.contains(Flags::MAY_REPLICATE) && spec.group == "scripting" {
+        return !scripting::declares_no_writes(shared, spec, args);
+    }
+    spec.flags.contains(Flags::WRITE) || spec.flags.contains(Flags::MAY_REPLICATE)
 }
 
 /// The checks a command passes before it runs or is queued, in Redis's order: access, the

@@ -9,8 +9,9 @@
 
 use mlua::{Lua, MultiValue, Value};
 
-use super::{int_arg, is, lower, CmdError, CmdResult, Ctx, Flags};
+use super::{int_arg, is, lower, CmdError, CmdResult, CommandSpec, Ctx, Flags};
 use crate::instance::client::ClientState;
+use crate::instance::Shared;
 use crate::protocol::Reply;
 use crate::scripting::convert::{lua_to_reply, reply_to_lua};
 use crate::scripting::{self, RunError, ScriptFlags, Scripts, Target, KILLED};
@@ -29,6 +30,28 @@ pub fn eval_ro(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 pub fn evalsha_ro(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     eval_generic(ctx, args, true, true)
+}
+
+/// Whether a script declares `no-writes` (EVAL's body, EVALSHA's cached script, FCALL's
+/// function): CLIENT PAUSE WRITE lets such a script run, as Redis does.
+pub fn declares_no_writes(shared: &Shared, spec: &CommandSpec, args: &[&[u8]]) -> bool {
+    let Some(target) = args.get(1) else {
+        return false;
+    };
+    if spec.name.starts_with("eval") && !spec.name.starts_with("evalsha") {
+        return scripting::parse_shebang(target).is_ok_and(|(flags, _)| flags.no_writes);
+    }
+    let slot = shared.scripts.lock();
+    let Some(scripts) = slot.as_ref() else {
+        return false;
+    };
+    let name = String::from_utf8_lossy(target).to_ascii_lowercase();
+    let flags = if spec.name.starts_with("evalsha") {
+        scripts.cache.get(&name).map(|s| s.flags)
+    } else {
+        scripts.functions.get(&name).map(|f| f.flags)
+    };
+    flags.is_some_and(|f| f.no_writes)
 }
 
 fn no_script() -> CmdError {
@@ -313,7 +336,8 @@ fn script_call(
         return Err("ERR This Redis command is not allowed from script".into());
     }
     let write = spec.flags.contains(Flags::WRITE);
-    if write && script.readonly {
+    // A read-only script may not publish either (PUBLISH may replicate), as in Redis.
+    if (write || spec.flags.contains(Flags::MAY_REPLICATE)) && script.readonly {
         return Err("ERR Write commands are not allowed from read-only scripts.".into());
     }
     if !script.wrote

@@ -486,7 +486,7 @@ pub fn debug(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             if ctx.ks.now < deadline && !ctx.client.in_exec {
                 ctx.block = Some(super::BlockRequest {
                     deadline_ms: Some(deadline),
-                    retry_args: None,
+                    ..Default::default()
                 });
             }
             Ok(Reply::OK)

@@ -28,8 +28,11 @@ impl Flags {
     pub const NO_MULTI: Flags = Flags(1 << 11);
     /// Not fed to MONITOR as it ends (scripts feed themselves as they start).
     pub const SKIP_MONITOR: Flags = Flags(1 << 12);
+    /// Writes nothing to the keyspace but may propagate (PUBLISH, PFCOUNT, scripts): held
+    /// back by CLIENT PAUSE WRITE.
+    pub const MAY_REPLICATE: Flags = Flags(1 << 13);
 
-    const NAMES: [(Flags, &'static str); 13] = [
+    const NAMES: [(Flags, &'static str); 14] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENY_OOM, "denyoom"),
@@ -43,6 +46,7 @@ impl Flags {
         (Flags::NOSCRIPT, "noscript"),
         (Flags::NO_MULTI, "no_multi"),
         (Flags::SKIP_MONITOR, "skip_monitor"),
+        (Flags::MAY_REPLICATE, "may_replicate"),
     ];
 
     pub const fn union(self, other: Flags) -> Flags {
@@ -181,6 +185,7 @@ const S: Flags = Flags::STALE;
 const NS: Flags = Flags::NOSCRIPT;
 const NM: Flags = Flags::NO_MULTI;
 const SM: Flags = Flags::SKIP_MONITOR;
+const MR: Flags = Flags::MAY_REPLICATE;
 
 macro_rules! movable {
     () => {
@@ -237,7 +242,7 @@ commands! {
     "bitfield_ro", -2, R.union(F), 1, 1, 1, "bitmap", bitmaps::bitfield_ro, "Performs arbitrary read-only bitfield integer operations on strings.";
     // hyperloglog
     "pfadd", -2, W.union(M).union(F), 1, 1, 1, "hyperloglog", hyperloglog::pfadd, "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.";
-    "pfcount", -2, R, 1, -1, 1, "hyperloglog", hyperloglog::pfcount, "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).";
+    "pfcount", -2, R.union(MR), 1, -1, 1, "hyperloglog", hyperloglog::pfcount, "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).";
     "pfmerge", -2, W.union(M), 1, -1, 1, "hyperloglog", hyperloglog::pfmerge, "Merges one or more HyperLogLog values into a single key.";
     "pfdebug", 3, W.union(M).union(A), 2, 2, 1, "hyperloglog", hyperloglog::pfdebug, "Internal commands for debugging HyperLogLog values.";
     "pfselftest", 1, A, 0, 0, 0, "hyperloglog", hyperloglog::pfselftest, "An internal command for testing HyperLogLog values.";
@@ -413,8 +418,8 @@ commands! {
     "punsubscribe", -1, NS.union(L).union(S), 0, 0, 0, "pubsub", pubsub::punsubscribe, "Stops listening to messages published to channels that match one or more patterns.";
     "ssubscribe", -2, NS.union(L).union(S), 1, -1, 1, "pubsub", pubsub::ssubscribe, "Listens for messages published to shard channels.";
     "sunsubscribe", -1, NS.union(L).union(S), 1, -1, 1, "pubsub", pubsub::sunsubscribe, "Stops listening to messages posted to shard channels.";
-    "publish", 3, L.union(S).union(F), 0, 0, 0, "pubsub", pubsub::publish, "Posts a message to a channel.";
-    "spublish", 3, L.union(S).union(F), 1, 1, 1, "pubsub", pubsub::spublish, "Post a message to a shard channel";
+    "publish", 3, L.union(S).union(F).union(MR), 0, 0, 0, "pubsub", pubsub::publish, "Posts a message to a channel.";
+    "spublish", 3, L.union(S).union(F).union(MR), 1, 1, 1, "pubsub", pubsub::spublish, "Post a message to a shard channel";
     "pubsub", -2, L.union(S), 0, 0, 0, "pubsub", pubsub::pubsub, "A container for Pub/Sub commands.";
     "monitor", 1, A.union(NS).union(L).union(S), 0, 0, 0, "server", pubsub::monitor, "Listens for all requests received by the server in real-time.";
     // server
@@ -433,11 +438,11 @@ commands! {
     "shutdown", -1, A.union(NS).union(L).union(S).union(NM), 0, 0, 0, "server", server::shutdown, "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     // scripting
     "function", -2, W.union(NS), 0, 0, 0, "scripting", scripting::function, "A container for function commands.";
-    "eval", -3, NS.union(S).union(SM), 0, 0, 0, "scripting", scripting::eval, "Executes a server-side Lua script.", numkeys::<2>;
-    "evalsha", -3, NS.union(S).union(SM), 0, 0, 0, "scripting", scripting::evalsha, "Executes a server-side Lua script by SHA1 digest.", numkeys::<2>;
+    "eval", -3, NS.union(S).union(SM).union(MR), 0, 0, 0, "scripting", scripting::eval, "Executes a server-side Lua script.", numkeys::<2>;
+    "evalsha", -3, NS.union(S).union(SM).union(MR), 0, 0, 0, "scripting", scripting::evalsha, "Executes a server-side Lua script by SHA1 digest.", numkeys::<2>;
     "eval_ro", -3, R.union(NS).union(S).union(SM), 0, 0, 0, "scripting", scripting::eval_ro, "Executes a read-only server-side Lua script.", numkeys::<2>;
     "evalsha_ro", -3, R.union(NS).union(S).union(SM), 0, 0, 0, "scripting", scripting::evalsha_ro, "Executes a read-only server-side Lua script by SHA1 digest.", numkeys::<2>;
-    "fcall", -3, NS.union(S).union(SM), 0, 0, 0, "scripting", scripting::fcall, "Invokes a function.", numkeys::<2>;
+    "fcall", -3, NS.union(S).union(SM).union(MR), 0, 0, 0, "scripting", scripting::fcall, "Invokes a function.", numkeys::<2>;
     "fcall_ro", -3, R.union(NS).union(S).union(SM), 0, 0, 0, "scripting", scripting::fcall_ro, "Invokes a read-only function.", numkeys::<2>;
     "script", -2, NS, 0, 0, 0, "scripting", scripting::script, "A container for Lua scripts management commands.";
 }

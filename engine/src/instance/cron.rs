@@ -35,7 +35,9 @@ pub async fn run(shared: Arc<Shared>) {
         tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
         // A running script holds the keyspace: the tick waits for it off the worker.
         let busy = shared.script_status.running();
-        if shared.active_expire.load(Ordering::Relaxed) && !busy {
+        // Active expiry waits out a CLIENT PAUSE, as Redis's does (nothing changes meanwhile).
+        let paused = shared.paused_at(crate::util::now_ms());
+        if shared.active_expire.load(Ordering::Relaxed) && !busy && !paused {
             for _ in 0..25 {
                 let stale = shared.wait_for_keyspace(|| {
                     let mut ks = shared.keyspace.lock();

@@ -63,6 +63,22 @@ impl LocalClient {
         }
     }
 
+    /// Whether CLIENT PAUSE holds `args` back now (Some(writes)).
+    fn paused(&mut self, args: &[Vec<u8>]) -> Option<bool> {
+        if !self.shared.paused_at(crate::util::now_ms()) {
+            return None;
+        }
+        let args = commands::arg_slices(args);
+        let writes = commands::resolve(&args)
+            .ok()
+            .map(|spec| commands::may_replicate(&self.shared, &self.state, spec, &args))?;
+        self.shared
+            .pause
+            .borrow()
+            .holds(crate::util::now_ms(), writes)
+            .then_some(writes)
+    }
+
     /// Runs one command; a blocking command that finds nothing waits until it is served.
     /// The reply is a tree (nothing left encoded).
     pub async fn run<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
@@ -71,6 +87,14 @@ impl LocalClient {
             return Reply::error("ERR empty command");
         }
         let shared = self.shared.clone();
+        // Held back by CLIENT PAUSE: it runs once the pause ends.
+        while let Some(writes) = self.paused(&args) {
+            let info = self.state.info.clone();
+            let _counted = BlockedCount::register(&shared, &info);
+            if !super::pause::wait_unpaused(&shared, &info, writes).await {
+                return Reply::error("ERR the client was killed");
+            }
+        }
         let (done, mut served) = oneshot::channel();
         let (reply, deadline, flushed) = shared.wait_for_keyspace(|| {
             let mut batch = Batch::begin(&shared);

@@ -8,6 +8,7 @@ pub mod blocked;
 pub mod client;
 pub mod cron;
 pub mod local;
+pub mod pause;
 pub mod pubsub;
 
 use std::collections::HashMap;
@@ -118,6 +119,10 @@ pub struct Shared {
     pub scripts: Mutex<Option<crate::scripting::Scripts>>,
     /// Pub/Sub subscriptions and delivery (locked after the keyspace).
     pub pubsub: Mutex<pubsub::Hub>,
+    /// CLIENT PAUSE in effect (waiting clients watch it), and when it ends (ms since the
+    /// epoch; read by every command, without the channel's lock).
+    pub pause: watch::Sender<pause::Pause>,
+    pause_until_ms: AtomicU64,
     /// Some client runs MONITOR (set under the hub's lock): commands are fed to it.
     pub monitoring: AtomicBool,
     /// The running script, as other clients see it without the keyspace lock.
@@ -162,6 +167,8 @@ impl Shared {
             scripts: Mutex::new(None),
             pubsub: Mutex::new(pubsub::Hub::default()),
             monitoring: AtomicBool::new(false),
+            pause: watch::channel(pause::Pause::default()).0,
+            pause_until_ms: AtomicU64::new(0),
             script_status: Arc::new(crate::scripting::ScriptStatus::with_threshold(
                 busy_reply_threshold_ms,
             )),
@@ -230,6 +237,17 @@ impl Shared {
     }
 
     /// The client limits alone (read on every batch: no copy of the whole settings).
+    /// Whether a CLIENT PAUSE may be in effect at `now_ms`.
+    pub fn paused_at(&self, now_ms: u64) -> bool {
+        now_ms < self.pause_until_ms.load(Ordering::Acquire)
+    }
+
+    /// CLIENT PAUSE and UNPAUSE (an Off pause): clients waiting on it are woken.
+    pub fn set_pause(&self, pause: pause::Pause) {
+        self.pause_until_ms.store(pause.until_ms, Ordering::Release);
+        self.pause.send_replace(pause);
+    }
+
     /// One client class's output limit (read as each message is delivered).
     pub fn output_limit(&self, class: crate::config::ClientClass) -> crate::config::OutputLimit {
         self.config.read().limits.output[class as usize]

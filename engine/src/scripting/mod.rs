@@ -577,7 +577,7 @@ fn version_number() -> i64 {
 
 /// Reads a `#!lua flags=...` first line: the flags and where the code starts (the line
 /// itself is left out, its newline kept so line numbers stay).
-fn parse_shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
+pub fn parse_shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
     if !body.starts_with(b"#!") {
         return Ok((ScriptFlags::default(), 0));
     }

@@ -38,6 +38,8 @@ enum Next {
     /// A blocking command found nothing: its arguments (owned, since the buffer moves on)
     /// and deadline.
     Block(Vec<Vec<u8>>, Option<u64>),
+    /// CLIENT PAUSE holds the command back (true: for writing): it runs once the pause ends.
+    Paused(Vec<Vec<u8>>, bool),
     Close,
 }
 
@@ -144,11 +146,26 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
                 continue;
             }
         };
-        while let Next::Block(args, deadline) = next {
+        while matches!(next, Next::Block(..) | Next::Paused(..)) {
             if flush(&shared, &info, &mut stream, output).await.is_err() {
                 next = Next::Close;
                 break;
             }
+            let (args, deadline) = match std::mem::replace(&mut next, Next::Continue) {
+                Next::Paused(args, writes) => {
+                    let _counted = BlockedCount::register(&shared, &info);
+                    if !crate::instance::pause::wait_unpaused(&shared, &info, writes).await {
+                        next = Next::Close;
+                        break;
+                    }
+                    (args, None)
+                }
+                Next::Block(args, deadline) => (args, deadline),
+                other => {
+                    next = other;
+                    break;
+                }
+            };
             next = Box::pin(wait_blocked(
                 &mut session,
                 &mut stream,
@@ -426,7 +443,10 @@ fn run_batch(
             let owned = block
                 .retry_args
                 .unwrap_or_else(|| request.iter().map(|a| a.to_vec()).collect());
-            next = Next::Block(owned, block.deadline_ms);
+            next = match block.paused {
+                Some(writes) => Next::Paused(owned, writes),
+                None => Next::Block(owned, block.deadline_ms),
+            };
             break;
         }
         for adoption in std::mem::take(&mut ctx.adopted) {
@@ -585,12 +605,14 @@ async fn wait_blocked(
     let client = &mut session.client;
     let id = client.id();
     let (done, mut served) = tokio::sync::oneshot::channel();
+    let mut paused_again = None;
     let (reply, still_blocked, flushed) = shared.wait_for_keyspace(|| {
         let mut batch = Batch::begin(shared);
         client.serving_blocked = true;
         let mut ctx = Ctx::new(&mut batch, client, shared);
         let reply = commands::execute(&mut ctx, &args);
-        let still_blocked = ctx.block.is_some();
+        paused_again = ctx.block.as_ref().and_then(|b| b.paused);
+        let still_blocked = ctx.block.is_some() && paused_again.is_none();
         client.serving_blocked = false;
         if still_blocked {
             let waiter = Waiter::new(client, &args, reply.clone(), done);
@@ -598,6 +620,10 @@ async fn wait_blocked(
         }
         (reply, still_blocked, batch.end())
     });
+    if let Some(writes) = paused_again {
+        // Paused again before it could run: it waits for that pause too.
+        return Next::Paused(args.iter().map(|a| a.to_vec()).collect(), writes);
+    }
     let outcome = if !still_blocked {
         Some(match flushed {
             Flushed::Durable => reply,
