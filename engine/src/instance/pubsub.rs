@@ -386,11 +386,6 @@ impl Hub {
         receivers
     }
 
-    /// Whether anyone listens at all (keyspace notifications skip their work when not).
-    pub fn has_subscribers(&self) -> bool {
-        !self.channels.is_empty() || !self.patterns.is_empty()
-    }
-
     /// The active channels (or shard channels) matching `pattern` (all without one).
     pub fn channel_names(&self, shard: bool, pattern: Option<&[u8]>) -> Vec<Reply> {
         let table = if shard {
