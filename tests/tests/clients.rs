@@ -739,3 +739,44 @@ fn the_server_stops_polling_once_traffic_stops() {
         "idle server used {used} ticks of CPU in a second"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_pause_postpones_writes_then_runs_them_in_order() {
+    let instance = start(InstanceConfig::default()).await;
+    let mut admin = RawClient::connect(instance.addr()).await.unwrap();
+    let mut writer = RawClient::connect(instance.addr()).await.unwrap();
+    let mut reader = RawClient::connect(instance.addr()).await.unwrap();
+    assert_eq!(
+        command_within(&mut admin, &["CLIENT", "PAUSE", "100000", "WRITE"]).await,
+        Resp::Simple("OK".into())
+    );
+    // Reads go on; a pipelined write and PUBLISH wait, in order, and count as blocked.
+    assert_eq!(
+        command_within(&mut reader, &["GET", "k"]).await,
+        Resp::NullBulk
+    );
+    let mut pipeline = RawClient::encode(&["SET", "k", "v"]);
+    pipeline.extend(RawClient::encode(&["PUBLISH", "ch", "m"]));
+    writer.send_raw(&pipeline).await.unwrap();
+    until_blocked(&mut admin, 1).await;
+    assert_eq!(
+        command_within(&mut reader, &["GET", "k"]).await,
+        Resp::NullBulk,
+        "the write waits"
+    );
+    assert_eq!(
+        command_within(&mut admin, &["CLIENT", "UNPAUSE"]).await,
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(reply_within(&mut writer).await, Resp::Simple("OK".into()));
+    assert_eq!(reply_within(&mut writer).await, Resp::Int(0));
+    assert_eq!(command_within(&mut reader, &["GET", "k"]).await, bulk("v"));
+    // PAUSE ALL holds reads too, until its timeout runs out.
+    assert_eq!(
+        command_within(&mut admin, &["CLIENT", "PAUSE", "300", "ALL"]).await,
+        Resp::Simple("OK".into())
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(command_within(&mut reader, &["GET", "k"]).await, bulk("v"));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}

@@ -444,9 +444,16 @@ pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
     if let Err(e) = admit(ctx, spec, args) {
         return reject(ctx, Some(spec), e);
     }
+    // `ks.now` may be the previous command's time (never later than the clock): a pause it
+    // has seen end is over, one it still sees is checked against the clock.
     if ctx.shared.paused_at(ctx.ks.now) && !ctx.client.replaying {
         let writes = may_replicate(ctx.shared, ctx.client, spec, args);
-        if ctx.shared.pause.borrow().holds(ctx.ks.now, writes) {
+        if ctx
+            .shared
+            .pause
+            .borrow()
+            .holds(crate::util::now_ms(), writes)
+        {
             // Postponed, as Redis blocks a client while clients are paused.
             ctx.block = Some(BlockRequest {
                 paused: Some(writes),
