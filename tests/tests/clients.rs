@@ -746,10 +746,18 @@ async fn client_pause_postpones_writes_then_runs_them_in_order() {
     let mut admin = RawClient::connect(instance.addr()).await.unwrap();
     let mut writer = RawClient::connect(instance.addr()).await.unwrap();
     let mut reader = RawClient::connect(instance.addr()).await.unwrap();
+    command_within(&mut admin, &["SET", "e", "1", "PX", "30"]).await;
     assert_eq!(
         command_within(&mut admin, &["CLIENT", "PAUSE", "100000", "WRITE"]).await,
         Resp::Simple("OK".into())
     );
+    // Expiry waits too: a key past its time reads as gone but stays in place.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        command_within(&mut reader, &["GET", "e"]).await,
+        Resp::NullBulk
+    );
+    assert_eq!(expired_keys(&mut reader).await, 0);
     // Reads go on; a pipelined write and PUBLISH wait, in order, and count as blocked.
     assert_eq!(
         command_within(&mut reader, &["GET", "k"]).await,
@@ -771,6 +779,11 @@ async fn client_pause_postpones_writes_then_runs_them_in_order() {
     assert_eq!(reply_within(&mut writer).await, Resp::Simple("OK".into()));
     assert_eq!(reply_within(&mut writer).await, Resp::Int(0));
     assert_eq!(command_within(&mut reader, &["GET", "k"]).await, bulk("v"));
+    assert_eq!(
+        command_within(&mut reader, &["GET", "e"]).await,
+        Resp::NullBulk
+    );
+    assert_eq!(expired_keys(&mut reader).await, 1);
     // PAUSE ALL holds reads too, until its timeout runs out.
     assert_eq!(
         command_within(&mut admin, &["CLIENT", "PAUSE", "300", "ALL"]).await,
@@ -779,4 +792,16 @@ async fn client_pause_postpones_writes_then_runs_them_in_order() {
     let started = std::time::Instant::now();
     assert_eq!(command_within(&mut reader, &["GET", "k"]).await, bulk("v"));
     assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+/// INFO stats' expired_keys.
+async fn expired_keys(client: &mut RawClient) -> u64 {
+    let Resp::Bulk(info) = command_within(client, &["INFO", "stats"]).await else {
+        panic!("INFO is a bulk string");
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("expired_keys:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("INFO stats has expired_keys")
 }

@@ -305,11 +305,11 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             } else {
                 0
             };
-            ctx.shared.set_pause(Pause { kind, until_ms });
+            ctx.shared.set_pause(ctx.ks, Pause { kind, until_ms });
             Ok(Reply::OK)
         }
         "unpause" if args.len() == 2 => {
-            ctx.shared.set_pause(Pause::default());
+            ctx.shared.set_pause(ctx.ks, Pause::default());
             Ok(Reply::OK)
         }
         "reply" if args.len() == 3 => {

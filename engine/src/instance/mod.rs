@@ -242,8 +242,10 @@ impl Shared {
         now_ms < self.pause_until_ms.load(Ordering::Acquire)
     }
 
-    /// CLIENT PAUSE and UNPAUSE (an Off pause): clients waiting on it are woken.
-    pub fn set_pause(&self, pause: pause::Pause) {
+    /// CLIENT PAUSE and UNPAUSE (an Off pause): clients waiting on it are woken, and the
+    /// keyspace holds lazy expiry for as long.
+    pub fn set_pause(&self, ks: &mut Keyspace, pause: pause::Pause) {
+        ks.expiry_paused_until = pause.until_ms;
         self.pause_until_ms.store(pause.until_ms, Ordering::Release);
         self.pause.send_replace(pause);
     }

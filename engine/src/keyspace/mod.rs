@@ -270,6 +270,9 @@ pub struct Keyspace {
     pub feed: WriteFeed,
     /// Keyspace events raised and not yet published (notify.rs).
     notices: Vec<notify::Notice>,
+    /// While clients are paused (CLIENT PAUSE, until this time in ms), reads leave expired
+    /// keys in place and only hide them, as Redis keeps the data set still during a pause.
+    pub expiry_paused_until: u64,
 }
 
 impl std::fmt::Debug for Keyspace {
@@ -305,6 +308,7 @@ impl Keyspace {
             mark: false,
             feed: Default::default(),
             notices: Vec::new(),
+            expiry_paused_until: 0,
         }
     }
 
@@ -323,6 +327,15 @@ impl Keyspace {
             .expires
             .get(key)
             .is_some_and(|&at| at <= self.now)
+    }
+
+    /// For a read: whether `key`'s time has passed, deleting it unless a pause holds expiry.
+    fn expired_for_read(&mut self, db: usize, key: &[u8]) -> bool {
+        if self.now < self.expiry_paused_until {
+            !self.dbs[db].expires.is_empty() && self.is_expired(db, key)
+        } else {
+            self.expire_if_needed(db, key)
+        }
     }
 
     /// Deletes `key` if its time has passed; true if it did.
@@ -375,7 +388,10 @@ impl Keyspace {
 
     /// Looks a key up for reading: lazy expiry, access time update, hit/miss statistics.
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
-        self.expire_if_needed(db, key);
+        if self.expired_for_read(db, key) {
+            self.stats.keyspace_misses += 1;
+            return None;
+        }
         let update = self.access_update();
         let Keyspace { dbs, stats, .. } = self;
         match dbs[db].entries.get_mut(key) {
@@ -393,7 +409,9 @@ impl Keyspace {
 
     /// Looks a key up without touching its access time or statistics (TYPE, OBJECT, TTL...).
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
-        self.expire_if_needed(db, key);
+        if self.expired_for_read(db, key) {
+            return None;
+        }
         self.dbs[db].entries.get(key)
     }
 
@@ -535,8 +553,7 @@ impl Keyspace {
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8]) -> bool {
-        self.expire_if_needed(db, key);
-        self.dbs[db].entries.contains_key(key)
+        !self.expired_for_read(db, key) && self.dbs[db].entries.contains_key(key)
     }
 
     /// Stores a value, dropping any TTL the key had (SET without KEEPTTL).
@@ -655,7 +672,9 @@ impl Keyspace {
 
     /// The key's expiry time in ms, if it has one (and exists).
     pub fn expire_time(&mut self, db: usize, key: &[u8]) -> Option<u64> {
-        self.expire_if_needed(db, key);
+        if self.expired_for_read(db, key) {
+            return None;
+        }
         self.dbs[db].expires.get(key).copied()
     }
 
@@ -740,7 +759,7 @@ impl Keyspace {
     pub fn random_key(&mut self, db: usize) -> Option<Blob> {
         for _ in 0..100 {
             let key = self.dbs[db].entries.random_entry(&mut self.rng)?.0.clone();
-            if !self.expire_if_needed(db, &key) {
+            if !self.expired_for_read(db, &key) {
                 return Some(key);
             }
         }
