@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use super::{help_reply, is, lower, CmdError, CmdResult, Ctx};
 use crate::config::ClientClass;
 use crate::instance::client::ClientState;
-use crate::instance::pubsub::{Kind, Mailbox, Subscriptions};
+use crate::instance::pubsub::{Kind, Subscriptions};
 use crate::protocol::{Output, Reply};
 
 pub fn subscribe(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -88,7 +88,7 @@ fn subscribe_to(ctx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
     }
     let mut confirmations = Confirmations::new(ctx.client.resp3);
     let info = ctx.client.info.clone();
-    let subs = mailbox_of(ctx.client);
+    let subs = subscriptions_of(ctx.client);
     let mut hub = ctx.shared.pubsub.lock();
     for name in names {
         hub.subscribe(subs, kind, name);
@@ -145,7 +145,7 @@ pub fn monitor(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
             "MONITOR isn't allowed for DENY BLOCKING client",
         ));
     }
-    let subs = mailbox_of(ctx.client);
+    let subs = subscriptions_of(ctx.client);
     let mut hub = ctx.shared.pubsub.lock();
     if !hub.add_monitor(subs) {
         // Already a monitor: Redis ignores the command, without a reply.
@@ -155,12 +155,12 @@ pub fn monitor(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// The client's subscriptions and mailbox, made at its first subscription (or MONITOR).
-fn mailbox_of(client: &mut ClientState) -> &mut Subscriptions {
-    let (info, resp3) = (client.info.clone(), client.resp3);
+/// The client's subscriptions, made at its first subscription (or MONITOR).
+fn subscriptions_of(client: &mut ClientState) -> &mut Subscriptions {
+    let info = client.info.clone();
     client
         .pubsub
-        .get_or_insert_with(|| Box::new(Subscriptions::new(Mailbox::new(info, resp3))))
+        .get_or_insert_with(|| Box::new(Subscriptions::new(info)))
 }
 
 /// Feeds a command to the MONITOR clients, if there are any (and it is not replayed from

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::pubsub::Subscriptions;
+use super::pubsub::{Mailbox, Subscriptions};
 use crate::commands::CommandSpec;
 use crate::keyspace::Blob;
 
@@ -37,6 +37,8 @@ pub struct ClientInfo {
     auth_key: Mutex<Option<String>>,
     /// Woken by CLIENT KILL.
     pub kill_notify: Notify,
+    /// Where pushes for it wait: Pub/Sub messages, MONITOR lines, tracking invalidations.
+    pub mailbox: Mailbox,
 }
 
 impl ClientInfo {
@@ -57,6 +59,7 @@ impl ClientInfo {
             last_command: Mutex::new(None),
             auth_key: Mutex::new(None),
             kill_notify: Notify::new(),
+            mailbox: Mailbox::default(),
         }
     }
 
@@ -266,7 +269,7 @@ pub struct ClientState {
     pub replaying: bool,
     /// The command of the previous request, which the next one most likely repeats.
     pub last_command: Option<&'static CommandSpec>,
-    /// Pub/Sub subscriptions and the mailbox messages wait in (None: never subscribed).
+    /// Pub/Sub subscriptions and MONITOR (None: never subscribed).
     pub pubsub: Option<Box<Subscriptions>>,
     /// CLIENT REPLY: whether replies are sent.
     pub reply_mode: ReplyMode,
@@ -325,9 +328,7 @@ impl ClientState {
     /// Switches the protocol, for replies and for the Pub/Sub messages still to come.
     pub fn set_resp3(&mut self, resp3: bool) {
         self.resp3 = resp3;
-        if let Some(subs) = &self.pubsub {
-            subs.mailbox.set_resp3(resp3);
-        }
+        self.info.mailbox.set_resp3(resp3);
     }
 
     /// Subscribed to anything: in RESP2 only the subscriber commands are allowed.

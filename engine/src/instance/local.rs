@@ -48,10 +48,11 @@ impl LocalClient {
     /// Waits for Pub/Sub messages and returns those that have arrived, decoded (never, if
     /// the client never subscribed).
     pub async fn messages(&mut self) -> Vec<Reply> {
-        let Some(subs) = &self.state.pubsub else {
+        if self.state.pubsub.is_none() {
             return std::future::pending().await;
-        };
-        let mailbox = subs.mailbox.clone();
+        }
+        let info = self.state.info.clone();
+        let mailbox = &info.mailbox;
         loop {
             let mut out = Output::new();
             let taken = mailbox.take_into(&mut out);

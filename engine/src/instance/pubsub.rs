@@ -8,7 +8,7 @@
 //!
 //! Lock order: the keyspace, then the hub, then a mailbox.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,44 +21,61 @@ use crate::config::OutputLimit;
 use crate::keyspace::Blob;
 use crate::protocol::{Output, Reply};
 
-/// Where one subscriber's messages wait for its connection.
-#[derive(Debug)]
+/// Where a client's pushed frames (Pub/Sub messages, MONITOR lines, tracking
+/// invalidations) wait for its connection. Every client has one, in its `ClientInfo`.
+#[derive(Debug, Default)]
 pub struct Mailbox {
-    pub info: Arc<ClientInfo>,
-    /// The subscriber speaks RESP3: messages are push frames.
+    /// The client speaks RESP3: messages are push frames.
     resp3: AtomicBool,
-    queue: Mutex<Output>,
+    queue: Mutex<Queue>,
+    /// Frames wait in the queue (checked without the lock: a frame that races the check
+    /// leaves `arrived` notified, so the connection comes back for it).
+    has_mail: AtomicBool,
     /// Bytes delivered and not yet written to the socket (what the output limit counts).
     pending: AtomicUsize,
-    /// Since when `pending` has been over the soft limit (ms since the hub started; 0: not).
-    over_soft_since_ms: AtomicU64,
     /// Closed for passing its limit: nothing more is delivered.
     closed: AtomicBool,
     /// Woken when messages arrive.
     pub arrived: Notify,
 }
 
-impl Mailbox {
-    pub fn new(info: Arc<ClientInfo>, resp3: bool) -> Arc<Mailbox> {
-        Arc::new(Mailbox {
-            info,
-            resp3: AtomicBool::new(resp3),
-            queue: Mutex::new(Output::new()),
-            pending: AtomicUsize::new(0),
-            over_soft_since_ms: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
-            arrived: Notify::new(),
-        })
-    }
+#[derive(Debug, Default)]
+struct Queue {
+    frames: Output,
+    /// Since when `pending` has been over the soft limit (None: it is not).
+    over_soft_since: Option<Instant>,
+}
 
+/// What delivering one frame did.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    Queued,
+    /// Queued, and it took the mailbox past its limit: the client is to be closed.
+    OverLimit,
+    /// The mailbox was closed already; nothing was queued.
+    Closed,
+}
+
+impl Mailbox {
     pub fn set_resp3(&self, resp3: bool) {
         self.resp3.store(resp3, Ordering::Relaxed);
     }
 
-    /// Takes the messages waiting, appended to `out`; their bytes stay counted until
+    pub fn resp3(&self) -> bool {
+        self.resp3.load(Ordering::Relaxed)
+    }
+
+    /// Takes the frames waiting, appended to `out`; their bytes stay counted until
     /// `written` says the socket took them.
     pub fn take_into(&self, out: &mut Output) -> usize {
-        let waiting = std::mem::take(&mut *self.queue.lock());
+        if !self.has_mail.load(Ordering::Acquire) {
+            return 0;
+        }
+        let waiting = {
+            let mut queue = self.queue.lock();
+            self.has_mail.store(false, Ordering::Release);
+            std::mem::take(&mut queue.frames)
+        };
         let len = waiting.len();
         out.append(waiting);
         len
@@ -66,7 +83,9 @@ impl Mailbox {
 
     /// `bytes` taken by `take_into` have left for the socket.
     pub fn written(&self, bytes: usize) {
-        self.pending.fetch_sub(bytes, Ordering::AcqRel);
+        if bytes > 0 {
+            self.pending.fetch_sub(bytes, Ordering::AcqRel);
+        }
     }
 
     /// Bytes delivered and not yet written out.
@@ -74,48 +93,51 @@ impl Mailbox {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// Queues one message (its frame encoded for each protocol); false if the mailbox was
-    /// closed. Closes the subscriber once it is past `limit`, as Redis's
+    /// Queues one frame. Past `limit` the client is to be closed, as Redis's
     /// checkClientOutputBufferLimits does.
-    fn deliver(&self, frame: &Frames, limit: OutputLimit, clock: &Instant) -> bool {
+    fn deliver(&self, bytes: &[u8], limit: OutputLimit) -> Delivery {
         if self.closed.load(Ordering::Acquire) {
-            return false;
+            return Delivery::Closed;
         }
-        let bytes = frame.for_protocol(self.resp3.load(Ordering::Relaxed));
         // Counted under the queue's lock: what `take_into` takes is always counted already.
-        let pending = {
-            let mut queue = self.queue.lock();
-            queue.put_slice(bytes);
-            self.pending.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len()
-        };
-        self.arrived.notify_one();
-        let pending = pending as u64;
+        let mut queue = self.queue.lock();
+        queue.frames.put_slice(bytes);
+        self.has_mail.store(true, Ordering::Release);
+        let pending = (self.pending.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len()) as u64;
         let over_hard = limit.hard > 0 && pending >= limit.hard;
-        let over_soft = limit.soft > 0 && pending >= limit.soft;
-        let now_ms = clock.elapsed().as_millis() as u64 + 1;
-        let soft_for_too_long = if over_soft {
-            let since = match self.over_soft_since_ms.load(Ordering::Relaxed) {
-                0 => {
-                    self.over_soft_since_ms.store(now_ms, Ordering::Relaxed);
-                    now_ms
-                }
-                since => since,
-            };
-            (now_ms - since) / 1000 > limit.soft_secs
+        let soft_for_too_long = if limit.soft > 0 && pending >= limit.soft {
+            let since = *queue.over_soft_since.get_or_insert_with(Instant::now);
+            since.elapsed().as_secs() > limit.soft_secs
         } else {
-            self.over_soft_since_ms.store(0, Ordering::Relaxed);
+            queue.over_soft_since = None;
             false
         };
+        drop(queue);
+        self.arrived.notify_one();
         if over_hard || soft_for_too_long {
             self.closed.store(true, Ordering::Release);
-            self.info.kill();
+            Delivery::OverLimit
+        } else {
+            Delivery::Queued
         }
-        true
     }
 
     /// Closed for passing its output limit (the connection then logs and counts it).
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Delivers one frame (encoded in the client's protocol) to a client's mailbox, closing
+/// the client if that takes it past `limit`; false if its mailbox was closed already.
+pub fn deliver(to: &ClientInfo, bytes: &[u8], limit: OutputLimit) -> bool {
+    match to.mailbox.deliver(bytes, limit) {
+        Delivery::Queued => true,
+        Delivery::OverLimit => {
+            to.kill();
+            true
+        }
+        Delivery::Closed => false,
     }
 }
 
@@ -142,6 +164,11 @@ impl<'a> Frames<'a> {
         let _ = frames.encoded.set(line.concat());
         let _ = frames.resp3.set(line.concat());
         frames
+    }
+
+    /// Delivers the frame to one client, in its protocol.
+    fn deliver(&self, to: &ClientInfo, limit: OutputLimit) -> bool {
+        deliver(to, self.for_protocol(to.mailbox.resp3()), limit)
     }
 
     fn for_protocol(&self, resp3: bool) -> &[u8] {
@@ -202,16 +229,17 @@ impl Kind {
 /// A connection's subscriptions, in the order it made them, and its mailbox.
 #[derive(Debug)]
 pub struct Subscriptions {
-    pub mailbox: Arc<Mailbox>,
+    /// The subscriber (the hub lists it under each of its names).
+    pub owner: Arc<ClientInfo>,
     pub channels: IndexSet<Blob>,
     pub patterns: IndexSet<Blob>,
     pub shard_channels: IndexSet<Blob>,
 }
 
 impl Subscriptions {
-    pub fn new(mailbox: Arc<Mailbox>) -> Self {
+    pub fn new(owner: Arc<ClientInfo>) -> Self {
         Subscriptions {
-            mailbox,
+            owner,
             channels: IndexSet::new(),
             patterns: IndexSet::new(),
             shard_channels: IndexSet::new(),
@@ -241,7 +269,7 @@ impl Subscriptions {
 }
 
 /// Subscribers of one channel or pattern, in the order they subscribed.
-type Subscribers = Vec<Arc<Mailbox>>;
+type Subscribers = Vec<Arc<ClientInfo>>;
 
 /// The instance's subscriptions, by channel and pattern.
 #[derive(Debug)]
@@ -253,8 +281,7 @@ pub struct Hub {
     /// Messages published (PUBLISH, SPUBLISH and keyspace notifications).
     published: u64,
     /// MONITOR clients, fed every command as it runs.
-    monitors: Vec<Arc<Mailbox>>,
-    clock: Instant,
+    monitors: Vec<Arc<ClientInfo>>,
 }
 
 impl Default for Hub {
@@ -265,7 +292,6 @@ impl Default for Hub {
             shard_channels: Default::default(),
             published: 0,
             monitors: Vec::new(),
-            clock: Instant::now(),
         }
     }
 }
@@ -293,8 +319,8 @@ impl Hub {
         if !subs.of(kind).insert(Blob::from_slice(name)) {
             return false;
         }
-        let mailbox = subs.mailbox.clone();
-        self.table(kind).add(name, mailbox);
+        let owner = subs.owner.clone();
+        self.table(kind).add(name, owner);
         true
     }
 
@@ -303,17 +329,17 @@ impl Hub {
         if !subs.of(kind).shift_remove(name) {
             return false;
         }
-        let mailbox = subs.mailbox.clone();
-        self.table(kind).remove(name, &mailbox);
+        let owner = subs.owner.clone();
+        self.table(kind).remove(name, &owner);
         true
     }
 
     /// Makes a client a MONITOR, fed every command from now on; false if it was one.
     pub fn add_monitor(&mut self, subs: &Subscriptions) -> bool {
-        if self.monitors.iter().any(|m| Arc::ptr_eq(m, &subs.mailbox)) {
+        if self.monitors.iter().any(|m| Arc::ptr_eq(m, &subs.owner)) {
             return false;
         }
-        self.monitors.push(subs.mailbox.clone());
+        self.monitors.push(subs.owner.clone());
         true
     }
 
@@ -326,20 +352,19 @@ impl Hub {
     pub fn feed_monitors(&mut self, line: &[u8], limit: OutputLimit) {
         let parts = [line];
         let frames = Frames::raw(&parts);
-        let clock = self.clock;
         for monitor in &self.monitors {
-            monitor.deliver(&frames, limit, &clock);
+            frames.deliver(monitor, limit);
         }
     }
 
     /// Removes every subscription of a connection that goes away (or RESETs), and its
     /// MONITOR if it was one.
     pub fn forget(&mut self, subs: &mut Subscriptions) {
-        self.monitors.retain(|m| !Arc::ptr_eq(m, &subs.mailbox));
+        self.monitors.retain(|m| !Arc::ptr_eq(m, &subs.owner));
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
             let names: Vec<Blob> = subs.of(kind).drain(..).collect();
             for name in names {
-                self.table(kind).remove(&name, &subs.mailbox);
+                self.table(kind).remove(&name, &subs.owner);
             }
         }
     }
@@ -355,7 +380,6 @@ impl Hub {
     ) -> usize {
         self.published += 1;
         let mut receivers = 0;
-        let clock = self.clock;
         let (direct, word) = if shard {
             (self.shard_channels.get(channel), "smessage")
         } else {
@@ -366,7 +390,7 @@ impl Hub {
             let frames = Frames::new(&parts);
             receivers += subscribers
                 .iter()
-                .filter(|m| m.deliver(&frames, limit, &clock))
+                .filter(|m| frames.deliver(m, limit))
                 .count();
         }
         if shard {
@@ -380,7 +404,7 @@ impl Hub {
             let frames = Frames::new(&parts);
             receivers += subscribers
                 .iter()
-                .filter(|m| m.deliver(&frames, limit, &clock))
+                .filter(|m| frames.deliver(m, limit))
                 .count();
         }
         receivers
@@ -422,27 +446,27 @@ impl Hub {
 
 /// A map from channel or pattern to its subscribers (the hub keeps three).
 trait SubscriberTable {
-    fn add(&mut self, name: &[u8], mailbox: Arc<Mailbox>);
-    fn remove(&mut self, name: &[u8], mailbox: &Arc<Mailbox>);
+    fn add(&mut self, name: &[u8], subscriber: Arc<ClientInfo>);
+    fn remove(&mut self, name: &[u8], subscriber: &Arc<ClientInfo>);
 }
 
 macro_rules! subscriber_table {
     ($map:ty, $remove:ident) => {
         impl SubscriberTable for $map {
-            fn add(&mut self, name: &[u8], mailbox: Arc<Mailbox>) {
+            fn add(&mut self, name: &[u8], subscriber: Arc<ClientInfo>) {
                 match self.get_mut(name) {
-                    Some(subscribers) => subscribers.push(mailbox),
+                    Some(subscribers) => subscribers.push(subscriber),
                     None => {
-                        self.insert(Blob::from_slice(name), vec![mailbox]);
+                        self.insert(Blob::from_slice(name), vec![subscriber]);
                     }
                 }
             }
 
-            fn remove(&mut self, name: &[u8], mailbox: &Arc<Mailbox>) {
+            fn remove(&mut self, name: &[u8], subscriber: &Arc<ClientInfo>) {
                 let Some(subscribers) = self.get_mut(name) else {
                     return;
                 };
-                subscribers.retain(|m| !Arc::ptr_eq(m, mailbox));
+                subscribers.retain(|m| !Arc::ptr_eq(m, subscriber));
                 if subscribers.is_empty() {
                     // No empty entries: PUBSUB CHANNELS lists only channels with subscribers,
                     // and a client cannot grow the table by subscribing and leaving.

@@ -15,7 +15,6 @@ use crate::config::{ClientClass, ClientLimits};
 use crate::instance::batch::Batch;
 use crate::instance::blocked::{leave_queue, BlockedCount, Waiter};
 use crate::instance::client::{ClientInfo, ClientState};
-use crate::instance::pubsub::Mailbox;
 use crate::instance::Shared;
 use crate::persistence::aof::Flushed;
 use crate::protocol::{Output, Reply, Request, RequestParser};
@@ -62,14 +61,10 @@ impl Session<'_> {
 
     /// The output was written: its messages no longer count toward the subscriber's limit.
     fn mail_written(&mut self) {
-        if let Some(subs) = &self.client.pubsub {
-            subs.mailbox
-                .written(std::mem::take(&mut self.mail_unwritten));
-        }
-    }
-
-    fn mailbox(&self) -> Option<Arc<Mailbox>> {
-        self.client.pubsub.as_ref().map(|s| s.mailbox.clone())
+        self.client
+            .info
+            .mailbox
+            .written(std::mem::take(&mut self.mail_unwritten));
     }
 }
 
@@ -81,15 +76,14 @@ impl Drop for Session<'_> {
             transactions::release_watches(&mut ctx);
             pubsub::unsubscribe_all(&mut ctx);
         });
-        if let Some(subs) = &self.client.pubsub {
-            if subs.mailbox.is_closed() {
-                close_for_limit(
-                    self.shared,
-                    &self.client.info,
-                    "output buffer limits (pubsub)",
-                    subs.mailbox.pending(),
-                );
-            }
+        let mailbox = &self.client.info.mailbox;
+        if mailbox.is_closed() {
+            close_for_limit(
+                self.shared,
+                &self.client.info,
+                "output buffer limits (pubsub)",
+                mailbox.pending(),
+            );
         }
         self.shared.unregister_client(self.client.id());
     }
@@ -118,7 +112,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
             // Idle (its replies all written): wait holding no buffers. The cron closes the
             // connection after `timeout` idle seconds.
             buffers = None;
-            match wait_input(&stream, &info, session.mailbox().as_deref()).await {
+            match wait_input(&stream, &info).await {
                 Wake::Readable => {}
                 Wake::Mail => {
                     if deliver_mail(&mut session, &mut stream).await.is_err() {
@@ -218,20 +212,14 @@ enum Wake {
     Closed,
 }
 
-/// Waits for input, or (for a subscriber) for messages to write.
-async fn wait_input(stream: &TcpStream, info: &ClientInfo, mailbox: Option<&Mailbox>) -> Wake {
-    let Some(mailbox) = mailbox else {
-        return match wait_readable(stream, info).await {
-            true => Wake::Readable,
-            false => Wake::Closed,
-        };
-    };
+/// Waits for input, or for pushes to write (messages, invalidations).
+async fn wait_input(stream: &TcpStream, info: &ClientInfo) -> Wake {
     tokio::select! {
         readable = wait_readable(stream, info) => match readable {
             true => Wake::Readable,
             false => Wake::Closed,
         },
-        _ = mailbox.arrived.notified() => Wake::Mail,
+        _ = info.mailbox.arrived.notified() => Wake::Mail,
     }
 }
 
@@ -496,9 +484,11 @@ fn run_batch(
         // keep are never acknowledged: every reply of the batch becomes the refusal.
         if let Flushed::NotDurable(e) = batch.end() {
             // The messages among the replies go with them.
-            if let Some(subs) = &session.client.pubsub {
-                subs.mailbox.written(std::mem::take(&mut mail));
-            }
+            session
+                .client
+                .info
+                .mailbox
+                .written(std::mem::take(&mut mail));
             output.truncate(start);
             for _ in 0..replies {
                 Reply::Error(e.to_string()).encode(output, session.client.resp3);
@@ -521,10 +511,7 @@ fn run_batch(
 
 /// Moves a subscriber's waiting messages into `output`; returns their bytes.
 fn take_mail(client: &ClientState, output: &mut Output) -> usize {
-    client
-        .pubsub
-        .as_ref()
-        .map_or(0, |subs| subs.mailbox.take_into(output))
+    client.info.mailbox.take_into(output)
 }
 
 /// The answer to a request while a script runs past busy-reply-threshold, as Redis gives it
@@ -641,20 +628,15 @@ async fn wait_blocked(
             }
         };
         tokio::pin!(timeout);
-        // A RESP3 subscriber goes on receiving its messages while it waits.
-        let mailbox = client.pubsub.as_ref().map(|s| s.mailbox.clone());
-        let mail = || async {
-            match &mailbox {
-                Some(mailbox) => mailbox.arrived.notified().await,
-                None => std::future::pending().await,
-            }
-        };
+        // A RESP3 client goes on receiving its pushes while it waits; its reply, once it is
+        // served, goes before the pushes that came with it (invalidations of what it moved).
+        let mailbox = &info.mailbox;
         loop {
             let can_read = input.len() < MAX_BUFFER_WHILE_BLOCKED;
             tokio::select! {
+                biased;
                 reply = &mut served => break reply.ok(),
-                _ = mail() => {
-                    let Some(mailbox) = &mailbox else { continue };
+                _ = mailbox.arrived.notified() => {
                     let mut out = Output::new();
                     let taken = mailbox.take_into(&mut out);
                     if flush(shared, &info, stream, &mut out).await.is_err() {
