@@ -272,7 +272,7 @@ impl Subscriptions {
 type Subscribers = Vec<Arc<ClientInfo>>;
 
 /// The instance's subscriptions, by channel and pattern.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Hub {
     channels: std::collections::HashMap<Blob, Subscribers>,
     /// In the order first subscribed (publishing tries each one).
@@ -284,17 +284,6 @@ pub struct Hub {
     monitors: Vec<Arc<ClientInfo>>,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Hub {
-            channels: Default::default(),
-            patterns: Default::default(),
-            shard_channels: Default::default(),
-            published: 0,
-            monitors: Vec::new(),
-        }
-    }
-}
 
 /// Pub/Sub figures for INFO and the telemetry.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
