@@ -284,7 +284,6 @@ pub struct Hub {
     monitors: Vec<Arc<ClientInfo>>,
 }
 
-
 /// Pub/Sub figures for INFO and the telemetry.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HubStats {
