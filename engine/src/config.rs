@@ -36,6 +36,8 @@ pub struct InstanceConfig {
     pub lfu_decay_time: u64,
     /// `notify-keyspace-events`, as class bits (keyspace::notify); 0: none.
     pub notify_keyspace_events: u32,
+    /// `tracking-table-max-keys`: the most keys CLIENT TRACKING remembers (0: no limit).
+    pub tracking_table_max_keys: usize,
     /// The encoding settings (hash-max-listpack-entries and the rest).
     pub encodings: EncodingLimits,
     /// Access keys: when either is set, clients must AUTH with one of them.
@@ -182,6 +184,7 @@ impl Default for InstanceConfig {
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             notify_keyspace_events: 0,
+            tracking_table_max_keys: 1_000_000,
             encodings: EncodingLimits::default(),
             primary_key: None,
             secondary_key: None,
@@ -203,6 +206,7 @@ impl InstanceConfig {
             lfu_log_factor: self.lfu_log_factor,
             lfu_decay_time: self.lfu_decay_time,
             notify_flags: self.notify_keyspace_events,
+            tracking_table_max_keys: self.tracking_table_max_keys,
             encodings: self.encodings.clone(),
             max_string: usize::try_from(self.limits.proto_max_bulk_len).unwrap_or(usize::MAX),
         }
@@ -268,6 +272,7 @@ pub const PARAMETERS: &[&str] = &[
     "auto-aof-rewrite-percentage",
     "auto-aof-rewrite-min-size",
     "notify-keyspace-events",
+    "tracking-table-max-keys",
 ];
 
 /// The name a Redis 7.0 alias stands for (the encoding settings' *-ziplist-* names).
@@ -353,6 +358,7 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "auto-aof-rewrite-percentage" => cfg.auto_aof_rewrite_percentage.to_string(),
         "auto-aof-rewrite-min-size" => cfg.auto_aof_rewrite_min_size.to_string(),
         "notify-keyspace-events" => crate::keyspace::notify::flags_text(ks.notify_flags),
+        "tracking-table-max-keys" => ks.tracking_table_max_keys.to_string(),
         _ => return None,
     })
 }
@@ -444,6 +450,10 @@ pub fn set(
             ks.notify_flags = crate::keyspace::notify::parse_flags(value)
                 .ok_or_else(|| invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."))?;
             cfg.notify_keyspace_events = ks.notify_flags;
+        }
+        "tracking-table-max-keys" => {
+            ks.tracking_table_max_keys = number(i64::MAX as u64)? as usize;
+            cfg.tracking_table_max_keys = ks.tracking_table_max_keys;
         }
         "requirepass" => cfg.primary_key = (!value.is_empty()).then(|| value.to_string()),
         "maxclients" => {

@@ -133,6 +133,7 @@ pub fn reset(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     ctx.client.db = 0;
     ctx.client.reply_mode = ReplyMode::On;
     super::pubsub::unsubscribe_all(ctx);
+    super::tracking::disable(ctx);
     ctx.client.set_resp3(false);
     ctx.client.clear_name();
     ctx.client.authenticated = ctx.shared.access_keys().is_empty();
@@ -353,9 +354,17 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             let _ = waiter.done.send(reply);
             Ok(Reply::Int(1))
         }
+        "tracking" if args.len() >= 3 => super::tracking::tracking(ctx, args),
+        "caching" if args.len() == 3 => super::tracking::caching(ctx, args),
+        "getredir" if args.len() == 2 => super::tracking::getredir(ctx, args),
+        "trackinginfo" if args.len() == 2 => super::tracking::trackinginfo(ctx, args),
         "help" => Ok(Reply::Array(
             [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CACHING (YES|NO)",
+                "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+                "GETREDIR",
+                "    Return the client ID we are redirecting to when tracking is enabled.",
                 "GETNAME",
                 "    Return the name of the current connection.",
                 "ID",
@@ -374,6 +383,11 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 "    Control the replies sent to the current connection.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
+                "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+                "         [OPTIN] [OPTOUT] [NOLOOP]",
+                "    Control server assisted client side caching.",
+                "TRACKINGINFO",
+                "    Report tracking status for the current connection.",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
                 "    Unblock the specified blocked client.",
                 "HELP",
@@ -384,7 +398,7 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .collect(),
         )),
         "id" | "getname" | "setname" | "info" | "kill" | "unblock" | "reply" | "pause"
-        | "unpause" => Err(arity_error()),
+        | "unpause" | "tracking" | "caching" | "getredir" | "trackinginfo" => Err(arity_error()),
         _ => Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(args[1])

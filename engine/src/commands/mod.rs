@@ -21,6 +21,7 @@ pub mod sort;
 pub mod streams;
 pub mod strings;
 pub mod table;
+pub mod tracking;
 pub mod transactions;
 pub mod zsets;
 
@@ -437,11 +438,33 @@ fn check_arity(
 
 /// Runs one request from a client: the whole path from lookup to reply.
 pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
+    ctx.ks.tracking.set_current(Some(ctx.client.id()), false);
+    let reply = dispatch(ctx, args);
+    // CLIENT CACHING's word is for the next command (in a transaction, for all it queues).
+    if ctx.client.tracking.caching
+        && ctx.client.multi.is_none()
+        && !args[0].eq_ignore_ascii_case(b"client")
+    {
+        ctx.client.tracking.caching = false;
+    }
+    ctx.ks.tracking.set_current(None, false);
+    reply
+}
+
+fn dispatch(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
     let spec = match resolve_for(ctx.client, args) {
         Ok(spec) => spec,
         Err(e) => return reject(ctx, None, e),
     };
-    if let Err(e) = admit(ctx, spec, args) {
+    let admitted = admit(ctx, spec, args);
+    if admitted.is_ok() {
+        // The tracking table is kept to its limit before a command runs or is queued; the
+        // invalidations that costs (and an eviction's) go out ahead of the reply.
+        let max_keys = ctx.ks.config.tracking_table_max_keys;
+        ctx.ks.tracking.enforce_limit(max_keys);
+    }
+    crate::instance::tracking::send(ctx.shared, ctx.ks);
+    if let Err(e) = admitted {
         return reject(ctx, Some(spec), e);
     }
     // `ks.now` may be the previous command's time (never later than the clock): a pause it
@@ -465,6 +488,8 @@ pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) -> Reply {
     if ctx.client.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION_CONTROL) {
         return transactions::queue(ctx, spec, args);
     }
+    // Executing: what the command owes its own client waits for its reply.
+    ctx.ks.tracking.set_current(Some(ctx.client.id()), true);
     run(ctx, spec, args)
 }
 
@@ -644,7 +669,11 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
             .collect();
         ctx.ks.remove_emptied(db, &keys);
     }
+    if ctx.client.tracking.on && spec.flags.contains(Flags::READONLY) {
+        remember_read_keys(ctx, spec, args);
+    }
     crate::instance::pubsub::publish_notices(ctx.shared, ctx.ks);
+    crate::instance::tracking::send(ctx.shared, ctx.ks);
     // As it ends, unless it waits (it is fed once it is served) or is one MONITOR never
     // shows (administrative ones, and scripts, which feed themselves as they start).
     if ctx.block.is_none()
@@ -655,4 +684,30 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
     }
     ctx.ks.clock_reusable = spec.flags.contains(Flags::FAST);
     reply
+}
+
+/// A tracking client read keys: it is told when they change (Redis's trackingRememberKeys).
+/// In OPTIN mode only after CLIENT CACHING YES, in OPTOUT mode unless CLIENT CACHING NO, never
+/// in BCAST mode. A script's reads track the keys its EVAL declared; the read-only script
+/// commands and Pub/Sub's shard channels track nothing themselves.
+fn remember_read_keys(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) {
+    let mode = ctx.client.tracking;
+    if mode.bcast
+        || (mode.optin && !mode.caching)
+        || (mode.optout && mode.caching)
+        || spec.group == "pubsub"
+        || matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
+    {
+        return;
+    }
+    let id = ctx.client.id();
+    if ctx.client.in_script {
+        for key in &ctx.client.script_keys {
+            ctx.ks.tracking.remember(id, key);
+        }
+    } else {
+        for at in spec.key_positions(args) {
+            ctx.ks.tracking.remember(id, args[at]);
+        }
+    }
 }

@@ -187,6 +187,10 @@ fn run_script(
     // Blocking commands never block in a script (they answer as if timed out), as in EXEC.
     state.in_exec = true;
     state.in_script = true;
+    if ctx.client.tracking.on {
+        state.tracking = ctx.client.tracking;
+        state.script_keys = keys.iter().map(|k| k.to_vec()).collect();
+    }
     let mut script = ScriptClient {
         state,
         readonly: readonly || flags.no_writes,

@@ -159,6 +159,7 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             w.line("connected_clients", &shared.connected_clients());
             w.line("maxclients", &cfg.maxclients);
             w.line("blocked_clients", &stats.blocked_clients());
+            w.line("tracking_clients", &ks.tracking.stats().clients);
         }
         "memory" => {
             w.header("Memory");
@@ -287,6 +288,10 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             w.line("pubsub_channels", &hub.channels);
             w.line("pubsub_patterns", &hub.patterns);
             w.line("pubsubshard_channels", &hub.shard_channels);
+            let tracking = ks.tracking.stats();
+            w.line("tracking_total_keys", &tracking.keys);
+            w.line("tracking_total_items", &tracking.items);
+            w.line("tracking_total_prefixes", &tracking.prefixes);
         }
         _ => {
             w.header("Keyspace");

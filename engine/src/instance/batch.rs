@@ -56,6 +56,9 @@ impl<'a> Batch<'a> {
         } else {
             shared.blocked.lock().serve(&mut ks, shared)
         };
+        // Invalidations still owed (the BCAST prefixes' included), as Redis sends them before
+        // it sleeps.
+        super::tracking::end_of_batch(shared, &mut ks);
         ks.batch_ended();
         let flushed = match aof::take_batch_feed(&mut ks) {
             None => Flushed::Durable,

@@ -31,6 +31,9 @@ pub struct ClientInfo {
     blocked: AtomicBool,
     /// Its channel, pattern and shard-channel subscriptions, for CLIENT LIST.
     subscriptions: [AtomicU32; 3],
+    /// CLIENT TRACKING as CLIENT LIST shows it: `TRACKING_*` bits, and the redirect.
+    tracking_flags: AtomicU8,
+    tracking_redirect: AtomicU64,
     /// The last command it ran (CLIENT LIST's `cmd`; None: none yet).
     last_command: Mutex<Option<&'static str>>,
     /// The access key this client authenticated with (None: none, or none was needed).
@@ -56,6 +59,8 @@ impl ClientInfo {
             killed: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             subscriptions: Default::default(),
+            tracking_flags: AtomicU8::new(0),
+            tracking_redirect: AtomicU64::new(0),
             last_command: Mutex::new(None),
             auth_key: Mutex::new(None),
             kill_notify: Notify::new(),
@@ -139,6 +144,25 @@ impl ClientInfo {
         }
     }
 
+    /// Records CLIENT TRACKING's state for CLIENT LIST (off: `mode.on` false).
+    pub fn set_tracking(&self, mode: &TrackingMode, redirect: u64) {
+        let mut flags = 0;
+        if mode.on {
+            flags |= TRACKING_ON;
+        }
+        if mode.bcast {
+            flags |= TRACKING_BCAST;
+        }
+        self.tracking_flags.store(flags, Ordering::Relaxed);
+        self.tracking_redirect.store(redirect, Ordering::Relaxed);
+    }
+
+    /// Its tracking redirect target went away.
+    pub fn set_tracking_broken(&self) {
+        self.tracking_flags
+            .fetch_or(TRACKING_BROKEN_REDIRECT, Ordering::Relaxed);
+    }
+
     /// Subscribed to any channel, pattern or shard channel.
     pub fn is_subscriber(&self) -> bool {
         self.subscriptions
@@ -163,19 +187,35 @@ impl ClientInfo {
             .subscriptions
             .each_ref()
             .map(|n| n.load(Ordering::Relaxed));
+        // In Redis's order.
         let mut flags = String::new();
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
         if current.is_some_and(|c| c.multi.is_some()) {
             flags.push('x');
         }
         if self.blocked.load(Ordering::Relaxed) {
             flags.push('b');
         }
-        if sub + psub + ssub > 0 {
-            flags.push('P');
+        let tracking = self.tracking_flags.load(Ordering::Relaxed);
+        for (bit, letter) in [
+            (TRACKING_ON, 't'),
+            (TRACKING_BROKEN_REDIRECT, 'R'),
+            (TRACKING_BCAST, 'B'),
+        ] {
+            if tracking & bit != 0 {
+                flags.push(letter);
+            }
         }
         if flags.is_empty() {
             flags.push('N');
         }
+        let redirect = if tracking & TRACKING_ON != 0 {
+            self.tracking_redirect.load(Ordering::Relaxed) as i64
+        } else {
+            -1
+        };
         let multi = current.and_then(|c| c.multi).map_or(-1, |n| n as i64);
         let qbuf = current.map_or(0, |c| c.request_bytes);
         let cmd = match current {
@@ -186,7 +226,7 @@ impl ClientInfo {
                 .map_or_else(|| "NULL".to_string(), str::to_string),
         };
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir={redirect} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -197,6 +237,23 @@ impl ClientInfo {
             self.resp.load(Ordering::Relaxed),
         )
     }
+}
+
+const TRACKING_ON: u8 = 1;
+const TRACKING_BCAST: u8 = 2;
+const TRACKING_BROKEN_REDIRECT: u8 = 4;
+
+/// CLIENT TRACKING's modes, as the client's own commands need them (the keyspace's tracking
+/// table keeps what delivery needs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackingMode {
+    pub on: bool,
+    pub bcast: bool,
+    pub optin: bool,
+    pub optout: bool,
+    pub noloop: bool,
+    /// CLIENT CACHING YES/NO was given for the next command.
+    pub caching: bool,
 }
 
 /// What CLIENT LIST knows of the client running it (the others' are from their last batch).
@@ -273,6 +330,11 @@ pub struct ClientState {
     pub pubsub: Option<Box<Subscriptions>>,
     /// CLIENT REPLY: whether replies are sent.
     pub reply_mode: ReplyMode,
+    /// CLIENT TRACKING's modes.
+    pub tracking: TrackingMode,
+    /// In a script run for a tracking client: the keys its EVAL or FCALL declared, which
+    /// the script's reads make the client track, as Redis tracks them.
+    pub script_keys: Vec<Vec<u8>>,
 }
 
 /// CLIENT REPLY's modes. Pub/Sub pushes are sent whatever the mode, as in Redis.
@@ -322,6 +384,8 @@ impl ClientState {
             last_command: None,
             pubsub: None,
             reply_mode: ReplyMode::On,
+            tracking: TrackingMode::default(),
+            script_keys: Vec::new(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The instance's background work, `hz` times a second: active expiry, idle clients, ops/s
-//! sampling, the save schedule, the AOF's fsync and rewrites, and the telemetry snapshot.
+//! sampling, the tracking table's limit, the save schedule, the AOF's fsync and rewrites,
+//! and the telemetry snapshot.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub async fn run(shared: Arc<Shared>) {
                     let mut ks = shared.keyspace.lock();
                     let stale = ks.expire_cycle(Duration::from_millis(1));
                     super::pubsub::publish_notices(&shared, &mut ks);
+                    super::tracking::end_of_batch(&shared, &mut ks);
                     stale
                 });
                 if !stale {
@@ -66,6 +68,7 @@ pub async fn run(shared: Arc<Shared>) {
             continue;
         }
         shared.wait_for_keyspace(|| {
+            super::tracking::tick(&shared, &mut shared.keyspace.lock());
             crate::persistence::schedule::tick(&shared);
             crate::persistence::aof::tick(&shared);
             let snapshot = Arc::new(Telemetry::capture(&shared));

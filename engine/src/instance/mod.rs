@@ -10,6 +10,7 @@ pub mod cron;
 pub mod local;
 pub mod pause;
 pub mod pubsub;
+pub mod tracking;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -272,6 +273,11 @@ impl Shared {
 
     pub fn connected_clients(&self) -> usize {
         self.clients.lock().len()
+    }
+
+    /// The connected client with this id.
+    pub fn client(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.clients.lock().get(&id).cloned()
     }
 
     pub fn clients_snapshot(&self) -> Vec<Arc<ClientInfo>> {

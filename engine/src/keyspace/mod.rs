@@ -14,6 +14,7 @@ pub mod list;
 pub mod listpack;
 pub mod notify;
 pub mod stream;
+pub mod tracking;
 pub mod value;
 
 use std::collections::HashMap;
@@ -225,6 +226,8 @@ pub struct KeyspaceConfig {
     pub max_string: usize,
     /// `notify-keyspace-events`, as class bits (notify.rs).
     pub notify_flags: u32,
+    /// `tracking-table-max-keys`: the most keys CLIENT TRACKING remembers (0: no limit).
+    pub tracking_table_max_keys: usize,
 }
 
 impl Default for KeyspaceConfig {
@@ -238,6 +241,7 @@ impl Default for KeyspaceConfig {
             encodings: EncodingLimits::default(),
             max_string: crate::protocol::parser::PROTO_MAX_BULK_LEN,
             notify_flags: 0,
+            tracking_table_max_keys: 1_000_000,
         }
     }
 }
@@ -273,6 +277,8 @@ pub struct Keyspace {
     /// While clients are paused (CLIENT PAUSE, until this time in ms), reads leave expired
     /// keys in place and only hide them, as Redis keeps the data set still during a pause.
     pub expiry_paused_until: u64,
+    /// CLIENT TRACKING's table: who read which keys, and the invalidations owed.
+    pub tracking: tracking::Tracking,
 }
 
 impl std::fmt::Debug for Keyspace {
@@ -309,6 +315,7 @@ impl Keyspace {
             feed: Default::default(),
             notices: Vec::new(),
             expiry_paused_until: 0,
+            tracking: Default::default(),
         }
     }
 
@@ -428,8 +435,24 @@ impl Keyspace {
     /// since the last save.
     fn modified(&mut self, db: usize, key: &[u8]) {
         self.dirty += 1;
-        self.touch_watched(db, key);
+        self.key_changed(db, key);
         self.after_write(db, key);
+    }
+
+    /// What a change of `key` means beyond the data: WATCHes see a new version and the
+    /// clients caching it are owed an invalidation (Redis's signalModifiedKey).
+    #[inline]
+    fn key_changed(&mut self, db: usize, key: &[u8]) {
+        self.touch_watched(db, key);
+        if !self.tracking.is_idle() {
+            self.tracking.invalidate(key, true);
+        }
+    }
+
+    /// Whether a write to an existing key has anyone to tell (WATCH or tracking).
+    #[inline]
+    fn key_observed(&self) -> bool {
+        !self.watched.is_empty() || !self.tracking.is_idle()
     }
 
     #[inline]
@@ -463,8 +486,8 @@ impl Keyspace {
         key: &[u8],
     ) -> Result<Option<ValueMut<'_, T>>, WrongType> {
         self.expire_if_needed(db, key);
-        if !self.watched.is_empty() && self.dbs[db].entries.contains_key(key) {
-            self.touch_watched(db, key);
+        if self.key_observed() && self.dbs[db].entries.contains_key(key) {
+            self.key_changed(db, key);
         }
         self.before_write(db, key);
         let update = self.access_update();
@@ -502,8 +525,8 @@ impl Keyspace {
         make: impl FnOnce() -> Value,
     ) -> Result<ValueMut<'_, T>, WrongType> {
         self.expire_if_needed(db, key);
-        if !self.watched.is_empty() {
-            self.touch_watched(db, key);
+        if self.key_observed() {
+            self.key_changed(db, key);
         }
         self.before_write(db, key);
         let update = self.access_update();
@@ -731,9 +754,23 @@ impl Keyspace {
         }
     }
 
+    /// Empties one database (FLUSHDB); every client caching keys is told they are all stale.
+    pub fn flush_db(&mut self, db: usize) {
+        self.empty_db(db);
+        self.tracking.flush();
+    }
+
+    /// Empties every database (FLUSHALL), with one invalidation of everything.
+    pub fn flush_all(&mut self) {
+        for db in 0..DB_COUNT {
+            self.empty_db(db);
+        }
+        self.tracking.flush();
+    }
+
     /// Empties one database; the old contents are freed on another thread (or kept by a
     /// write hook: a running snapshot finishes saving them first).
-    pub fn flush_db(&mut self, db: usize) {
+    fn empty_db(&mut self, db: usize) {
         let old = std::mem::take(&mut self.dbs[db]);
         self.dirty += old.len() as u64;
         self.touch_watched_in(db, Some(&old), &[]);
@@ -742,17 +779,12 @@ impl Keyspace {
         }
     }
 
-    pub fn flush_all(&mut self) {
-        for db in 0..DB_COUNT {
-            self.flush_db(db);
-        }
-    }
-
     pub fn swap_db(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
         self.dirty += 1;
         self.touch_watched_in(a, None, &[a, b]);
         self.touch_watched_in(b, None, &[a, b]);
+        self.tracking.flush();
     }
 
     /// A random live key of a database.

@@ -75,6 +75,7 @@ impl Drop for Session<'_> {
             let mut ctx = Ctx::new(&mut ks, &mut self.client, self.shared);
             transactions::release_watches(&mut ctx);
             pubsub::unsubscribe_all(&mut ctx);
+            commands::tracking::disable(&mut ctx);
         });
         let mailbox = &self.client.info.mailbox;
         if mailbox.is_closed() {
@@ -449,6 +450,9 @@ fn run_batch(
         if !dropped || matches!(reply, Reply::Pushes(_)) {
             reply.encode(output, client.resp3);
         }
+        // Invalidations of what the command itself changed follow its reply.
+        crate::instance::tracking::send_after_reply(shared, ks);
+        mail += take_mail(client, output);
         replies += 1;
         if client.multi.is_some() && client.multi_bytes as u64 > limits.query_buffer {
             close_for_limit(
