@@ -542,10 +542,12 @@ fn admit(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Result<()
     // RESET are let through.
     let queuing =
         ctx.client.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset");
-    if ctx.ks.config.maxmemory > 0 && (deny_oom || queuing) {
+    // Every command makes room first (as Redis's performEvictions); only those that may
+    // grow the data set are refused while it stays over the limit.
+    if ctx.ks.config.maxmemory > 0 {
         ctx.ks.read_clock();
         ctx.ks.evict_to_limit();
-        if ctx.ks.used_memory() as u64 > ctx.ks.config.maxmemory {
+        if (deny_oom || queuing) && ctx.ks.used_memory() as u64 > ctx.ks.config.maxmemory {
             return Err(CmdError::Oom);
         }
     }

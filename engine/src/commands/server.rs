@@ -174,7 +174,12 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
             w.line("maxmemory", &ks.config.maxmemory);
             w.line("maxmemory_human", &human_bytes(ks.config.maxmemory));
             w.line("maxmemory_policy", &ks.config.policy.name());
+            w.line("mem_not_counted_for_evict", &0);
             w.line("mem_allocator", &"libc");
+            w.line(
+                "lazyfree_pending_objects",
+                &crate::keyspace::lazyfree_pending(),
+            );
         }
         "persistence" => {
             w.header("Persistence");

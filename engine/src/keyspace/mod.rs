@@ -924,16 +924,31 @@ pub fn drop_in_background<T: Weigh + Send + 'static>(value: T) {
         let (tx, rx) = std::sync::mpsc::channel::<Box<dyn Send>>();
         let spawned = std::thread::Builder::new()
             .name("lazyfree".into())
-            .spawn(move || rx.into_iter().for_each(drop));
+            .spawn(move || {
+                for value in rx {
+                    drop(value);
+                    LAZYFREE_PENDING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
         if spawned.is_err() {
             // Without the helper thread, values are dropped where they are released.
         }
         std::sync::Mutex::new(tx)
     });
     if let Ok(sender) = sender.lock() {
+        LAZYFREE_PENDING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // If the thread is gone the value comes back in the error and is dropped here.
-        let _ = sender.send(Box::new(value));
+        if sender.send(Box::new(value)).is_err() {
+            LAZYFREE_PENDING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
+}
+
+/// Values handed to the lazyfree thread and not yet freed (INFO's lazyfree_pending_objects).
+static LAZYFREE_PENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn lazyfree_pending() -> usize {
+    LAZYFREE_PENDING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// How many bytes freeing a value releases, to decide whether to free it elsewhere.
