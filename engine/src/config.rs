@@ -452,7 +452,12 @@ pub fn set(
             cfg.notify_keyspace_events = ks.notify_flags;
         }
         "tracking-table-max-keys" => {
-            ks.tracking_table_max_keys = number(i64::MAX as u64)? as usize;
+            let n = value
+                .parse::<i64>()
+                .map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+            ks.tracking_table_max_keys = usize::try_from(n).map_err(|_| {
+                invalid("argument must be between 0 and 9223372036854775807 inclusive")
+            })?;
             cfg.tracking_table_max_keys = ks.tracking_table_max_keys;
         }
         "requirepass" => cfg.primary_key = (!value.is_empty()).then(|| value.to_string()),
