@@ -29,6 +29,9 @@ pub struct InstanceConfig {
     /// and is larger than `auto_aof_rewrite_min_size` bytes.
     pub auto_aof_rewrite_percentage: u64,
     pub auto_aof_rewrite_min_size: u64,
+    /// `repl-backlog-size`: what a replication backlog would keep (allocated, as in Redis,
+    /// only once a replica attaches; none can here yet).
+    pub repl_backlog_size: u64,
     pub maxmemory: u64,
     pub maxmemory_policy: EvictionPolicy,
     pub maxmemory_samples: usize,
@@ -178,6 +181,7 @@ impl Default for InstanceConfig {
             appendfsync: AppendFsync::EverySec,
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+            repl_backlog_size: 1024 * 1024,
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::NoEviction,
             maxmemory_samples: 5,
@@ -229,6 +233,7 @@ pub const PARAMETERS: &[&str] = &[
     "port",
     "dir",
     "databases",
+    "daemonize",
     "maxmemory",
     "maxmemory-policy",
     "maxmemory-samples",
@@ -271,9 +276,13 @@ pub const PARAMETERS: &[&str] = &[
     "appendfilename",
     "auto-aof-rewrite-percentage",
     "auto-aof-rewrite-min-size",
+    "repl-backlog-size",
     "notify-keyspace-events",
     "tracking-table-max-keys",
 ];
+
+/// Parameters Redis 7.0 itself never changes at run time.
+const IMMUTABLE: &[&str] = &["databases", "daemonize"];
 
 /// The name a Redis 7.0 alias stands for (the encoding settings' *-ziplist-* names).
 pub fn canonical(name: &str) -> &str {
@@ -309,6 +318,7 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "port" => cfg.port.to_string(),
         "dir" => cfg.dir.display().to_string(),
         "databases" => crate::keyspace::DB_COUNT.to_string(),
+        "daemonize" => "no".to_string(),
         "maxmemory" => ks.maxmemory.to_string(),
         "maxmemory-policy" => ks.policy.name().to_string(),
         "maxmemory-samples" => ks.maxmemory_samples.to_string(),
@@ -357,6 +367,7 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "appendfilename" => cfg.appendfilename.clone(),
         "auto-aof-rewrite-percentage" => cfg.auto_aof_rewrite_percentage.to_string(),
         "auto-aof-rewrite-min-size" => cfg.auto_aof_rewrite_min_size.to_string(),
+        "repl-backlog-size" => cfg.repl_backlog_size.to_string(),
         "notify-keyspace-events" => crate::keyspace::notify::flags_text(ks.notify_flags),
         "tracking-table-max-keys" => ks.tracking_table_max_keys.to_string(),
         _ => return None,
@@ -555,6 +566,11 @@ pub fn set(
         "auto-aof-rewrite-percentage" => {
             cfg.auto_aof_rewrite_percentage = number(i32::MAX as u64)?;
         }
+        "repl-backlog-size" => {
+            cfg.repl_backlog_size = parse_memory(value)
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| invalid("argument must be a memory value"))?;
+        }
         "auto-aof-rewrite-min-size" => {
             cfg.auto_aof_rewrite_min_size =
                 parse_memory(value).ok_or_else(|| invalid("argument must be a memory value"))?;
@@ -572,7 +588,14 @@ pub fn set(
             }
             cfg.dir = path;
         }
-        _ if PARAMETERS.contains(&name) => return Err(invalid("can't set immutable config")),
+        _ if IMMUTABLE.contains(&name) => return Err(invalid("can't set immutable config")),
+        // What Redis changes at run time but stays as the instance started here (the
+        // listening address, the RDB's compression and checksum): the value it has, which
+        // CONFIG GET gave, is accepted.
+        _ if PARAMETERS.contains(&name) && get(name, cfg, ks).as_deref() == Some(value) => {}
+        _ if PARAMETERS.contains(&name) => {
+            return Err(invalid("this setting can't change while the instance runs"))
+        }
         _ => return Err(ConfigError::Unknown(name.to_string())),
     }
     cfg.encodings = ks.encodings.clone();

@@ -389,9 +389,17 @@ pub fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         "set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
             let mut cfg = ctx.shared.config();
             let mut ks_cfg = ctx.ks.config.clone();
+            let mut seen = Vec::new();
             for pair in args[2..].chunks(2) {
                 let name = lower(pair[0]);
                 let value = String::from_utf8_lossy(pair[1]);
+                // By the name given: an alias and its name do not count as one.
+                if seen.contains(&name) {
+                    return Err(CmdError::other(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                    )));
+                }
+                seen.push(name.clone());
                 if config::PROTECTED.contains(&name.as_str()) {
                     // As Redis 7.0 with enable-protected-configs off: set them at start.
                     return Err(CmdError::other(format!(
