@@ -294,3 +294,40 @@ async fn the_table_limit_invalidates_dropped_keys_before_the_reply() {
     let text = String::from_utf8_lossy(&text);
     assert!(text.contains("tracking_total_keys:5"), "{text}");
 }
+
+/// An import replaces the data set: a tracking client is told every key is stale, and a
+/// transaction WATCHing a key the import replaced is aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_invalidates_everything_and_aborts_watchers() {
+    let source = Instance::start(InstanceConfig::default())
+        .await
+        .expect("source starts");
+    source.execute(0, &["SET", "k", "imported"]);
+    let dump = cachedesk_tests::in_process::temp_dir("tracking-import").join("dump.rdb");
+    source.export_rdb(dump.clone()).await.expect("export");
+    let instance = Instance::start(InstanceConfig::default())
+        .await
+        .expect("instance starts");
+    instance.execute(0, &["SET", "k", "old"]);
+    let mut tracker = connect(instance.addr()).await;
+    hello3(&mut tracker).await;
+    tracker
+        .command(&["CLIENT", "TRACKING", "on"])
+        .await
+        .unwrap();
+    tracker.command(&["GET", "k"]).await.unwrap();
+    let mut watcher = connect(instance.addr()).await;
+    watcher.command(&["WATCH", "k"]).await.unwrap();
+    instance.import_rdb(dump).await.expect("import");
+    let push = next(&mut tracker, "push after the import").await;
+    assert_eq!(
+        push,
+        Resp::Push(vec![Resp::Bulk(b"invalidate".to_vec()), Resp::Null])
+    );
+    watcher.command(&["MULTI"]).await.unwrap();
+    watcher.command(&["SET", "k", "mine"]).await.unwrap();
+    let exec = watcher.command(&["EXEC"]).await.unwrap();
+    assert_eq!(exec, Resp::NullArray, "the WATCHed key changed under it");
+    let value = tracker.command(&["GET", "k"]).await.unwrap();
+    assert_eq!(value, Resp::Bulk(b"imported".to_vec()));
+}

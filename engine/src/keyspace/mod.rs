@@ -779,6 +779,18 @@ impl Keyspace {
         }
     }
 
+    /// Replaces every database at once (a restore or an import) and returns the old ones:
+    /// WATCHes on keys either side holds see a change, and every client caching keys is
+    /// told they are all stale.
+    pub fn replace_dbs(&mut self, dbs: Vec<Db>) -> Vec<Db> {
+        let old = std::mem::replace(&mut self.dbs, dbs);
+        for (db, emptied) in old.iter().enumerate() {
+            self.touch_watched_in(db, Some(emptied), &[db]);
+        }
+        self.tracking.flush();
+        old
+    }
+
     pub fn swap_db(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
         self.dirty += 1;

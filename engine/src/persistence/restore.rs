@@ -351,7 +351,7 @@ fn load_aof(
 /// released.
 pub(super) fn install(shared: &Shared, dbs: Vec<Db>) -> u64 {
     let mut ks = shared.keyspace.lock();
-    let old = std::mem::replace(&mut ks.dbs, dbs);
+    let old = ks.replace_dbs(dbs);
     ks.now = crate::util::now_ms();
     let evicted = if ks.config.maxmemory == 0 || ks.used_memory() as u64 <= ks.config.maxmemory {
         0
@@ -363,6 +363,7 @@ pub(super) fn install(shared: &Shared, dbs: Vec<Db>) -> u64 {
         ks.config.policy = policy;
         ks.stats.evicted_keys - before
     };
+    crate::instance::tracking::end_of_batch(shared, &mut ks);
     drop(ks);
     drop(old);
     evicted
