@@ -240,6 +240,33 @@ async fn replies_whose_size_the_client_picks_cost_what_they_weigh() {
     answers_ping(server.addr, Duration::from_secs(5)).await;
 }
 
+/// A random-pick count near -2^63 asks for a reply no memory holds: it is refused at once
+/// (redis-server would try to build it), and the instance goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_picks_past_any_reply_size_are_refused_at_once() {
+    let server = ServerProcess::cachedesk(&[]);
+    let mut c = client(server.addr).await;
+    c.command(&["SADD", "s", "a"]).await.unwrap();
+    c.command(&["HSET", "h", "f", "v"]).await.unwrap();
+    c.command(&["ZADD", "z", "1", "m"]).await.unwrap();
+    let huge = (i64::MIN + 1).to_string();
+    for command in [
+        vec!["SRANDMEMBER", "s", &huge],
+        vec!["HRANDFIELD", "h", &huge],
+        vec!["ZRANDMEMBER", "z", &huge],
+    ] {
+        let reply = tokio::time::timeout(Duration::from_secs(5), c.command(&command))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        assert!(
+            matches!(&reply, Resp::Error(e) if e.contains("proto-max-bulk-len")),
+            "{command:?} gave {reply:?}"
+        );
+    }
+    answers_ping(server.addr, Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_algebra_over_one_key_named_many_times_copies_nothing() {
     let mut seen = None;

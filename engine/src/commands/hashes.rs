@@ -220,6 +220,7 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .map(|c| random_count(c, with_values))
         .transpose()?;
     let resp3 = ctx.client.resp3;
+    let max_reply = ctx.ks.config.max_string;
     let Some(hash) = ctx.read::<Hash>(args[1])? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
@@ -235,13 +236,9 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .map_or(Reply::Null, |(f, _)| Reply::bulk(f)));
     };
     if repeat {
-        return Ok(random_repeats_reply(
-            &hash.fields,
-            count,
-            with_values,
-            resp3,
-            |v| Reply::bulk(v),
-        ));
+        return random_repeats_reply(&hash.fields, count, with_values, resp3, max_reply, |v| {
+            Reply::bulk(v)
+        });
     }
     let picked = pick_random(&hash.fields, count, rng);
     Ok(random_pairs_reply(picked, with_values, resp3, |v| {
@@ -271,8 +268,19 @@ pub fn random_repeats_reply<V>(
     count: usize,
     with_values: bool,
     resp3: bool,
+    max_reply: usize,
     value_reply: impl Fn(&V) -> Reply,
-) -> Reply {
+) -> CmdResult {
+    // A count near -2^63 asks for more than any reply can hold: refused, rather than have
+    // the instance build it for ever. The estimate takes one element as typical.
+    if let Some((key, _)) = dict.random_entry(&mut rand::rng()) {
+        let per_element = key.len() + if with_values { 48 } else { 16 };
+        if count.saturating_mul(per_element) > max_reply {
+            return Err(CmdError::other(
+                "count is too large: the reply would pass proto-max-bulk-len",
+            ));
+        }
+    }
     let rng = &mut rand::rng();
     let elements = if with_values && !resp3 {
         count.saturating_mul(2)
@@ -292,7 +300,7 @@ pub fn random_repeats_reply<V>(
             reply.reply(value_reply(value));
         }
     }
-    reply.finish()
+    Ok(reply.finish())
 }
 
 /// The reply for random picks, with values as flat pairs (RESP2) or nested pairs (RESP3).

@@ -120,6 +120,7 @@ pub fn srandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .map(|c| super::hashes::random_count(c, false))
         .transpose()?;
     let resp3 = ctx.client.resp3;
+    let max_reply = ctx.ks.config.max_string;
     let Some(set) = ctx.read::<Set>(args[1])? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
@@ -133,7 +134,9 @@ pub fn srandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .members
             .random_entry(rng)
             .map_or(Reply::Null, |(m, _)| Reply::bulk(m)),
-        Some((n, true)) => random_repeats_reply(&set.members, n, false, resp3, |_| Reply::Null),
+        Some((n, true)) => {
+            random_repeats_reply(&set.members, n, false, resp3, max_reply, |_| Reply::Null)?
+        }
         Some((n, false)) => Reply::Array(
             pick_random(&set.members, n, rng)
                 .into_iter()

@@ -1092,6 +1092,7 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         .map(|c| random_count(c, with_scores))
         .transpose()?;
     let resp3 = ctx.client.resp3;
+    let max_reply = ctx.ks.config.max_string;
     let Some(zset) = ctx.read::<ZSet>(args[1])? else {
         return Ok(if count.is_some() {
             Reply::Array(vec![])
@@ -1107,13 +1108,9 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .map_or(Reply::Null, |(m, _)| Reply::bulk(m)));
     };
     if repeat {
-        return Ok(random_repeats_reply(
-            &zset.scores,
-            count,
-            with_scores,
-            resp3,
-            |s| Reply::Double(*s),
-        ));
+        return random_repeats_reply(&zset.scores, count, with_scores, resp3, max_reply, |s| {
+            Reply::Double(*s)
+        });
     }
     let picked = pick_random(&zset.scores, count, rng);
     Ok(random_pairs_reply(picked, with_scores, resp3, |s| {
