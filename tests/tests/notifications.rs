@@ -189,11 +189,11 @@ const COMMANDS: &[&[&str]] = &[
 
 /// Runs the commands against one server; returns the (channel, message) pairs a pattern
 /// subscriber received, in order.
-async fn events_of(server: &ServerProcess) -> Vec<(String, String)> {
+async fn events_of(server: &ServerProcess, classes: &str) -> Vec<(String, String)> {
     let mut admin = RawClient::connect(server.addr).await.unwrap();
     admin.command(&["FLUSHALL"]).await.unwrap();
     admin
-        .command(&["CONFIG", "SET", "notify-keyspace-events", "KEAn"])
+        .command(&["CONFIG", "SET", "notify-keyspace-events", classes])
         .await
         .unwrap();
     let mut sub = RawClient::connect(server.addr).await.unwrap();
@@ -251,9 +251,26 @@ async fn every_family_raises_the_events_redis_raises() {
     }
     let redis = ServerProcess::redis(&[]);
     let ours = ServerProcess::cachedesk(&[]);
-    let expected = events_of(&redis).await;
-    let got = events_of(&ours).await;
+    let expected = events_of(&redis, "KEAn").await;
+    let got = events_of(&ours, "KEAn").await;
     assert!(expected.len() > 200, "the script raises many events");
+    for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
+        assert_eq!(e, g, "event {i} differs");
+    }
+    assert_eq!(expected.len(), got.len(), "as many events");
+}
+
+/// `keymiss` (class m, outside A): raised by the reads that find no key, as Redis raises it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_that_miss_raise_keymiss_as_redis_does() {
+    if !require_redis_server("keymiss notifications") {
+        return;
+    }
+    let redis = ServerProcess::redis(&[]);
+    let ours = ServerProcess::cachedesk(&[]);
+    let expected = events_of(&redis, "KEm").await;
+    let got = events_of(&ours, "KEm").await;
+    assert!(expected.len() > 6, "the script misses: {expected:?}");
     for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
         assert_eq!(e, g, "event {i} differs");
     }

@@ -218,7 +218,7 @@ pub fn bitop(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (dest, sources) = (args[2], &args[3..]);
     let mut result: Vec<u8> = Vec::new();
     for (i, key) in sources.iter().enumerate() {
-        let src: &[u8] = ctx.get_str(key)?.map_or(&[][..], |s| &s[..]);
+        let src: &[u8] = ctx.read_source::<Blob>(key)?.map_or(&[][..], |s| &s[..]);
         if i == 0 {
             result.extend_from_slice(src);
             if op == BitOp::Not {

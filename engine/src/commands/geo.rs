@@ -739,7 +739,7 @@ fn search_generic(ctx: &mut Ctx, args: &[&[u8]], form: Form) -> CmdResult {
     } else {
         args[1]
     };
-    let zset = ctx.read::<ZSet>(source)?;
+    let zset = ctx.read_source::<ZSet>(source)?;
     let o = parse_search(args, form, zset)?;
     let (Some(zset), Center::At(lon, lat), Some((shape, unit))) = (zset, o.center, o.by) else {
         return finish_empty(ctx, o.store, form);

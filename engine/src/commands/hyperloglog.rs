@@ -477,7 +477,7 @@ pub fn pfmerge(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut dense = false;
     let mut dest = None;
     for (i, key) in args[1..].iter().enumerate() {
-        if let Some(s) = ctx.get_str(key)? {
+        if let Some(s) = ctx.read_source::<Blob>(key)? {
             check(s)?;
             dense |= s[4] == DENSE;
             merge_into(&mut max, s)?;

@@ -249,6 +249,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// `read` for a write command's source key (SORT's, a *STORE command's), which Redis
+    /// looks up as a read: it counts a hit or miss and may raise `keymiss`, where the keys a
+    /// write command changes count neither.
+    pub fn read_source<T: Kind>(&mut self, key: &[u8]) -> Result<Option<&T>, CmdError> {
+        let db = self.db();
+        match self.ks.lookup(db, key, true) {
+            None => Ok(None),
+            Some(v) => T::of(v).map(Some).ok_or(CmdError::WrongType),
+        }
+    }
+
     /// Writable access to a key expected to hold a `T`; None if absent.
     pub fn write<T: Kind>(&mut self, key: &[u8]) -> Result<Option<ValueMut<'_, T>>, CmdError> {
         let db = self.db();
@@ -632,10 +643,13 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
     let db = ctx.db();
     let dirty = ctx.ks.dirty;
     ctx.propagated = false;
+    let outer_write =
+        std::mem::replace(&mut ctx.ks.write_command, spec.flags.contains(Flags::WRITE));
     // One bad command never takes the connection, the instance or the process with it: a
     // panic in a handler becomes an error reply and an error event.
     let outcome =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (spec.handler)(ctx, args)));
+    ctx.ks.write_command = outer_write;
     let reply = match outcome {
         Ok(Ok(reply)) => reply,
         Ok(Err(e)) => e.into(),

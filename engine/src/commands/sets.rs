@@ -190,7 +190,7 @@ struct Operands<'k> {
 fn load_sets<'k>(ctx: &'k mut Ctx, keys: &[&[u8]]) -> Result<Operands<'k>, CmdError> {
     let mut missing = false;
     for key in keys {
-        missing |= ctx.read::<Set>(key)?.is_none();
+        missing |= ctx.read_source::<Set>(key)?.is_none();
     }
     let db = ctx.db();
     let entries = &ctx.ks.dbs[db].entries;

@@ -73,7 +73,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
     // A BY pattern without `*` names one key for every element: there is nothing to sort by.
     let mut dontsort = o.by.is_some_and(|p| !p.contains(&b'*'));
     let db = ctx.db();
-    let (elements, is_set) = match ctx.ks.get(db, args[1]) {
+    let (elements, is_set) = match ctx.ks.lookup(db, args[1], true) {
         None => (Vec::new(), false),
         Some(Value::List(list)) => {
             let mut v: Vec<Blob> = list.iter().map(Blob::from_slice).collect();
@@ -230,7 +230,7 @@ fn lookup_by_pattern(ctx: &mut Ctx, pattern: &[u8], element: &[u8]) -> Option<Bl
     key.extend_from_slice(element);
     key.extend_from_slice(&pattern[star + 1..key_end]);
     let db = ctx.db();
-    match (ctx.ks.get(db, &key)?, arrow) {
+    match (ctx.ks.lookup(db, &key, true)?, arrow) {
         (Value::Hash(hash), Some(arrow)) => hash.get(&pattern[arrow + 2..]).cloned(),
         (Value::Str(s), None) => Some(s.clone()),
         _ => None,

@@ -566,7 +566,7 @@ pub fn zrevrange(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 pub fn zrangestore(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let q = RangeQuery::parse_zrange(&args[1..], 4, true)?;
     q.check()?;
-    let picked = match ctx.read::<ZSet>(args[2])? {
+    let picked = match ctx.read_source::<ZSet>(args[2])? {
         Some(z) => q.run(z)?,
         None => vec![],
     };
@@ -878,7 +878,7 @@ fn weighted_sources<'k>(
 ) -> Result<Vec<Option<Source<'k>>>, CmdError> {
     let db = ctx.db();
     for key in keys {
-        if let Some(value) = ctx.ks.get(db, key) {
+        if let Some(value) = ctx.ks.lookup(db, key, true) {
             Source::of(value).ok_or(CmdError::WrongType)?;
         }
     }

@@ -279,6 +279,9 @@ pub struct Keyspace {
     pub expiry_paused_until: u64,
     /// CLIENT TRACKING's table: who read which keys, and the invalidations owed.
     pub tracking: tracking::Tracking,
+    /// The running command writes: its lookups are Redis's lookupKeyWrite, which count no
+    /// hit or miss and raise no `keymiss` (set by commands::run).
+    pub write_command: bool,
 }
 
 impl std::fmt::Debug for Keyspace {
@@ -316,6 +319,7 @@ impl Keyspace {
             notices: Vec::new(),
             expiry_paused_until: 0,
             tracking: Default::default(),
+            write_command: false,
         }
     }
 
@@ -395,20 +399,41 @@ impl Keyspace {
 
     /// Looks a key up for reading: lazy expiry, access time update, hit/miss statistics.
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.lookup(db, key, !self.write_command)
+    }
+
+    /// `get`, counting the hit or miss (and raising `keymiss`) only if `counted`.
+    pub fn lookup(&mut self, db: usize, key: &[u8], counted: bool) -> Option<&Value> {
         if self.expired_for_read(db, key) {
-            self.stats.keyspace_misses += 1;
+            if counted {
+                note_miss(
+                    &mut self.stats,
+                    &mut self.notices,
+                    self.config.notify_flags,
+                    db,
+                    key,
+                );
+            }
             return None;
         }
         let update = self.access_update();
-        let Keyspace { dbs, stats, .. } = self;
+        let Keyspace {
+            dbs,
+            stats,
+            notices,
+            config,
+            ..
+        } = self;
         match dbs[db].entries.get_mut(key) {
             Some(entry) => {
-                stats.keyspace_hits += 1;
+                stats.keyspace_hits += u64::from(counted);
                 entry.access = update.apply(entry.access);
                 Some(&entry.value)
             }
             None => {
-                stats.keyspace_misses += 1;
+                if counted {
+                    note_miss(stats, notices, config.notify_flags, db, key);
+                }
                 None
             }
         }
@@ -914,6 +939,21 @@ impl Keyspace {
             self.stats.expired_stale_perc = self.stats.expired_stale_perc * 0.95 + perc * 0.05;
         }
         stale
+    }
+}
+
+/// A read found no key: counted, and the `keymiss` event raised (class `m`), as Redis's
+/// lookupKeyRead does.
+fn note_miss(
+    stats: &mut KeyspaceStats,
+    notices: &mut Vec<notify::Notice>,
+    notify_flags: u32,
+    db: usize,
+    key: &[u8],
+) {
+    stats.keyspace_misses += 1;
+    if notify::wanted(notify_flags, notify::class::KEY_MISS) {
+        notices.push(notify::Notice::new("keymiss", db, key));
     }
 }
 
