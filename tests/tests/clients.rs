@@ -805,3 +805,70 @@ async fn expired_keys(client: &mut RawClient) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .expect("INFO stats has expired_keys")
 }
+
+/// One client's `field=value` from CLIENT LIST, as a number.
+fn list_field(list: &str, id: i64, field: &str) -> u64 {
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={id} ")))
+        .unwrap_or_else(|| panic!("client {id} in {list}"));
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in {line}"))
+}
+
+/// CLIENT LIST shows what each connection holds: a partial request (qbuf), output a client is
+/// not reading (omem), queued MULTI arguments (multi-mem), each counted in tot-mem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_list_shows_what_each_connection_holds() {
+    let instance = start(InstanceConfig::default()).await;
+    let mut admin = RawClient::connect(instance.addr()).await.unwrap();
+    admin
+        .command(&["SET", "big", &"x".repeat(1 << 20)])
+        .await
+        .unwrap();
+    let id_of = |reply: Resp| match reply {
+        Resp::Int(id) => id,
+        other => panic!("CLIENT ID gave {other:?}"),
+    };
+    let mut partial = RawClient::connect(instance.addr()).await.unwrap();
+    let partial_id = id_of(partial.command(&["CLIENT", "ID"]).await.unwrap());
+    partial
+        .send_raw(b"*2\r\n$3\r\nGET\r\n$10\r\nabc")
+        .await
+        .unwrap();
+    let mut queued = RawClient::connect(instance.addr()).await.unwrap();
+    let queued_id = id_of(queued.command(&["CLIENT", "ID"]).await.unwrap());
+    queued.command(&["MULTI"]).await.unwrap();
+    queued
+        .command(&["SET", "k", &"v".repeat(5000)])
+        .await
+        .unwrap();
+    let mut deaf = RawClient::connect(instance.addr()).await.unwrap();
+    let deaf_id = id_of(deaf.command(&["CLIENT", "ID"]).await.unwrap());
+    let gets: Vec<u8> = (0..64)
+        .flat_map(|_| RawClient::encode(&["GET", "big"]))
+        .collect();
+    deaf.send_raw(&gets).await.unwrap();
+    let mut list = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        list = match admin.command(&["CLIENT", "LIST"]).await.unwrap() {
+            Resp::Bulk(text) | Resp::Verbatim(_, text) => String::from_utf8(text).unwrap(),
+            other => panic!("CLIENT LIST gave {other:?}"),
+        };
+        if list_field(&list, deaf_id, "omem") > 0 && list_field(&list, partial_id, "qbuf") > 0 {
+            break;
+        }
+    }
+    assert!(list_field(&list, partial_id, "qbuf") >= 20, "{list}");
+    assert!(list_field(&list, queued_id, "multi-mem") >= 5000, "{list}");
+    let omem = list_field(&list, deaf_id, "omem");
+    assert!(
+        omem >= 1 << 20,
+        "a client not reading holds its replies: {list}"
+    );
+    assert!(list_field(&list, deaf_id, "tot-mem") > omem, "{list}");
+    assert!(list_field(&list, queued_id, "tot-mem") > 5000, "{list}");
+}

@@ -167,6 +167,7 @@ fn current_of(ctx: &Ctx, args: &[&[u8]]) -> Current {
     Current {
         command: super::full_name_of(args),
         request_bytes,
+        argument_bytes: args.iter().map(|a| a.len()).sum(),
         multi: ctx.client.multi.as_ref().map(Vec::len),
     }
 }

@@ -2,7 +2,7 @@
 //! connections may read for CLIENT LIST or act on for CLIENT KILL (`ClientInfo`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,11 @@ pub struct ClientInfo {
     blocked: AtomicBool,
     /// Its channel, pattern and shard-channel subscriptions, for CLIENT LIST.
     subscriptions: [AtomicU32; 3],
+    /// What its connection holds, as of its last batch or write (CLIENT LIST's qbuf, omem
+    /// and multi-mem): input not yet run, output not yet written, queued MULTI arguments.
+    query_bytes: AtomicUsize,
+    output_bytes: AtomicUsize,
+    multi_bytes: AtomicUsize,
     /// CLIENT TRACKING as CLIENT LIST shows it: `TRACKING_*` bits, and the redirect.
     tracking_flags: AtomicU8,
     tracking_redirect: AtomicU64,
@@ -59,6 +64,9 @@ impl ClientInfo {
             killed: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             subscriptions: Default::default(),
+            query_bytes: AtomicUsize::new(0),
+            output_bytes: AtomicUsize::new(0),
+            multi_bytes: AtomicUsize::new(0),
             tracking_flags: AtomicU8::new(0),
             tracking_redirect: AtomicU64::new(0),
             last_command: Mutex::new(None),
@@ -107,12 +115,20 @@ impl ClientInfo {
     }
 
     /// Records activity after a batch of commands, the last of them `last`.
-    pub fn mark_active(&self, db: usize, resp3: bool, commands: u64, last: Option<&'static str>) {
+    pub fn mark_active(
+        &self,
+        db: usize,
+        resp3: bool,
+        multi_bytes: usize,
+        commands: u64,
+        last: Option<&'static str>,
+    ) {
         if last.is_some() {
             *self.last_command.lock() = last;
         }
         // Databases number 0..16 (keyspace::DB_COUNT).
         self.db.store(db as u8, Ordering::Relaxed);
+        self.multi_bytes.store(multi_bytes, Ordering::Relaxed);
         self.resp
             .store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
         self.commands.fetch_add(commands, Ordering::Relaxed);
@@ -144,7 +160,18 @@ impl ClientInfo {
         }
     }
 
-    /// Records CLIENT TRACKING's state for CLIENT LIST (off: `mode.on` false).
+    /// Records the input its connection holds unrun (a partial request, or what follows a
+    /// blocked command).
+    pub fn set_query_bytes(&self, bytes: usize) {
+        self.query_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Records the output its connection holds unwritten.
+    pub fn set_output_bytes(&self, bytes: usize) {
+        self.output_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Records the CLIENT TRACKING state for CLIENT LIST (off: `mode.on` false).
     pub fn set_tracking(&self, mode: &TrackingMode, redirect: u64) {
         let mut flags = 0;
         if mode.on {
@@ -217,7 +244,15 @@ impl ClientInfo {
             -1
         };
         let multi = current.and_then(|c| c.multi).map_or(-1, |n| n as i64);
-        let qbuf = current.map_or(0, |c| c.request_bytes);
+        // The running client's request is its query buffer while it runs, as in Redis.
+        let qbuf = current.map_or_else(
+            || self.query_bytes.load(Ordering::Relaxed),
+            |c| c.request_bytes,
+        );
+        let argv_mem = current.map_or(0, |c| c.argument_bytes);
+        let multi_mem = self.multi_bytes.load(Ordering::Relaxed);
+        let omem = self.output_bytes.load(Ordering::Relaxed) + self.mailbox.pending();
+        let tot_mem = CLIENT_BASE_BYTES + qbuf + argv_mem + multi_mem + omem;
         let cmd = match current {
             Some(c) => c.command.clone(),
             None => self
@@ -226,7 +261,7 @@ impl ClientInfo {
                 .map_or_else(|| "NULL".to_string(), str::to_string),
         };
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir={redirect} resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem={argv_mem} multi-mem={multi_mem} rbs=16384 rbp=0 obl=0 oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={cmd} user=default redir={redirect} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -238,6 +273,11 @@ impl ClientInfo {
         )
     }
 }
+
+/// What a connection costs before any buffer: its client records (CLIENT LIST's tot-mem
+/// adds the buffers to it).
+const CLIENT_BASE_BYTES: usize =
+    std::mem::size_of::<ClientInfo>() + std::mem::size_of::<ClientState>();
 
 const TRACKING_ON: u8 = 1;
 const TRACKING_BCAST: u8 = 2;
@@ -263,6 +303,8 @@ pub struct Current {
     pub command: String,
     /// The bytes of its request as sent (Redis's qbuf while it runs).
     pub request_bytes: usize,
+    /// The bytes of its arguments (Redis's argv-mem).
+    pub argument_bytes: usize,
     /// Commands queued in its MULTI (None outside one).
     pub multi: Option<usize>,
 }

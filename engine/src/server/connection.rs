@@ -285,7 +285,12 @@ fn read_and_run(
         );
         return Step::Closed;
     }
-    Step::Ran(run_batch(session, parser, input, output, &limits))
+    let next = run_batch(session, parser, input, output, &limits);
+    session
+        .client
+        .info
+        .set_query_bytes(input.len() + parser.big_arg_bytes());
+    Step::Ran(next)
 }
 
 /// Logs the closing of a client that went past one of its limits, as Redis logs it.
@@ -314,7 +319,10 @@ async fn flush(
     let len = output.len();
     if !output.try_write_to(stream)? {
         // Boxed: the waiting write's state is held only while it waits, not by every task.
-        Box::pin(write_rest(info, stream, output)).await?;
+        info.set_output_bytes(output.len());
+        let written = Box::pin(write_rest(info, stream, output)).await;
+        info.set_output_bytes(0);
+        written?;
     }
     shared.stats.add_output(len);
     Ok(())
@@ -504,7 +512,7 @@ fn run_batch(
         let last = client.last_command.map(|spec| spec.name);
         client
             .info
-            .mark_active(client.db, client.resp3, count, last);
+            .mark_active(client.db, client.resp3, client.multi_bytes, count, last);
     }
     session.mail_unwritten += mail;
     if let Some(error) = protocol_error {
