@@ -102,7 +102,9 @@ impl Mailbox {
         // Counted under the queue's lock: what `take_into` takes is always counted already.
         let mut queue = self.queue.lock();
         queue.frames.put_slice(bytes);
-        self.has_mail.store(true, Ordering::Release);
+        // Frames already waiting were announced, and are taken with these (`take_into` clears
+        // the flag under this lock): only the first frame wakes the connection.
+        let announced = self.has_mail.swap(true, Ordering::AcqRel);
         let pending = (self.pending.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len()) as u64;
         let over_hard = limit.hard > 0 && pending >= limit.hard;
         let soft_for_too_long = if limit.soft > 0 && pending >= limit.soft {
@@ -113,7 +115,9 @@ impl Mailbox {
             false
         };
         drop(queue);
-        self.arrived.notify_one();
+        if !announced {
+            self.arrived.notify_one();
+        }
         if over_hard || soft_for_too_long {
             self.closed.store(true, Ordering::Release);
             Delivery::OverLimit
