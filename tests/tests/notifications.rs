@@ -183,6 +183,12 @@ const COMMANDS: &[&[&str]] = &[
     &["XADD", "x", "3-1", "f", "v"],
     &["XTRIM", "x", "MAXLEN", "0"],
     &["XSETID", "x", "5-0"],
+    // reads of a write command that count as reads (old values)
+    &["GETDEL", "nothere2"],
+    &["GETEX", "nothere2", "PERSIST"],
+    &["GETSET", "fresh", "v"],
+    &["SET", "fresh2", "v", "GET"],
+    &["BITFIELD", "nobits", "GET", "u8", "0"],
     // restore
     &["SET", "dumped", "value"],
 ];
@@ -221,13 +227,23 @@ async fn events_of(server: &ServerProcess, classes: &str) -> Vec<(String, String
         .await
         .unwrap();
     admin.command(&["PUBLISH", "end", "."]).await.unwrap();
-    sub.command(&["SUBSCRIBE", "end"]).await.unwrap();
-    admin.command(&["PUBLISH", "end", "."]).await.unwrap();
+    // The marker is published once the subscriber's SUBSCRIBE is confirmed (the events
+    // before the confirmation are read, not dropped).
+    sub.send_raw(&RawClient::encode(&["SUBSCRIBE", "end"]))
+        .await
+        .unwrap();
     let mut events = Vec::new();
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), sub.read_reply())
             .await
-            .expect("events keep coming")
+            .unwrap_or_else(|_| {
+                let tail = &events[events.len().saturating_sub(4)..];
+                panic!(
+                    "events stopped at {:?} ({}): {tail:?}",
+                    server.addr,
+                    server.dir.display()
+                )
+            })
             .unwrap();
         match frame {
             Resp::Array(parts) => match parts.as_slice() {
@@ -236,6 +252,11 @@ async fn events_of(server: &ServerProcess, classes: &str) -> Vec<(String, String
                     String::from_utf8_lossy(message).into_owned(),
                 )),
                 [_, Resp::Bulk(channel), Resp::Bulk(_)] if channel == b"end" => break,
+                [Resp::Bulk(kind), Resp::Bulk(channel), Resp::Int(_)]
+                    if kind == b"subscribe" && channel == b"end" =>
+                {
+                    admin.command(&["PUBLISH", "end", "."]).await.unwrap();
+                }
                 _ => {}
             },
             other => panic!("unexpected frame {other}"),

@@ -488,7 +488,12 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult 
         .map(|f| ((f.offset + u64::from(f.width) - 1) >> 3) as usize + 1)
         .max()
         .unwrap_or(0);
-    let stored = ctx.get_str(args[1])?;
+    // Only GETs: a read, as Redis looks it up.
+    let stored = if writes {
+        ctx.get_str(args[1])?
+    } else {
+        ctx.read_source::<Blob>(args[1])?
+    };
     let grows = writes && stored.is_none_or(|s| s.len() < needed);
     let mut bits = Overlay {
         base: stored.map_or(&[][..], |s| &s[..]),

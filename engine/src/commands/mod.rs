@@ -249,9 +249,10 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// `read` for a write command's source key (SORT's, a *STORE command's), which Redis
-    /// looks up as a read: it counts a hit or miss and may raise `keymiss`, where the keys a
-    /// write command changes count neither.
+    /// `read` for a key a write command reads as Redis's lookupKeyRead does (SORT's and a
+    /// *STORE command's sources, GETSET's and GETDEL's old value, XREADGROUP's stream): it
+    /// counts a hit or miss and may raise `keymiss`, where the keys a write command changes
+    /// count neither.
     pub fn read_source<T: Kind>(&mut self, key: &[u8]) -> Result<Option<&T>, CmdError> {
         let db = self.db();
         match self.ks.lookup(db, key, true) {
@@ -643,8 +644,9 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
     let db = ctx.db();
     let dirty = ctx.ks.dirty;
     ctx.propagated = false;
-    let outer_write =
-        std::mem::replace(&mut ctx.ks.write_command, spec.flags.contains(Flags::WRITE));
+    // A blocked command run again after its wait counts no hit or miss, as Redis serves it.
+    let counts_nothing = spec.flags.contains(Flags::WRITE) || ctx.client.serving_blocked;
+    let outer_write = std::mem::replace(&mut ctx.ks.write_command, counts_nothing);
     // One bad command never takes the connection, the instance or the process with it: a
     // panic in a handler becomes an error reply and an error event.
     let outcome =
@@ -688,8 +690,9 @@ pub fn run(ctx: &mut Ctx, spec: &'static CommandSpec, args: &[&[u8]]) -> Reply {
     if ctx.client.tracking.on && spec.flags.contains(Flags::READONLY) {
         remember_read_keys(ctx, spec, args);
     }
-    crate::instance::pubsub::publish_notices(ctx.shared, ctx.ks);
+    // Invalidations first, as Redis signals a key modified before it notifies the event.
     crate::instance::tracking::send(ctx.shared, ctx.ks);
+    crate::instance::pubsub::publish_notices(ctx.shared, ctx.ks);
     // As it ends, unless it waits (it is fed once it is served) or is one MONITOR never
     // shows (administrative ones, and scripts, which feed themselves as they start).
     if ctx.block.is_none()

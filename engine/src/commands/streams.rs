@@ -633,7 +633,7 @@ fn read(ctx: &mut Ctx, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
     let serving_blocked = ctx.client.serving_blocked;
     let mut wanted = Vec::with_capacity(parsed.keys.len());
     for (key, id) in parsed.keys.iter().zip(parsed.ids) {
-        let stream = match ctx.read::<Stream>(key) {
+        let stream = match ctx.read_source::<Stream>(key) {
             Ok(stream) => stream,
             // Run again after a wait, a key that no longer holds a stream is absent: XREAD
             // waits on, XREADGROUP's wait ends with an error.

@@ -88,7 +88,7 @@ pub fn set(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let db = ctx.db();
     let old = if get {
-        ctx.get_str(key)?.cloned()
+        ctx.read_source::<Blob>(key)?.cloned()
     } else {
         None
     };
@@ -211,7 +211,7 @@ pub fn psetex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn getset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let old = ctx.get_str(args[1])?.cloned();
+    let old = ctx.read_source::<Blob>(args[1])?.cloned();
     let db = ctx.db();
     let value = ctx.string_value(args[1], args[2]);
     ctx.ks.set(db, args[1], value);
@@ -220,7 +220,7 @@ pub fn getset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 pub fn getdel(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let old = ctx.get_str(args[1])?.cloned();
+    let old = ctx.read_source::<Blob>(args[1])?.cloned();
     if old.is_some() {
         let db = ctx.db();
         ctx.ks.delete(db, args[1]);
@@ -258,7 +258,7 @@ pub fn getex(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             _ => return Err(CmdError::Syntax),
         }
     }
-    let Some(value) = ctx.get_str(args[1])?.cloned() else {
+    let Some(value) = ctx.read_source::<Blob>(args[1])?.cloned() else {
         return Ok(Reply::Null);
     };
     let db = ctx.db();

@@ -148,6 +148,10 @@ impl LocalClient {
 impl Drop for LocalClient {
     fn drop(&mut self) {
         super::pubsub::leave(&self.shared, &mut self.state);
+        if self.state.tracking.on {
+            let shared = &self.shared;
+            shared.wait_for_keyspace(|| shared.keyspace.lock().tracking.disable(self.state.id()));
+        }
         self.shared.unregister_client(self.id());
     }
 }

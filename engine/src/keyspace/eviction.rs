@@ -162,7 +162,10 @@ impl Keyspace {
             let Some((db, key)) = self.pick_victim() else {
                 return false;
             };
-            if self.remove(db, &key).is_some() {
+            self.tracking.set_server_change(true);
+            let removed = self.remove(db, &key).is_some();
+            self.tracking.set_server_change(false);
+            if removed {
                 self.stats.evicted_keys += 1;
                 self.notify(super::notify::class::EVICTED, "evicted", db, &key);
                 self.feed.command(db, &[b"DEL".as_slice(), &key]);

@@ -359,7 +359,9 @@ impl Keyspace {
             self.note_stream_gone(db, key, &entry.value);
         }
         self.stats.expired_keys += 1;
+        self.tracking.set_server_change(true);
         self.modified(db, key);
+        self.tracking.set_server_change(false);
         self.notify(notify::class::EXPIRED, "expired", db, key);
         // Logged as Redis propagates an expiry, so a replay never depends on the clock.
         self.feed.command(db, &[b"DEL", key]);
@@ -821,7 +823,11 @@ impl Keyspace {
         self.dirty += 1;
         self.touch_watched_in(a, None, &[a, b]);
         self.touch_watched_in(b, None, &[a, b]);
-        self.tracking.flush();
+        // Redis 7.0 leaves clients caching the swapped keys stale; a swap changes every key
+        // either database holds, so they are told, as after a flush.
+        if a != b {
+            self.tracking.flush();
+        }
     }
 
     /// A random live key of a database.

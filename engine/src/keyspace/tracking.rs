@@ -71,6 +71,9 @@ pub struct Tracking {
     /// it), and whether its command is executing right now.
     current: Option<u64>,
     executing: bool,
+    /// The change being made is the server's own (expiry, eviction): BCAST records no client
+    /// as its author, so a NOLOOP client hears of it too.
+    server_change: bool,
     /// Owed now, in order.
     outbox: Vec<Invalidation>,
     /// Owed to the running client, sent after its reply (as Redis's tracking_pending_keys).
@@ -103,6 +106,11 @@ impl Tracking {
     pub fn set_current(&mut self, client: Option<u64>, executing: bool) {
         self.current = client;
         self.executing = executing;
+    }
+
+    /// Marks the changes that follow as the server's own (true) or the running client's.
+    pub fn set_server_change(&mut self, on: bool) {
+        self.server_change = on;
     }
 
     /// Turns tracking on for client `id` (again, possibly with new options), as Redis's
@@ -162,9 +170,14 @@ impl Tracking {
     /// broadcast, as Redis's trackingInvalidateKey.
     pub fn invalidate(&mut self, key: &[u8], bcast: bool) {
         if bcast && !self.prefixes.is_empty() {
+            let author = if self.server_change {
+                None
+            } else {
+                self.current
+            };
             for (prefix, p) in self.prefixes.iter_mut() {
                 if key.starts_with(prefix) {
-                    p.changed.insert(Blob::from_slice(key), self.current);
+                    p.changed.insert(Blob::from_slice(key), author);
                 }
             }
         }
@@ -388,6 +401,28 @@ mod tests {
         t.disable(1);
         t.disable(2);
         assert_eq!(t.stats().prefixes, 0);
+    }
+
+    #[test]
+    fn a_noloop_bcast_client_hears_of_the_servers_own_changes() {
+        let mut t = Tracking::default();
+        t.enable(
+            1,
+            TrackingOptions {
+                bcast: true,
+                noloop: true,
+                ..Default::default()
+            },
+        );
+        t.set_current(Some(1), true);
+        t.set_server_change(true);
+        t.invalidate(b"expired", true);
+        t.set_server_change(false);
+        t.invalidate(b"written", true);
+        t.broadcast();
+        let out = t.take_outbox();
+        assert_eq!(out.len(), 1);
+        assert_eq!(keys(&out[0].stale), [b"expired"]);
     }
 
     #[test]
