@@ -103,6 +103,14 @@ async fn scenario(addr: std::net::SocketAddr) -> Vec<String> {
     t.run(&mut a, &["MGET", "k", "a", "b"], 1).await;
     t.run(&mut writer, &["DEL", "a", "b", "k"], 1).await;
     t.read(&mut a, "pushes after DEL", 2).await;
+    // A write refused for the key's type changes nothing: no invalidation.
+    t.run(&mut writer, &["SET", "w", "1"], 1).await;
+    t.run(&mut a, &["GET", "w"], 1).await;
+    t.run(&mut writer, &["HSET", "w", "f", "v"], 1).await;
+    // (A push sent for the refused HSET would arrive here instead of GET's reply.)
+    t.run(&mut a, &["GET", "w"], 1).await;
+    t.run(&mut writer, &["APPEND", "w", "x"], 1).await;
+    t.read(&mut a, "one push after the APPEND", 1).await;
     // Lazy expiry by another client's read.
     t.run(&mut writer, &["SET", "t", "1", "PX", "50"], 1).await;
     t.run(&mut a, &["GET", "t"], 1).await;
@@ -195,11 +203,11 @@ async fn tracking_scenario_matches_redis() {
         assert_eq!(have, want, "frame {i} differs");
     }
     assert_eq!(got.len(), expected.len());
-    // What the scenario proves, counted (a server that sent nothing would fail): nine
+    // What the scenario proves, counted (a server that sent nothing would fail): ten
     // invalidations to the first tracker, one each to the BCAST, OPTIN and broken-redirect
     // ones, and two messages to the RESP2 subscriber.
     let pushes = got.iter().filter(|f| f.contains("=> Push(")).count();
-    assert_eq!(pushes, 12, "{got:#?}");
+    assert_eq!(pushes, 13, "{got:#?}");
     let redirected = got.iter().filter(|f| f.starts_with("redirected")).count();
     assert_eq!(redirected, 2);
 }

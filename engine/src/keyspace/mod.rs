@@ -513,8 +513,13 @@ impl Keyspace {
         key: &[u8],
     ) -> Result<Option<ValueMut<'_, T>>, WrongType> {
         self.expire_if_needed(db, key);
-        if self.key_observed() && self.dbs[db].entries.contains_key(key) {
-            self.key_changed(db, key);
+        if self.key_observed() {
+            // A key of another type is refused before anyone is told it changed.
+            match self.dbs[db].entries.get(key) {
+                Some(entry) if T::of(&entry.value).is_none() => return Err(WrongType),
+                Some(_) => self.key_changed(db, key),
+                None => {}
+            }
         }
         self.before_write(db, key);
         let update = self.access_update();
@@ -553,6 +558,11 @@ impl Keyspace {
     ) -> Result<ValueMut<'_, T>, WrongType> {
         self.expire_if_needed(db, key);
         if self.key_observed() {
+            if let Some(entry) = self.dbs[db].entries.get(key) {
+                if T::of(&entry.value).is_none() {
+                    return Err(WrongType);
+                }
+            }
             self.key_changed(db, key);
         }
         self.before_write(db, key);
