@@ -396,7 +396,8 @@ pub fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 // By the name given: an alias and its name do not count as one.
                 if seen.contains(&name) {
                     return Err(CmdError::other(format!(
-                        "CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                        "CONFIG SET failed (possibly related to argument '{}') - duplicate parameter",
+                        String::from_utf8_lossy(pair[0])
                     )));
                 }
                 seen.push(name.clone());
