@@ -49,6 +49,8 @@ pub fn tick(shared: &Shared, ks: &mut Keyspace) {
 }
 
 fn deliver(shared: &Shared, tracking: &mut Tracking, owed: Vec<Invalidation>) {
+    // The last frame built, by what it says and how: a BCAST prefix's clients share it.
+    let mut last: Option<(Stale, bool, Vec<u8>)> = None;
     for message in owed {
         let redirect = tracking.tracker(message.to).map_or(0, |t| t.redirect);
         let receiver = if redirect == 0 {
@@ -63,18 +65,41 @@ fn deliver(shared: &Shared, tracking: &mut Tracking, owed: Vec<Invalidation>) {
             continue;
         };
         let resp3 = receiver.mailbox.resp3();
-        let mut frame = Vec::new();
-        if resp3 {
-            frame.extend_from_slice(b">2\r\n$10\r\ninvalidate\r\n");
-        } else if redirect != 0 && receiver.is_subscriber() {
-            frame.extend_from_slice(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n");
-        } else {
+        if !resp3 && (redirect == 0 || !receiver.is_subscriber()) {
             // A RESP2 connection has no way to receive pushes among its replies.
             continue;
         }
-        encode_stale(&message.stale, resp3, &mut frame);
-        pubsub::deliver(&receiver, &frame, limit_for(shared, &receiver));
+        let reusable = last
+            .as_ref()
+            .is_some_and(|(stale, push, _)| *push == resp3 && same(stale, &message.stale));
+        if !reusable {
+            last = Some((message.stale.clone(), resp3, frame(&message.stale, resp3)));
+        }
+        if let Some((_, _, bytes)) = &last {
+            pubsub::deliver(&receiver, bytes, limit_for(shared, &receiver));
+        }
     }
+}
+
+/// The same message: one shared key list (or both "every key").
+fn same(a: &Stale, b: &Stale) -> bool {
+    match (a, b) {
+        (Stale::Keys(a), Stale::Keys(b)) => std::sync::Arc::ptr_eq(a, b),
+        (Stale::All, Stale::All) => true,
+        _ => false,
+    }
+}
+
+/// An invalidation as a RESP3 push, or as a RESP2 message on `__redis__:invalidate`.
+fn frame(stale: &Stale, resp3: bool) -> Vec<u8> {
+    let mut frame = Vec::new();
+    if resp3 {
+        frame.extend_from_slice(b">2\r\n$10\r\ninvalidate\r\n");
+    } else {
+        frame.extend_from_slice(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n");
+    }
+    encode_stale(stale, resp3, &mut frame);
+    frame
 }
 
 /// The redirect target of client `id` is gone: it is marked broken, and told if it speaks
@@ -101,7 +126,7 @@ fn encode_stale(stale: &Stale, resp3: bool, frame: &mut Vec<u8>) {
             frame.push(b'*');
             frame.extend_from_slice(number.format(keys.len()).as_bytes());
             frame.extend_from_slice(b"\r\n");
-            for key in keys {
+            for key in keys.iter() {
                 frame.push(b'$');
                 frame.extend_from_slice(number.format(key.len()).as_bytes());
                 frame.extend_from_slice(b"\r\n");

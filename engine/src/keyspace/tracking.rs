@@ -5,6 +5,7 @@
 //! (instance/tracking.rs), encoding each message for its receiver.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 
@@ -37,7 +38,8 @@ pub struct TrackingOptions {
 /// What one message says is stale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stale {
-    Keys(Vec<Blob>),
+    /// Shared by the clients of one BCAST prefix (one list, however many receive it).
+    Keys(Arc<[Blob]>),
     /// Every key (a database was flushed): sent as a null.
     All,
 }
@@ -195,7 +197,7 @@ impl Tracking {
             }
             let message = Invalidation {
                 to: id,
-                stale: Stale::Keys(vec![Blob::from_slice(key)]),
+                stale: Stale::Keys(Arc::new([Blob::from_slice(key)])),
             };
             if own && self.executing {
                 self.after_reply.push(message);
@@ -267,13 +269,18 @@ impl Tracking {
                 continue;
             }
             let changed = std::mem::take(&mut prefix.changed);
+            let all: Arc<[Blob]> = changed.keys().cloned().collect();
             for &to in &prefix.clients {
                 let noloop = trackers.get(&to).is_some_and(|t| t.noloop);
-                let keys: Vec<Blob> = changed
-                    .iter()
-                    .filter(|(_, by)| !noloop || **by != Some(to))
-                    .map(|(key, _)| key.clone())
-                    .collect();
+                let keys: Arc<[Blob]> = if noloop && changed.values().any(|by| *by == Some(to)) {
+                    changed
+                        .iter()
+                        .filter(|(_, by)| **by != Some(to))
+                        .map(|(key, _)| key.clone())
+                        .collect()
+                } else {
+                    all.clone()
+                };
                 if !keys.is_empty() {
                     outbox.push(Invalidation {
                         to,
@@ -423,6 +430,30 @@ mod tests {
         let out = t.take_outbox();
         assert_eq!(out.len(), 1);
         assert_eq!(keys(&out[0].stale), [b"expired"]);
+    }
+
+    #[test]
+    fn a_prefixs_clients_share_one_key_list() {
+        let mut t = Tracking::default();
+        let bcast = TrackingOptions {
+            bcast: true,
+            ..Default::default()
+        };
+        for id in 1..=3 {
+            t.enable(id, bcast.clone());
+        }
+        t.invalidate(b"k", true);
+        t.broadcast();
+        let out = t.take_outbox();
+        let lists: Vec<&Arc<[Blob]>> = out
+            .iter()
+            .map(|m| match &m.stale {
+                Stale::Keys(keys) => keys,
+                Stale::All => panic!("a key list"),
+            })
+            .collect();
+        assert_eq!(lists.len(), 3);
+        assert!(lists.windows(2).all(|w| Arc::ptr_eq(w[0], w[1])));
     }
 
     #[test]
