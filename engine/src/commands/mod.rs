@@ -242,11 +242,8 @@ impl<'a> Ctx<'a> {
 
     /// Reads a key expected to hold a `T`; None if absent.
     pub fn read<T: Kind>(&mut self, key: &[u8]) -> Result<Option<&T>, CmdError> {
-        let db = self.db();
-        match self.ks.get(db, key) {
-            None => Ok(None),
-            Some(v) => T::of(v).map(Some).ok_or(CmdError::WrongType),
-        }
+        let counted = !self.ks.write_command;
+        self.read_counted(key, counted)
     }
 
     /// `read` for a key a write command reads as Redis's lookupKeyRead does (SORT's and a
@@ -254,8 +251,12 @@ impl<'a> Ctx<'a> {
     /// counts a hit or miss and may raise `keymiss`, where the keys a write command changes
     /// count neither.
     pub fn read_source<T: Kind>(&mut self, key: &[u8]) -> Result<Option<&T>, CmdError> {
+        self.read_counted(key, true)
+    }
+
+    fn read_counted<T: Kind>(&mut self, key: &[u8], counted: bool) -> Result<Option<&T>, CmdError> {
         let db = self.db();
-        match self.ks.lookup(db, key, true) {
+        match self.ks.lookup(db, key, counted) {
             None => Ok(None),
             Some(v) => T::of(v).map(Some).ok_or(CmdError::WrongType),
         }

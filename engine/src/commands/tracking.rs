@@ -95,7 +95,6 @@ pub fn tracking(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         bcast: options.bcast,
         optin,
         optout,
-        noloop: options.noloop,
         caching: mode.caching,
     };
     ctx.ks.tracking.enable(id, options);
@@ -201,7 +200,7 @@ pub fn trackinginfo(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
             flags.push("caching-no");
         }
     }
-    if mode.noloop {
+    if tracker.is_some_and(|t| t.noloop) {
         flags.push("noloop");
     }
     if tracker.is_some_and(|t| t.broken) {

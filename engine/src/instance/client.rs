@@ -291,7 +291,6 @@ pub struct TrackingMode {
     pub bcast: bool,
     pub optin: bool,
     pub optout: bool,
-    pub noloop: bool,
     /// CLIENT CACHING YES/NO was given for the next command.
     pub caching: bool,
 }

@@ -69,6 +69,8 @@ pub struct Tracking {
     /// Clients with tracking on.
     trackers: HashMap<u64, Tracker>,
     prefixes: BTreeMap<Blob, Prefix>,
+    /// Some prefix noted a changed key since the last broadcast.
+    broadcast_due: bool,
     /// The client whose command runs (NOLOOP and the order of its own messages depend on
     /// it), and whether its command is executing right now.
     current: Option<u64>,
@@ -180,6 +182,7 @@ impl Tracking {
             for (prefix, p) in self.prefixes.iter_mut() {
                 if key.starts_with(prefix) {
                     p.changed.insert(Blob::from_slice(key), author);
+                    self.broadcast_due = true;
                 }
             }
         }
@@ -258,6 +261,9 @@ impl Tracking {
     /// each of its clients, less (for a NOLOOP client) those it changed itself, as Redis's
     /// trackingBroadcastInvalidationMessages.
     pub fn broadcast(&mut self) {
+        if !std::mem::take(&mut self.broadcast_due) {
+            return;
+        }
         let Tracking {
             prefixes,
             trackers,
@@ -303,9 +309,7 @@ impl Tracking {
 
     /// Something is owed (now or after a reply), or a prefix has keys to broadcast.
     pub fn has_mail(&self) -> bool {
-        !self.outbox.is_empty()
-            || !self.after_reply.is_empty()
-            || self.prefixes.values().any(|p| !p.changed.is_empty())
+        !self.outbox.is_empty() || !self.after_reply.is_empty() || self.broadcast_due
     }
 
     /// INFO's figures: tracking clients, keys, items, prefixes.
