@@ -56,6 +56,9 @@ pub struct InstanceConfig {
     pub limits: ClientLimits,
     /// With no access keys and a non-loopback bind, serve loopback clients only.
     pub protected_mode: bool,
+    /// Redis's hidden `key-load-delay`, for watching a load: microseconds to wait after each
+    /// key read from a dump (negative -n: 1 µs after one key in n, on average).
+    pub key_load_delay: i32,
 }
 
 /// Redis's per-client limits: what one client may make the instance hold or wait for.
@@ -72,6 +75,64 @@ pub struct ClientLimits {
     pub timeout_secs: u64,
     /// `tcp-keepalive`: seconds between TCP keepalive probes (0: off).
     pub tcp_keepalive_secs: u64,
+    /// `maxmemory-clients`: what all clients together may hold before the biggest are closed.
+    pub maxmemory_clients: MaxmemoryClients,
+}
+
+/// `maxmemory-clients`, Redis 7.0's client eviction: a size in bytes, or a percentage of
+/// maxmemory (off while maxmemory is 0); 0 turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaxmemoryClients {
+    #[default]
+    Off,
+    Bytes(u64),
+    Percent(u64),
+}
+
+/// The least `maxmemory-clients` allows, so a small setting never locks every client out.
+const MIN_CLIENT_EVICTION_LIMIT: u64 = 128 * 1024;
+
+impl MaxmemoryClients {
+    /// The clients' memory limit in bytes given `maxmemory` (None: no limit).
+    pub fn limit(self, maxmemory: u64) -> Option<u64> {
+        let bytes = match self {
+            MaxmemoryClients::Off => return None,
+            MaxmemoryClients::Bytes(n) => n,
+            MaxmemoryClients::Percent(_) if maxmemory == 0 => return None,
+            MaxmemoryClients::Percent(p) => (maxmemory as f64 * p as f64 / 100.0) as u64,
+        };
+        Some(bytes.max(MIN_CLIENT_EVICTION_LIMIT))
+    }
+
+    /// Parses CONFIG SET's value as Redis does: a memory amount, else `<n>%` up to 100%.
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        if let Some(n) = parse_memory(text).filter(|&n| n <= i64::MAX as u64) {
+            return Ok(if n == 0 {
+                MaxmemoryClients::Off
+            } else {
+                MaxmemoryClients::Bytes(n)
+            });
+        }
+        let percent = text
+            .strip_suffix('%')
+            .filter(|digits| !digits.is_empty())
+            .and_then(|digits| digits.parse::<i64>().ok())
+            .and_then(|p| u64::try_from(p).ok())
+            .ok_or("argument must be a memory or percent value")?;
+        match percent {
+            0 => Ok(MaxmemoryClients::Off),
+            1..=100 => Ok(MaxmemoryClients::Percent(percent)),
+            _ => Err("percentage argument must be less or equal to 100"),
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            MaxmemoryClients::Off => "0".to_string(),
+            MaxmemoryClients::Bytes(n) => n.to_string(),
+            MaxmemoryClients::Percent(p) => format!("{p}%"),
+        }
+    }
 }
 
 /// The client classes of `client-output-buffer-limit`, in Redis's order.
@@ -129,6 +190,7 @@ impl Default for ClientLimits {
             ],
             timeout_secs: 0,
             tcp_keepalive_secs: 300,
+            maxmemory_clients: MaxmemoryClients::Off,
         }
     }
 }
@@ -197,6 +259,7 @@ impl Default for InstanceConfig {
             hz: 10,
             limits: ClientLimits::default(),
             protected_mode: true,
+            key_load_delay: 0,
         }
     }
 }
@@ -237,6 +300,7 @@ pub const PARAMETERS: &[&str] = &[
     "maxmemory",
     "maxmemory-policy",
     "maxmemory-samples",
+    "maxmemory-clients",
     "lfu-log-factor",
     "lfu-decay-time",
     "requirepass",
@@ -279,10 +343,16 @@ pub const PARAMETERS: &[&str] = &[
     "repl-backlog-size",
     "notify-keyspace-events",
     "tracking-table-max-keys",
+    "replicaof",
+    "slaveof",
 ];
 
+/// Parameters CONFIG GET shows only when asked for by name, never for a pattern (Redis's
+/// HIDDEN_CONFIG debugging settings).
+pub const HIDDEN: &[&str] = &["key-load-delay"];
+
 /// Parameters Redis 7.0 itself never changes at run time.
-const IMMUTABLE: &[&str] = &["databases", "daemonize"];
+const IMMUTABLE: &[&str] = &["databases", "daemonize", "replicaof"];
 
 /// The name a Redis 7.0 alias stands for (the encoding settings' *-ziplist-* names).
 pub fn canonical(name: &str) -> &str {
@@ -293,6 +363,7 @@ pub fn canonical(name: &str) -> &str {
         "zset-max-ziplist-value" => "zset-max-listpack-value",
         "lua-time-limit" => "busy-reply-threshold",
         "list-max-ziplist-size" => "list-max-listpack-size",
+        "slaveof" => "replicaof",
         other => other,
     }
 }
@@ -370,6 +441,10 @@ pub fn get(name: &str, cfg: &InstanceConfig, ks: &KeyspaceConfig) -> Option<Stri
         "repl-backlog-size" => cfg.repl_backlog_size.to_string(),
         "notify-keyspace-events" => crate::keyspace::notify::flags_text(ks.notify_flags),
         "tracking-table-max-keys" => ks.tracking_table_max_keys.to_string(),
+        "maxmemory-clients" => cfg.limits.maxmemory_clients.text(),
+        "key-load-delay" => cfg.key_load_delay.to_string(),
+        // An instance here is always a primary: Redis shows an empty value then.
+        "replicaof" => String::new(),
         _ => return None,
     })
 }
@@ -499,6 +574,27 @@ pub fn set(
         "client-output-buffer-limit" => {
             cfg.limits.set_output(value).map_err(invalid)?;
         }
+        "maxmemory-clients" => {
+            cfg.limits.maxmemory_clients = MaxmemoryClients::parse(value).map_err(invalid)?;
+        }
+        "key-load-delay" => {
+            let n = value
+                .parse::<i64>()
+                .map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+            cfg.key_load_delay = i32::try_from(n).map_err(|_| {
+                invalid("argument must be between -2147483648 and 2147483647 inclusive")
+            })?;
+        }
+        // Applied by CONFIG SET, which moves the listener (see `Shared::rebind`).
+        "port" => {
+            cfg.port = value
+                .parse::<i64>()
+                .map_err(|_| invalid("argument couldn't be parsed into an integer"))
+                .and_then(|n| {
+                    u16::try_from(n)
+                        .map_err(|_| invalid("argument must be between 0 and 65535 inclusive"))
+                })?;
+        }
         "timeout" => cfg.limits.timeout_secs = number(i32::MAX as u64)?,
         "tcp-keepalive" => cfg.limits.tcp_keepalive_secs = number(i32::MAX as u64)?,
         "protected-mode" => {
@@ -588,9 +684,11 @@ pub fn set(
             }
             cfg.dir = path;
         }
-        _ if IMMUTABLE.contains(&name) => return Err(invalid("can't set immutable config")),
+        canonical_name if IMMUTABLE.contains(&canonical_name) => {
+            return Err(invalid("can't set immutable config"))
+        }
         // What Redis changes at run time but stays as the instance started here (the
-        // listening address, the RDB's compression and checksum): the value it has, which
+        // bind address, the RDB's compression and checksum): the value it has, which
         // CONFIG GET gave, is accepted.
         _ if PARAMETERS.contains(&name) && get(name, cfg, ks).as_deref() == Some(value) => {}
         _ if PARAMETERS.contains(&name) => {
@@ -668,13 +766,53 @@ mod tests {
         set("maxmemory-policy", "allkeys-lfu", &mut cfg, &mut ks).unwrap();
         assert_eq!(get("maxmemory-policy", &cfg, &ks).unwrap(), "allkeys-lfu");
         assert!(matches!(
-            set("port", "1", &mut cfg, &mut ks),
+            set("bind", "10.0.0.1", &mut cfg, &mut ks),
             Err(ConfigError::Invalid(..))
         ));
         assert!(matches!(
             set("nope", "1", &mut cfg, &mut ks),
             Err(ConfigError::Unknown(..))
         ));
+    }
+
+    #[test]
+    fn maxmemory_clients_in_bytes_or_percent() {
+        let mut cfg = InstanceConfig::default();
+        let mut ks = cfg.keyspace_config();
+        assert_eq!(get("maxmemory-clients", &cfg, &ks).unwrap(), "0");
+        set("maxmemory-clients", "10%", &mut cfg, &mut ks).unwrap();
+        assert_eq!(get("maxmemory-clients", &cfg, &ks).unwrap(), "10%");
+        assert_eq!(cfg.limits.maxmemory_clients.limit(0), None);
+        assert_eq!(
+            cfg.limits.maxmemory_clients.limit(100 << 20),
+            Some(10 << 20)
+        );
+        set("maxmemory-clients", "1kb", &mut cfg, &mut ks).unwrap();
+        assert_eq!(get("maxmemory-clients", &cfg, &ks).unwrap(), "1024");
+        assert_eq!(
+            cfg.limits.maxmemory_clients.limit(0),
+            Some(MIN_CLIENT_EVICTION_LIMIT)
+        );
+        let refused = |value| {
+            set(
+                "maxmemory-clients",
+                value,
+                &mut cfg.clone(),
+                &mut ks.clone(),
+            )
+        };
+        assert_eq!(
+            refused("101%").unwrap_err().to_string(),
+            "CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100"
+        );
+        for bad in ["-1%", "%", "x"] {
+            assert!(refused(bad)
+                .unwrap_err()
+                .to_string()
+                .ends_with("argument must be a memory or percent value"));
+        }
+        set("maxmemory-clients", "0%", &mut cfg, &mut ks).unwrap();
+        assert_eq!(cfg.limits.maxmemory_clients, MaxmemoryClients::Off);
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn commands(data: &[u8]) {
             }
         })
     };
-    let info = std::sync::Arc::new(ClientInfo::new(1, local(), local()));
+    let info = std::sync::Arc::new(ClientInfo::new(1, local(), local(), Default::default()));
     let mut client = ClientState::new(info, true);
     let mut parser = RequestParser::new();
     let mut out = crate::protocol::Output::new();

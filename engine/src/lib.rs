@@ -59,7 +59,6 @@ pub enum EngineError {
 #[derive(Debug)]
 pub struct Instance {
     shared: Arc<instance::Shared>,
-    addr: SocketAddr,
     /// The listener's task, until `stop` takes it.
     task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -97,7 +96,6 @@ impl Instance {
         let task = tokio::spawn(server::serve(shared.clone(), listener));
         Ok(Instance {
             shared,
-            addr,
             task: parking_lot::Mutex::new(Some(task)),
         })
     }
@@ -185,9 +183,9 @@ impl Instance {
         persistence::transfer::import(&self.shared, path).await
     }
 
-    /// The address clients connect to.
+    /// The address clients connect to (CONFIG SET port moves it).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.shared.local_addr()
     }
 
     pub fn name(&self) -> String {
@@ -251,7 +249,13 @@ impl Instance {
         if args.is_empty() {
             return Reply::error("ERR empty command");
         }
-        let info = Arc::new(instance::client::ClientInfo::new(0, self.addr, self.addr));
+        let addr = self.addr();
+        let info = Arc::new(instance::client::ClientInfo::new(
+            0,
+            addr,
+            addr,
+            Default::default(),
+        ));
         let mut client = instance::client::ClientState::new(info, true);
         client.auth_generation = self.shared.auth_generation();
         client.db = db.min(keyspace::DB_COUNT - 1);

@@ -212,6 +212,8 @@ pub enum EventKind {
     ImportFailed,
     /// A script's redis.log line.
     ScriptLog,
+    /// A client closed by client eviction (maxmemory-clients).
+    ClientEvicted,
 }
 
 /// Structured figures some events carry (the app's tables and charts read these).

@@ -872,3 +872,175 @@ async fn client_list_shows_what_each_connection_holds() {
     assert!(list_field(&list, deaf_id, "tot-mem") > omem, "{list}");
     assert!(list_field(&list, queued_id, "tot-mem") > 5000, "{list}");
 }
+
+/// One INFO field, as a number.
+async fn info_field(client: &mut RawClient, section: &str, field: &str) -> u64 {
+    let Resp::Bulk(info) = command_within(client, &["INFO", section]).await else {
+        panic!("INFO is a bulk string");
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO {section} has {field}"))
+}
+
+/// Client eviction (maxmemory-clients): once all clients together hold more than the limit,
+/// the biggest evictable one is closed, not a small one and not one with NO-EVICT, whether it
+/// holds output it does not read or a request it has not finished sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_eviction_closes_the_biggest_evictable_client() {
+    let instance = start(InstanceConfig::default()).await;
+    let mut admin = RawClient::connect(instance.addr()).await.unwrap();
+    let ok = Resp::Simple("OK".into());
+    assert_eq!(
+        command_within(&mut admin, &["CLIENT", "NO-EVICT", "on"]).await,
+        ok
+    );
+    assert_eq!(
+        command_within(&mut admin, &["SET", "big", &"x".repeat(1 << 20)]).await,
+        ok
+    );
+    assert_eq!(
+        command_within(&mut admin, &["CONFIG", "SET", "maxmemory-clients", "8mb"]).await,
+        ok
+    );
+    let mut small = RawClient::connect(instance.addr()).await.unwrap();
+    small.command(&["PING"]).await.unwrap();
+    // A protected client holding 3 MB it does not read: under the limit alone.
+    let mut keeper = RawClient::connect(instance.addr()).await.unwrap();
+    keeper.command(&["CLIENT", "NO-EVICT", "on"]).await.unwrap();
+    let three_gets: Vec<u8> = (0..3)
+        .flat_map(|_| RawClient::encode(&["GET", "big"]))
+        .collect();
+    keeper.send_raw(&three_gets).await.unwrap();
+    // A client that asks for 64 MB and reads none of it.
+    let mut hog = RawClient::connect(instance.addr()).await.unwrap();
+    let gets: Vec<u8> = (0..64)
+        .flat_map(|_| RawClient::encode(&["GET", "big"]))
+        .collect();
+    hog.send_raw(&gets).await.unwrap();
+    let closed = hog.read_to_close().await;
+    assert!(hog.command(&["PING"]).await.is_err(), "the hog is closed");
+    assert!(
+        closed.len() < 64 << 20,
+        "closed before it got everything ({} bytes)",
+        closed.len()
+    );
+    assert_eq!(info_field(&mut admin, "stats", "evicted_clients").await, 1);
+    assert_eq!(
+        command_within(&mut small, &["PING"]).await,
+        Resp::Simple("PONG".into())
+    );
+    let list = match command_within(&mut admin, &["CLIENT", "LIST"]).await {
+        Resp::Bulk(text) | Resp::Verbatim(_, text) => String::from_utf8(text).unwrap(),
+        other => panic!("CLIENT LIST gave {other:?}"),
+    };
+    assert_eq!(
+        list.lines().filter(|l| l.contains(" flags=e ")).count(),
+        2,
+        "NO-EVICT shows as flag e: {list}"
+    );
+    for _ in 0..3 {
+        let Resp::Bulk(value) = reply_within(&mut keeper).await else {
+            panic!("the keeper gets its values");
+        };
+        assert_eq!(value.len(), 1 << 20);
+    }
+    // A request still arriving counts too: 9 MB of a 20 MB argument.
+    let mut sender = RawClient::connect(instance.addr()).await.unwrap();
+    sender
+        .send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20971520\r\n")
+        .await
+        .unwrap();
+    let chunk = vec![b'y'; 1 << 20];
+    let mut sent = 0;
+    for _ in 0..9 {
+        if sender.send_raw(&chunk).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    let closed = sender.read_to_close().await;
+    assert!(
+        closed.is_empty(),
+        "no reply: the SET never ran ({sent} MB sent)"
+    );
+    assert!(
+        sender.command(&["PING"]).await.is_err(),
+        "the sender is closed"
+    );
+    assert_eq!(info_field(&mut admin, "stats", "evicted_clients").await, 2);
+    assert_eq!(
+        command_within(&mut admin, &["EXISTS", "k"]).await,
+        Resp::Int(0)
+    );
+    assert!(instance
+        .events_since(0)
+        .iter()
+        .any(|e| e.detail.starts_with("Evicting client: id=")));
+}
+
+/// CONFIG SET port moves the listener while connected clients stay; a port that is taken
+/// is refused with every setting of the command left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_set_port_moves_the_listener() {
+    let instance = start(InstanceConfig::default()).await;
+    let old = instance.addr();
+    let mut admin = RawClient::connect(old).await.unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    let reply = command_within(
+        &mut admin,
+        &[
+            "CONFIG",
+            "SET",
+            "maxmemory",
+            "10000001",
+            "port",
+            &taken_port,
+        ],
+    )
+    .await;
+    let Resp::Error(text) = reply else {
+        panic!("a taken port is refused, got {reply:?}");
+    };
+    assert!(
+        text.starts_with(
+            "ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        command_within(&mut admin, &["CONFIG", "GET", "maxmemory"]).await,
+        Resp::Array(vec![bulk("maxmemory"), bulk("0")])
+    );
+    assert_eq!(instance.addr(), old);
+    drop(taken);
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let new_port = free.local_addr().unwrap().port();
+    drop(free);
+    assert_eq!(
+        command_within(
+            &mut admin,
+            &["CONFIG", "SET", "port", &new_port.to_string()]
+        )
+        .await,
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(instance.addr().port(), new_port);
+    assert_eq!(
+        command_within(&mut admin, &["PING"]).await,
+        Resp::Simple("PONG".into()),
+        "the connected client stays"
+    );
+    let mut fresh = RawClient::connect(instance.addr()).await.unwrap();
+    assert_eq!(
+        command_within(&mut fresh, &["CONFIG", "GET", "port"]).await,
+        Resp::Array(vec![bulk("port"), bulk(&new_port.to_string())])
+    );
+    assert!(
+        RawClient::connect(old).await.is_err(),
+        "the old port no longer listens"
+    );
+}

@@ -359,6 +359,17 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         "caching" if args.len() == 3 => super::tracking::caching(ctx, args),
         "getredir" if args.len() == 2 => super::tracking::getredir(ctx, args),
         "trackinginfo" if args.len() == 2 => super::tracking::trackinginfo(ctx, args),
+        "no-evict" if args.len() == 3 => {
+            let on = if is(args[2], "ON") {
+                true
+            } else if is(args[2], "OFF") {
+                false
+            } else {
+                return Err(CmdError::Syntax);
+            };
+            ctx.client.info.set_no_evict(on);
+            Ok(Reply::OK)
+        }
         "help" => Ok(Reply::Array(
             [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -372,25 +383,41 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 "    Return the ID of the current connection.",
                 "INFO",
                 "    Return information about the current client connection.",
-                "KILL <ip:port> | ID <client-id>",
-                "    Kill a connection.",
-                "LIST [TYPE normal] [ID <id> [<id> ...]]",
-                "    Return information about client connections.",
-                "PAUSE <timeout> [WRITE|ALL]",
-                "    Suspend all, or just write, clients for <timeout> milliseconds.",
+                "KILL <ip:port>",
+                "    Kill connection made from <ip:port>.",
+                "KILL <option> <value> [<option> <value> [...]]",
+                "    Kill connections. Options are:",
+                "    * ADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made from the specified address",
+                "    * LADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made to specified local address",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Kill connections by type.",
+                "    * USER <username>",
+                "      Kill connections authenticated by <username>.",
+                "    * SKIPME (YES|NO)",
+                "      Skip killing current connection (default: yes).",
+                "LIST [options ...]",
+                "    Return information about client connections. Options:",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Return clients of specified type.",
                 "UNPAUSE",
                 "    Stop the current client pause, resuming traffic.",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "    Suspend all, or just write, clients for <timeout> milliseconds.",
                 "REPLY (ON|OFF|SKIP)",
                 "    Control the replies sent to the current connection.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "    Unblock the specified blocked client.",
                 "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
                 "         [OPTIN] [OPTOUT] [NOLOOP]",
                 "    Control server assisted client side caching.",
                 "TRACKINGINFO",
                 "    Report tracking status for the current connection.",
-                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
-                "    Unblock the specified blocked client.",
+                "NO-EVICT (ON|OFF)",
+                "    Protect current client connection from eviction.",
                 "HELP",
                 "    Prints this help.",
             ]
@@ -399,7 +426,9 @@ pub fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .collect(),
         )),
         "id" | "getname" | "setname" | "info" | "kill" | "unblock" | "reply" | "pause"
-        | "unpause" | "tracking" | "caching" | "getredir" | "trackinginfo" => Err(arity_error()),
+        | "unpause" | "tracking" | "caching" | "getredir" | "trackinginfo" | "no-evict" => {
+            Err(arity_error())
+        }
         _ => Err(CmdError::other(format!(
             "unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(args[1])

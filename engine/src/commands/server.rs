@@ -287,6 +287,7 @@ fn write_section(ctx: &mut Ctx, section: &str, out: &mut String) {
                 &format!("{:.2}", ks.stats.expired_stale_perc * 100.0),
             );
             w.line("evicted_keys", &ks.stats.evicted_keys);
+            w.line("evicted_clients", &stats.evicted_clients());
             w.line("keyspace_hits", &ks.stats.keyspace_hits);
             w.line("keyspace_misses", &ks.stats.keyspace_misses);
             let hub = ctx.shared.pubsub.lock().stats();
@@ -347,11 +348,13 @@ pub fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         "get" if args.len() >= 3 => {
             let cfg = ctx.shared.config();
             // As Redis 7.0: a name without pattern characters answers under the name as
-            // typed; a pattern answers every parameter (aliases too) it matches, once each.
+            // typed; a pattern answers every parameter (aliases too, hidden ones never) it
+            // matches, once each.
             let mut matched: Vec<(String, &str)> = Vec::new();
             for pattern in &args[2..] {
                 let exact = !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
-                for name in config::PARAMETERS {
+                let hidden = if exact { config::HIDDEN } else { &[] };
+                for name in config::PARAMETERS.iter().chain(hidden) {
                     let hit = if exact {
                         pattern.eq_ignore_ascii_case(name.as_bytes())
                     } else {
@@ -413,7 +416,21 @@ pub fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                     }
                 })?;
             }
-            let old_mode = ctx.shared.config().persistence;
+            // The one setting applied outside the settings: all or nothing, so before any
+            // is kept (a port that is taken leaves every setting as it was).
+            let old = ctx.shared.config();
+            if cfg.port != old.port {
+                cfg.port = ctx
+                    .shared
+                    .relisten(cfg.bind, cfg.port)
+                    .map_err(|e| {
+                        CmdError::other(format!(
+                            "CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port: {e}"
+                        ))
+                    })?
+                    .port();
+            }
+            let old_mode = old.persistence;
             let was_aof = old_mode == PersistenceMode::Aof;
             let is_aof = cfg.persistence == PersistenceMode::Aof;
             ctx.ks.config = ks_cfg;

@@ -36,6 +36,11 @@ pub struct ClientInfo {
     query_bytes: AtomicUsize,
     output_bytes: AtomicUsize,
     multi_bytes: AtomicUsize,
+    /// The instance's total of client memory (what maxmemory-clients limits), which this
+    /// client's figures are part of from its creation to its drop.
+    counted_in: Arc<AtomicUsize>,
+    /// CLIENT NO-EVICT ON: never closed by client eviction.
+    no_evict: AtomicBool,
     /// CLIENT TRACKING as CLIENT LIST shows it: `TRACKING_*` bits, and the redirect.
     tracking_flags: AtomicU8,
     tracking_redirect: AtomicU64,
@@ -50,7 +55,9 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> Self {
+    /// A client whose memory counts in `counted_in` (the instance's total of client memory).
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, counted_in: Arc<AtomicUsize>) -> Self {
+        counted_in.fetch_add(CLIENT_BASE_BYTES, Ordering::Relaxed);
         ClientInfo {
             id,
             addr,
@@ -67,13 +74,46 @@ impl ClientInfo {
             query_bytes: AtomicUsize::new(0),
             output_bytes: AtomicUsize::new(0),
             multi_bytes: AtomicUsize::new(0),
+            no_evict: AtomicBool::new(false),
             tracking_flags: AtomicU8::new(0),
             tracking_redirect: AtomicU64::new(0),
             last_command: Mutex::new(None),
             auth_key: Mutex::new(None),
             kill_notify: Notify::new(),
-            mailbox: Mailbox::default(),
+            mailbox: Mailbox::new(counted_in.clone()),
+            counted_in,
         }
+    }
+
+    /// Sets one of the figures counted in the instance's client memory.
+    fn account(&self, figure: &AtomicUsize, bytes: usize) {
+        let old = figure.swap(bytes, Ordering::Relaxed);
+        if old != bytes {
+            // Modular: a shrinking figure adds the two's complement of what it lost.
+            self.counted_in
+                .fetch_add(bytes.wrapping_sub(old), Ordering::Relaxed);
+        }
+    }
+
+    /// What the client holds as of its last batch: its records and buffers, the messages
+    /// waiting for it (Redis's tot-mem, as maxmemory-clients counts it).
+    pub fn memory(&self) -> usize {
+        CLIENT_BASE_BYTES
+            + self.query_bytes.load(Ordering::Relaxed)
+            + self.output_bytes.load(Ordering::Relaxed)
+            + self.multi_bytes.load(Ordering::Relaxed)
+            + self.mailbox.pending()
+    }
+
+    /// CLIENT NO-EVICT.
+    pub fn set_no_evict(&self, on: bool) {
+        self.no_evict.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether client eviction may close it (Redis evicts normal and Pub/Sub clients, the
+    /// only kinds there are here, unless NO-EVICT is on).
+    pub fn evictable(&self) -> bool {
+        !self.no_evict.load(Ordering::Relaxed)
     }
 
     pub fn db(&self) -> usize {
@@ -128,7 +168,7 @@ impl ClientInfo {
         }
         // Databases number 0..16 (keyspace::DB_COUNT).
         self.db.store(db as u8, Ordering::Relaxed);
-        self.multi_bytes.store(multi_bytes, Ordering::Relaxed);
+        self.account(&self.multi_bytes, multi_bytes);
         self.resp
             .store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
         self.commands.fetch_add(commands, Ordering::Relaxed);
@@ -163,12 +203,12 @@ impl ClientInfo {
     /// Records the input its connection holds unrun (a partial request, or what follows a
     /// blocked command).
     pub fn set_query_bytes(&self, bytes: usize) {
-        self.query_bytes.store(bytes, Ordering::Relaxed);
+        self.account(&self.query_bytes, bytes);
     }
 
     /// Records the output its connection holds unwritten.
     pub fn set_output_bytes(&self, bytes: usize) {
-        self.output_bytes.store(bytes, Ordering::Relaxed);
+        self.account(&self.output_bytes, bytes);
     }
 
     /// Records the CLIENT TRACKING state for CLIENT LIST (off: `mode.on` false).
@@ -235,6 +275,9 @@ impl ClientInfo {
                 flags.push(letter);
             }
         }
+        if !self.evictable() {
+            flags.push('e');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
@@ -271,6 +314,15 @@ impl ClientInfo {
             db,
             self.resp.load(Ordering::Relaxed),
         )
+    }
+}
+
+impl Drop for ClientInfo {
+    fn drop(&mut self) {
+        let figures = [&self.query_bytes, &self.output_bytes, &self.multi_bytes];
+        let held: usize = figures.iter().map(|f| f.load(Ordering::Relaxed)).sum();
+        self.counted_in
+            .fetch_sub(CLIENT_BASE_BYTES + held, Ordering::Relaxed);
     }
 }
 

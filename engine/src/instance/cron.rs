@@ -1,4 +1,5 @@
-//! The instance's background work, `hz` times a second: active expiry, idle clients, ops/s
+//! The instance's background work, `hz` times a second: active expiry, idle clients, client
+//! eviction, ops/s
 //! sampling, the tracking table's limit, the save schedule, the AOF's fsync and rewrites,
 //! and the telemetry snapshot.
 
@@ -64,6 +65,8 @@ pub async fn run(shared: Arc<Shared>) {
         let ops = samples[..filled].iter().sum::<u64>() / filled as u64;
         shared.stats.ops_per_sec.store(ops, Ordering::Relaxed);
         close_idle_clients(&shared);
+        // Messages may have piled up for subscribers that are not reading.
+        shared.evict_clients();
         if busy {
             continue;
         }

@@ -15,7 +15,7 @@ pub mod tracking;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
@@ -37,6 +37,7 @@ pub struct Stats {
     net_input: AtomicU64,
     net_output: AtomicU64,
     blocked_clients: AtomicUsize,
+    evicted_clients: AtomicU64,
     ops_per_sec: AtomicU64,
     peak_memory: AtomicU64,
 }
@@ -81,6 +82,9 @@ impl Stats {
     pub fn blocked_clients(&self) -> usize {
         self.blocked_clients.load(Ordering::Relaxed)
     }
+    pub fn evicted_clients(&self) -> u64 {
+        self.evicted_clients.load(Ordering::Relaxed)
+    }
     pub fn ops_per_sec(&self) -> u64 {
         self.ops_per_sec.load(Ordering::Relaxed)
     }
@@ -97,6 +101,7 @@ impl Stats {
             &self.rejected_connections,
             &self.net_input,
             &self.net_output,
+            &self.evicted_clients,
             &self.peak_memory,
         ] {
             counter.store(0, Ordering::Relaxed);
@@ -111,6 +116,12 @@ pub struct Shared {
     pub stats: Stats,
     clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
     next_client_id: AtomicU64,
+    /// What all clients hold (each `ClientInfo` keeps its part up to date), and the
+    /// maxmemory-clients limit in bytes (0: none): past it the biggest are closed.
+    client_memory: Arc<AtomicUsize>,
+    client_eviction_limit: AtomicUsize,
+    /// Taken by the one client-eviction pass at a time.
+    client_eviction: Mutex<EvictionPasses>,
     /// Counts changes of the access keys, so each connection re-checks its AUTH once after one.
     auth_generation: AtomicU64,
     /// Clients blocked on keys, served as batches end (locked after the keyspace).
@@ -133,7 +144,10 @@ pub struct Shared {
     pub started: Instant,
     pub started_unix_ms: u64,
     pub run_id: String,
-    local_addr: OnceLock<SocketAddr>,
+    local_addr: RwLock<SocketAddr>,
+    /// Where CONFIG SET port hands the accept loop its new listener (None in the message:
+    /// stop listening); None while no accept loop runs.
+    relisten: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Option<std::net::TcpListener>>>>,
     active_expire: AtomicBool,
     shutdown: watch::Sender<bool>,
     pub events: EventLog,
@@ -156,6 +170,7 @@ impl Shared {
     pub fn new(config: InstanceConfig) -> Arc<Self> {
         let keyspace = Keyspace::new(config.keyspace_config());
         let busy_reply_threshold_ms = config.busy_reply_threshold_ms;
+        let client_eviction_limit = AtomicUsize::new(client_eviction_limit(&config));
         Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             keyspace: Mutex::new(keyspace),
@@ -163,6 +178,12 @@ impl Shared {
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
+            client_memory: Arc::default(),
+            client_eviction_limit,
+            client_eviction: Mutex::new(EvictionPasses {
+                next_scan: Instant::now(),
+                over_warned: false,
+            }),
             auth_generation: AtomicU64::new(0),
             blocked: Mutex::new(Default::default()),
             scripts: Mutex::new(None),
@@ -179,7 +200,8 @@ impl Shared {
             run_id: (0..40)
                 .map(|_| format!("{:x}", rand::random::<u8>() % 16))
                 .collect(),
-            local_addr: OnceLock::new(),
+            local_addr: RwLock::new(SocketAddr::from(([127, 0, 0, 1], 0))),
+            relisten: Mutex::new(None),
             active_expire: AtomicBool::new(true),
             shutdown: watch::channel(false).0,
             events: EventLog::default(),
@@ -205,6 +227,8 @@ impl Shared {
             .threshold_ms
             .store(config.busy_reply_threshold_ms, Ordering::Relaxed);
         let keys = config.access_keys();
+        self.client_eviction_limit
+            .store(client_eviction_limit(&config), Ordering::Relaxed);
         let frequency = frequency_of(&config.persistence);
         let old = std::mem::replace(&mut *self.config.write(), config);
         if frequency.is_some() && frequency != frequency_of(&old.persistence) {
@@ -237,7 +261,6 @@ impl Shared {
         self.auth_generation.load(Ordering::Acquire)
     }
 
-    /// The client limits alone (read on every batch: no copy of the whole settings).
     /// Whether a CLIENT PAUSE may be in effect at `now_ms`.
     pub fn paused_at(&self, now_ms: u64) -> bool {
         now_ms < self.pause_until_ms.load(Ordering::Acquire)
@@ -256,6 +279,7 @@ impl Shared {
         self.config.read().limits.output[class as usize]
     }
 
+    /// The client limits alone (read on every batch: no copy of the whole settings).
     pub fn client_limits(&self) -> crate::config::ClientLimits {
         self.config.read().limits.clone()
     }
@@ -264,11 +288,9 @@ impl Shared {
         self.config.read().access_keys()
     }
 
+    /// The address the listener is bound to (port 0: none).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-            .get()
-            .copied()
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+        *self.local_addr.read()
     }
 
     pub fn connected_clients(&self) -> usize {
@@ -314,7 +336,7 @@ impl Shared {
 
     pub fn register_client(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ClientInfo::new(id, addr, laddr));
+        let info = Arc::new(ClientInfo::new(id, addr, laddr, self.client_memory.clone()));
         self.clients.lock().insert(id, info.clone());
         self.stats
             .connections_received
@@ -333,6 +355,117 @@ impl Shared {
 
     /// Records the address the listener is bound to.
     pub fn set_local_addr(&self, addr: SocketAddr) {
-        let _ = self.local_addr.set(addr);
+        *self.local_addr.write() = addr;
     }
+
+    /// Starts taking listeners from `relisten` (the accept loop, while it runs).
+    pub fn accept_relistens(
+        &self,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<Option<std::net::TcpListener>> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        *self.relisten.lock() = Some(sender);
+        receiver
+    }
+
+    /// The accept loop has ended: nothing takes a new listener any more.
+    pub fn stop_relistens(&self) {
+        *self.relisten.lock() = None;
+    }
+
+    /// Moves the listener to `port` on `bind` (0: stops listening), as CONFIG SET port does:
+    /// the new socket listens before the old one closes, and connected clients stay. An
+    /// error (the port is taken) leaves the old listener as it was.
+    pub fn relisten(&self, bind: std::net::IpAddr, port: u16) -> std::io::Result<SocketAddr> {
+        let relisten = self.relisten.lock();
+        let sender = relisten
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the instance has no listener"))?;
+        let (listener, addr) = if port == 0 {
+            (None, SocketAddr::new(bind, 0))
+        } else {
+            let listener = std::net::TcpListener::bind((bind, port))?;
+            listener.set_nonblocking(true)?;
+            let addr = listener.local_addr()?;
+            (Some(listener), addr)
+        };
+        sender
+            .send(listener)
+            .map_err(|_| std::io::Error::other("the instance is stopping"))?;
+        self.set_local_addr(addr);
+        Ok(addr)
+    }
+
+    /// Client eviction, as Redis 7.0's evictClients: while all clients together hold
+    /// maxmemory-clients or more, closes the evictable ones holding the most, biggest first,
+    /// each logged and counted (INFO's evicted_clients). Cheap while under the limit (two
+    /// loads); one pass runs at a time.
+    pub fn evict_clients(&self) {
+        let limit = self.client_eviction_limit.load(Ordering::Relaxed);
+        if limit == 0 || self.client_memory.load(Ordering::Relaxed) < limit {
+            return;
+        }
+        let Some(mut passes) = self.client_eviction.try_lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < passes.next_scan {
+            return;
+        }
+        // Clients already closing (killed, not yet gone) no longer count.
+        let mut clients: Vec<(usize, Arc<ClientInfo>)> = self
+            .clients
+            .lock()
+            .values()
+            .filter(|c| !c.is_killed())
+            .map(|c| (c.memory(), c.clone()))
+            .collect();
+        let mut total: usize = clients.iter().map(|(bytes, _)| bytes).sum();
+        clients.retain(|(_, c)| c.evictable());
+        clients.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        for (bytes, client) in clients {
+            if total < limit {
+                break;
+            }
+            self.events.push(
+                crate::telemetry::EventKind::ClientEvicted,
+                format!("Evicting client: {}", client.describe(client.db(), None)),
+            );
+            client.kill();
+            self.stats.evicted_clients.fetch_add(1, Ordering::Relaxed);
+            total -= bytes;
+        }
+        let over = total >= limit;
+        if over {
+            passes.next_scan = now + FRUITLESS_EVICTION_PAUSE;
+            if !passes.over_warned {
+                self.events.push(
+                    crate::telemetry::EventKind::Error,
+                    "Over client maxmemory after evicting all evictable clients",
+                );
+            }
+        }
+        passes.over_warned = over;
+    }
+}
+
+/// What one client-eviction pass leaves the next.
+struct EvictionPasses {
+    /// After a pass that could not get under the limit (what is over it is not evictable),
+    /// the next looks again only from here: scanning at every batch would cost every
+    /// command the whole client list.
+    next_scan: Instant,
+    /// The last pass ended over the limit, and said so (once, not at every pass).
+    over_warned: bool,
+}
+
+/// How long after a pass that ended over the limit the next may scan.
+const FRUITLESS_EVICTION_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// maxmemory-clients in bytes as the settings give it (0: none).
+fn client_eviction_limit(config: &InstanceConfig) -> usize {
+    config
+        .limits
+        .maxmemory_clients
+        .limit(config.maxmemory)
+        .map_or(0, |bytes| usize::try_from(bytes).unwrap_or(usize::MAX))
 }

@@ -23,7 +23,7 @@ use crate::protocol::{Output, Reply};
 
 /// Where a client's pushed frames (Pub/Sub messages, MONITOR lines, tracking
 /// invalidations) wait for its connection. Every client has one, in its `ClientInfo`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Mailbox {
     /// The client speaks RESP3: messages are push frames.
     resp3: AtomicBool,
@@ -37,6 +37,15 @@ pub struct Mailbox {
     closed: AtomicBool,
     /// Woken when messages arrive.
     pub arrived: Notify,
+    /// The instance's total of client memory, which `pending` is part of.
+    counted_in: Arc<AtomicUsize>,
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        self.counted_in
+            .fetch_sub(*self.pending.get_mut(), Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +66,19 @@ enum Delivery {
 }
 
 impl Mailbox {
+    /// An empty mailbox whose pending bytes count in `counted_in`.
+    pub fn new(counted_in: Arc<AtomicUsize>) -> Self {
+        Mailbox {
+            resp3: AtomicBool::new(false),
+            queue: Mutex::default(),
+            has_mail: AtomicBool::new(false),
+            pending: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            arrived: Notify::new(),
+            counted_in,
+        }
+    }
+
     pub fn set_resp3(&self, resp3: bool) {
         self.resp3.store(resp3, Ordering::Relaxed);
     }
@@ -85,6 +107,7 @@ impl Mailbox {
     pub fn written(&self, bytes: usize) {
         if bytes > 0 {
             self.pending.fetch_sub(bytes, Ordering::AcqRel);
+            self.counted_in.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 
@@ -106,6 +129,7 @@ impl Mailbox {
         // the flag under this lock): only the first frame wakes the connection.
         let announced = self.has_mail.swap(true, Ordering::AcqRel);
         let pending = (self.pending.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len()) as u64;
+        self.counted_in.fetch_add(bytes.len(), Ordering::Relaxed);
         let over_hard = limit.hard > 0 && pending >= limit.hard;
         let soft_for_too_long = if limit.soft > 0 && pending >= limit.soft {
             let since = *queue.over_soft_since.get_or_insert_with(Instant::now);

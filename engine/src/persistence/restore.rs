@@ -72,13 +72,15 @@ impl RestoreReport {
     }
 }
 
-/// Loads `path` into fresh databases, reporting progress (bytes read, keys loaded).
+/// Loads `path` into fresh databases, reporting progress (bytes read, keys loaded), and
+/// waiting `key_load_delay` after each key (see `wait_after_key`).
 pub(crate) fn read_dump(
     progress: &mut dyn FnMut(u64, u64),
     path: &Path,
     mark: bool,
     lfu: bool,
     limits: &EncodingLimits,
+    key_load_delay: i32,
 ) -> Result<(Vec<Db>, u64, u64, u64), RdbError> {
     let now = crate::util::now_ms();
     let mut dbs: Vec<Db> = (0..DB_COUNT).map(|_| Db::default()).collect();
@@ -110,8 +112,22 @@ pub(crate) fn read_dump(
         if loaded.is_multiple_of(4096) {
             progress(reader.position(), loaded);
         }
+        wait_after_key(key_load_delay);
     }
     Ok((dbs, loaded, expired, reader.total()))
+}
+
+/// Redis's hidden key-load-delay, to watch a load run: `usec` microseconds after each key,
+/// or for a negative -n one microsecond after one key in n on average (as debugDelay).
+fn wait_after_key(usec: i32) {
+    let wait = match usec {
+        0 => return,
+        1.. => usec.unsigned_abs(),
+        _ => u32::from(rand::random::<u32>().is_multiple_of(usec.unsigned_abs())),
+    };
+    if wait > 0 {
+        std::thread::sleep(Duration::from_micros(u64::from(wait)));
+    }
 }
 
 /// Where a start loads its data from.
@@ -289,7 +305,9 @@ pub(super) fn load_dump(
             ks.config.encodings.clone(),
         )
     };
-    let (dbs, keys_loaded, keys_expired, bytes) = read_dump(progress, path, mark, lfu, &limits)?;
+    let key_load_delay = shared.config().key_load_delay;
+    let (dbs, keys_loaded, keys_expired, bytes) =
+        read_dump(progress, path, mark, lfu, &limits, key_load_delay)?;
     let keys_evicted = install(shared, dbs);
     Ok(RestoreReport::rdb(
         path.to_path_buf(),

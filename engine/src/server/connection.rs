@@ -290,6 +290,9 @@ fn read_and_run(
         .client
         .info
         .set_query_bytes(input.len() + parser.big_arg_bytes());
+    // What the batch left (its input, what it published) may take clients past
+    // maxmemory-clients, this one included.
+    shared.evict_clients();
     Step::Ran(next)
 }
 
@@ -320,6 +323,7 @@ async fn flush(
     if !output.try_write_to(stream)? {
         // Boxed: the waiting write's state is held only while it waits, not by every task.
         info.set_output_bytes(output.len());
+        shared.evict_clients();
         let written = Box::pin(write_rest(info, stream, output)).await;
         info.set_output_bytes(0);
         written?;

@@ -69,15 +69,34 @@ pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
 
-/// Accepts connections until shutdown; then closes them all.
+/// Accepts connections until shutdown, on the listener CONFIG SET port last gave (none
+/// after port 0); then closes them all.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let mut shutdown = shared.shutdown_signal();
     let mut connections = JoinSet::new();
     let cron = tokio::spawn(cron::run(shared.clone()));
     let stay_awake = tokio::spawn(stay_awake(shared.clone()));
+    let mut listener = Some(listener);
+    let mut relistens = shared.accept_relistens();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            Some(moved) = relistens.recv() => {
+                // The old socket closes here; its connections stay.
+                listener = moved.and_then(|l| match TcpListener::from_std(l) {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        shared.events.push(EventKind::Error, format!("can't listen: {e}"));
+                        None
+                    }
+                });
+                let addr = shared.local_addr();
+                let detail = match listener {
+                    Some(_) => format!("listening on {addr}"),
+                    None => "no longer listening on TCP (port 0)".to_string(),
+                };
+                shared.events.push(EventKind::Started, detail);
+            }
+            accepted = accept(listener.as_ref()) => {
                 let (stream, addr) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
@@ -114,10 +133,21 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
             _ = stopping(&mut shutdown) => break,
         }
     }
+    shared.stop_relistens();
     cron.abort();
     stay_awake.abort();
     connections.shutdown().await;
     shared.forget_clients();
+}
+
+/// The next connection on `listener`; never, without one.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Redis 7.0's answer to a non-loopback client in protected mode.

@@ -138,6 +138,7 @@ pub fn replay(
                 ks.mark,
                 lfu,
                 &ks.config.encodings,
+                shared.config().key_load_delay,
             )
             .map_err(|source| AofLoadError::Rdb {
                 file: path.display().to_string(),
@@ -205,8 +206,10 @@ struct Replayer<'a> {
 impl<'a> Replayer<'a> {
     fn new(shared: &'a Shared) -> Self {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut client =
-            ClientState::new(std::sync::Arc::new(ClientInfo::new(0, addr, addr)), true);
+        let mut client = ClientState::new(
+            std::sync::Arc::new(ClientInfo::new(0, addr, addr, Default::default())),
+            true,
+        );
         client.in_exec = true;
         client.replaying = true;
         Replayer {
