@@ -40,22 +40,44 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 /// Parses a double as Redis's strtod-based parsers do: no surrounding spaces, no NaN;
 /// "inf", "+inf", "-inf" (any case) accepted.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    if let Some(value) = parse_small_integer_f64(s) {
+        return Some(value);
+    }
     let text = std::str::from_utf8(s).ok()?;
     if text.is_empty() || text.starts_with(|c: char| c.is_ascii_whitespace()) {
         return None;
     }
-    let lower = text.to_ascii_lowercase();
-    let value = match lower.as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => {
-            if lower.contains("inf") || lower.contains("nan") {
-                return None;
-            }
-            text.parse::<f64>().ok()?
+    let is = |word: &str| text.eq_ignore_ascii_case(word);
+    let value = if is("inf") || is("+inf") || is("infinity") || is("+infinity") {
+        f64::INFINITY
+    } else if is("-inf") || is("-infinity") {
+        f64::NEG_INFINITY
+    } else {
+        let has = |word: &[u8]| s.windows(3).any(|w| w.eq_ignore_ascii_case(word));
+        if has(b"inf") || has(b"nan") {
+            return None;
         }
+        text.parse::<f64>().ok()?
     };
     (!value.is_nan()).then_some(value)
+}
+
+/// The common case of a number to parse, read without the float parser: an optional sign
+/// and 1 to 15 decimal digits, which a double holds exactly ("-0" is -0.0, as strtod has it).
+pub fn parse_small_integer_f64(s: &[u8]) -> Option<f64> {
+    let (negative, digits) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    let value = n as f64;
+    Some(if negative { -value } else { value })
 }
 
 /// Appends `bytes` in double quotes with Redis's escapes (sdscatrepr): `\\`, `\"`, `\n`,
@@ -266,6 +288,46 @@ mod tests {
         assert_eq!(parse_i64(b"9223372036854775808"), None);
         for bad in [&b"+1"[..], b"01", b"-0", b" 1", b"1 ", b"", b"-", b"1a"] {
             assert_eq!(parse_i64(bad), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn doubles_like_strtod_and_integers_without_the_float_parser() {
+        for text in [
+            "0",
+            "-0",
+            "+0",
+            "7",
+            "007",
+            "-42",
+            "+42",
+            "999999999999999",
+            "1000000000000000",
+            "-123456789012345",
+            "12345678901234567890",
+            "1.5",
+            "-2.5e3",
+            ".5",
+            "1e308",
+        ] {
+            let parsed = parse_f64(text.as_bytes()).unwrap();
+            let expected: f64 = text.parse().unwrap();
+            assert_eq!(parsed.to_bits(), expected.to_bits(), "{text}");
+        }
+        assert_eq!(parse_f64(b"-INF"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"Infinity"), Some(f64::INFINITY));
+        for bad in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"nan",
+            b"-NaN",
+            b"infx",
+            b"1e5inf",
+            b"-",
+            b"+",
+        ] {
+            assert_eq!(parse_f64(bad), None, "{:?}", bad);
         }
     }
 

@@ -425,6 +425,34 @@ fn store(ctx: &mut Ctx, key: &[u8], hll: Vec<u8>) {
 
 pub fn pfadd(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let max_bytes = ctx.ks.config.encodings.hll_sparse_max_bytes;
+    // A dense HyperLogLog (12 KB) is raised where it is, and only if a register grows (a
+    // PFADD that changes nothing is no write); a sparse one, small, is rebuilt.
+    let raises: Option<Vec<(usize, u8)>> = match ctx.get_str(args[1])? {
+        Some(s) => {
+            check(s)?;
+            (s[4] == DENSE).then(|| {
+                args[2..]
+                    .iter()
+                    .map(|e| register_of(e))
+                    .filter(|&(i, count)| dense_get(s, i) < count)
+                    .collect()
+            })
+        }
+        None => None,
+    };
+    if let Some(raises) = raises {
+        if raises.is_empty() {
+            return Ok(Reply::Int(0));
+        }
+        let mut hll = ctx.write_or_create::<Blob>(args[1], || Value::Str(Blob::new()))?;
+        for (i, count) in raises {
+            dense_raise(&mut hll, i, count);
+        }
+        invalidate_cache(&mut hll);
+        drop(hll);
+        ctx.notify(event::STRING, "pfadd", args[1]);
+        return Ok(Reply::Int(1));
+    }
     let (mut hll, mut updated) = match load(ctx, args[1])? {
         Some(hll) => (hll, false),
         None => (new_hll(), true),
@@ -455,16 +483,20 @@ pub fn pfcount(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         return Ok(Reply::Int(estimate(&h) as i64));
     }
-    let Some(mut hll) = load(ctx, args[1])? else {
-        return Ok(Reply::Int(0));
+    let count = match ctx.get_str(args[1])? {
+        None => return Ok(Reply::Int(0)),
+        Some(hll) => {
+            check(hll)?;
+            if let Some(count) = cached(hll) {
+                return Ok(Reply::Int(count as i64));
+            }
+            estimate(&histogram(hll)?)
+        }
     };
-    if let Some(count) = cached(&hll) {
-        return Ok(Reply::Int(count as i64));
-    }
-    let count = estimate(&histogram(&hll)?);
     // The count is cached in the value, which is a write (logged, as Redis propagates it).
+    let mut hll = ctx.write_or_create::<Blob>(args[1], || Value::Str(Blob::new()))?;
     hll[8..16].copy_from_slice(&count.to_le_bytes());
-    store(ctx, args[1], hll);
+    drop(hll);
     if ctx.aof_on() {
         ctx.propagate(args);
     }

@@ -60,38 +60,21 @@ pub fn sort_ro(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     sort_generic(ctx, args, true)
 }
 
-/// One element being sorted, with what it sorts by.
-struct Item {
-    element: Blob,
-    score: f64,
-    /// ALPHA by a pattern: the looked-up value (None when missing, which sorts first).
-    by_value: Option<Blob>,
-}
-
 fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
     let mut o = Options::parse(args, readonly)?;
     // A BY pattern without `*` names one key for every element: there is nothing to sort by.
     let mut dontsort = o.by.is_some_and(|p| !p.contains(&b'*'));
     let db = ctx.db();
-    let (elements, is_set) = match ctx.ks.lookup(db, args[1], true) {
+    let (mut elements, is_set): (Vec<Blob>, bool) = match ctx.ks.lookup(db, args[1], true) {
         None => (Vec::new(), false),
-        Some(Value::List(list)) => {
-            let mut v: Vec<Blob> = list.iter().map(Blob::from_slice).collect();
-            if dontsort && o.desc {
-                v.reverse();
-            }
-            (v, false)
-        }
-        Some(Value::ZSet(zset)) => {
-            let mut v: Vec<Blob> = zset.iter().map(|s| s.member.clone()).collect();
-            if dontsort && o.desc {
-                v.reverse();
-            }
-            (v, false)
-        }
+        Some(Value::List(list)) => (list.iter().map(Blob::from_slice).collect(), false),
+        Some(Value::ZSet(zset)) => (zset.iter().map(|s| s.member.clone()).collect(), false),
         Some(Value::Set(set)) => (set.iter().cloned().collect(), true),
         Some(_) => return Err(CmdError::WrongType),
     };
+    if dontsort && o.desc && !is_set {
+        elements.reverse();
+    }
     // A set's own order is arbitrary: one that is stored is sorted, so that what is stored
     // (and logged) does not depend on it.
     if dontsort && is_set && o.store.is_some() {
@@ -99,46 +82,55 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
         o.alpha = true;
         o.by = None;
     }
-    let mut items: Vec<Item> = elements
-        .into_iter()
-        .map(|element| Item {
-            element,
-            score: 0.0,
-            by_value: None,
-        })
-        .collect();
-    let (start, end) = limit_range(o.limit, items.len());
-    let mut bad_score = false;
+    let (start, end) = limit_range(o.limit, elements.len());
+    // Sorted as indices (small to move) into the elements and what they sort by: numbers,
+    // or for ALPHA by a pattern the values looked up (None when missing: those go first).
+    let mut order: Vec<u32> = (0..elements.len() as u32).collect();
+    let mut scores: Vec<f64> = Vec::new();
+    let mut by_values: Vec<Option<Blob>> = Vec::new();
     if !dontsort {
-        for item in &mut items {
-            let by_value = match o.by {
-                Some(pattern) => match lookup_by_pattern(ctx, pattern, &item.element) {
-                    Some(v) => v,
-                    None => continue,
-                },
-                None => item.element.clone(),
-            };
-            if o.alpha {
-                if o.by.is_some() {
-                    item.by_value = Some(by_value);
-                }
-            } else {
-                match strtod_score(&by_value) {
-                    Some(score) => item.score = score,
-                    None => bad_score = true,
+        match (o.alpha, o.by) {
+            (true, None) => {}
+            (true, Some(pattern)) => {
+                by_values = elements
+                    .iter()
+                    .map(|e| lookup_by_pattern(ctx, pattern, e))
+                    .collect();
+            }
+            (false, by) => {
+                // Every element is looked at, as Redis does, before a bad one is reported.
+                let mut bad_score = false;
+                scores = elements
+                    .iter()
+                    .map(|element| {
+                        let score = match by {
+                            // A missing key sorts as 0.
+                            Some(pattern) => lookup_by_pattern(ctx, pattern, element)
+                                .map_or(Some(0.0), |v| strtod_score(&v)),
+                            None => strtod_score(element),
+                        };
+                        bad_score |= score.is_none();
+                        score.unwrap_or_default()
+                    })
+                    .collect();
+                if bad_score {
+                    return Err(CmdError::other(
+                        "One or more scores can't be converted into double",
+                    ));
                 }
             }
         }
-        let compare = |a: &Item, b: &Item| {
+        let compare = |a: &u32, b: &u32| {
+            let (a, b) = (*a as usize, *b as usize);
             let order = if !o.alpha {
-                a.score
-                    .partial_cmp(&b.score)
+                scores[a]
+                    .partial_cmp(&scores[b])
                     .unwrap_or(Ordering::Equal)
-                    .then_with(|| a.element.cmp(&b.element))
+                    .then_with(|| elements[a].cmp(&elements[b]))
             } else if o.by.is_some() {
-                a.by_value.cmp(&b.by_value)
+                by_values[a].cmp(&by_values[b])
             } else {
-                a.element.cmp(&b.element)
+                elements[a].cmp(&elements[b])
             };
             if o.desc {
                 order.reverse()
@@ -146,34 +138,44 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
                 order
             }
         };
-        items.sort_by(compare);
+        // With LIMIT only the first `end` places matter: those are picked out, then sorted.
+        // That needs a total order, which equal scores have (they fall back to the elements);
+        // ALPHA by a pattern has ties, which keep their first order in a full stable sort.
+        let total_order = !(o.alpha && o.by.is_some());
+        if total_order && end < order.len() {
+            if end > 0 {
+                order.select_nth_unstable_by(end - 1, compare);
+                order[..end].sort_unstable_by(compare);
+            }
+        } else {
+            order.sort_by(compare);
+        }
     }
-    if bad_score {
-        return Err(CmdError::other(
-            "One or more scores can't be converted into double",
-        ));
-    }
-    let selected = items.get(start..end).unwrap_or_default();
+    let selected = order
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|&i| &elements[i as usize]);
     let Some(dest) = o.store else {
-        let mut out = Vec::with_capacity(selected.len() * o.gets.len().max(1));
-        for item in selected {
+        let mut out = Vec::with_capacity((end - start) * o.gets.len().max(1));
+        for element in selected {
             if o.gets.is_empty() {
-                out.push(Reply::bulk(&item.element));
+                out.push(Reply::bulk(element));
             }
             for pattern in &o.gets {
-                let value = lookup_by_pattern(ctx, pattern, &item.element);
+                let value = lookup_by_pattern(ctx, pattern, element);
                 out.push(value.map_or(Reply::Null, Reply::Bulk));
             }
         }
         return Ok(Reply::Array(out));
     };
-    let mut stored: Vec<Blob> = Vec::with_capacity(selected.len() * o.gets.len().max(1));
-    for item in selected {
+    let mut stored: Vec<Blob> = Vec::with_capacity((end - start) * o.gets.len().max(1));
+    for element in selected {
         if o.gets.is_empty() {
-            stored.push(item.element.clone());
+            stored.push(element.clone());
         }
         for pattern in &o.gets {
-            stored.push(lookup_by_pattern(ctx, pattern, &item.element).unwrap_or_default());
+            stored.push(lookup_by_pattern(ctx, pattern, element).unwrap_or_default());
         }
     }
     let len = stored.len() as i64;
@@ -249,6 +251,9 @@ fn strtod_score(bytes: &[u8]) -> Option<f64> {
         Some(i) => &text[i..],
         None => return None,
     };
+    if let Some(value) = crate::util::parse_small_integer_f64(number) {
+        return Some(value);
+    }
     let value = crate::util::parse_f64(number)?;
     // The common case, an ordinary number, needs no look at how it was written.
     if value.is_normal() && value.is_finite() {
