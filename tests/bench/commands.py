@@ -15,12 +15,10 @@ Figures are measured, never asserted.
 
 import hashlib
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
 
-from common import build_server, cli, free_port, pipe, redis_version, resp, start
+from common import (benchmark_command, build_server, cli, free_port, pipe, print_rate_table,
+                    rate_row, redis_version, resp, start)
 
 REPEATS = int(os.environ.get("REPEATS", "3"))
 REQUESTS = int(os.environ.get("REQUESTS", "100000"))
@@ -57,17 +55,11 @@ def prepare(port):
     pipe(port, "".join(chunks).encode())
 
 
-def bench(port, command, pipeline):
+def bench(port, pid, command, pipeline):
     requests = REQUESTS * (10 if pipeline > 1 else 1)
     if command[0] in ("EVAL", "GEOSEARCH", "BITCOUNT"):
         requests //= 10
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(CLIENTS),
-         "-P", str(pipeline), "-r", "1000000", "--csv", "-q", *command],
-        capture_output=True, text=True, check=True).stdout
-    # The rps field, counted from the end: the command text itself may hold commas.
-    line = out.strip().splitlines()[-1]
-    return float(line.rsplit(",", 7)[1].strip('"'))
+    return benchmark_command(port, pid, command, requests, pipeline=pipeline, clients=CLIENTS)
 
 
 def main():
@@ -85,12 +77,9 @@ def main():
                 results = {"redis": [], "cachedesk": []}
                 for _ in range(REPEATS):
                     for name in ("redis", "cachedesk"):
-                        results[name].append(bench(ports[name], command, pipeline))
-                r = statistics.median(results["redis"])
-                c = statistics.median(results["cachedesk"])
-                rows.append((label, pipeline, r, c, c / r))
-                print(f"  {label:<22} P={pipeline:<2} redis {r:>11,.0f}  cachedesk {c:>11,.0f}"
-                      f"  {c / r:.2f}x", file=sys.stderr)
+                        results[name].append(
+                            bench(ports[name], procs[name].pid, command, pipeline))
+                rows.append(rate_row(label, pipeline, results))
         # Both must have computed the same things.
         for probe in (["BITCOUNT", "bits"], ["SORT", "numbers", "LIMIT", "0", "5"]):
             answers = {name: cli(port, *probe) for name, port in ports.items()}
@@ -103,10 +92,7 @@ def main():
     print(f"Machine: {os.cpu_count()} cores, redis-server {version}; redis-benchmark -c "
           f"{CLIENTS} -r 1000000, {REQUESTS:,} requests (x10 with -P 16; EVAL loop, GEOSEARCH and BITCOUNT /10), "
           f"median of {REPEATS} alternating runs.\n")
-    print("| command | pipeline | redis-server req/s | cachedesk req/s | ratio |")
-    print("|---|---:|---:|---:|---:|")
-    for label, pipeline, r, c, ratio in rows:
-        print(f"| {label} | {pipeline} | {r:,.0f} | {c:,.0f} | {ratio:.2f}x |")
+    print_rate_table(rows)
 
 
 if __name__ == "__main__":

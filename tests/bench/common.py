@@ -3,6 +3,7 @@ with the same settings, talking to them with redis-cli, reading memory figures."
 
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -134,6 +135,50 @@ def redis_benchmark(port, test, requests, *, pipeline=1, clients=50, keyspace=10
         if len(fields) > column and fields[0].upper().startswith(test.upper()):
             return float(fields[column])
     raise RuntimeError(f"no result for {test}: {out}")
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time a process has used so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        # Fields after the command name (which may hold spaces, so split after its ")").
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def benchmark_command(port, pid, command, requests, *, pipeline=1, clients=50,
+                      keyspace=1_000_000):
+    """Runs redis-benchmark on one arbitrary command; returns requests per second and the
+    server's CPU microseconds per request (what tells two servers apart when the benchmark
+    client, not the server, is the limit)."""
+    cpu_before = cpu_seconds(pid)
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
+         "-P", str(pipeline), "-r", str(keyspace), "--csv", "-q", *command],
+        capture_output=True, text=True, check=True).stdout
+    cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / requests
+    # The rps field, counted from the end: the command text itself may hold commas.
+    line = out.strip().splitlines()[-1]
+    return float(line.rsplit(",", 7)[1].strip('"')), cpu_us
+
+
+def rate_row(label, pipeline, results):
+    """One table row from each server's (requests/s, CPU µs/request) runs: the medians,
+    also printed as they come."""
+    r, c = (statistics.median(x[0] for x in results[n]) for n in ("redis", "cachedesk"))
+    r_cpu, c_cpu = (statistics.median(x[1] for x in results[n]) for n in ("redis", "cachedesk"))
+    print(f"  {label:<27} P={pipeline:<2} redis {r:>11,.0f}  cachedesk {c:>11,.0f}"
+          f"  {c / r:.2f}x; CPU/request {r_cpu:.2f} / {c_cpu:.2f} us ({r_cpu / c_cpu:.2f}x)",
+          file=sys.stderr)
+    return (label, pipeline, r, c, r_cpu, c_cpu)
+
+
+def print_rate_table(rows):
+    """The README table of `rate_row` rows."""
+    print("| command | pipeline | redis-server req/s | cachedesk req/s | ratio | server CPU µs/request redis / cachedesk | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, pipeline, r, c, r_cpu, c_cpu in rows:
+        print(f"| {label} | {pipeline} | {r:,.0f} | {c:,.0f} | {c / r:.2f}x | "
+              f"{r_cpu:.2f} / {c_cpu:.2f} | {r_cpu / c_cpu:.2f}x |")
 
 
 def start_xvfb(display):

@@ -15,12 +15,10 @@ Figures are measured, never asserted.
 """
 
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
 
-from common import build_server, cli, free_port, info_field, pipe, redis_version, resp, rss, start
+from common import (benchmark_command, build_server, cli, free_port, info_field, pipe,
+                    print_rate_table, rate_row, redis_version, resp, rss, start)
 
 REPEATS = int(os.environ.get("REPEATS", "3"))
 REQUESTS = int(os.environ.get("REQUESTS", "100000"))
@@ -29,14 +27,10 @@ CONSUMERS = 10
 MEMORY_ENTRIES = 1_000_000
 
 
-def bench(port, command, pipeline, clients=CLIENTS, random=1_000_000):
+def bench(port, pid, command, pipeline, clients=CLIENTS, random=1_000_000):
     requests = REQUESTS * (10 if pipeline > 1 else 1)
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
-         "-P", str(pipeline), "-r", str(random), "--csv", "-q", *command],
-        capture_output=True, text=True, check=True).stdout
-    line = out.strip().splitlines()[-1]
-    return float(line.rsplit(",", 7)[1].strip('"'))
+    return benchmark_command(port, pid, command, requests, pipeline=pipeline, clients=clients,
+                             keyspace=random)
 
 
 def fill(port, key, count, fields):
@@ -47,14 +41,14 @@ def fill(port, key, count, fields):
         pipe(port, "".join(chunk).encode())
 
 
-def group_round(port, pipeline):
+def group_round(port, pid, pipeline):
     """A fresh group over the queue, then 10 consumers read one new entry per call, then the
     delivered ids are acknowledged at random (most are pending)."""
     cli(port, "XGROUP", "DESTROY", "queue", "g")
     cli(port, "XGROUP", "CREATE", "queue", "g", "0")
-    read = bench(port, ["XREADGROUP", "GROUP", "g", "consumer:__rand_int__", "COUNT", "1",
+    read = bench(port, pid, ["XREADGROUP", "GROUP", "g", "consumer:__rand_int__", "COUNT", "1",
                         "STREAMS", "queue", ">"], pipeline, clients=CONSUMERS, random=CONSUMERS)
-    acked = bench(port, ["XACK", "queue", "g", "__rand_int__-0"], pipeline, clients=CONSUMERS,
+    acked = bench(port, pid, ["XACK", "queue", "g", "__rand_int__-0"], pipeline, clients=CONSUMERS,
                   random=REQUESTS * 10)
     return read, acked
 
@@ -80,34 +74,27 @@ def main():
             fill(port, "range", 1000, ["user", "u1", "action", "click", "n", "7"])
             fill(port, "queue", REQUESTS * 10 + 1000, ["job", "payload"])
         cases = [
-            ("XADD * (3 fields)", lambda port, p: bench(port, ["XADD", "log", "*", "user", "u1",
-                                                                "action", "click", "n", "7"], p)),
-            ("XRANGE 100 entries", lambda port, p: bench(port, ["XRANGE", "range", "-", "+",
-                                                                 "COUNT", "100"], p)),
+            ("XADD * (3 fields)", ["XADD", "log", "*", "user", "u1", "action", "click", "n", "7"]),
+            ("XRANGE 100 entries", ["XRANGE", "range", "-", "+", "COUNT", "100"]),
         ]
         for pipeline in (1, 16):
-            for label, run in cases:
+            for label, command in cases:
                 results = {"redis": [], "cachedesk": []}
                 for _ in range(REPEATS):
                     for name in ("redis", "cachedesk"):
-                        results[name].append(run(ports[name], pipeline))
-                r, c = statistics.median(results["redis"]), statistics.median(results["cachedesk"])
-                rows.append((label, pipeline, r, c))
-                print(f"  {label:<26} P={pipeline:<2} redis {r:>11,.0f}  cachedesk {c:>11,.0f}"
-                      f"  {c / r:.2f}x", file=sys.stderr)
+                        results[name].append(
+                            bench(ports[name], procs[name].pid, command, pipeline))
+                rows.append(rate_row(label, pipeline, results))
             reads = {"redis": [], "cachedesk": []}
             acks = {"redis": [], "cachedesk": []}
             for _ in range(REPEATS):
                 for name in ("redis", "cachedesk"):
-                    read, acked = group_round(ports[name], pipeline)
+                    read, acked = group_round(ports[name], procs[name].pid, pipeline)
                     reads[name].append(read)
                     acks[name].append(acked)
             for label, results in (("XREADGROUP > (10 consumers)", reads),
                                    ("XACK (10 consumers)", acks)):
-                r, c = statistics.median(results["redis"]), statistics.median(results["cachedesk"])
-                rows.append((label, pipeline, r, c))
-                print(f"  {label:<26} P={pipeline:<2} redis {r:>11,.0f}  cachedesk {c:>11,.0f}"
-                      f"  {c / r:.2f}x", file=sys.stderr)
+                rows.append(rate_row(label, pipeline, results))
         # Both must hold the same entries.
         probe = ["XRANGE", "range", "500-0", "+", "COUNT", "3"]
         answers = {name: cli(port, *probe) for name, port in ports.items()}
@@ -120,10 +107,7 @@ def main():
     print(f"Machine: {os.cpu_count()} cores, redis-server {version}; redis-benchmark -c "
           f"{CLIENTS} ({CONSUMERS} for the group), {REQUESTS:,} requests (x10 with -P 16), "
           f"median of {REPEATS} alternating runs.\n")
-    print("| command | pipeline | redis-server req/s | cachedesk req/s | ratio |")
-    print("|---|---:|---:|---:|---:|")
-    for label, pipeline, r, c in rows:
-        print(f"| {label} | {pipeline} | {r:,.0f} | {c:,.0f} | {c / r:.2f}x |")
+    print_rate_table(rows)
     print(f"\n{MEMORY_ENTRIES:,} entries of three small fields:\n")
     print("| | redis-server | cachedesk | ratio |")
     print("|---|---:|---:|---:|")

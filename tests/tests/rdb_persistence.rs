@@ -342,3 +342,37 @@ async fn a_dump_that_fails_to_load_stops_the_instance_and_is_left_untouched() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The hidden key-load-delay slows a load to a pace that can be watched: every key read waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_load_delay_waits_after_each_key_loaded() {
+    let dir = temp_dir("key-load-delay");
+    let first = Instance::start(rdb_config(&dir, RdbSchedule::default()))
+        .await
+        .expect("start");
+    assert_eq!(
+        run(&first, &["DEBUG", "POPULATE", "400", "key", "10"]),
+        Reply::OK
+    );
+    assert_eq!(run(&first, &["SAVE"]), Reply::OK);
+    first.stop().await;
+    let mut config = rdb_config(&dir, RdbSchedule::default());
+    config.key_load_delay = 2500;
+    let instance = Instance::start(config).await.expect("restart");
+    let report = instance
+        .wait_loaded()
+        .await
+        .expect("loads")
+        .expect("had a dump");
+    assert_eq!(report.keys_loaded, 400);
+    assert!(
+        report.duration >= Duration::from_secs(1),
+        "400 keys at 2.5 ms each: {:?}",
+        report.duration
+    );
+    assert_eq!(
+        run(&instance, &["CONFIG", "GET", "key-load-delay"]),
+        Reply::Map(vec![(Reply::bulk("key-load-delay"), Reply::bulk("2500"))])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
